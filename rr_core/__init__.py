@@ -1,0 +1,1 @@
+"""RationalRewards Studio core: the critique protocol, critic and generator backends, and the loop."""

@@ -1,0 +1,235 @@
+"""What every critic backend shares: requests, decode settings, and turning model text into critiques.
+
+A backend only implements `generate` (a batch of conversations to texts) and `generate_stream`
+(one conversation, text deltas then the finished generation). Prompt building, parsing, the
+truncation rule and the reward live here once, so the transformers backend, the OpenAI-compatible
+server backend and test doubles return critiques built the same way.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from PIL import Image
+
+from rr_core.critique import Critique, PairwiseCritique, ParseStatus
+from rr_core.errors import InvalidRequest
+from rr_core.parser import parse_critique, parse_pairwise
+from rr_core.prompts import Conversation, build_pairwise, build_pointwise, validate_request
+from rr_core.reward import RewardSpec, apply_reward
+from rr_core.rubric import Task
+
+FinishReason = Literal["stop", "length"]
+
+
+class UnsupportedTask(InvalidRequest):
+    """A request of a task the critic was not trained for (the T2I and Edit checkpoints are separate)."""
+
+
+def _check_common(task: Task, request: str, source_image: Image.Image | None) -> None:
+    validate_request(request)
+    if task is Task.EDIT and source_image is None:
+        raise InvalidRequest("An edit critique needs the source image as well as the edited image.")
+    if task is Task.T2I and source_image is not None:
+        raise InvalidRequest("A text-to-image critique takes no source image; use task 'edit' for edits.")
+
+
+@dataclass(frozen=True)
+class CritiqueRequest:
+    """One image to judge: the user's request, the image, and for edits the source image."""
+
+    task: Task
+    request: str
+    image: Image.Image
+    source_image: Image.Image | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "task", Task.parse(self.task))
+        _check_common(self.task, self.request, self.source_image)
+        if not isinstance(self.image, Image.Image):
+            raise InvalidRequest(f"The image must be a PIL image, got {type(self.image).__name__}.")
+
+
+@dataclass(frozen=True)
+class PairRequest:
+    """Two candidates for one request (Image A, Image B), for pairwise evaluation and PARROT."""
+
+    task: Task
+    request: str
+    image_a: Image.Image
+    image_b: Image.Image
+    source_image: Image.Image | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "task", Task.parse(self.task))
+        _check_common(self.task, self.request, self.source_image)
+        for name in ("image_a", "image_b"):
+            if not isinstance(getattr(self, name), Image.Image):
+                raise InvalidRequest(f"{name} must be a PIL image, got {type(getattr(self, name)).__name__}.")
+
+
+@dataclass
+class Generation:
+    """The model's answer to one conversation.
+
+    `error` is set (and `text` keeps whatever raw answer came back) when the backend got an answer
+    it could not use, e.g. a server reply without choices: the critique is then failed, never scored.
+    """
+
+    text: str
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    finish_reason: FinishReason = "stop"
+    latency_s: float | None = None
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class DecodeSettings:
+    """How the critic decodes.
+
+    Greedy (temperature 0.0) by default so a score is reproducible; upstream samples at 0.1.
+    `max_new_tokens` 2048 is upstream's limit: a critique cut off there is marked truncated.
+    """
+
+    max_new_tokens: int = 2048
+    temperature: float = 0.0
+    top_p: float = 1.0
+    seed: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.max_new_tokens < 1:
+            raise ValueError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
+        if self.temperature < 0:
+            raise ValueError(f"temperature must be >= 0, got {self.temperature}")
+        if not 0 < self.top_p <= 1:
+            raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
+
+    @property
+    def greedy(self) -> bool:
+        return self.temperature == 0.0
+
+
+class Critic(abc.ABC):
+    """A reward model that writes critiques. Subclasses implement `generate` and `generate_stream`."""
+
+    def __init__(
+        self,
+        model_id: str,
+        tasks: frozenset[Task] | Sequence[Task | str],
+        settings: DecodeSettings | None = None,
+        reward_spec: RewardSpec | None = None,
+    ) -> None:
+        self.model_id = model_id
+        self.tasks = frozenset(Task.parse(t) for t in tasks)
+        if not self.tasks:
+            raise ValueError("a critic must serve at least one task")
+        self.settings = settings or DecodeSettings()
+        self.reward_spec = reward_spec or RewardSpec()
+
+    # --- what a backend implements -------------------------------------------------------------
+
+    @abc.abstractmethod
+    def generate(self, conversations: Sequence[Conversation]) -> list[Generation]:
+        """One generation per conversation, in order (batched or concurrent as the backend can)."""
+
+    @abc.abstractmethod
+    def generate_stream(self, conversation: Conversation) -> Iterator[str | Generation]:
+        """Text deltas as they are decoded, then the final Generation (whose text is their concatenation)."""
+
+    # --- shared behaviour ----------------------------------------------------------------------
+
+    def critique_many(self, requests: Sequence[CritiqueRequest]) -> list[Critique]:
+        """Critique a batch of images; one Critique per request, in order."""
+        for request in requests:
+            self._check_task(request.task)
+        conversations = [self._pointwise_conversation(r) for r in requests]
+        generations = self.generate(conversations) if conversations else []
+        return [self._to_critique(r.task, c, g) for r, c, g in zip(requests, conversations, generations)]
+
+    def critique(self, request: CritiqueRequest) -> Critique:
+        return self.critique_many([request])[0]
+
+    def stream(self, request: CritiqueRequest) -> Iterator[str | Critique]:
+        """Text deltas of one critique as the model writes them, then the parsed Critique."""
+        self._check_task(request.task)
+        conversation = self._pointwise_conversation(request)
+        for item in self.generate_stream(conversation):
+            if isinstance(item, Generation):
+                yield self._to_critique(request.task, conversation, item)
+            else:
+                yield item
+
+    def compare_many(self, requests: Sequence[PairRequest]) -> list[PairwiseCritique]:
+        """Pairwise critiques (Image A vs Image B), one per pair, in order."""
+        for request in requests:
+            self._check_task(request.task)
+        conversations = [
+            build_pairwise(r.task, r.request, r.image_a, r.image_b, source_image=r.source_image)
+            for r in requests
+        ]
+        generations = self.generate(conversations) if conversations else []
+        return [self._to_pairwise(r.task, c, g) for r, c, g in zip(requests, conversations, generations)]
+
+    def compare(self, request: PairRequest) -> PairwiseCritique:
+        return self.compare_many([request])[0]
+
+    # --- helpers -------------------------------------------------------------------------------
+
+    def _check_task(self, task: Task) -> None:
+        if task not in self.tasks:
+            served = ", ".join(sorted(t.value for t in self.tasks))
+            raise UnsupportedTask(
+                f"The critic {self.model_id!r} serves {served} only, not {task.value!r}: "
+                "load the checkpoint for that task (or use a TaskRouter)."
+            )
+
+    def _pointwise_conversation(self, request: CritiqueRequest) -> Conversation:
+        return build_pointwise(request.task, request.request, request.image, source_image=request.source_image)
+
+    def _meta(self, conversation: Conversation, generation: Generation) -> dict:
+        return {
+            "model_id": self.model_id,
+            "template_version": conversation.template_version,
+            "latency_s": generation.latency_s,
+            "prompt_tokens": generation.prompt_tokens,
+            "completion_tokens": generation.completion_tokens,
+        }
+
+    def _to_critique(self, task: Task, conversation: Conversation, generation: Generation) -> Critique:
+        """Parse, apply the truncation rule and the reward; a backend error gives a failed critique."""
+        if generation.error:
+            return Critique.failure(task, generation.error, raw_text=generation.text,
+                                    **self._meta(conversation, generation))
+        critique = parse_critique(generation.text, task)
+        _mark_truncation(critique, generation, self.settings.max_new_tokens)
+        for name, value in self._meta(conversation, generation).items():
+            setattr(critique, name, value)
+        return apply_reward(critique, self.reward_spec)
+
+    def _to_pairwise(self, task: Task, conversation: Conversation, generation: Generation) -> PairwiseCritique:
+        meta = self._meta(conversation, generation)
+        if generation.error:
+            return PairwiseCritique(task=task, status=ParseStatus.FAILED, raw_text=generation.text,
+                                    error=generation.error, problems=[generation.error], **meta)
+        pair = parse_pairwise(generation.text, task)
+        _mark_truncation(pair, generation, self.settings.max_new_tokens)
+        for name, value in meta.items():
+            setattr(pair, name, value)
+        return pair
+
+
+def _mark_truncation(result: Critique | PairwiseCritique, generation: Generation, max_new_tokens: int) -> None:
+    """A critique cut off at the token limit is truncated and never reported as ok."""
+    if generation.finish_reason != "length":
+        return
+    result.truncated = True
+    note = f"cut off at max_new_tokens={max_new_tokens}"
+    if note not in result.problems:
+        result.problems.append(note)
+    if result.status is ParseStatus.OK:
+        result.status = ParseStatus.PARTIAL
+

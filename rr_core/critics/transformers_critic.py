@@ -1,0 +1,317 @@
+"""The in-process critic: a Qwen3-VL (or Qwen2.5-VL) checkpoint run with transformers.
+
+Batches are left-padded so every row's new tokens start at the same column; greedy decoding (the
+default) makes a score reproducible. Subclasses add decoding constraints by overriding
+`_logits_processors` (e.g. a grammar) or `_generate_kwargs`, without touching the loop.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import queue
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, fields
+from typing import Any
+
+from rr_core.critics.base import Critic, DecodeSettings, Generation
+from rr_core.model_ids import CRITIC_IDS
+from rr_core.prompts import Conversation
+from rr_core.reward import RewardSpec
+from rr_core.rubric import Task
+
+logger = logging.getLogger(__name__)
+
+DTYPES = ("auto", "bfloat16", "float16", "float32")
+QUANTIZATIONS = ("none", "8bit", "4bit")
+# Modules left in full precision when quantizing: the vision tower (small, sensitive) and the head.
+QUANT_SKIP_MODULES = ["visual", "lm_head"]
+
+
+@dataclass
+class TransformersCriticConfig:
+    """How to load and run a critic in this process.
+
+    model: a Hugging Face id or a local folder of any Qwen3-VL / Qwen2.5-VL checkpoint; empty means
+        the RationalRewards checkpoint of the (single) task in `tasks`.
+    tasks: which tasks the checkpoint judges ("t2i", "edit"; a base model may do both).
+    dtype: weights dtype; "auto" is bfloat16 on CUDA and float32 on CPU.
+    quantization: "none", "8bit" (LLM.int8) or "4bit" (NF4, double quantization) via bitsandbytes;
+        the vision tower and lm_head stay unquantized.
+    device_map: passed to from_pretrained (accelerate); empty means "auto" on CUDA, "cpu" otherwise.
+    batch_size: requests decoded together by `generate`.
+    max_new_tokens, temperature, top_p, seed: decoding (temperature 0 is greedy).
+    attn_implementation: e.g. "sdpa", "flash_attention_2", "eager"; empty keeps transformers' default.
+    max_image_pixels: overrides the processor's pixel budget per image (0 keeps the checkpoint's).
+    """
+
+    model: str = ""
+    tasks: tuple[str, ...] = ("t2i",)
+    dtype: str = "auto"
+    quantization: str = "none"
+    device_map: str = ""
+    batch_size: int = 8
+    max_new_tokens: int = 2048
+    temperature: float = 0.0
+    top_p: float = 1.0
+    seed: int | None = None
+    attn_implementation: str = ""
+    max_image_pixels: int = 0
+
+    def __post_init__(self) -> None:
+        self.tasks = tuple(Task.parse(t).value for t in self.tasks)
+        if not self.tasks:
+            raise ValueError("tasks must name at least one of 't2i', 'edit'")
+        if self.dtype not in DTYPES:
+            raise ValueError(f"dtype must be one of {DTYPES}, got {self.dtype!r}")
+        if self.quantization not in QUANTIZATIONS:
+            raise ValueError(f"quantization must be one of {QUANTIZATIONS}, got {self.quantization!r}")
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+        if not self.model and len(self.tasks) != 1:
+            raise ValueError("name the model when one critic serves several tasks")
+        self.decode_settings()
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "TransformersCriticConfig":
+        """Build from a mapping (command line, YAML); unknown keys are rejected, not ignored."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown TransformersCriticConfig keys {unknown} (known: {sorted(known)})")
+        return cls(**data)
+
+    @property
+    def model_name(self) -> str:
+        return self.model or CRITIC_IDS[Task.parse(self.tasks[0])]
+
+    def decode_settings(self) -> DecodeSettings:
+        return DecodeSettings(max_new_tokens=self.max_new_tokens, temperature=self.temperature,
+                              top_p=self.top_p, seed=self.seed)
+
+
+def load_model_and_processor(config: TransformersCriticConfig):
+    """Load through the same `from_pretrained` path for hub ids, local checkpoints and the tiny model."""
+    import torch
+    from transformers import AutoModelForImageTextToText, AutoProcessor, BitsAndBytesConfig
+
+    cuda = torch.cuda.is_available()
+    if config.dtype == "auto":
+        dtype = torch.bfloat16 if cuda else torch.float32
+    else:
+        dtype = getattr(torch, config.dtype)
+    kwargs: dict[str, Any] = {"dtype": dtype, "device_map": config.device_map or ("auto" if cuda else "cpu")}
+    if config.attn_implementation:
+        kwargs["attn_implementation"] = config.attn_implementation
+    if config.quantization == "4bit":
+        kwargs["quantization_config"] = BitsAndBytesConfig(
+            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+            bnb_4bit_compute_dtype=dtype, llm_int8_skip_modules=QUANT_SKIP_MODULES,
+        )
+    elif config.quantization == "8bit":
+        kwargs["quantization_config"] = BitsAndBytesConfig(
+            load_in_8bit=True, llm_int8_skip_modules=QUANT_SKIP_MODULES,
+        )
+    logger.info("loading critic %s (%s, quantization %s)", config.model_name, dtype, config.quantization)
+    model = AutoModelForImageTextToText.from_pretrained(config.model_name, **kwargs).eval()
+    processor = AutoProcessor.from_pretrained(config.model_name)
+    processor.tokenizer.padding_side = "left"
+    if config.max_image_pixels:
+        size = dict(processor.image_processor.size)
+        size["longest_edge"] = config.max_image_pixels
+        processor.image_processor.size = size
+    return model, processor
+
+
+class _DeltaStreamer:
+    """Streams text deltas whose concatenation is exactly the full decode of the generated tokens.
+
+    Each step re-decodes everything generated so far and emits the new suffix, holding back a
+    trailing U+FFFD (an incomplete UTF-8 byte sequence the next token may complete).
+    """
+
+    def __init__(self, tokenizer, eos_ids: set[int], timeout_s: float | None = None) -> None:
+        self.tokenizer = tokenizer
+        self.eos_ids = eos_ids
+        self.timeout_s = timeout_s
+        self.tokens: list[int] = []
+        self.emitted = ""
+        self.done = False
+        self.prompt_seen = False
+        self.queue: queue.Queue[str | None] = queue.Queue()
+
+    def put(self, value) -> None:
+        if not self.prompt_seen:
+            self.prompt_seen = True
+            return
+        if self.done:
+            return
+        for token in value.reshape(-1).tolist():
+            if token in self.eos_ids:
+                self.done = True
+                break
+            self.tokens.append(token)
+        text = self.tokenizer.decode(self.tokens, skip_special_tokens=True)
+        self._emit(text.rstrip("\ufffd"))
+
+    def end(self) -> None:
+        self._emit(self.tokenizer.decode(self.tokens, skip_special_tokens=True))
+        self.queue.put(None)
+
+    def _emit(self, text: str) -> None:
+        if len(text) > len(self.emitted) and text.startswith(self.emitted):
+            self.queue.put(text[len(self.emitted):])
+            self.emitted = text
+
+    def __iter__(self) -> Iterator[str]:
+        while True:
+            delta = self.queue.get(timeout=self.timeout_s)
+            if delta is None:
+                return
+            yield delta
+
+
+class TransformersCritic(Critic):
+    """A critic whose model runs in this process (GPU, CPU, or quantized with bitsandbytes)."""
+
+    def __init__(
+        self,
+        config: TransformersCriticConfig | None = None,
+        reward_spec: RewardSpec | None = None,
+        model=None,
+        processor=None,
+    ) -> None:
+        config = config or TransformersCriticConfig()
+        super().__init__(config.model_name, config.tasks, config.decode_settings(), reward_spec)
+        self.config = config
+        if model is None or processor is None:
+            model, processor = load_model_and_processor(config)
+        self.model = model
+        self.processor = processor
+        self.processor.tokenizer.padding_side = "left"
+        self.eos_ids = _eos_ids(model.generation_config, processor.tokenizer)
+        self.pad_id = _pad_id(model.generation_config, processor.tokenizer)
+
+    # --- Critic interface ----------------------------------------------------------------------
+
+    def generate(self, conversations: Sequence[Conversation]) -> list[Generation]:
+        results: list[Generation] = []
+        for start in range(0, len(conversations), self.config.batch_size):
+            results += self._generate_batch(list(conversations[start:start + self.config.batch_size]))
+        return results
+
+    def generate_stream(self, conversation: Conversation) -> Iterator[str | Generation]:
+        """Decode in a worker thread; yield deltas from the streamer, then the finished Generation."""
+        inputs = self._encode([conversation])
+        streamer = _DeltaStreamer(self.processor.tokenizer, self.eos_ids)
+        kwargs = self._generate_kwargs(inputs, [conversation])
+        kwargs["streamer"] = streamer
+        outcome: dict[str, Any] = {}
+
+        def work() -> None:
+            try:
+                outcome["sequences"] = self._run_generate(kwargs)
+            except BaseException as exc:  # re-raised in the caller's thread below
+                outcome["error"] = exc
+                streamer.queue.put(None)
+
+        start = time.perf_counter()
+        worker = threading.Thread(target=work, name="critic-stream", daemon=True)
+        worker.start()
+        yield from streamer
+        worker.join()
+        if "error" in outcome:
+            raise outcome["error"]
+        yield self._finish(inputs, outcome["sequences"], time.perf_counter() - start)[0]
+
+    # --- the steps of one batch -------------------------------------------------------------------
+
+    def _generate_batch(self, conversations: list[Conversation]) -> list[Generation]:
+        inputs = self._encode(conversations)
+        start = time.perf_counter()
+        sequences = self._run_generate(self._generate_kwargs(inputs, conversations))
+        return self._finish(inputs, sequences, time.perf_counter() - start)
+
+    def _encode(self, conversations: list[Conversation]):
+        """Chat template + image processing for a left-padded batch, on the model's device."""
+        batch = self.processor.apply_chat_template(
+            [c.to_transformers() for c in conversations],
+            add_generation_prompt=True, tokenize=True, return_dict=True, return_tensors="pt", padding=True,
+        )
+        return batch.to(self.model.device)
+
+    def _generation_config(self):
+        """The checkpoint's generation config with this critic's decode settings on top."""
+        settings = self.settings
+        config = copy.deepcopy(self.model.generation_config)
+        config.max_new_tokens = settings.max_new_tokens
+        config.eos_token_id = sorted(self.eos_ids)
+        config.pad_token_id = self.pad_id
+        config.do_sample = not settings.greedy
+        if settings.greedy:
+            config.temperature, config.top_p, config.top_k = None, None, None
+        else:
+            config.temperature, config.top_p = settings.temperature, settings.top_p
+        return config
+
+    def _logits_processors(self, batch_size: int, conversations: Sequence[Conversation]) -> list:
+        """Extra logits processors for this batch (none here; constrained decoding adds a grammar)."""
+        return []
+
+    def _generate_kwargs(self, inputs, conversations: Sequence[Conversation]) -> dict[str, Any]:
+        """Everything `model.generate` receives; the one place an extension adds arguments."""
+        from transformers import LogitsProcessorList
+
+        kwargs: dict[str, Any] = dict(inputs)
+        kwargs["generation_config"] = self._generation_config()
+        processors = self._logits_processors(len(conversations), conversations)
+        if processors:
+            kwargs["logits_processor"] = LogitsProcessorList(processors)
+        return kwargs
+
+    def _run_generate(self, kwargs: dict[str, Any]):
+        import torch
+
+        if self.settings.seed is not None:
+            torch.manual_seed(self.settings.seed)
+        with torch.inference_mode():
+            return self.model.generate(**kwargs)
+
+    def _finish(self, inputs, sequences, latency_s: float) -> list[Generation]:
+        """Cut each row at its first end token; a row that never ended hit max_new_tokens."""
+        prompt_length = inputs["input_ids"].shape[1]
+        prompt_tokens = inputs["attention_mask"].sum(dim=1).tolist()
+        results = []
+        for row, n_prompt in zip(sequences[:, prompt_length:].tolist(), prompt_tokens):
+            end = next((i for i, token in enumerate(row) if token in self.eos_ids), None)
+            tokens = row if end is None else row[:end]
+            results.append(Generation(
+                text=self.processor.tokenizer.decode(tokens, skip_special_tokens=True),
+                prompt_tokens=int(n_prompt),
+                completion_tokens=len(tokens) if end is None else end + 1,
+                finish_reason="length" if end is None else "stop",
+                latency_s=latency_s,
+            ))
+        return results
+
+
+def _eos_ids(generation_config, tokenizer) -> set[int]:
+    eos = generation_config.eos_token_id
+    if eos is None:
+        eos = tokenizer.eos_token_id
+    ids = {eos} if isinstance(eos, int) else set(eos or [])
+    im_end = tokenizer.convert_tokens_to_ids("<|im_end|>")
+    if isinstance(im_end, int) and im_end != tokenizer.unk_token_id:
+        ids.add(im_end)
+    if not ids:
+        raise ValueError("the checkpoint defines no end-of-sequence token")
+    return ids
+
+
+def _pad_id(generation_config, tokenizer) -> int:
+    for candidate in (generation_config.pad_token_id, tokenizer.pad_token_id):
+        if candidate is not None:
+            return int(candidate)
+    return min(_eos_ids(generation_config, tokenizer))

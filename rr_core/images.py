@@ -1,0 +1,153 @@
+"""Image intake and encoding: every upload passes `load_image` before a model or the store sees it.
+
+Limits and conversions are documented here because users hit them: an image that does not decode,
+is larger than 40 megapixels or 20 MB, is rejected with a message saying which; CMYK, 16-bit,
+palette and alpha images are converted to 8-bit RGB (alpha composited over white, so transparent
+regions read as background rather than black).
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from rr_core.errors import InvalidImage
+
+MAX_PIXELS = 40_000_000
+MAX_BYTES = 20 * 1024 * 1024
+CRITIC_MAX_SIDE = 1024
+GRID = 16
+
+ImageSource = "bytes | str | Path | Image.Image | np.ndarray"
+
+
+def _open(data: bytes) -> Image.Image:
+    if len(data) == 0:
+        raise InvalidImage("The upload is empty (0 bytes); choose a PNG, JPEG or WebP image.")
+    if len(data) > MAX_BYTES:
+        raise InvalidImage(
+            f"The image file is {len(data) / 2**20:.1f} MB; the limit is {MAX_BYTES // 2**20} MB."
+        )
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data))
+            _check_pixels(image)
+            image.load()
+    except InvalidImage:
+        raise
+    except (UnidentifiedImageError, Image.DecompressionBombWarning, Image.DecompressionBombError) as exc:
+        raise InvalidImage(f"The upload is not a readable image ({exc.__class__.__name__}).") from exc
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise InvalidImage(f"The image is corrupt or truncated and cannot be decoded: {exc}") from exc
+    return image
+
+
+def _check_pixels(image: Image.Image) -> None:
+    width, height = image.size
+    if width * height > MAX_PIXELS:
+        raise InvalidImage(
+            f"The image is {width}x{height} ({width * height / 1e6:.1f} megapixels); "
+            f"the limit is {MAX_PIXELS / 1e6:.0f} megapixels."
+        )
+    if width < 1 or height < 1:
+        raise InvalidImage(f"The image has no pixels ({width}x{height}).")
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """8-bit RGB from any PIL mode (the documented conversions above)."""
+    image = ImageOps.exif_transpose(image) if image.getexif() else image
+    if getattr(image, "n_frames", 1) > 1:
+        image.seek(0)
+    mode = image.mode
+    if mode == "RGB":
+        return image
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        array = np.asarray(image, dtype=np.float64)
+        high = 65535.0 if mode.startswith("I;16") or array.max(initial=0) > 255 else 255.0
+        array = np.clip(array / high * 255.0, 0, 255).astype(np.uint8)
+        return Image.fromarray(array, "L").convert("RGB")
+    if mode == "P" and "transparency" in image.info:
+        image = image.convert("RGBA")
+    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    try:
+        return image.convert("RGB")
+    except (ValueError, OSError) as exc:
+        raise InvalidImage(f"Images in mode {mode!r} are not supported; save it as 8-bit RGB.") from exc
+
+
+def load_image(source: "bytes | str | Path | Image.Image | np.ndarray") -> Image.Image:
+    """Decode and validate an upload: returns an 8-bit RGB image or raises InvalidImage."""
+    if isinstance(source, Image.Image):
+        _check_pixels(source)
+        return to_rgb(source)
+    if isinstance(source, np.ndarray):
+        if source.ndim not in (2, 3) or source.dtype != np.uint8:
+            raise InvalidImage(f"An image array must be uint8 HxW or HxWxC, got {source.dtype} {source.shape}.")
+        image = Image.fromarray(source)
+        _check_pixels(image)
+        return to_rgb(image)
+    if isinstance(source, (str, Path)):
+        path = Path(source)
+        if not path.is_file():
+            raise InvalidImage(f"No image file at {path}.")
+        if path.stat().st_size > MAX_BYTES:
+            raise InvalidImage(
+                f"The image file is {path.stat().st_size / 2**20:.1f} MB; the limit is {MAX_BYTES // 2**20} MB."
+            )
+        source = path.read_bytes()
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return to_rgb(_open(bytes(source)))
+    raise InvalidImage(f"Cannot read an image from a {type(source).__name__}.")
+
+
+def fit_to_grid(image: Image.Image, max_side: int = CRITIC_MAX_SIDE, multiple: int = GRID) -> Image.Image:
+    """Downscale so the long edge is <= max_side and both sides are multiples of `multiple`.
+
+    Vision encoders patch images in 16-pixel units and the critics saw at most ~896x896 in training:
+    bigger inputs only cost tokens.
+    """
+    width, height = image.size
+    scale = min(1.0, max_side / max(width, height))
+    new_w = max(multiple, int(width * scale) // multiple * multiple)
+    new_h = max(multiple, int(height * scale) // multiple * multiple)
+    if (new_w, new_h) == (width, height):
+        return image
+    return image.resize((new_w, new_h), Image.Resampling.LANCZOS)
+
+
+def prepare_for_critic(image: Image.Image) -> Image.Image:
+    return fit_to_grid(to_rgb(image), CRITIC_MAX_SIDE, GRID)
+
+
+def png_bytes(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def encode_png_base64(image: Image.Image) -> str:
+    return base64.b64encode(png_bytes(image)).decode("ascii")
+
+
+def data_url(image: Image.Image) -> str:
+    return "data:image/png;base64," + encode_png_base64(image)
+
+
+def decode_data_url(url: str) -> Image.Image:
+    """The inverse of `data_url`, for servers that receive OpenAI image_url parts."""
+    if not url.startswith("data:image/"):
+        raise InvalidImage("Only base64 data URLs (data:image/...;base64,...) are accepted as images.")
+    try:
+        payload = base64.b64decode(url.split(",", 1)[1], validate=True)
+    except (IndexError, ValueError) as exc:
+        raise InvalidImage("The image data URL is not valid base64.") from exc
+    return load_image(payload)

@@ -1,0 +1,240 @@
+"""The database schema as typed SQLAlchemy 2 models. Alembic (storage/migrations) owns the real schema;
+these classes must match its head revision (tests/storage/test_migrations.py checks that).
+
+Ids that reach URLs (sessions) are random hex strings so they cannot be guessed by counting; the
+rest are integers. Times are stored as naive UTC and read back as aware UTC on every backend.
+"""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    Enum,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+    false,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def new_session_id() -> str:
+    return uuid.uuid4().hex
+
+
+class UTCDateTime(TypeDecorator):
+    """A timestamp kept as naive UTC in the database and returned as an aware UTC datetime."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the database: pass an aware (UTC) datetime")
+        return value.astimezone(timezone.utc).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=timezone.utc)
+
+
+class Role(str, enum.Enum):
+    DESIGNER = "designer"
+    ANNOTATOR = "annotator"
+    ADMIN = "admin"
+
+
+class Verdict(str, enum.Enum):
+    """An annotator's verdict on one dimension of one critique."""
+
+    ACCEPT = "accept"
+    REJECT = "reject"
+    CORRECT = "correct"
+
+
+class PairSource(str, enum.Enum):
+    """Where a pair judgement came from: a person's pick, or derived (e.g. from critic scores)."""
+
+    HUMAN = "human"
+    DERIVED = "derived"
+
+
+def _enum(cls: type[enum.Enum], name: str) -> Enum:
+    # Stored as VARCHAR + CHECK on every backend, so adding a value is a plain migration.
+    return Enum(cls, name=name, native_enum=False, create_constraint=True, length=16,
+                values_callable=lambda e: [m.value for m in e])
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON()}
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    display_name: Mapped[str] = mapped_column(String(200), default="")
+    role: Mapped[Role] = mapped_column(_enum(Role, "user_role"), default=Role.DESIGNER)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class StudioSession(Base):
+    """One Generate–Critique–Refine session (table `sessions`)."""
+
+    __tablename__ = "sessions"
+    __table_args__ = (
+        Index("ix_sessions_owner_created", "owner_id", "created_at"),
+        CheckConstraint("task IN ('t2i', 'edit')", name="ck_sessions_task"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_session_id)
+    owner_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    task: Mapped[str] = mapped_column(String(8))
+    title: Mapped[str] = mapped_column(String(300), default="")
+    prompt: Mapped[str] = mapped_column(Text, default="")
+    settings: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    owner: Mapped[User] = relationship()
+    rounds: Mapped[list["Round"]] = relationship(
+        back_populates="session", cascade="all, delete-orphan", passive_deletes=True,
+        order_by="(Round.round_index, Round.candidate_index)")
+
+
+class Image(Base):
+    """An image file in the content-addressed store; the key is the sha256 of its PNG bytes."""
+
+    __tablename__ = "images"
+
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    # The format the image came in (an upload may be JPEG); the stored file is always PNG.
+    format: Mapped[str] = mapped_column(String(16))
+    byte_size: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Round(Base):
+    """One candidate image of one round: what was asked, what was used, and the result."""
+
+    __tablename__ = "rounds"
+    __table_args__ = (
+        UniqueConstraint("session_id", "round_index", "candidate_index", name="uq_rounds_position"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    session_id: Mapped[str] = mapped_column(ForeignKey("sessions.id", ondelete="CASCADE"), index=True)
+    round_index: Mapped[int] = mapped_column(Integer)
+    candidate_index: Mapped[int] = mapped_column(Integer, default=0)
+    parent_round_id: Mapped[int | None] = mapped_column(ForeignKey("rounds.id", ondelete="SET NULL"))
+    prompt: Mapped[str] = mapped_column(Text)
+    refined_prompt: Mapped[str] = mapped_column(Text, default="")
+    used_prompt: Mapped[str] = mapped_column(Text)
+    seed: Mapped[int | None] = mapped_column(BigInteger)
+    generator_settings: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    image_sha256: Mapped[str] = mapped_column(ForeignKey("images.sha256"), index=True)
+    source_image_sha256: Mapped[str | None] = mapped_column(ForeignKey("images.sha256"), index=True)
+    chosen: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    session: Mapped[StudioSession] = relationship(back_populates="rounds")
+    image: Mapped[Image] = relationship(foreign_keys=[image_sha256])
+    source_image: Mapped[Image | None] = relationship(foreign_keys=[source_image_sha256])
+    critiques: Mapped[list["CritiqueRow"]] = relationship(
+        back_populates="round", cascade="all, delete-orphan", passive_deletes=True,
+        order_by="CritiqueRow.id")
+
+
+class CritiqueRow(Base):
+    """A critic's answer for one round. `parsed` is rr_core Critique.to_dict() without the raw text,
+    which has its own column; status, reward and the reward's dimension set are also columns so
+    they can be indexed and filtered."""
+
+    __tablename__ = "critiques"
+    __table_args__ = (
+        CheckConstraint("status IN ('ok', 'partial', 'failed')", name="ck_critiques_status"),
+        Index("ix_critiques_status_reward", "status", "reward"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    round_id: Mapped[int] = mapped_column(ForeignKey("rounds.id", ondelete="CASCADE"), index=True)
+    model_id: Mapped[str] = mapped_column(String(200), default="")
+    template_version: Mapped[str] = mapped_column(String(64), default="")
+    raw_text: Mapped[str] = mapped_column(Text, default="")
+    parsed: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    status: Mapped[str] = mapped_column(String(8))
+    reward: Mapped[float | None] = mapped_column(Float)
+    reward_dimensions: Mapped[list[str]] = mapped_column(JSON, default=list)
+    constrained: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    latency_s: Mapped[float | None] = mapped_column(Float)
+    prompt_tokens: Mapped[int | None] = mapped_column(Integer)
+    completion_tokens: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    round: Mapped[Round] = relationship(back_populates="critiques")
+    annotations: Mapped[list["Annotation"]] = relationship(
+        back_populates="critique", cascade="all, delete-orphan", passive_deletes=True,
+        order_by="Annotation.id")
+
+
+class Annotation(Base):
+    """One annotator's verdict on one dimension of one critique (the latest one per annotator counts)."""
+
+    __tablename__ = "annotations"
+    __table_args__ = (
+        UniqueConstraint("critique_id", "dimension", "annotator_id", name="uq_annotations_once"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    critique_id: Mapped[int] = mapped_column(ForeignKey("critiques.id", ondelete="CASCADE"), index=True)
+    dimension: Mapped[str] = mapped_column(String(64))
+    verdict: Mapped[Verdict] = mapped_column(_enum(Verdict, "annotation_verdict"))
+    corrected_score: Mapped[float | None] = mapped_column(Float)
+    comment: Mapped[str] = mapped_column(Text, default="")
+    annotator_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    critique: Mapped[CritiqueRow] = relationship(back_populates="annotations")
+
+
+class PairJudgement(Base):
+    """Which of two images of the same session's request is better: A, B or a tie."""
+
+    __tablename__ = "pair_judgements"
+    __table_args__ = (
+        CheckConstraint("preference IN ('A', 'B', 'tie')", name="ck_pair_judgements_preference"),
+        CheckConstraint("round_a_id <> round_b_id", name="ck_pair_judgements_distinct"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    round_a_id: Mapped[int] = mapped_column(ForeignKey("rounds.id", ondelete="CASCADE"), index=True)
+    round_b_id: Mapped[int] = mapped_column(ForeignKey("rounds.id", ondelete="CASCADE"), index=True)
+    preference: Mapped[str] = mapped_column(String(4))
+    judge_id: Mapped[str | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), index=True)
+    source: Mapped[PairSource] = mapped_column(_enum(PairSource, "pair_source"))
+    # For derived judgements: what they were derived from (e.g. the critic's model id).
+    derived_from: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    round_a: Mapped[Round] = relationship(foreign_keys=[round_a_id])
+    round_b: Mapped[Round] = relationship(foreign_keys=[round_b_id])

@@ -1,0 +1,375 @@
+"""Repository functions used by the loop and the app.
+
+Every function takes a SQLAlchemy Session and never commits: the caller owns the transaction (use
+storage.db.write_transaction for writes). Every function that takes an id a user could have typed
+checks it against the acting user: a designer reaches only their own sessions; annotators and admins
+may read and annotate every session's critiques, and only admins may delete another user's session.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from PIL import Image as PILImage
+from sqlalchemy import case, delete, distinct, func, or_, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from rr_core.critique import Critique, Preference
+from rr_core.rubric import SCORE_MAX, SCORE_MIN, Task, dimension_keys
+from storage.errors import NotFound, SessionAccessDenied
+from storage.images import ImageStore, StoredImage
+from storage.models import (
+    Annotation,
+    CritiqueRow,
+    Image,
+    PairJudgement,
+    PairSource,
+    Role,
+    Round,
+    StudioSession,
+    User,
+    Verdict,
+)
+
+MAX_PAGE = 500
+
+
+# --- users -------------------------------------------------------------------------------------
+
+def get_or_create_user(session: Session, user_id: str, display_name: str = "",
+                       role: Role | str = Role.DESIGNER) -> User:
+    """The user with this stable id, created on first sight (role and name only set on creation)."""
+    if not user_id or len(user_id) > 128:
+        raise ValueError("a user id must be 1 to 128 characters")
+    user = session.get(User, user_id)
+    if user is None:
+        user = User(id=user_id, display_name=display_name or user_id, role=Role(role))
+        session.add(user)
+        session.flush()
+    return user
+
+
+def get_user(session: Session, user_id: str) -> User:
+    user = session.get(User, user_id)
+    if user is None:
+        raise NotFound(f"no user {user_id!r}")
+    return user
+
+
+def set_role(session: Session, *, admin_id: str, user_id: str, role: Role | str) -> User:
+    """Change a user's role; only an admin may."""
+    if get_user(session, admin_id).role is not Role.ADMIN:
+        raise SessionAccessDenied("only an admin can change roles")
+    user = get_user(session, user_id)
+    user.role = Role(role)
+    return user
+
+
+# --- sessions ----------------------------------------------------------------------------------
+
+def create_session(session: Session, *, owner_id: str, task: Task | str, prompt: str, title: str = "",
+                   settings: dict[str, Any] | None = None) -> StudioSession:
+    """A new session owned by `owner_id` (who must exist)."""
+    get_user(session, owner_id)
+    row = StudioSession(owner_id=owner_id, task=Task.parse(task).value, prompt=prompt,
+                        title=(title or prompt)[:300], settings=dict(settings or {}))
+    session.add(row)
+    session.flush()
+    return row
+
+
+def list_sessions(session: Session, owner_id: str, search: str | None = None, limit: int = 50,
+                  offset: int = 0) -> list[StudioSession]:
+    """The owner's sessions, newest first; `search` matches title or prompt (case-insensitive)."""
+    limit = max(1, min(int(limit), MAX_PAGE))
+    query = select(StudioSession).where(StudioSession.owner_id == owner_id)
+    if search:
+        pattern = "%" + search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        query = query.where(or_(StudioSession.title.ilike(pattern, escape="\\"),
+                                StudioSession.prompt.ilike(pattern, escape="\\")))
+    query = query.order_by(StudioSession.created_at.desc(), StudioSession.id).limit(limit).offset(max(0, offset))
+    return list(session.scalars(query))
+
+
+def get_session_for_user(session: Session, session_id: str, user_id: str, *,
+                         write: bool = False) -> StudioSession:
+    """The session if `user_id` may see it (owner; annotators and admins read all; only the owner or an
+    admin may change it). Raises NotFound or SessionAccessDenied."""
+    row = session.get(StudioSession, session_id) if isinstance(session_id, str) else None
+    if row is None:
+        raise NotFound(f"no session {str(session_id)[:40]!r}")
+    if row.owner_id == user_id:
+        return row
+    user = session.get(User, user_id)
+    role = user.role if user is not None else None
+    if role is Role.ADMIN or (role is Role.ANNOTATOR and not write):
+        return row
+    raise SessionAccessDenied("this session belongs to another user")
+
+
+def delete_session(session: Session, session_id: str, user_id: str) -> None:
+    """Delete a session and its rounds, critiques, annotations and pair judgements. Image files are
+    left to collect_garbage (another session may share them)."""
+    row = get_session_for_user(session, session_id, user_id, write=True)
+    round_ids = select(Round.id).where(Round.session_id == row.id)
+    # Explicit deletes so the result does not depend on the backend enforcing ON DELETE CASCADE.
+    session.execute(delete(PairJudgement).where(
+        or_(PairJudgement.round_a_id.in_(round_ids), PairJudgement.round_b_id.in_(round_ids))))
+    critique_ids = select(CritiqueRow.id).where(CritiqueRow.round_id.in_(round_ids))
+    session.execute(delete(Annotation).where(Annotation.critique_id.in_(critique_ids)))
+    session.execute(delete(CritiqueRow).where(CritiqueRow.round_id.in_(round_ids)))
+    session.execute(delete(Round).where(Round.session_id == row.id).execution_options(
+        synchronize_session=False))
+    session.delete(row)
+    session.flush()
+
+
+# --- images and rounds -------------------------------------------------------------------------
+
+def store_image(session: Session, store: ImageStore, image: PILImage.Image) -> Image:
+    """Write `image` to the store (file first) and make sure its row exists; safe under concurrency."""
+    stored = store.put(image)
+    _insert_image_row(session, stored)
+    return session.get(Image, stored.sha256)
+
+
+def _insert_image_row(session: Session, stored: StoredImage) -> None:
+    values = dict(sha256=stored.sha256, width=stored.width, height=stored.height, format=stored.format,
+                  byte_size=stored.byte_size)
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        statement = postgresql.insert(Image).values(**values).on_conflict_do_nothing(index_elements=["sha256"])
+    elif dialect == "sqlite":
+        statement = sqlite.insert(Image).values(**values).on_conflict_do_nothing(index_elements=["sha256"])
+    else:
+        if session.get(Image, stored.sha256) is None:
+            session.add(Image(**values))
+            session.flush()
+        return
+    session.execute(statement)
+
+
+def record_round(session: Session, *, store: ImageStore, session_id: str, owner_id: str, prompt: str,
+                 image: PILImage.Image, critique: Critique | None, round_index: int, candidate_index: int = 0,
+                 used_prompt: str | None = None, refined_prompt: str | None = None, seed: int | None = None,
+                 generator_settings: dict[str, Any] | None = None, source_image: PILImage.Image | None = None,
+                 parent_round_id: int | None = None, chosen: bool = False) -> Round:
+    """Record one candidate of one round: its image (and source image) in the store, the round row and
+    the critique row. Commit once per round (write_transaction): a crash then loses at most this round.
+
+    `refined_prompt` defaults to the critique's refined request; `used_prompt` to `prompt`.
+    """
+    owned = get_session_for_user(session, session_id, owner_id, write=True)
+    if critique is not None and critique.task.value != owned.task:
+        raise ValueError(f"critique is for task {critique.task.value!r}, session is {owned.task!r}")
+    if owned.task == Task.EDIT.value and source_image is None:
+        raise ValueError("an edit round needs its source image")
+    if parent_round_id is not None:
+        _round_in_session(session, parent_round_id, owned.id)
+    image_row = store_image(session, store, image)
+    source_row = store_image(session, store, source_image) if source_image is not None else None
+    if refined_prompt is None:
+        refined_prompt = critique.refined_request if critique is not None else ""
+    row = Round(session_id=owned.id, round_index=round_index, candidate_index=candidate_index,
+                parent_round_id=parent_round_id, prompt=prompt, refined_prompt=refined_prompt,
+                used_prompt=prompt if used_prompt is None else used_prompt, seed=seed,
+                generator_settings=dict(generator_settings or {}), image_sha256=image_row.sha256,
+                source_image_sha256=source_row.sha256 if source_row is not None else None, chosen=chosen)
+    session.add(row)
+    session.flush()
+    if critique is not None:
+        add_critique(session, round_id=row.id, critique=critique)
+    return row
+
+
+def _round_in_session(session: Session, round_id: int, session_id: str) -> Round:
+    row = session.get(Round, round_id)
+    if row is None or row.session_id != session_id:
+        raise NotFound(f"no round {round_id} in this session")
+    return row
+
+
+def add_critique(session: Session, *, round_id: int, critique: Critique) -> CritiqueRow:
+    """Store a critique for a round (several critics may judge one round). Not user-facing: the loop
+    calls it with the round it just wrote."""
+    parsed = critique.to_dict()
+    raw_text = parsed.pop("raw_text")
+    row = CritiqueRow(round_id=round_id, model_id=critique.model_id, template_version=critique.template_version,
+                      raw_text=raw_text, parsed=parsed, status=critique.status.value, reward=critique.reward,
+                      reward_dimensions=list(critique.reward_dimensions), constrained=critique.constrained,
+                      latency_s=critique.latency_s, prompt_tokens=critique.prompt_tokens,
+                      completion_tokens=critique.completion_tokens)
+    session.add(row)
+    session.flush()
+    return row
+
+
+def critique_from_row(row: CritiqueRow) -> Critique:
+    """The rr_core Critique a row was made from."""
+    return Critique.from_dict({**row.parsed, "raw_text": row.raw_text})
+
+
+def session_rounds(session: Session, session_id: str, user_id: str) -> list[Round]:
+    owned = get_session_for_user(session, session_id, user_id)
+    return list(session.scalars(select(Round).where(Round.session_id == owned.id)
+                                .order_by(Round.round_index, Round.candidate_index)))
+
+
+def get_round_for_user(session: Session, round_id: int, user_id: str, *, write: bool = False) -> Round:
+    row = session.get(Round, round_id)
+    if row is None:
+        raise NotFound(f"no round {round_id}")
+    get_session_for_user(session, row.session_id, user_id, write=write)
+    return row
+
+
+def set_chosen(session: Session, *, round_id: int, user_id: str, chosen: bool = True) -> Round:
+    row = get_round_for_user(session, round_id, user_id, write=True)
+    row.chosen = chosen
+    return row
+
+
+# --- annotations -------------------------------------------------------------------------------
+
+def get_critique_for_user(session: Session, critique_id: int, user_id: str) -> CritiqueRow:
+    row = session.get(CritiqueRow, critique_id)
+    if row is None:
+        raise NotFound(f"no critique {critique_id}")
+    get_session_for_user(session, row.round.session_id, user_id)
+    return row
+
+
+def annotation_queue(session: Session, *, annotator_id: str, task: Task | str | None = None,
+                     status: str | None = None, limit: int = 20) -> list[CritiqueRow]:
+    """Critiques `annotator_id` has not yet annotated, oldest first. Designers see their own sessions'
+    critiques only; annotators and admins see every session's."""
+    user = get_user(session, annotator_id)
+    done = select(Annotation.critique_id).where(Annotation.annotator_id == annotator_id)
+    query = (select(CritiqueRow).join(Round, CritiqueRow.round_id == Round.id)
+             .join(StudioSession, Round.session_id == StudioSession.id)
+             .where(CritiqueRow.id.not_in(done)))
+    if user.role is Role.DESIGNER:
+        query = query.where(StudioSession.owner_id == annotator_id)
+    if task is not None:
+        query = query.where(StudioSession.task == Task.parse(task).value)
+    if status is not None:
+        query = query.where(CritiqueRow.status == status)
+    query = query.order_by(CritiqueRow.created_at, CritiqueRow.id).limit(max(1, min(int(limit), MAX_PAGE)))
+    return list(session.scalars(query))
+
+
+def add_annotation(session: Session, *, critique_id: int, annotator_id: str, dimension: str,
+                   verdict: Verdict | str, corrected_score: float | None = None, comment: str = "") -> Annotation:
+    """Record (or replace) the annotator's verdict on one dimension of one critique."""
+    critique = get_critique_for_user(session, critique_id, annotator_id)
+    verdict = Verdict(verdict)
+    task = critique.parsed.get("task", critique.round.session.task)
+    if dimension not in dimension_keys(task):
+        raise ValueError(f"task {task!r} has no dimension {dimension!r}")
+    if verdict is Verdict.CORRECT:
+        if corrected_score is None or not SCORE_MIN <= float(corrected_score) <= SCORE_MAX:
+            raise ValueError(f"a correction needs a score from {SCORE_MIN:g} to {SCORE_MAX:g}")
+        corrected_score = float(corrected_score)
+    elif corrected_score is not None:
+        raise ValueError("only a 'correct' verdict carries a corrected score")
+    row = session.scalar(select(Annotation).where(
+        Annotation.critique_id == critique_id, Annotation.dimension == dimension,
+        Annotation.annotator_id == annotator_id))
+    if row is None:
+        row = Annotation(critique_id=critique_id, dimension=dimension, annotator_id=annotator_id,
+                         verdict=verdict, corrected_score=corrected_score, comment=comment)
+        session.add(row)
+    else:
+        row.verdict, row.corrected_score, row.comment = verdict, corrected_score, comment
+    session.flush()
+    return row
+
+
+# --- pair judgements ---------------------------------------------------------------------------
+
+def add_pair_judgement(session: Session, *, round_a_id: int, round_b_id: int, preference: Preference | str,
+                       judge_id: str | None, source: PairSource | str = PairSource.HUMAN,
+                       derived_from: str = "", acting_user_id: str | None = None) -> PairJudgement:
+    """Record which of two images of the same session is better. A human judgement needs its judge
+    (who must be allowed to see the session); a derived one names what it came from."""
+    source = PairSource(source)
+    preference = Preference(preference).value
+    if round_a_id == round_b_id:
+        raise ValueError("a pair needs two different rounds")
+    if source is PairSource.HUMAN and not judge_id:
+        raise ValueError("a human judgement needs its judge")
+    if source is PairSource.DERIVED and not derived_from:
+        raise ValueError("a derived judgement must say what it was derived from")
+    actor = judge_id or acting_user_id
+    if actor is None:
+        raise ValueError("name the acting user")
+    round_a = get_round_for_user(session, round_a_id, actor)
+    round_b = get_round_for_user(session, round_b_id, actor)
+    if round_a.session_id != round_b.session_id:
+        raise ValueError("both images of a pair must come from the same session's request")
+    row = PairJudgement(round_a_id=round_a_id, round_b_id=round_b_id, preference=preference, judge_id=judge_id,
+                        source=source, derived_from=derived_from)
+    session.add(row)
+    session.flush()
+    return row
+
+
+# --- counts ------------------------------------------------------------------------------------
+
+def count_preference_pairs(session: Session, *, task: Task | str | None = None,
+                           source: PairSource | str | None = None) -> int:
+    """Distinct unordered image pairs with at least one judgement."""
+    pairs = _pair_key_query(task, source).subquery()
+    return int(session.scalar(select(func.count()).select_from(pairs)) or 0)
+
+
+def _pair_key_query(task: Task | str | None, source: PairSource | str | None) -> Any:
+    low = case((PairJudgement.round_a_id < PairJudgement.round_b_id, PairJudgement.round_a_id),
+               else_=PairJudgement.round_b_id)
+    high = case((PairJudgement.round_a_id < PairJudgement.round_b_id, PairJudgement.round_b_id),
+                else_=PairJudgement.round_a_id)
+    query = select(low.label("low"), high.label("high")).distinct()
+    if task is not None:
+        query = (query.join(Round, PairJudgement.round_a_id == Round.id)
+                 .join(StudioSession, Round.session_id == StudioSession.id)
+                 .where(StudioSession.task == Task.parse(task).value))
+    if source is not None:
+        query = query.where(PairJudgement.source == PairSource(source))
+    return query
+
+
+def count_annotated_critiques(session: Session, *, task: Task | str | None = None,
+                              annotator_id: str | None = None) -> int:
+    """Critiques with at least one annotation (by `annotator_id`, if given)."""
+    query = select(func.count(distinct(Annotation.critique_id)))
+    if annotator_id is not None:
+        query = query.where(Annotation.annotator_id == annotator_id)
+    if task is not None:
+        query = (query.join(CritiqueRow, Annotation.critique_id == CritiqueRow.id)
+                 .join(Round, CritiqueRow.round_id == Round.id)
+                 .join(StudioSession, Round.session_id == StudioSession.id)
+                 .where(StudioSession.task == Task.parse(task).value))
+    return int(session.scalar(query) or 0)
+
+
+# --- garbage collection ------------------------------------------------------------------------
+
+def referenced_image_hashes(session: Session) -> set[str]:
+    """Every hash an images row names (rows are only written with a round, in its transaction)."""
+    return set(session.scalars(select(Image.sha256)))
+
+
+def delete_unreferenced_image_rows(session: Session, older_than: datetime) -> int:
+    """Delete image rows no round uses (left behind by delete_session) created before `older_than`."""
+    used = select(Round.image_sha256).union(
+        select(Round.source_image_sha256).where(Round.source_image_sha256.is_not(None)))
+    result = session.execute(delete(Image).where(Image.sha256.not_in(used), Image.created_at < older_than)
+                             .execution_options(synchronize_session=False))
+    return int(result.rowcount or 0)
+
+
+def rounds_by_ids(session: Session, round_ids: Sequence[int]) -> dict[int, Round]:
+    return {row.id: row for row in session.scalars(select(Round).where(Round.id.in_(list(round_ids))))}

@@ -1,0 +1,242 @@
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from rr_core import critique_format as fmt
+from rr_core.critique import Critique, DimensionScore, ParseStatus, Preference
+from rr_core.parser import PairRule, parse_critique, parse_pairwise, render_critique
+from rr_core.rubric import Task, dimension_keys, dimensions
+from tests import critique_texts as texts
+
+
+def scores(critique):
+    return {k: ("N/A" if v.not_applicable else v.score) for k, v in critique.scores.items()}
+
+
+def test_t2i_reads_every_dimension():
+    c = parse_critique(texts.T2I_OK, "t2i")
+    assert c.status is ParseStatus.OK, c.problems
+    assert scores(c) == {"text_faithfulness": 3.5, "physical_quality": 3.0, "text_rendering": 2.5}
+    assert c.scores["physical_quality"].justification.startswith("The perspective of the tower")
+    assert c.analysis.startswith("The user wants a watercolor")
+    assert c.summary.startswith("A faithful watercolor")
+    assert c.refinement_comments.startswith("Ask explicitly")
+    assert c.refined_request.startswith("A watercolor painting of a tall, straight lighthouse")
+    assert c.problems == []
+
+
+def test_edit_reads_every_dimension():
+    c = parse_critique(texts.EDIT_OK, Task.EDIT)
+    assert c.status is ParseStatus.OK, c.problems
+    assert scores(c) == {"text_faithfulness": 3.0, "image_faithfulness": 4.0,
+                         "physical_quality": 2.5, "text_rendering": "N/A"}
+
+
+@pytest.mark.parametrize("task", list(Task))
+def test_each_dimension_is_read_under_its_exact_heading(task):
+    """Give each dimension a distinct score and check each lands on the right key.
+
+    If a heading in the rubric were misspelt (upstream looked for "Physical Quality"), the text the
+    checkpoints write would not be read for that dimension and this test fails.
+    """
+    protocol_headings = {"text_faithfulness": "Text Faithfulness", "image_faithfulness": "Image Faithfulness",
+                         "physical_quality": "Physical and Visual Quality", "text_rendering": "Text Rendering"}
+    parts = ["# Detailed Judgement"]
+    expected = {}
+    for number, key in enumerate(dimension_keys(task), start=1):
+        expected[key] = 1.0 + number * 0.5
+        parts += [f"{number}. {protocol_headings[key]}:", "## Justification: x", f"## Score: {expected[key]}"]
+    parts += ["# Summary: s", "# User Request Refinement:", "## Refinement Comments: c", "## Refined Request: r"]
+    c = parse_critique("\n".join(parts), task)
+    assert scores(c) == expected
+    assert c.status is ParseStatus.OK
+
+
+def test_misspelt_heading_loses_that_dimension_only():
+    text = texts.T2I_OK.replace("Physical and Visual Quality:", "Physical Quality:")
+    c = parse_critique(text, "t2i")
+    assert c.status is ParseStatus.PARTIAL
+    assert c.scores["physical_quality"].score is None
+    assert "Physical and Visual Quality: missing" in c.problems
+    assert c.scores["text_faithfulness"].score == 3.5
+
+
+def test_score_before_justification():
+    c = parse_critique(texts.T2I_SCORE_FIRST, "t2i")
+    assert c.status is ParseStatus.OK
+    assert scores(c) == {"text_faithfulness": 4.0, "physical_quality": 3.25, "text_rendering": "N/A"}
+    assert c.scores["physical_quality"].justification == "Slight blur on the paws."
+
+
+def test_bold_markup_everywhere():
+    c = parse_critique(texts.BOLD, "t2i")
+    assert c.status is ParseStatus.OK, c.problems
+    assert scores(c) == {"text_faithfulness": 3.5, "physical_quality": 2.0, "text_rendering": "N/A"}
+    assert c.scores["physical_quality"].justification == "One dog has five legs."
+    assert c.refined_request.startswith("Two dogs playing in a park")
+
+
+def test_na_with_reason_and_slash_four():
+    assert parse_critique(texts.NA_WITH_REASON, "t2i").scores["text_rendering"].not_applicable
+    c = parse_critique(texts.SLASH_FOUR, "t2i")
+    assert c.scores["text_faithfulness"].score == 3.5
+    assert c.scores["text_faithfulness"].raw_score == "3.5/4"
+
+
+def test_out_of_range_scores_are_clamped_and_noted():
+    c = parse_critique(texts.OVER_RANGE, "t2i")
+    assert c.scores["text_faithfulness"].score == 4.0
+    assert c.scores["physical_quality"].score == 1.0
+    assert any("4.2 clamped to 4" in p for p in c.problems)
+    assert any("0.5 clamped to 1" in p for p in c.problems)
+
+
+def test_na_not_allowed_where_the_rubric_forbids_it():
+    text = texts.T2I_OK.replace("## Score: 3.0", "## Score: N/A")
+    c = parse_critique(text, "t2i")
+    assert c.status is ParseStatus.PARTIAL
+    assert c.scores["physical_quality"].score is None and not c.scores["physical_quality"].not_applicable
+    assert any("N/A is not allowed" in p for p in c.problems)
+
+
+def test_dimensions_out_of_order():
+    c = parse_critique(texts.OUT_OF_ORDER, "t2i")
+    assert c.status is ParseStatus.OK
+    assert scores(c) == {"text_faithfulness": 1.5, "physical_quality": 3.75, "text_rendering": "N/A"}
+
+
+def test_renumbered_and_reformatted_headings():
+    c = parse_critique(texts.RENUMBERED, "t2i")
+    assert c.status is ParseStatus.OK, c.problems
+    assert scores(c) == {"text_faithfulness": 3.5, "physical_quality": 3.0, "text_rendering": 2.5}
+
+
+def test_heading_quoted_inside_a_justification_is_not_a_section():
+    c = parse_critique(texts.QUOTED_HEADING, "t2i")
+    assert c.status is ParseStatus.OK
+    assert scores(c) == {"text_faithfulness": 3.0, "physical_quality": 3.5, "text_rendering": 1.5}
+    assert "Text Rendering:" in c.scores["text_faithfulness"].justification
+
+
+def test_truncated_last_dimension_is_partial():
+    c = parse_critique(texts.TRUNCATED_LAST_DIMENSION, "t2i")
+    assert c.status is ParseStatus.PARTIAL
+    assert c.scores["text_faithfulness"].score == 3.5
+    assert c.scores["text_rendering"].score is None
+    assert "Text Rendering: no score line" in c.problems
+    assert c.refined_request == ""
+
+
+def test_truncated_refinement_is_partial():
+    c = parse_critique(texts.TRUNCATED_REFINEMENT, "t2i")
+    assert c.status is ParseStatus.PARTIAL
+    assert scores(c)["text_rendering"] == 2.5
+    assert "Refined Request: missing" in c.problems
+
+
+def test_refined_request_on_following_lines():
+    c = parse_critique(texts.MULTILINE_REFINED, "t2i")
+    assert c.refined_request == ('A watercolor painting of a tall, straight lighthouse on a high cliff at sunset, '
+                                 'with the word "HOPE" in clean block letters on the tower.')
+
+
+def test_headings_without_hashes():
+    c = parse_critique(texts.MISSING_HASHES, "t2i")
+    assert c.status is ParseStatus.OK, c.problems
+    assert scores(c) == {"text_faithfulness": 4.0, "physical_quality": 3.5, "text_rendering": "N/A"}
+    assert c.refined_request == "A blue bird perched on a branch, morning light."
+    assert c.summary == "Very good."
+
+
+def test_garbage_fails_and_keeps_raw_text():
+    c = parse_critique(texts.GARBAGE, "t2i")
+    assert c.status is ParseStatus.FAILED
+    assert c.raw_text == texts.GARBAGE
+    assert c.reward is None
+    assert all(s.score is None for s in c.scores.values())
+
+
+def test_pairwise_t2i():
+    p = parse_pairwise(texts.PAIRWISE_T2I, "t2i")
+    assert p.status is ParseStatus.OK
+    assert p.dims["text_faithfulness"].score_a == 4.0 and p.dims["text_faithfulness"].score_b == 2.0
+    assert p.dims["text_faithfulness"].winner is Preference.A
+    assert p.dims["physical_quality"].winner is Preference.TIE
+    assert p.total_a == pytest.approx(4.0 + 3.5 + 2.5) and p.total_b == pytest.approx(2.0 + 3.5 + 2.5)
+    assert p.preference is Preference.A
+
+
+def test_pairwise_edit_and_tie_tolerance():
+    p = parse_pairwise(texts.PAIRWISE_EDIT, Task.EDIT)
+    assert p.status is ParseStatus.OK
+    assert p.total_a == pytest.approx(3.5 + 4.0 + 3.0 + 2.5)
+    assert p.total_b == pytest.approx(3.5 + 2.5 + 3.5 + 2.5)
+    assert p.preference is Preference.A
+    assert parse_pairwise(texts.PAIRWISE_EDIT, Task.EDIT, PairRule(tie_tolerance=1.0)).preference is Preference.TIE
+
+
+def test_pairwise_na_value_is_configurable():
+    text = texts.PAIRWISE_T2I.replace("## Score A: N/A", "## Score A: 1.0")
+    assert parse_pairwise(text, "t2i", PairRule(na_value=2.5)).total_b == pytest.approx(8.0)
+    assert parse_pairwise(text, "t2i", PairRule(na_value=4.0)).total_b == pytest.approx(9.5)
+
+
+def test_pairwise_preference_comes_from_scores_not_winner_lines():
+    text = texts.PAIRWISE_T2I.replace("## Winner: Image A", "## Winner: Image B")
+    assert parse_pairwise(text, "t2i").preference is Preference.A
+
+
+def test_pairwise_missing_dimension_is_partial():
+    text = texts.PAIRWISE_T2I.split("3. Text Rendering:")[0]
+    p = parse_pairwise(text, "t2i")
+    assert p.status is ParseStatus.PARTIAL
+    assert p.preference is Preference.A
+
+
+@given(st.text(max_size=3000))
+@settings(max_examples=300, deadline=None)
+def test_parser_never_raises(text):
+    for task in Task:
+        c = parse_critique(text, task)
+        assert c.status in set(ParseStatus)
+        for entry in c.scores.values():
+            assert entry.score is None or 1.0 <= entry.score <= 4.0
+        parse_pairwise(text, task)
+
+
+_safe_text = st.text(
+    alphabet=st.characters(whitelist_categories=("Lu", "Ll", "Nd", "Zs"), whitelist_characters=".,;'()-"),
+    min_size=1, max_size=80,
+).map(lambda s: " ".join(s.split())).filter(lambda s: bool(s) and ":" not in s)
+_score = st.integers(min_value=100, max_value=400).map(lambda n: n / 100)
+
+
+@st.composite
+def critiques(draw):
+    task = draw(st.sampled_from(list(Task)))
+    entries = {}
+    for dim in dimensions(task):
+        na = dim.na_allowed and draw(st.booleans())
+        entries[dim.key] = DimensionScore(key=dim.key, score=None if na else draw(_score), not_applicable=na,
+                                          justification=draw(_safe_text))
+    return Critique(task=task, scores=entries, analysis=draw(_safe_text), summary=draw(_safe_text),
+                    refinement_comments=draw(_safe_text), refined_request=draw(_safe_text))
+
+
+@given(critiques())
+@settings(max_examples=200, deadline=None)
+def test_render_parse_round_trip(critique):
+    parsed = parse_critique(render_critique(critique), critique.task)
+    assert parsed.status is ParseStatus.OK, parsed.problems
+    assert scores(parsed) == scores(critique)
+    for key, entry in critique.scores.items():
+        assert parsed.scores[key].justification == entry.justification
+    assert (parsed.analysis, parsed.summary, parsed.refinement_comments, parsed.refined_request) == (
+        critique.analysis, critique.summary, critique.refinement_comments, critique.refined_request)
+
+
+def test_output_format_shown_to_the_model_uses_the_parsed_headings():
+    skeleton = fmt.output_format(Task.EDIT, "pointwise")
+    for dim in dimensions(Task.EDIT):
+        assert f". {dim.heading}:" in skeleton
+    assert f"## {fmt.REFINED}:" in skeleton
