@@ -1,0 +1,1 @@
+"""Persistence: SQLAlchemy models, engine setup, the image store, migrations and training exports."""

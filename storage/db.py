@@ -104,6 +104,5 @@ def write_transaction(engine_or_factory: Engine | sessionmaker[Session]) -> Iter
     else:
         factory = engine_or_factory
         engine = factory.kw["bind"]
-    with factory(bind=writer_engine(engine)) as session:
-        with session.begin():
-            yield session
+    with factory(bind=writer_engine(engine)) as session, session.begin():
+        yield session

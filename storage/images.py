@@ -27,6 +27,7 @@ from pathlib import Path
 
 from PIL import Image as PILImage
 
+from rr_core.paths import data_dir
 from storage.errors import ImageNotFound, ImageTooLarge, InvalidImageHash, StorageFull
 
 log = logging.getLogger(__name__)
@@ -161,6 +162,11 @@ class ImageStore:
                 raise _storage_error(error) from error
             raise
         _fsync_dir(target.parent)
+
+
+def default_image_store() -> ImageStore:
+    """The store the app and the exporter share: <data dir>/images."""
+    return ImageStore(data_dir() / "images")
 
 
 def _storage_error(error: OSError) -> OSError:

@@ -85,7 +85,7 @@ def _enum(cls: type[enum.Enum], name: str) -> Enum:
 
 
 class Base(DeclarativeBase):
-    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON()}
+    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON()}  # noqa: RUF012 (SQLAlchemy's hook)
 
 
 class User(Base):
@@ -115,7 +115,7 @@ class StudioSession(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     owner: Mapped[User] = relationship()
-    rounds: Mapped[list["Round"]] = relationship(
+    rounds: Mapped[list[Round]] = relationship(
         back_populates="session", cascade="all, delete-orphan", passive_deletes=True,
         order_by="(Round.round_index, Round.candidate_index)")
 
@@ -160,7 +160,7 @@ class Round(Base):
     session: Mapped[StudioSession] = relationship(back_populates="rounds")
     image: Mapped[Image] = relationship(foreign_keys=[image_sha256])
     source_image: Mapped[Image | None] = relationship(foreign_keys=[source_image_sha256])
-    critiques: Mapped[list["CritiqueRow"]] = relationship(
+    critiques: Mapped[list[CritiqueRow]] = relationship(
         back_populates="round", cascade="all, delete-orphan", passive_deletes=True,
         order_by="CritiqueRow.id")
 
@@ -192,7 +192,7 @@ class CritiqueRow(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     round: Mapped[Round] = relationship(back_populates="critiques")
-    annotations: Mapped[list["Annotation"]] = relationship(
+    annotations: Mapped[list[Annotation]] = relationship(
         back_populates="critique", cascade="all, delete-orphan", passive_deletes=True,
         order_by="Annotation.id")
 

@@ -137,8 +137,8 @@ def store_image(session: Session, store: ImageStore, image: PILImage.Image) -> I
 
 
 def _insert_image_row(session: Session, stored: StoredImage) -> None:
-    values = dict(sha256=stored.sha256, width=stored.width, height=stored.height, format=stored.format,
-                  byte_size=stored.byte_size)
+    values = {"sha256": stored.sha256, "width": stored.width, "height": stored.height, "format": stored.format,
+                  "byte_size": stored.byte_size}
     dialect = session.get_bind().dialect.name
     if dialect == "postgresql":
         statement = postgresql.insert(Image).values(**values).on_conflict_do_nothing(index_elements=["sha256"])

@@ -94,10 +94,12 @@ class GeneratorConfig:
             if value is not None:
                 check_side(name, value)
         if self.max_source_side < MIN_SIDE:
-            raise UnsupportedGenerator(f"max_source_side must be at least {MIN_SIDE}, got {self.max_source_side}.")
+            raise UnsupportedGenerator(
+                f"max_source_side must be at least {MIN_SIDE}, got {self.max_source_side}."
+            )
 
     @classmethod
-    def from_dict(cls, values: Mapping[str, Any]) -> "GeneratorConfig":
+    def from_dict(cls, values: Mapping[str, Any]) -> GeneratorConfig:
         """Build from a mapping (a YAML section), rejecting keys the config does not have."""
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
@@ -114,7 +116,8 @@ def check_side(name: str, value: object) -> None:
         raise InvalidRequest(f"The {name} must be a whole number of pixels, got {value!r}.")
     if not MIN_SIDE <= value <= MAX_SIDE or value % SIZE_MULTIPLE:
         raise InvalidRequest(
-            f"The {name} must be a multiple of {SIZE_MULTIPLE} between {MIN_SIDE} and {MAX_SIDE}, got {value}."
+            f"The {name} must be a multiple of {SIZE_MULTIPLE} "
+            f"between {MIN_SIDE} and {MAX_SIDE}, got {value}."
         )
 
 
@@ -145,7 +148,9 @@ class GenerationRequest:
                 f"The prompt is {len(self.prompt)} characters; the limit is {MAX_PROMPT_CHARS}."
             )
         if not isinstance(self.negative_prompt, str) or len(self.negative_prompt) > MAX_PROMPT_CHARS:
-            raise InvalidRequest(f"The negative prompt must be text of at most {MAX_PROMPT_CHARS} characters.")
+            raise InvalidRequest(
+                f"The negative prompt must be text of at most {MAX_PROMPT_CHARS} characters."
+            )
         if isinstance(self.num_candidates, bool) or not isinstance(self.num_candidates, int):
             raise InvalidRequest(f"num_candidates must be a whole number, got {self.num_candidates!r}.")
         if not 1 <= self.num_candidates <= MAX_CANDIDATES:
@@ -155,7 +160,9 @@ class GenerationRequest:
         if isinstance(self.seed, bool) or not isinstance(self.seed, int):
             raise InvalidRequest(f"The seed must be a whole number, got {self.seed!r}.")
         if not 0 <= self.seed <= MAX_SEED - self.num_candidates:
-            raise InvalidRequest(f"The seed must be between 0 and {MAX_SEED - self.num_candidates}, got {self.seed}.")
+            raise InvalidRequest(
+                f"The seed must be between 0 and {MAX_SEED - self.num_candidates}, got {self.seed}."
+            )
         if self.steps is not None:
             if isinstance(self.steps, bool) or not isinstance(self.steps, int):
                 raise InvalidRequest(f"steps must be a whole number, got {self.steps!r}.")
@@ -168,7 +175,9 @@ class GenerationRequest:
             if value is not None:
                 check_side(name, value)
         if self.source_image is not None and not isinstance(self.source_image, Image.Image):
-            raise InvalidImage(f"The source image must be a PIL image, got {type(self.source_image).__name__}.")
+            raise InvalidImage(
+                f"The source image must be a PIL image, got {type(self.source_image).__name__}."
+            )
 
     def candidate_seeds(self) -> list[int]:
         """The seed of each candidate: candidate i is reproducible alone with this seed."""
@@ -196,6 +205,14 @@ def resolve_dtype(dtype: str, device: str):
     return {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[dtype]
 
 
+def _dtype_keyword() -> str:
+    """diffusers 0.42 renamed from_pretrained's torch_dtype to dtype (the old name warns)."""
+    import diffusers
+    from packaging.version import Version
+
+    return "dtype" if Version(diffusers.__version__).release >= (0, 42) else "torch_dtype"
+
+
 def candidate_generators(seeds: list[int]):
     """One CPU torch.Generator per candidate, so noise does not depend on the device or batch size."""
     import torch
@@ -219,7 +236,8 @@ class Generator(abc.ABC):
         """Load the pipeline named by `config` (or wrap an already loaded `pipeline`)."""
         if Task.parse(config.task) is not self.task:
             raise UnsupportedGenerator(
-                f"The {self.family} backend does {self.task.value}, but the config asks for {config.task.value}."
+                f"The {self.family} backend does {self.task.value}, "
+                f"but the config asks for {config.task.value}."
             )
         self.config = config
         self.model_id = config.model_id or self.default_model_id()
@@ -263,7 +281,7 @@ class Generator(abc.ABC):
 
     def _load(self) -> Any:
         logger.info("loading %s (%s) on %s as %s", self.model_id, self.family, self.device, self.dtype)
-        kwargs: dict[str, Any] = {"torch_dtype": self.dtype}
+        kwargs: dict[str, Any] = {_dtype_keyword(): self.dtype}
         quantization = self._quantization_config()
         if quantization is not None:
             kwargs["quantization_config"] = quantization
@@ -283,7 +301,9 @@ class Generator(abc.ABC):
         if self.lora_scale is not None:
             self.pipeline.delete_adapters(LORA_ADAPTER_NAME)
         if path.is_file():
-            self.pipeline.load_lora_weights(str(path.parent), weight_name=path.name, adapter_name=LORA_ADAPTER_NAME)
+            self.pipeline.load_lora_weights(
+                str(path.parent), weight_name=path.name, adapter_name=LORA_ADAPTER_NAME
+            )
         else:
             self.pipeline.load_lora_weights(str(path), adapter_name=LORA_ADAPTER_NAME)
         self.lora_scale = None
@@ -305,7 +325,9 @@ class Generator(abc.ABC):
 
     # 2. Generation --------------------------------------------------------------------------
 
-    def generate(self, request: GenerationRequest, progress: ProgressCallback | None = None) -> list[Image.Image]:
+    def generate(
+        self, request: GenerationRequest, progress: ProgressCallback | None = None
+    ) -> list[Image.Image]:
         """Images for `request`: `num_candidates` of them, from one batched pipeline call.
 
         `progress(step, total)` is called after each denoising step (UI progress bars).
@@ -338,7 +360,9 @@ class Generator(abc.ABC):
         # 3. One batched call; candidate i used the generator seeded seed + i.
         images = self.pipeline(prompt=request.prompt, **kwargs).images
         if len(images) != request.num_candidates:
-            raise RuntimeError(f"{self.family} returned {len(images)} images for {request.num_candidates} candidates.")
+            raise RuntimeError(
+                f"{self.family} returned {len(images)} images for {request.num_candidates} candidates."
+            )
         return list(images)
 
     @abc.abstractmethod

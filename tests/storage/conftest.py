@@ -113,6 +113,16 @@ def sample_critique(task: Task | str = Task.T2I, seed: int = 0, status: ParseSta
                     constrained=bool(seed % 2))
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def new_user_id() -> Callable[[str], str]:
     return lambda prefix="user": f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture(scope="session")
+def make_image() -> Callable[..., PILImage.Image]:
+    return tiny_image
+
+
+@pytest.fixture(scope="session")
+def make_critique() -> Callable[..., Critique]:
+    return sample_critique

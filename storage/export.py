@@ -1,0 +1,445 @@
+"""Export the studio's data for training, one function per format (storage/FORMATS.md describes each).
+
+    python -m storage.export --format {pairs,parrot,sft,dpo,rl-prompts} --out PATH [--jsonl|--parquet]
+        [--embed-images] [--since DATE] [--until DATE] [--task t2i|edit] [--annotator ID]
+        [--status ok|partial|failed] [--min-agreement 0.75] [--include-ties]
+
+Every export is written to a temp file beside PATH and renamed over it at the end, so a crash mid-export
+leaves the previous file (or none), never half of one. Images are absolute paths into the image store,
+or with --embed-images the PNG bytes themselves (base64 in JSONL, binary in Parquet).
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import logging
+import os
+import tempfile
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, selectinload
+
+from rr_core.critique import Critique
+from rr_core.errors import InvalidRequest
+from rr_core.parser import render_critique
+from rr_core.prompts import build_pointwise
+from rr_core.reward import RewardSpec, compute_reward
+from rr_core.rubric import Task
+from storage.db import make_engine, make_session_factory
+from storage.images import ImageStore, default_image_store, encode_png
+from storage.models import Annotation, CritiqueRow, PairJudgement, PairSource, Round, StudioSession, Verdict
+
+log = logging.getLogger(__name__)
+
+FORMATS = ("pairs", "parrot", "sft", "dpo", "rl-prompts")
+# Free-form nested fields, stored as JSON text in Parquet so every row has the same column type.
+JSON_FIELDS = {"pairs": {"provenance"}, "parrot": {"rationales", "provenance"}}
+
+
+@dataclass(frozen=True)
+class ExportFilters:
+    """Which rows an export takes. Dates are compared with the judgement's time (pairs, parrot, dpo),
+    the critique's time (sft) or the round's time (rl-prompts); `until` is exclusive."""
+
+    since: datetime | None = None
+    until: datetime | None = None
+    task: str | None = None
+    annotator_id: str | None = None
+    status: str | None = None
+    min_agreement: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.task is not None:
+            object.__setattr__(self, "task", Task.parse(self.task).value)
+        if self.status is not None and self.status not in ("ok", "partial", "failed"):
+            raise ValueError(f"unknown critique status {self.status!r}: expected ok, partial or failed")
+        if self.min_agreement is not None and not 0.0 <= self.min_agreement <= 1.0:
+            raise ValueError("min_agreement must be between 0 and 1")
+        for name in ("since", "until"):
+            value = getattr(self, name)
+            if value is not None and value.tzinfo is None:
+                object.__setattr__(self, name, value.replace(tzinfo=timezone.utc))
+
+
+class ImageRef:
+    """Turns a stored image into what a record holds: an absolute path, or its PNG bytes."""
+
+    def __init__(self, store: ImageStore, embed: bool) -> None:
+        self.store, self.embed = store, embed
+
+    def __call__(self, sha256: str | None) -> str | bytes | None:
+        if sha256 is None:
+            return None
+        return self.store.read_bytes(sha256) if self.embed else str(self.store.path(sha256))
+
+
+# --- pairs -------------------------------------------------------------------------------------
+
+@dataclass
+class AggregatedPair:
+    """All judgements of one unordered pair of rounds, oriented so that A is the lower round id."""
+
+    round_a: Round
+    round_b: Round
+    judgements: list[PairJudgement]
+    preference: str
+    agreement: float
+    votes: dict[str, int]
+
+
+def _flip(preference: str) -> str:
+    return {"A": "B", "B": "A"}.get(preference, preference)
+
+
+def aggregate_pairs(session: Session, filters: ExportFilters = ExportFilters()) -> list[AggregatedPair]:
+    """Judged pairs with their majority preference and agreement (share of judgements that agree with
+    it). Human judgements decide when a pair has any; otherwise the derived ones do. A pair whose top
+    labels are level (one A, one B) is a tie."""
+    query = (select(PairJudgement).join(Round, PairJudgement.round_a_id == Round.id)
+             .join(StudioSession, Round.session_id == StudioSession.id)
+             .options(selectinload(PairJudgement.round_a).selectinload(Round.session),
+                      selectinload(PairJudgement.round_b)).order_by(PairJudgement.id))
+    if filters.task:
+        query = query.where(StudioSession.task == filters.task)
+    if filters.annotator_id:
+        query = query.where(PairJudgement.judge_id == filters.annotator_id)
+    if filters.since:
+        query = query.where(PairJudgement.created_at >= filters.since)
+    if filters.until:
+        query = query.where(PairJudgement.created_at < filters.until)
+    groups: dict[tuple[int, int], list[PairJudgement]] = defaultdict(list)
+    for judgement in session.scalars(query):
+        low, high = sorted((judgement.round_a_id, judgement.round_b_id))
+        groups[(low, high)].append(judgement)
+    pairs = []
+    for (low, high), judgements in groups.items():
+        human = [j for j in judgements if j.source is PairSource.HUMAN]
+        deciding = human or judgements
+        votes = Counter(j.preference if j.round_a_id == low else _flip(j.preference) for j in deciding)
+        top = max(votes.values())
+        leaders = [label for label, count in votes.items() if count == top]
+        preference = leaders[0] if len(leaders) == 1 else "tie"
+        agreement = votes.get(preference, 0) / len(deciding) if len(leaders) == 1 else top / len(deciding)
+        if filters.min_agreement is not None and agreement < filters.min_agreement:
+            continue
+        first = judgements[0]
+        round_a, round_b = (first.round_a, first.round_b) if first.round_a_id == low else (first.round_b, first.round_a)
+        pairs.append(AggregatedPair(round_a, round_b, judgements, preference, agreement, dict(votes)))
+    return pairs
+
+
+def _provenance(pair: AggregatedPair) -> dict[str, Any]:
+    return {
+        "session_id": pair.round_a.session_id,
+        "round_a_id": pair.round_a.id,
+        "round_b_id": pair.round_b.id,
+        "votes": pair.votes,
+        "judgements": [{"id": j.id, "source": j.source.value, "judge_id": j.judge_id, "derived_from": j.derived_from,
+                        "preference": j.preference if j.round_a_id == pair.round_a.id else _flip(j.preference),
+                        "created_at": j.created_at.isoformat()} for j in pair.judgements],
+        "generator_settings_a": pair.round_a.generator_settings,
+        "generator_settings_b": pair.round_b.generator_settings,
+        "seed_a": pair.round_a.seed,
+        "seed_b": pair.round_b.seed,
+    }
+
+
+def _pair_base(pair: AggregatedPair, image: ImageRef) -> dict[str, Any]:
+    studio = pair.round_a.session
+    return {
+        "pair_id": f"{pair.round_a.id}-{pair.round_b.id}",
+        "task": studio.task,
+        "request": studio.prompt,
+        "prompt_a": pair.round_a.used_prompt,
+        "prompt_b": pair.round_b.used_prompt,
+        "source_image": image(pair.round_a.source_image_sha256),
+        "image_a": image(pair.round_a.image_sha256),
+        "image_b": image(pair.round_b.image_sha256),
+        "preference": pair.preference,
+        "agreement": pair.agreement,
+        "n_judgements": len(pair.judgements),
+    }
+
+
+def export_pairs(session: Session, store: ImageStore, filters: ExportFilters = ExportFilters(),
+                 embed_images: bool = False) -> Iterator[dict[str, Any]]:
+    """Preference pairs: two images of one request, the (majority) preference and its provenance."""
+    image = ImageRef(store, embed_images)
+    for pair in aggregate_pairs(session, filters):
+        yield {**_pair_base(pair, image), "provenance": _provenance(pair)}
+
+
+def export_dpo(session: Session, store: ImageStore, filters: ExportFilters = ExportFilters(),
+               embed_images: bool = False, include_ties: bool = False) -> Iterator[dict[str, Any]]:
+    """DiffusionDPO / Pick-a-Pic layout: caption, jpg_0, jpg_1, label_0 (1: image 0 preferred, 0: image 1,
+    0.5: tie, only with include_ties). The images are PNG despite the column names (PIL opens both)."""
+    image = ImageRef(store, embed_images)
+    for pair in aggregate_pairs(session, filters):
+        if pair.preference == "tie" and not include_ties:
+            continue
+        yield {"caption": pair.round_a.session.prompt, "jpg_0": image(pair.round_a.image_sha256),
+               "jpg_1": image(pair.round_b.image_sha256),
+               "label_0": {"A": 1.0, "B": 0.0, "tie": 0.5}[pair.preference]}
+
+
+# --- annotated critiques -----------------------------------------------------------------------
+
+@dataclass
+class ReviewedCritique:
+    """A critique every annotated dimension of which was accepted or corrected (none rejected)."""
+
+    row: CritiqueRow
+    critique: Critique
+    text: str
+    corrected: bool
+    annotators: list[str]
+
+
+def review(row: CritiqueRow, annotator_id: str | None = None) -> ReviewedCritique | None:
+    """Apply the annotations of `row` (the latest per dimension wins; only `annotator_id`'s if given).
+    None when it has no annotation or a dimension was rejected. Corrected critiques are re-rendered."""
+    notes = [a for a in row.annotations if annotator_id is None or a.annotator_id == annotator_id]
+    if not notes:
+        return None
+    latest: dict[str, Annotation] = {}
+    for note in sorted(notes, key=lambda a: (a.created_at, a.id)):
+        latest[note.dimension] = note
+    if any(note.verdict is Verdict.REJECT for note in latest.values()):
+        return None
+    critique = Critique.from_dict({**row.parsed, "raw_text": row.raw_text})
+    corrections = {key: note.corrected_score for key, note in latest.items() if note.verdict is Verdict.CORRECT}
+    if corrections:
+        scores = dict(critique.scores)
+        for key, value in corrections.items():
+            scores[key] = replace(scores[key], score=value, not_applicable=False, raw_score=f"{value:g}")
+        critique = replace(critique, scores=scores)
+        spec = RewardSpec(dimensions=critique.reward_dimensions or None)
+        critique = replace(critique, reward=compute_reward(critique, spec))
+        critique = replace(critique, raw_text=render_critique(critique))
+    return ReviewedCritique(row, critique, critique.raw_text, bool(corrections),
+                            sorted({n.annotator_id for n in latest.values()}))
+
+
+def _critique_query(filters: ExportFilters) -> Any:
+    query = (select(CritiqueRow).join(Round, CritiqueRow.round_id == Round.id)
+             .join(StudioSession, Round.session_id == StudioSession.id)
+             .where(CritiqueRow.annotations.any())
+             .options(selectinload(CritiqueRow.annotations),
+                      selectinload(CritiqueRow.round).selectinload(Round.session))
+             .order_by(CritiqueRow.id))
+    if filters.task:
+        query = query.where(StudioSession.task == filters.task)
+    if filters.status:
+        query = query.where(CritiqueRow.status == filters.status)
+    if filters.since:
+        query = query.where(CritiqueRow.created_at >= filters.since)
+    if filters.until:
+        query = query.where(CritiqueRow.created_at < filters.until)
+    return query
+
+
+def export_sft(session: Session, store: ImageStore, filters: ExportFilters = ExportFilters(),
+               embed_images: bool = False, image_dir: str | os.PathLike[str] | None = None) -> Iterator[dict[str, Any]]:
+    """Supervised critiques in the sharegpt-with-images layout (LLaMA-Factory, TRL): the project's own
+    pointwise prompt, then the reviewed critique as the assistant turn. The images are the ones the
+    prompt builder prepared for the critic, written to `image_dir` (content-addressed) or embedded."""
+    if not embed_images and image_dir is None:
+        raise ValueError("export_sft needs image_dir for the prepared images, or embed_images=True")
+    prepared = ImageStore(image_dir) if image_dir is not None else None
+    for row in session.scalars(_critique_query(filters)):
+        reviewed = review(row, filters.annotator_id)
+        if reviewed is None:
+            continue
+        round_ = row.round
+        source = store.open(round_.source_image_sha256) if round_.source_image_sha256 else None
+        try:
+            conversation = build_pointwise(round_.session.task, round_.prompt, store.open(round_.image_sha256),
+                                           source_image=source)
+        except InvalidRequest as error:
+            log.warning("critique %d left out of the SFT export: %s", row.id, error)
+            continue
+        record = conversation.to_sharegpt()
+        images = []
+        for picture in record["images"]:
+            if prepared is None:
+                images.append(encode_png(picture))
+            else:
+                images.append(str(prepared.path(prepared.put(picture).sha256)))
+        yield {"messages": record["messages"] + [{"role": "assistant", "content": reviewed.text}],
+               "images": images, "critique_id": row.id}
+
+
+def export_parrot(session: Session, store: ImageStore, filters: ExportFilters = ExportFilters(),
+                  embed_images: bool = False) -> Iterator[dict[str, Any]]:
+    """PARROT input: the request, both candidates, the human preference, and the reviewed critiques of
+    each candidate as rationale supervision (possibly none). Only pairs with a human judgement."""
+    image = ImageRef(store, embed_images)
+    for pair in aggregate_pairs(session, filters):
+        if not any(j.source is PairSource.HUMAN for j in pair.judgements):
+            continue
+        rationales: dict[str, list[dict[str, Any]]] = {}
+        for side, round_ in (("A", pair.round_a), ("B", pair.round_b)):
+            rationales[side] = []
+            for row in round_.critiques:
+                if filters.status and row.status != filters.status:
+                    continue
+                reviewed = review(row, filters.annotator_id)
+                if reviewed is None:
+                    continue
+                parsed = reviewed.critique.to_dict()
+                parsed.pop("raw_text")
+                rationales[side].append({"critique_id": row.id, "model_id": row.model_id, "text": reviewed.text,
+                                         "critique": parsed, "corrected": reviewed.corrected,
+                                         "annotators": reviewed.annotators})
+        yield {**_pair_base(pair, image), "rationales": rationales, "provenance": _provenance(pair)}
+
+
+def export_rl_prompts(session: Session, store: ImageStore, filters: ExportFilters = ExportFilters(),
+                      embed_images: bool = False) -> Iterator[dict[str, Any]]:
+    """Distinct requests (with the source image for edits) for RL rollouts."""
+    image = ImageRef(store, embed_images)
+    query = (select(StudioSession.task, Round.prompt, Round.source_image_sha256)
+             .join(StudioSession, Round.session_id == StudioSession.id)
+             .group_by(StudioSession.task, Round.prompt, Round.source_image_sha256)
+             .order_by(StudioSession.task, Round.prompt, Round.source_image_sha256))
+    if filters.task:
+        query = query.where(StudioSession.task == filters.task)
+    if filters.since:
+        query = query.where(Round.created_at >= filters.since)
+    if filters.until:
+        query = query.where(Round.created_at < filters.until)
+    for task, prompt, source in session.execute(query):
+        yield {"prompt": prompt, "task": task, "source_image": image(source)}
+
+
+# --- writing -----------------------------------------------------------------------------------
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode("ascii")
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def _temp_beside(out: Path) -> tuple[int, str]:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    return tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
+
+
+def write_jsonl(records: Iterable[dict[str, Any]], out: str | os.PathLike[str]) -> int:
+    """Write records as JSON lines (bytes as base64) atomically; returns the record count."""
+    out = Path(out)
+    fd, temp = _temp_beside(out)
+    count = 0
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            for record in records:
+                handle.write(json.dumps(_jsonable(record), ensure_ascii=False) + "\n")
+                count += 1
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temp, out)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+    return count
+
+
+def write_parquet(records: Iterable[dict[str, Any]], out: str | os.PathLike[str],
+                  json_fields: set[str] = frozenset()) -> int:
+    """Write records as one Parquet table atomically; `json_fields` are stored as JSON text."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = [{k: json.dumps(_jsonable(v), ensure_ascii=False) if k in json_fields else v for k, v in r.items()}
+            for r in records]
+    table = pa.Table.from_pylist(rows)
+    out = Path(out)
+    fd, temp = _temp_beside(out)
+    os.close(fd)
+    try:
+        pq.write_table(table, temp)
+        with open(temp, "rb") as handle:
+            os.fsync(handle.fileno())
+        os.replace(temp, out)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+    return len(rows)
+
+
+def export_to_file(session: Session, store: ImageStore, fmt: str, out: str | os.PathLike[str], *,
+                   parquet: bool = False, embed_images: bool = False, filters: ExportFilters = ExportFilters(),
+                   include_ties: bool = False) -> int:
+    """Run one exporter and write its records to `out`; returns the record count. SFT images that are
+    not embedded go to `<out>.images/`."""
+    producers: dict[str, Callable[[], Iterable[dict[str, Any]]]] = {
+        "pairs": lambda: export_pairs(session, store, filters, embed_images),
+        "parrot": lambda: export_parrot(session, store, filters, embed_images),
+        "sft": lambda: export_sft(session, store, filters, embed_images,
+                                  None if embed_images else Path(f"{out}.images")),
+        "dpo": lambda: export_dpo(session, store, filters, embed_images, include_ties),
+        "rl-prompts": lambda: export_rl_prompts(session, store, filters, embed_images),
+    }
+    if fmt not in producers:
+        raise ValueError(f"unknown export format {fmt!r}: expected one of {', '.join(FORMATS)}")
+    records = producers[fmt]()
+    if parquet:
+        return write_parquet(records, out, JSON_FIELDS.get(fmt, set()))
+    return write_jsonl(records, out)
+
+
+def _date(text: str) -> datetime:
+    value = datetime.fromisoformat(text)
+    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m storage.export", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--format", required=True, choices=FORMATS)
+    parser.add_argument("--out", required=True, type=Path)
+    kind = parser.add_mutually_exclusive_group()
+    kind.add_argument("--jsonl", action="store_true", help="JSON lines (default unless --out ends in .parquet)")
+    kind.add_argument("--parquet", action="store_true")
+    parser.add_argument("--embed-images", action="store_true", help="PNG bytes instead of paths")
+    parser.add_argument("--since", type=_date, help="ISO date or time, inclusive (UTC unless given)")
+    parser.add_argument("--until", type=_date, help="ISO date or time, exclusive")
+    parser.add_argument("--task", choices=("t2i", "edit"))
+    parser.add_argument("--annotator", help="only this user's annotations / pair judgements")
+    parser.add_argument("--status", choices=("ok", "partial", "failed"), help="critique parse status")
+    parser.add_argument("--min-agreement", type=float, help="minimum annotator agreement on a pair, 0-1")
+    parser.add_argument("--include-ties", action="store_true", help="dpo: keep ties with label_0 = 0.5")
+    parser.add_argument("--database-url", help="default: RR_DATABASE_URL or the SQLite file under RR_DATA_DIR")
+    parser.add_argument("--images-dir", type=Path, help="image store root (default: <data dir>/images)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+
+    filters = ExportFilters(since=args.since, until=args.until, task=args.task, annotator_id=args.annotator,
+                            status=args.status, min_agreement=args.min_agreement)
+    parquet = args.parquet or (not args.jsonl and args.out.suffix == ".parquet")
+    store = ImageStore(args.images_dir) if args.images_dir else default_image_store()
+    engine = make_engine(args.database_url)
+    try:
+        with make_session_factory(engine)() as session:
+            count = export_to_file(session, store, args.format, args.out, parquet=parquet,
+                                   embed_images=args.embed_images, filters=filters,
+                                   include_ties=args.include_ties)
+    finally:
+        engine.dispose()
+    log.info("wrote %d %s records to %s", count, args.format, args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

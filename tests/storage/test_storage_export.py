@@ -1,0 +1,234 @@
+"""Every export format, read back field by field (images compared pixel by pixel), with its filters."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from PIL import Image as PILImage
+from sqlalchemy import select
+
+from rr_core.images import prepare_for_critic
+from rr_core.parser import parse_critique
+from rr_core.rubric import Task
+from storage import export
+from storage import repository as repo
+from storage.db import write_transaction
+from storage.export import ExportFilters
+from storage.models import CritiqueRow, PairSource
+
+
+def _pixels(value) -> list:
+    """Pixels of an image given as a path, PNG bytes or base64 text."""
+    if isinstance(value, str) and not value.startswith("/"):
+        value = base64.b64decode(value)
+    with PILImage.open(io.BytesIO(value) if isinstance(value, bytes) else value) as image:
+        return list(image.convert("RGB").getdata())
+
+
+def _read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+@pytest.fixture(scope="module")
+def data(factory, store, make_image, make_critique, new_user_id):
+    """t2i session: rounds r0, r1, r2; edit session: e0, e1.
+    (r0, r1): judged A, A (annotators 1, 2) and B (annotator 3): A with agreement 2/3.
+    (r1, r2): derived only, B.   (e0, e1): one human tie.
+    Critiques: r0 accepted, r1 physical_quality corrected to 1.5, r2 rejected, e0 accepted, e1 none."""
+    with write_transaction(factory) as s:
+        owner = repo.get_or_create_user(s, new_user_id("owner")).id
+        ann = [repo.get_or_create_user(s, new_user_id(f"ann{i}"), role="annotator").id for i in (1, 2, 3)]
+        t2i = repo.create_session(s, owner_id=owner, task="t2i", prompt="a lighthouse at dusk").id
+        edit = repo.create_session(s, owner_id=owner, task="edit", prompt="add a red scarf").id
+    images = {name: make_image(1000 + i, size=32) for i, name in enumerate(["r0", "r1", "r2", "e0", "e1"])}
+    source = make_image(2000, size=40)
+    ids, critiques = {}, {}
+    with write_transaction(factory) as s:
+        for i, name in enumerate(["r0", "r1", "r2"]):
+            critiques[name] = make_critique("t2i", seed=i)
+            ids[name] = repo.record_round(s, store=store, session_id=t2i, owner_id=owner, prompt="a lighthouse at dusk",
+                                          used_prompt=f"a lighthouse at dusk, take {i}", image=images[name],
+                                          critique=critiques[name], round_index=0, candidate_index=i, seed=i).id
+        for i, name in enumerate(["e0", "e1"]):
+            critiques[name] = make_critique("edit", seed=10 + i)
+            ids[name] = repo.record_round(s, store=store, session_id=edit, owner_id=owner, prompt="add a red scarf",
+                                          image=images[name], critique=critiques[name], source_image=source,
+                                          round_index=0, candidate_index=i).id
+    with write_transaction(factory) as s:
+        r0, r1, r2, e0, e1 = (ids[n] for n in ["r0", "r1", "r2", "e0", "e1"])
+        repo.add_pair_judgement(s, round_a_id=r0, round_b_id=r1, preference="A", judge_id=ann[0])
+        repo.add_pair_judgement(s, round_a_id=r1, round_b_id=r0, preference="B", judge_id=ann[1])
+        repo.add_pair_judgement(s, round_a_id=r0, round_b_id=r1, preference="B", judge_id=ann[2])
+        repo.add_pair_judgement(s, round_a_id=r2, round_b_id=r1, preference="A", judge_id=None,
+                                source=PairSource.DERIVED, derived_from="tiny-critic", acting_user_id=owner)
+        repo.add_pair_judgement(s, round_a_id=e0, round_b_id=e1, preference="tie", judge_id=ann[1])
+        cid = {n: s.scalar(select(CritiqueRow.id).where(CritiqueRow.round_id == ids[n])) for n in ids}
+        for dim in ("text_faithfulness", "physical_quality"):
+            repo.add_annotation(s, critique_id=cid["r0"], annotator_id=ann[0], dimension=dim, verdict="accept")
+        repo.add_annotation(s, critique_id=cid["r1"], annotator_id=ann[1], dimension="text_faithfulness",
+                            verdict="accept")
+        repo.add_annotation(s, critique_id=cid["r1"], annotator_id=ann[1], dimension="physical_quality",
+                            verdict="correct", corrected_score=1.5, comment="melted railing")
+        repo.add_annotation(s, critique_id=cid["r2"], annotator_id=ann[0], dimension="physical_quality",
+                            verdict="reject")
+        repo.add_annotation(s, critique_id=cid["e0"], annotator_id=ann[2], dimension="image_faithfulness",
+                            verdict="accept")
+    return {"ids": ids, "cid": cid, "ann": ann, "images": images, "source": source, "critiques": critiques, "store": store}
+
+
+def test_pairs_jsonl_field_by_field(factory, data, tmp_path):
+    ids, images = data["ids"], data["images"]
+    with factory() as s:
+        assert export.export_to_file(s, data["store"], "pairs", tmp_path / "p.jsonl") == 3
+    records = {r["pair_id"]: r for r in _read_jsonl(tmp_path / "p.jsonl")}
+    main = records[f"{ids['r0']}-{ids['r1']}"]
+    assert (main["task"], main["request"], main["preference"], main["n_judgements"]) == (
+        "t2i", "a lighthouse at dusk", "A", 3)
+    assert main["agreement"] == pytest.approx(2 / 3)
+    assert (main["prompt_a"], main["prompt_b"], main["source_image"]) == (
+        "a lighthouse at dusk, take 0", "a lighthouse at dusk, take 1", None)
+    assert _pixels(main["image_a"]) == list(images["r0"].getdata())
+    assert _pixels(main["image_b"]) == list(images["r1"].getdata())
+    prov = main["provenance"]
+    assert (prov["round_a_id"], prov["round_b_id"], prov["votes"]) == (ids["r0"], ids["r1"], {"A": 2, "B": 1})
+    assert [j["judge_id"] for j in prov["judgements"]] == data["ann"]
+    assert [j["preference"] for j in prov["judgements"]] == ["A", "A", "B"]  # oriented to this record's A
+    assert (prov["seed_a"], prov["seed_b"]) == (0, 1)
+    derived = records[f"{ids['r1']}-{ids['r2']}"]
+    assert (derived["preference"], derived["agreement"]) == ("B", 1.0)  # judged as (r2, r1) -> A, stored as r1-r2
+    assert derived["provenance"]["judgements"][0]["source"] == "derived"
+    tie = records[f"{ids['e0']}-{ids['e1']}"]
+    assert tie["preference"] == "tie" and _pixels(tie["source_image"]) == list(data["source"].getdata())
+
+
+def test_pairs_parquet_with_embedded_images_matches_jsonl(factory, data, tmp_path):
+    with factory() as s:
+        export.export_to_file(s, data["store"], "pairs", tmp_path / "p.jsonl", embed_images=True)
+        export.export_to_file(s, data["store"], "pairs", tmp_path / "p.parquet", parquet=True, embed_images=True)
+    from_json = {r["pair_id"]: r for r in _read_jsonl(tmp_path / "p.jsonl")}
+    from_parquet = {r["pair_id"]: r for r in pq.read_table(tmp_path / "p.parquet").to_pylist()}
+    assert from_json.keys() == from_parquet.keys()
+    for key, record in from_parquet.items():
+        assert isinstance(record["image_a"], bytes)
+        assert _pixels(record["image_a"]) == _pixels(from_json[key]["image_a"])
+        assert record["image_b"] == base64.b64decode(from_json[key]["image_b"])
+        assert json.loads(record["provenance"]) == from_json[key]["provenance"]
+        for field in ("task", "request", "preference", "agreement", "n_judgements", "prompt_a", "prompt_b"):
+            assert record[field] == from_json[key][field]
+
+
+def test_pair_filters(factory, data):
+    ids, ann = data["ids"], data["ann"]
+    store = data["store"]
+
+    def pair_ids(**kw):
+        with factory() as s:
+            return {r["pair_id"]: r["preference"] for r in export.export_pairs(s, store, ExportFilters(**kw))}
+
+    main, derived, tie = (f"{ids['r0']}-{ids['r1']}", f"{ids['r1']}-{ids['r2']}", f"{ids['e0']}-{ids['e1']}")
+    assert pair_ids(min_agreement=0.7) == {derived: "B", tie: "tie"}
+    assert pair_ids(task="edit") == {tie: "tie"}
+    assert pair_ids(annotator_id=ann[2]) == {main: "B"}
+    assert pair_ids(since=datetime.now(timezone.utc) + timedelta(days=1)) == {}
+    assert set(pair_ids(until=datetime.now(timezone.utc) + timedelta(days=1))) == {main, derived, tie}
+    with pytest.raises(ValueError):
+        ExportFilters(min_agreement=1.5)
+
+
+def test_dpo(factory, data, tmp_path):
+    images = data["images"]
+    with factory() as s:
+        assert export.export_to_file(s, data["store"], "dpo", tmp_path / "d.parquet", parquet=True,
+                                     embed_images=True) == 2
+        assert export.export_to_file(s, data["store"], "dpo", tmp_path / "t.jsonl", include_ties=True) == 3
+    rows = pq.read_table(tmp_path / "d.parquet").to_pylist()
+    assert sorted(r["label_0"] for r in rows) == [0.0, 1.0]
+    first = next(r for r in rows if _pixels(r["jpg_0"]) == list(images["r0"].getdata()))
+    assert first["caption"] == "a lighthouse at dusk" and _pixels(first["jpg_1"]) == list(images["r1"].getdata())
+    assert sorted(r["label_0"] for r in _read_jsonl(tmp_path / "t.jsonl")) == [0.0, 0.5, 1.0]
+    assert set(rows[0]) == {"caption", "jpg_0", "jpg_1", "label_0"}
+
+
+def test_sft_sharegpt(factory, data, tmp_path):
+    cid, critiques, images = data["cid"], data["critiques"], data["images"]
+    out = tmp_path / "sft.jsonl"
+    with factory() as s:
+        assert export.export_to_file(s, data["store"], "sft", out) == 3  # r0, r1, e0 (r2 rejected, e1 unseen)
+    records = {r["critique_id"]: r for r in _read_jsonl(out)}
+    assert set(records) == {cid["r0"], cid["r1"], cid["e0"]}
+    for record in records.values():
+        roles = [m["role"] for m in record["messages"]]
+        assert roles == ["system", "user", "assistant"]
+        assert record["messages"][1]["content"].count("<image>") == len(record["images"])
+        assert all(Path(p).is_file() and Path(p).is_relative_to(Path(f"{out}.images")) for p in record["images"])
+    accepted = records[cid["r0"]]
+    assert accepted["messages"][2]["content"] == critiques["r0"].raw_text
+    assert "a lighthouse at dusk" in accepted["messages"][1]["content"]
+    assert _pixels(accepted["images"][0]) == list(prepare_for_critic(images["r0"]).getdata())
+    corrected = parse_critique(records[cid["r1"]]["messages"][2]["content"], Task.T2I)
+    assert corrected.score("physical_quality") == 1.5
+    assert corrected.score("text_faithfulness") == critiques["r1"].score("text_faithfulness")
+    assert corrected.refined_request == critiques["r1"].refined_request
+    edit = records[cid["e0"]]
+    assert len(edit["images"]) == 2
+    assert _pixels(edit["images"][0]) == list(prepare_for_critic(data["source"]).getdata())  # source first
+    assert _pixels(edit["images"][1]) == list(images["e0"].getdata())
+    with factory() as s:
+        embedded = list(export.export_sft(s, data["store"], ExportFilters(task="t2i", annotator_id=data["ann"][1]),
+                                          embed_images=True))
+    assert [r["critique_id"] for r in embedded] == [cid["r1"]]
+    assert _pixels(embedded[0]["images"][0]) == list(images["r1"].getdata())
+
+
+def test_parrot(factory, data, tmp_path):
+    ids, cid, critiques = data["ids"], data["cid"], data["critiques"]
+    with factory() as s:
+        assert export.export_to_file(s, data["store"], "parrot", tmp_path / "p.parquet", parquet=True) == 2
+    records = {r["pair_id"]: r for r in pq.read_table(tmp_path / "p.parquet").to_pylist()}
+    main = records[f"{ids['r0']}-{ids['r1']}"]
+    rationales = json.loads(main["rationales"])
+    assert main["preference"] == "A" and main["request"] == "a lighthouse at dusk"
+    [a], [b] = rationales["A"], rationales["B"]
+    assert (a["critique_id"], a["corrected"], a["text"]) == (cid["r0"], False, critiques["r0"].raw_text)
+    assert (b["critique_id"], b["corrected"], b["annotators"]) == (cid["r1"], True, [data["ann"][1]])
+    assert b["critique"]["scores"]["physical_quality"]["score"] == 1.5
+    assert parse_critique(b["text"], "t2i").score("physical_quality") == 1.5
+    tie = records[f"{ids['e0']}-{ids['e1']}"]
+    assert [r["critique_id"] for r in json.loads(tie["rationales"])["A"]] == [cid["e0"]]
+    assert json.loads(tie["rationales"])["B"] == []
+    assert _pixels(tie["source_image"]) == list(data["source"].getdata())
+
+
+def test_rl_prompts(factory, data, tmp_path):
+    with factory() as s:
+        export.export_to_file(s, data["store"], "rl-prompts", tmp_path / "rl.jsonl", embed_images=True)
+    records = _read_jsonl(tmp_path / "rl.jsonl")
+    assert [(r["task"], r["prompt"]) for r in records] == [("edit", "add a red scarf"), ("t2i", "a lighthouse at dusk")]
+    assert _pixels(records[0]["source_image"]) == list(data["source"].getdata())
+    assert records[1]["source_image"] is None
+
+
+def test_cli_and_atomic_replace(engine, data, tmp_path, monkeypatch):
+    out = tmp_path / "pairs.jsonl"
+    url = engine.url.render_as_string(hide_password=False)
+    assert export.main(["--format", "pairs", "--out", str(out), "--database-url", url,
+                        "--images-dir", str(data["store"].root), "--min-agreement", "0.9"]) == 0
+    before = out.read_bytes()
+    assert len(before.splitlines()) == 2
+
+    def broken(*args, **kwargs):
+        yield {"pair_id": "half"}
+        raise RuntimeError("killed mid-export")
+
+    monkeypatch.setattr(export, "export_pairs", broken)
+    with pytest.raises(RuntimeError):
+        export.main(["--format", "pairs", "--out", str(out), "--database-url", url,
+                     "--images-dir", str(data["store"].root)])
+    assert out.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pairs.jsonl"]

@@ -1,0 +1,252 @@
+"""Round trips of every model and the repository's ownership rules, on every backend."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from rr_core.critique import ParseStatus, Preference
+from rr_core.rubric import Task
+from storage import repository as repo
+from storage.db import write_transaction
+from storage.errors import NotFound, SessionAccessDenied
+from storage.models import (
+    Annotation,
+    CritiqueRow,
+    Image,
+    PairJudgement,
+    PairSource,
+    Role,
+    Round,
+    StudioSession,
+    User,
+    Verdict,
+)
+
+
+@pytest.fixture
+def owner(factory, new_user_id):
+    with write_transaction(factory) as s:
+        return repo.get_or_create_user(s, new_user_id("designer"), "Dee Signer").id
+
+
+def _session(factory, owner, task="t2i", prompt="a red kite over a beach", **kw):
+    with write_transaction(factory) as s:
+        return repo.create_session(s, owner_id=owner, task=task, prompt=prompt, **kw).id
+
+
+def _round(factory, store, owner, session_id, image, critique, index=0, candidate=0, **kw):
+    with write_transaction(factory) as s:
+        return repo.record_round(s, store=store, session_id=session_id, owner_id=owner, prompt="a red kite",
+                                 image=image, critique=critique, round_index=index, candidate_index=candidate,
+                                 **kw).id
+
+
+def test_user_and_session_round_trip(factory, owner):
+    sid = _session(factory, owner, task="edit", prompt="make the sky pink", title="Pink sky",
+                   settings={"rounds": 3, "dims": ["text_faithfulness"]})
+    with factory() as s:
+        user = s.get(User, owner)
+        assert (user.display_name, user.role) == ("Dee Signer", Role.DESIGNER)
+        assert user.created_at.tzinfo is not None
+        row = s.get(StudioSession, sid)
+        assert (row.owner_id, row.task, row.title, row.prompt) == (owner, "edit", "Pink sky", "make the sky pink")
+        assert row.settings == {"rounds": 3, "dims": ["text_faithfulness"]}
+        assert len(row.id) == 32 and row.created_at.tzinfo is not None
+
+
+def test_round_image_and_critique_round_trip(factory, store, owner, make_image, make_critique):
+    sid = _session(factory, owner, task="edit", prompt="make the sky pink")
+    image, source = make_image(101), make_image(102, size=12)
+    critique = make_critique(Task.EDIT, seed=3)
+    first = _round(factory, store, owner, sid, image, critique, source_image=source, seed=2**40,
+                   generator_settings={"steps": 4, "guidance": 3.5}, used_prompt="make the sky bright pink")
+    second = _round(factory, store, owner, sid, make_image(103), make_critique(Task.EDIT, seed=4), index=1,
+                    source_image=source, parent_round_id=first, chosen=True)
+    with factory() as s:
+        row = s.get(Round, first)
+        assert (row.prompt, row.used_prompt, row.refined_prompt) == (
+            "a red kite", "make the sky bright pink", critique.refined_request)
+        assert (row.seed, row.generator_settings, row.chosen) == (2**40, {"steps": 4, "guidance": 3.5}, False)
+        assert (row.round_index, row.candidate_index, row.parent_round_id) == (0, 0, None)
+        assert s.get(Round, second).parent_round_id == first and s.get(Round, second).chosen
+        img = s.get(Image, row.image_sha256)
+        assert (img.width, img.height, img.format) == (8, 8, "PNG")
+        assert s.get(Image, row.source_image_sha256).width == 12
+        assert list(store.open(row.image_sha256).getdata()) == list(image.getdata())
+        assert list(store.open(row.source_image_sha256).getdata()) == list(source.getdata())
+        assert s.get(Round, second).source_image_sha256 == row.source_image_sha256  # deduplicated
+        [crit] = row.critiques
+        assert crit.status == "ok" and crit.reward == pytest.approx(critique.reward)
+        assert crit.reward_dimensions == list(critique.reward_dimensions)
+        assert (crit.model_id, crit.template_version, crit.constrained) == ("tiny-critic", "v1", True)
+        assert (crit.latency_s, crit.prompt_tokens, crit.completion_tokens) == (0.25, 700, 300)
+        assert crit.raw_text == critique.raw_text
+        assert repo.critique_from_row(crit) == critique
+
+
+def test_annotation_and_pair_round_trip(factory, store, owner, make_image, make_critique, new_user_id):
+    sid = _session(factory, owner)
+    a = _round(factory, store, owner, sid, make_image(201), make_critique(seed=1))
+    b = _round(factory, store, owner, sid, make_image(202), make_critique(seed=2), candidate=1)
+    with write_transaction(factory) as s:
+        annotator = repo.get_or_create_user(s, new_user_id("annotator"), role="annotator").id
+    with factory() as s:
+        critique_id = s.scalar(select(CritiqueRow.id).where(CritiqueRow.round_id == a))
+        queue = repo.annotation_queue(s, annotator_id=annotator, limit=500)
+        assert critique_id in [c.id for c in queue]
+    with write_transaction(factory) as s:
+        repo.add_annotation(s, critique_id=critique_id, annotator_id=annotator, dimension="text_faithfulness",
+                            verdict="accept", comment="right")
+        repo.add_annotation(s, critique_id=critique_id, annotator_id=annotator, dimension="physical_quality",
+                            verdict=Verdict.CORRECT, corrected_score=1.5, comment="hands are broken")
+        repo.add_pair_judgement(s, round_a_id=a, round_b_id=b, preference=Preference.B, judge_id=annotator)
+        repo.add_pair_judgement(s, round_a_id=b, round_b_id=a, preference="tie", judge_id=None,
+                                source=PairSource.DERIVED, derived_from="tiny-critic", acting_user_id=owner)
+    with factory() as s:
+        notes = s.scalars(select(Annotation).where(Annotation.critique_id == critique_id)
+                          .order_by(Annotation.dimension)).all()
+        assert [(n.dimension, n.verdict, n.corrected_score, n.comment, n.annotator_id) for n in notes] == [
+            ("physical_quality", Verdict.CORRECT, 1.5, "hands are broken", annotator),
+            ("text_faithfulness", Verdict.ACCEPT, None, "right", annotator)]
+        assert notes[0].created_at.tzinfo is not None
+        pairs = s.scalars(select(PairJudgement).where(PairJudgement.round_a_id.in_([a, b]))
+                          .order_by(PairJudgement.id)).all()
+        assert [(p.round_a_id, p.round_b_id, p.preference, p.judge_id, p.source, p.derived_from) for p in pairs] == [
+            (a, b, "B", annotator, PairSource.HUMAN, ""), (b, a, "tie", None, PairSource.DERIVED, "tiny-critic")]
+        assert critique_id not in [c.id for c in repo.annotation_queue(s, annotator_id=annotator, limit=500)]
+        assert repo.count_annotated_critiques(s, annotator_id=annotator) == 1
+        before = repo.count_preference_pairs(s)
+    with write_transaction(factory) as s:  # replacing a verdict keeps one row per annotator and dimension
+        repo.add_annotation(s, critique_id=critique_id, annotator_id=annotator, dimension="text_faithfulness",
+                            verdict="reject")
+    with factory() as s:
+        assert s.scalar(select(Annotation.verdict).where(
+            Annotation.critique_id == critique_id, Annotation.dimension == "text_faithfulness")) is Verdict.REJECT
+        assert repo.count_preference_pairs(s) == before
+
+
+def test_counts(factory, store, owner, make_image, make_critique, new_user_id):
+    with factory() as s:
+        pairs0, pairs_edit0 = repo.count_preference_pairs(s), repo.count_preference_pairs(s, task="edit")
+        annotated0 = repo.count_annotated_critiques(s)
+    sid = _session(factory, owner)
+    rounds = [_round(factory, store, owner, sid, make_image(300 + i), make_critique(seed=i), candidate=i)
+              for i in range(3)]
+    with write_transaction(factory) as s:
+        repo.add_pair_judgement(s, round_a_id=rounds[0], round_b_id=rounds[1], preference="A", judge_id=owner)
+        repo.add_pair_judgement(s, round_a_id=rounds[1], round_b_id=rounds[0], preference="B", judge_id=owner)
+        repo.add_pair_judgement(s, round_a_id=rounds[1], round_b_id=rounds[2], preference="A", judge_id=owner)
+        ids = s.scalars(select(CritiqueRow.id).where(CritiqueRow.round_id.in_(rounds))).all()
+        for cid in ids[:2]:
+            repo.add_annotation(s, critique_id=cid, annotator_id=owner, dimension="text_faithfulness",
+                                verdict="accept")
+    with factory() as s:
+        assert repo.count_preference_pairs(s) == pairs0 + 2
+        assert repo.count_preference_pairs(s, task="t2i") >= 2
+        assert repo.count_preference_pairs(s, task="edit") == pairs_edit0
+        assert repo.count_annotated_critiques(s) == annotated0 + 2
+
+
+def test_other_users_sessions_are_refused(factory, store, owner, make_image, make_critique, new_user_id):
+    sid = _session(factory, owner)
+    rid = _round(factory, store, owner, sid, make_image(401), make_critique())
+    rid2 = _round(factory, store, owner, sid, make_image(403), make_critique(), candidate=1)
+    with write_transaction(factory) as s:
+        intruder = repo.get_or_create_user(s, new_user_id("intruder")).id
+        annotator = repo.get_or_create_user(s, new_user_id("annotator"), role=Role.ANNOTATOR).id
+    with factory() as s:
+        with pytest.raises(SessionAccessDenied):
+            repo.get_session_for_user(s, sid, intruder)
+        with pytest.raises(SessionAccessDenied):
+            repo.session_rounds(s, sid, intruder)
+        with pytest.raises(SessionAccessDenied):
+            repo.get_round_for_user(s, rid, intruder)
+        with pytest.raises(NotFound):
+            repo.get_session_for_user(s, "0" * 32, owner)
+        assert repo.list_sessions(s, intruder) == []
+        critique_id = s.scalar(select(CritiqueRow.id).where(CritiqueRow.round_id == rid))
+        assert critique_id not in [c.id for c in repo.annotation_queue(s, annotator_id=intruder, limit=500)]
+        assert repo.get_session_for_user(s, sid, annotator).id == sid  # annotators read every session
+    with pytest.raises(SessionAccessDenied), write_transaction(factory) as s:
+        repo.add_annotation(s, critique_id=critique_id, annotator_id=intruder, dimension="text_faithfulness",
+                            verdict="accept")
+    with pytest.raises(SessionAccessDenied), write_transaction(factory) as s:
+        repo.delete_session(s, sid, annotator)
+    with pytest.raises(SessionAccessDenied), write_transaction(factory) as s:
+        repo.record_round(s, store=store, session_id=sid, owner_id=intruder, prompt="x", image=make_image(402),
+                          critique=make_critique(), round_index=5)
+    with pytest.raises(SessionAccessDenied), write_transaction(factory) as s:
+        repo.add_pair_judgement(s, round_a_id=rid, round_b_id=rid2, preference="A", judge_id=intruder)
+    with pytest.raises(SessionAccessDenied), write_transaction(factory) as s:
+        repo.set_chosen(s, round_id=rid, user_id=intruder)
+
+
+def test_input_checks(factory, store, owner, make_image, make_critique):
+    sid = _session(factory, owner, task="edit", prompt="pink sky")
+    with pytest.raises(ValueError, match="source image"), write_transaction(factory) as s:
+        repo.record_round(s, store=store, session_id=sid, owner_id=owner, prompt="x", image=make_image(1),
+                          critique=make_critique("edit"), round_index=0)
+    with pytest.raises(ValueError, match="task"), write_transaction(factory) as s:
+        repo.record_round(s, store=store, session_id=sid, owner_id=owner, prompt="x", image=make_image(1),
+                          critique=make_critique("t2i"), round_index=0, source_image=make_image(2))
+    rid = _round(factory, store, owner, sid, make_image(3), make_critique("edit"), source_image=make_image(2))
+    with factory() as s:
+        cid = s.scalar(select(CritiqueRow.id).where(CritiqueRow.round_id == rid))
+    for kwargs, message in [({"dimension": "nonsense", "verdict": "accept"}, "no dimension"),
+                            ({"dimension": "text_faithfulness", "verdict": "correct", "corrected_score": 7}, "score"),
+                            ({"dimension": "text_faithfulness", "verdict": "accept", "corrected_score": 2}, "only")]:
+        with pytest.raises(ValueError, match=message), write_transaction(factory) as s:
+            repo.add_annotation(s, critique_id=cid, annotator_id=owner, **kwargs)
+    with pytest.raises(ValueError, match="different"), write_transaction(factory) as s:
+        repo.add_pair_judgement(s, round_a_id=rid, round_b_id=rid, preference="A", judge_id=owner)
+
+
+def test_list_search_and_paging(factory, owner, new_user_id):
+    ids = [_session(factory, owner, prompt=p) for p in
+           ["a red kite", "a blue whale", "RED barn at 50% zoom", "under_score cat"]]
+    with write_transaction(factory) as s:
+        other = repo.get_or_create_user(s, new_user_id()).id
+        repo.create_session(s, owner_id=other, task="t2i", prompt="red for someone else")
+    with factory() as s:
+        listed = repo.list_sessions(s, owner, limit=500)
+        assert set(ids) <= {r.id for r in listed} and all(r.owner_id == owner for r in listed)
+        assert [r.created_at for r in listed] == sorted((r.created_at for r in listed), reverse=True)
+        assert {r.prompt for r in repo.list_sessions(s, owner, search="red")} == {"a red kite", "RED barn at 50% zoom"}
+        assert [r.prompt for r in repo.list_sessions(s, owner, search="50%")] == ["RED barn at 50% zoom"]
+        assert [r.prompt for r in repo.list_sessions(s, owner, search="a_r")] == []
+        assert [r.prompt for r in repo.list_sessions(s, owner, search="r_s")] == ["under_score cat"]
+        page1 = repo.list_sessions(s, owner, limit=2)
+        page2 = repo.list_sessions(s, owner, limit=2, offset=2)
+        assert len(page1) == 2 and not {r.id for r in page1} & {r.id for r in page2}
+
+
+def test_delete_session_removes_its_rows(factory, store, owner, make_image, make_critique):
+    sid = _session(factory, owner)
+    a = _round(factory, store, owner, sid, make_image(501), make_critique())
+    b = _round(factory, store, owner, sid, make_image(502), make_critique(), candidate=1)
+    with write_transaction(factory) as s:
+        cid = s.scalar(select(CritiqueRow.id).where(CritiqueRow.round_id == a))
+        repo.add_annotation(s, critique_id=cid, annotator_id=owner, dimension="text_faithfulness", verdict="accept")
+        repo.add_pair_judgement(s, round_a_id=a, round_b_id=b, preference="A", judge_id=owner)
+    with write_transaction(factory) as s:
+        repo.delete_session(s, sid, owner)
+    with factory() as s:
+        assert s.get(StudioSession, sid) is None
+        assert s.scalars(select(Round).where(Round.id.in_([a, b]))).all() == []
+        assert s.get(CritiqueRow, cid) is None
+        assert s.scalars(select(Annotation).where(Annotation.critique_id == cid)).all() == []
+        assert s.scalars(select(PairJudgement).where(PairJudgement.round_a_id == a)).all() == []
+
+
+def test_failed_critique_is_kept_without_reward(factory, store, owner, make_image):
+    from rr_core.critique import Critique
+
+    sid = _session(factory, owner)
+    failure = Critique.failure(Task.T2I, "server unreachable", raw_text="<html>502</html>", model_id="m")
+    rid = _round(factory, store, owner, sid, make_image(601), failure)
+    with factory() as s:
+        [row] = s.get(Round, rid).critiques
+        assert (row.status, row.reward, row.raw_text) == ("failed", None, "<html>502</html>")
+        assert repo.critique_from_row(row).status is ParseStatus.FAILED
+        assert s.get(Round, rid).refined_prompt == ""
