@@ -10,7 +10,6 @@ from rr_core.critique import Critique, PairwiseCritique
 from rr_core.rubric import Task
 
 _Request = TypeVar("_Request", CritiqueRequest, PairRequest)
-_Result = TypeVar("_Result")
 
 
 class TaskRouter:

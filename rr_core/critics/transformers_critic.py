@@ -1,8 +1,9 @@
 """The in-process critic: a Qwen3-VL (or Qwen2.5-VL) checkpoint run with transformers.
 
 Batches are left-padded so every row's new tokens start at the same column; greedy decoding (the
-default) makes a score reproducible. Subclasses add decoding constraints by overriding
-`_logits_processors` (e.g. a grammar) or `_generate_kwargs`, without touching the loop.
+default) makes a score reproducible. `ChatModel` owns the loaded model (shared with rr_core.serve);
+`TransformersCritic` adds the critique protocol. Subclasses add decoding constraints by overriding
+`_logits_processors` (e.g. a grammar) or `_extra_generate_kwargs`, without touching the loop.
 """
 
 from __future__ import annotations
@@ -27,7 +28,9 @@ logger = logging.getLogger(__name__)
 DTYPES = ("auto", "bfloat16", "float16", "float32")
 QUANTIZATIONS = ("none", "8bit", "4bit")
 # Modules left in full precision when quantizing: the vision tower (small, sensitive) and the head.
-QUANT_SKIP_MODULES = ["visual", "lm_head"]
+# transformers 5 matches a pattern from the start of the module name or as its suffix (older versions
+# as a substring), hence both spellings of the vision tower.
+QUANT_SKIP_MODULES = ["model.visual", "visual", "lm_head"]
 
 
 @dataclass
@@ -75,7 +78,7 @@ class TransformersCriticConfig:
         self.decode_settings()
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "TransformersCriticConfig":
+    def from_dict(cls, data: dict[str, Any]) -> TransformersCriticConfig:
         """Build from a mapping (command line, YAML); unknown keys are rejected, not ignored."""
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
@@ -173,78 +176,74 @@ class _DeltaStreamer:
             yield delta
 
 
-class TransformersCritic(Critic):
-    """A critic whose model runs in this process (GPU, CPU, or quantized with bitsandbytes)."""
+class ChatModel:
+    """A loaded VLM that turns chat messages into generations; shared by the critic and the server.
 
-    def __init__(
-        self,
-        config: TransformersCriticConfig | None = None,
-        reward_spec: RewardSpec | None = None,
-        model=None,
-        processor=None,
-    ) -> None:
-        config = config or TransformersCriticConfig()
-        super().__init__(config.model_name, config.tasks, config.decode_settings(), reward_spec)
-        self.config = config
-        if model is None or processor is None:
-            model, processor = load_model_and_processor(config)
+    A lock serializes calls, so threads (server requests, a UI) can share one model safely.
+    """
+
+    def __init__(self, model, processor) -> None:
         self.model = model
         self.processor = processor
         self.processor.tokenizer.padding_side = "left"
         self.eos_ids = _eos_ids(model.generation_config, processor.tokenizer)
         self.pad_id = _pad_id(model.generation_config, processor.tokenizer)
+        self.lock = threading.Lock()
 
-    # --- Critic interface ----------------------------------------------------------------------
+    @classmethod
+    def load(cls, config: TransformersCriticConfig) -> ChatModel:
+        return cls(*load_model_and_processor(config))
 
-    def generate(self, conversations: Sequence[Conversation]) -> list[Generation]:
-        results: list[Generation] = []
-        for start in range(0, len(conversations), self.config.batch_size):
-            results += self._generate_batch(list(conversations[start:start + self.config.batch_size]))
-        return results
+    def generate(self, chats: Sequence[list[dict]], settings: DecodeSettings,
+                 logits_processors: Sequence = (), extra: dict[str, Any] | None = None) -> list[Generation]:
+        """One left-padded batch: encode, decode, cut each row at its end token."""
+        inputs = self.encode(chats)
+        kwargs = self.generate_kwargs(inputs, settings, logits_processors, extra)
+        with self.lock:
+            start = time.perf_counter()
+            sequences = self._run(kwargs, settings)
+            latency_s = time.perf_counter() - start
+        return self.finish(inputs, sequences, latency_s)
 
-    def generate_stream(self, conversation: Conversation) -> Iterator[str | Generation]:
-        """Decode in a worker thread; yield deltas from the streamer, then the finished Generation."""
-        inputs = self._encode([conversation])
+    def stream(self, chat: list[dict], settings: DecodeSettings, logits_processors: Sequence = (),
+               extra: dict[str, Any] | None = None) -> Iterator[str | Generation]:
+        """Decode in a worker thread; yield text deltas, then the finished Generation."""
+        inputs = self.encode([chat])
         streamer = _DeltaStreamer(self.processor.tokenizer, self.eos_ids)
-        kwargs = self._generate_kwargs(inputs, [conversation])
+        kwargs = self.generate_kwargs(inputs, settings, logits_processors, extra)
         kwargs["streamer"] = streamer
         outcome: dict[str, Any] = {}
 
         def work() -> None:
             try:
-                outcome["sequences"] = self._run_generate(kwargs)
+                with self.lock:
+                    outcome["start"] = time.perf_counter()
+                    outcome["sequences"] = self._run(kwargs, settings)
+                    outcome["latency_s"] = time.perf_counter() - outcome["start"]
             except BaseException as exc:  # re-raised in the caller's thread below
                 outcome["error"] = exc
                 streamer.queue.put(None)
 
-        start = time.perf_counter()
         worker = threading.Thread(target=work, name="critic-stream", daemon=True)
         worker.start()
         yield from streamer
         worker.join()
         if "error" in outcome:
             raise outcome["error"]
-        yield self._finish(inputs, outcome["sequences"], time.perf_counter() - start)[0]
+        yield self.finish(inputs, outcome["sequences"], outcome["latency_s"])[0]
 
-    # --- the steps of one batch -------------------------------------------------------------------
-
-    def _generate_batch(self, conversations: list[Conversation]) -> list[Generation]:
-        inputs = self._encode(conversations)
-        start = time.perf_counter()
-        sequences = self._run_generate(self._generate_kwargs(inputs, conversations))
-        return self._finish(inputs, sequences, time.perf_counter() - start)
-
-    def _encode(self, conversations: list[Conversation]):
+    def encode(self, chats: Sequence[list[dict]]):
         """Chat template + image processing for a left-padded batch, on the model's device."""
-        batch = self.processor.apply_chat_template(
-            [c.to_transformers() for c in conversations],
-            add_generation_prompt=True, tokenize=True, return_dict=True, return_tensors="pt", padding=True,
-        )
+        texts = [self.processor.apply_chat_template(chat, add_generation_prompt=True, tokenize=False)
+                 for chat in chats]
+        images = [part["image"] for chat in chats for message in chat
+                  if not isinstance(message["content"], str)
+                  for part in message["content"] if part.get("type") == "image"]
+        batch = self.processor(text=texts, images=images or None, padding=True, return_tensors="pt")
         return batch.to(self.model.device)
 
-    def _generation_config(self):
-        """The checkpoint's generation config with this critic's decode settings on top."""
-        settings = self.settings
+    def generation_config(self, settings: DecodeSettings):
+        """The checkpoint's generation config with `settings` on top."""
         config = copy.deepcopy(self.model.generation_config)
         config.max_new_tokens = settings.max_new_tokens
         config.eos_token_id = sorted(self.eos_ids)
@@ -256,30 +255,32 @@ class TransformersCritic(Critic):
             config.temperature, config.top_p = settings.temperature, settings.top_p
         return config
 
-    def _logits_processors(self, batch_size: int, conversations: Sequence[Conversation]) -> list:
-        """Extra logits processors for this batch (none here; constrained decoding adds a grammar)."""
-        return []
-
-    def _generate_kwargs(self, inputs, conversations: Sequence[Conversation]) -> dict[str, Any]:
-        """Everything `model.generate` receives; the one place an extension adds arguments."""
+    def generate_kwargs(self, inputs, settings: DecodeSettings, logits_processors: Sequence = (),
+                        extra: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Everything `model.generate` receives: the inputs, the generation config, extra processors."""
         from transformers import LogitsProcessorList
 
         kwargs: dict[str, Any] = dict(inputs)
-        kwargs["generation_config"] = self._generation_config()
-        processors = self._logits_processors(len(conversations), conversations)
-        if processors:
-            kwargs["logits_processor"] = LogitsProcessorList(processors)
+        config = self.generation_config(settings)
+        for key, value in (extra or {}).items():
+            if hasattr(config, key):
+                setattr(config, key, value)  # generation settings belong in the config, not beside it
+            else:
+                kwargs[key] = value
+        kwargs["generation_config"] = config
+        if logits_processors:
+            kwargs["logits_processor"] = LogitsProcessorList(list(logits_processors))
         return kwargs
 
-    def _run_generate(self, kwargs: dict[str, Any]):
+    def _run(self, kwargs: dict[str, Any], settings: DecodeSettings):
         import torch
 
-        if self.settings.seed is not None:
-            torch.manual_seed(self.settings.seed)
+        if settings.seed is not None:
+            torch.manual_seed(settings.seed)
         with torch.inference_mode():
             return self.model.generate(**kwargs)
 
-    def _finish(self, inputs, sequences, latency_s: float) -> list[Generation]:
+    def finish(self, inputs, sequences, latency_s: float) -> list[Generation]:
         """Cut each row at its first end token; a row that never ended hit max_new_tokens."""
         prompt_length = inputs["input_ids"].shape[1]
         prompt_tokens = inputs["attention_mask"].sum(dim=1).tolist()
@@ -295,6 +296,57 @@ class TransformersCritic(Critic):
                 latency_s=latency_s,
             ))
         return results
+
+
+class TransformersCritic(Critic):
+    """A critic whose model runs in this process (GPU, CPU, or quantized with bitsandbytes).
+
+    Extension points: `_logits_processors` (e.g. grammar-constrained decoding) and
+    `_extra_generate_kwargs` (anything else `model.generate` should receive).
+    """
+
+    def __init__(
+        self,
+        config: TransformersCriticConfig | None = None,
+        reward_spec: RewardSpec | None = None,
+        chat_model: ChatModel | None = None,
+    ) -> None:
+        config = config or TransformersCriticConfig()
+        super().__init__(config.model_name, config.tasks, config.decode_settings(), reward_spec)
+        self.config = config
+        self.chat_model = chat_model or ChatModel.load(config)
+
+    @property
+    def model(self):
+        return self.chat_model.model
+
+    @property
+    def processor(self):
+        return self.chat_model.processor
+
+    def generate(self, conversations: Sequence[Conversation]) -> list[Generation]:
+        results: list[Generation] = []
+        for start in range(0, len(conversations), self.config.batch_size):
+            batch = list(conversations[start:start + self.config.batch_size])
+            results += self.chat_model.generate(
+                [c.to_transformers() for c in batch], self.settings,
+                self._logits_processors(len(batch), batch), self._extra_generate_kwargs(batch),
+            )
+        return results
+
+    def generate_stream(self, conversation: Conversation) -> Iterator[str | Generation]:
+        return self.chat_model.stream(
+            conversation.to_transformers(), self.settings,
+            self._logits_processors(1, [conversation]), self._extra_generate_kwargs([conversation]),
+        )
+
+    def _logits_processors(self, batch_size: int, conversations: Sequence[Conversation]) -> list:
+        """Extra logits processors for one batch (none here; constrained decoding adds a grammar)."""
+        return []
+
+    def _extra_generate_kwargs(self, conversations: Sequence[Conversation]) -> dict[str, Any]:
+        """Extra `model.generate` arguments for one batch (none here)."""
+        return {}
 
 
 def _eos_ids(generation_config, tokenizer) -> set[int]:

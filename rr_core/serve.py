@@ -1,0 +1,205 @@
+"""An OpenAI-compatible critic server over the in-process transformers backend.
+
+    python -m rr_core.serve --model TIGER-Lab/RationalRewards-8B-T2I --port 8000
+
+Serves `POST /v1/chat/completions` (JSON or SSE streaming) and `GET /v1/models`, the subset of the
+API the RationalRewards clients use (vLLM's interface), so the app, the training scripts and
+`OpenAICritic` work the same against this server and against vLLM. Requests share one model under
+a lock; use vLLM when throughput matters.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, StreamingResponse
+from starlette.concurrency import run_in_threadpool
+
+from rr_core.critics.base import DecodeSettings, Generation
+from rr_core.critics.transformers_critic import DTYPES, QUANTIZATIONS, ChatModel, TransformersCriticConfig
+from rr_core.errors import InvalidImage
+from rr_core.images import decode_data_url
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_MAX_TOKENS = 2048
+
+
+class BadRequest(ValueError):
+    """A request this server cannot serve; answered with `status` and the message, as OpenAI does."""
+
+    status = 400
+    kind = "invalid_request_error"
+
+
+class UnknownModel(BadRequest):
+    status = 404
+    kind = "NotFoundError"
+
+
+@dataclass
+class ChatRequest:
+    """A parsed /v1/chat/completions body: transformers chat messages plus decoding settings."""
+
+    model: str
+    messages: list[dict]
+    settings: DecodeSettings
+    stream: bool = False
+    include_usage: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _content_parts(content: Any) -> list[dict] | str:
+    """OpenAI content (a string, or text and image_url parts) as transformers chat content."""
+    if isinstance(content, str):
+        return content
+    if not isinstance(content, list):
+        raise BadRequest("message content must be a string or a list of parts")
+    parts: list[dict] = []
+    for part in content:
+        kind = part.get("type") if isinstance(part, dict) else None
+        if kind == "text":
+            parts.append({"type": "text", "text": str(part.get("text", ""))})
+        elif kind == "image_url":
+            url = part.get("image_url")
+            url = url.get("url") if isinstance(url, dict) else url
+            if not isinstance(url, str):
+                raise BadRequest("an image_url part needs image_url.url")
+            try:
+                parts.append({"type": "image", "image": decode_data_url(url)})
+            except InvalidImage as exc:
+                raise BadRequest(str(exc)) from exc
+        else:
+            raise BadRequest(f"unsupported content part type {kind!r} (text and image_url are supported)")
+    return parts
+
+
+def parse_chat_request(body: Any, served_model_name: str) -> ChatRequest:
+    """Check and convert a request body; the one place new request fields (e.g. a grammar) go."""
+    if not isinstance(body, dict):
+        raise BadRequest("the request body must be a JSON object")
+    model = body.get("model") or served_model_name
+    if model != served_model_name:
+        raise UnknownModel(f"The model {model!r} does not exist; this server serves {served_model_name!r}.")
+    raw_messages = body.get("messages")
+    if not isinstance(raw_messages, list) or not raw_messages:
+        raise BadRequest("messages must be a non-empty list")
+    messages = []
+    for message in raw_messages:
+        if not isinstance(message, dict) or message.get("role") not in ("system", "user", "assistant"):
+            raise BadRequest("each message needs a role of system, user or assistant")
+        messages.append({"role": message["role"], "content": _content_parts(message.get("content", ""))})
+    if body.get("n", 1) != 1:
+        raise BadRequest("only n=1 is supported")
+    try:
+        settings = DecodeSettings(
+            max_new_tokens=int(body.get("max_tokens") or body.get("max_completion_tokens") or DEFAULT_MAX_TOKENS),
+            temperature=float(body.get("temperature") if body.get("temperature") is not None else 1.0),
+            top_p=float(body.get("top_p") if body.get("top_p") is not None else 1.0),
+            seed=int(body["seed"]) if body.get("seed") is not None else None,
+        )
+    except (TypeError, ValueError) as exc:
+        raise BadRequest(f"invalid sampling settings: {exc}") from exc
+    options = body.get("stream_options") or {}
+    return ChatRequest(model=model, messages=messages, settings=settings, stream=bool(body.get("stream")),
+                       include_usage=bool(options.get("include_usage")) if isinstance(options, dict) else False)
+
+
+def _usage(generation: Generation) -> dict[str, int]:
+    prompt, completion = generation.prompt_tokens or 0, generation.completion_tokens or 0
+    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+
+
+def _error(status: int, message: str, kind: str = "invalid_request_error") -> JSONResponse:
+    return JSONResponse(status_code=status, content={"error": {"message": message, "type": kind, "code": status}})
+
+
+def _sse(data: dict | str) -> str:
+    return f"data: {data if isinstance(data, str) else json.dumps(data)}\n\n"
+
+
+def _stream_events(chat_model: ChatModel, request: ChatRequest) -> Iterator[str]:
+    completion_id, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
+
+    def chunk(delta: dict, finish_reason: str | None = None) -> dict:
+        return {"id": completion_id, "object": "chat.completion.chunk", "created": created,
+                "model": request.model,
+                "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}]}
+
+    yield _sse(chunk({"role": "assistant", "content": ""}))
+    for item in chat_model.stream(request.messages, request.settings):
+        if isinstance(item, Generation):
+            yield _sse(chunk({}, item.finish_reason))
+            if request.include_usage:
+                yield _sse({"id": completion_id, "object": "chat.completion.chunk", "created": created,
+                            "model": request.model, "choices": [], "usage": _usage(item)})
+        else:
+            yield _sse(chunk({"content": item}))
+    yield _sse("[DONE]")
+
+
+def build_app(chat_model: ChatModel, served_model_name: str) -> FastAPI:
+    """The FastAPI app serving `chat_model` under `served_model_name` (tests build it directly)."""
+    app = FastAPI(title="RationalRewards critic server")
+    created = int(time.time())
+
+    @app.get("/v1/models")
+    def models() -> dict:
+        return {"object": "list", "data": [{"id": served_model_name, "object": "model", "created": created,
+                                            "owned_by": "rationalrewards-studio"}]}
+
+    @app.post("/v1/chat/completions")
+    async def chat_completions(http_request: Request):
+        try:
+            body = await http_request.json()
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            return _error(400, "the request body is not valid JSON")
+        try:
+            request = parse_chat_request(body, served_model_name)
+        except BadRequest as exc:
+            return _error(exc.status, str(exc), exc.kind)
+        if request.stream:
+            return StreamingResponse(_stream_events(chat_model, request), media_type="text/event-stream")
+        generation = (await run_in_threadpool(chat_model.generate, [request.messages], request.settings))[0]
+        return {
+            "id": f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion", "created": int(time.time()),
+            "model": request.model,
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": generation.text},
+                         "finish_reason": generation.finish_reason}],
+            "usage": _usage(generation),
+        }
+
+    return app
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m rr_core.serve", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", required=True, help="Hugging Face id or local folder of a Qwen3-VL critic")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--dtype", default="auto", choices=DTYPES)
+    parser.add_argument("--quantization", default="none", choices=QUANTIZATIONS)
+    parser.add_argument("--device-map", default="", help="accelerate device map (default: auto on CUDA)")
+    parser.add_argument("--max-image-pixels", type=int, default=0, help="processor pixel budget per image")
+    parser.add_argument("--served-model-name", default="", help="the model id clients send (default: --model)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    import uvicorn
+
+    config = TransformersCriticConfig(model=args.model, dtype=args.dtype, quantization=args.quantization,
+                                      device_map=args.device_map, max_image_pixels=args.max_image_pixels)
+    app = build_app(ChatModel.load(config), args.served_model_name or args.model)
+    uvicorn.run(app, host=args.host, port=args.port)
+
+
+if __name__ == "__main__":
+    main()
