@@ -1,0 +1,156 @@
+"""Readers: a small fixture in each published layout normalizes, including every label spelling."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from PIL import Image
+
+from rr_core.critique import Preference
+from rr_core.rubric import Task
+from training.data import DataSource, parse_label, read_all, read_pairs
+
+
+def png(colour: tuple[int, int, int]) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (8, 8), colour).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+RED, BLUE, GREEN = png((255, 0, 0)), png((0, 0, 255)), png((0, 255, 0))
+
+
+def write_parquet(path, rows):
+    pq.write_table(pa.Table.from_pylist(rows), path)
+    return str(path)
+
+
+@pytest.mark.parametrize("spelling, expected", [
+    ("a", "A"), ("A", "A"), ("left", "A"), ("leftvote", "A"), ("A>B", "A"), ("a > b", "A"), ("Image A", "A"),
+    ("b", "B"), ("right", "B"), ("rightvote", "B"), ("B>A", "B"), ("tie", "tie"), ("tievote", "tie"),
+    ("A=B", "tie"), ("bothbad_vote", "tie"), ("maybe", None), ("", None), (None, None), (True, None),
+])
+def test_every_label_spelling(spelling, expected):
+    label = parse_label(spelling)
+    assert (label.value if label else None) == expected
+
+
+def test_genai_bench_generation_parquet_counts_unknown_labels(tmp_path):
+    rows = [{"prompt": "a red square", "left_model": "m1", "left_image": {"bytes": RED, "path": None},
+             "right_model": "m2", "right_image": {"bytes": BLUE, "path": None}, "vote_type": vote}
+            for vote in ("leftvote", "rightvote", "tievote", "bothbad_vote", "weirdvote")]
+    pairs, report = read_pairs(DataSource("genai-bench-t2i", write_parquet(tmp_path / "g.parquet", rows)))
+    assert [p.label for p in pairs] == [Preference.A, Preference.B, Preference.TIE, Preference.TIE]
+    assert report.unknown_labels == {"weirdvote": 1} and report.rows == 5 and report.pairs == 4
+    assert pairs[0].task is Task.T2I and pairs[0].provenance["left_model"] == "m1"
+    image_a, image_b, source = pairs[0].open()
+    assert image_a.getpixel((0, 0)) == (255, 0, 0) and image_b.getpixel((0, 0)) == (0, 0, 255) and source is None
+
+
+def test_genai_bench_edition_has_source_image(tmp_path):
+    rows = [{"source_prompt": "a dog", "target_prompt": "a cat", "instruct_prompt": "turn the dog into a cat",
+             "source_image": {"bytes": GREEN, "path": None}, "left_model": "x",
+             "left_output_image": {"bytes": RED, "path": None}, "right_model": "y",
+             "right_output_image": {"bytes": BLUE, "path": None}, "vote_type": "rightvote"}]
+    (pair,), _ = read_pairs(DataSource("genai-bench-edit", write_parquet(tmp_path / "e.parquet", rows)))
+    assert pair.task is Task.EDIT and pair.label is Preference.B and pair.request == "turn the dog into a cat"
+    assert pair.open()[2].getpixel((0, 0)) == (0, 255, 0)
+
+
+def test_edit_row_without_source_is_counted_not_dropped(tmp_path):
+    rows = [{"instruct_prompt": "x", "source_image": None, "left_output_image": {"bytes": RED, "path": None},
+             "right_output_image": {"bytes": BLUE, "path": None}, "vote_type": "leftvote"}]
+    pairs, report = read_pairs(DataSource("genai-bench-edit", write_parquet(tmp_path / "e.parquet", rows)))
+    assert pairs == [] and report.skipped == {"missing source image": 1}
+
+
+def test_hpdv2_ranks_and_one_hot_json_with_relative_paths(tmp_path):
+    for name, data in (("r.png", RED), ("b.png", BLUE), ("g.png", GREEN)):
+        (tmp_path / name).write_bytes(data)
+    test_split = [{"prompt": "three shapes", "image_path": ["r.png", "b.png", "g.png"], "rank": [2, 1, 2]}]
+    train_split = [{"prompt": "a red shape", "image_path": ["r.png", "b.png"], "human_preference": [1, 0],
+                    "user_hash": "u1"}]
+    (tmp_path / "test.json").write_text(json.dumps(test_split))
+    (tmp_path / "train.json").write_text(json.dumps(train_split))
+    ranked, _ = read_pairs(DataSource("hpdv2", str(tmp_path / "test.json")))
+    assert [(p.pair_id, p.label) for p in ranked] == [
+        ("0:0-1", Preference.B), ("0:0-2", Preference.TIE), ("0:1-2", Preference.A)]
+    assert ranked[0].image_a.endswith("r.png")
+    (one_hot,), _ = read_pairs(DataSource("hpdv2", str(tmp_path / "train.json")))
+    assert one_hot.label is Preference.A and one_hot.provenance["user_hash"] == "u1"
+
+
+def test_pickapic_labels_and_unlabelled_rows(tmp_path):
+    rows = [{"caption": "a cat", "jpg_0": RED, "jpg_1": BLUE, "label_0": l0, "label_1": l1, "has_label": has,
+             "ranking_id": i, "model_0": "sd", "model_1": "sdxl"}
+            for i, (l0, l1, has) in enumerate([(1.0, 0.0, True), (0.0, 1.0, True), (0.5, 0.5, True), (0, 0, False)])]
+    pairs, report = read_pairs(DataSource("pickapic", write_parquet(tmp_path / "p.parquet", rows)))
+    assert [p.label for p in pairs] == [Preference.A, Preference.B, Preference.TIE]
+    assert report.skipped == {"has_label is false": 1}
+
+
+def test_imagerewarddb_pairs_from_ranks_within_a_prompt(tmp_path):
+    rows = [{"prompt_id": pid, "prompt": f"prompt {pid}", "image": {"bytes": img, "path": None}, "rank": rank}
+            for pid, img, rank in [("p1", RED, 1), ("p1", BLUE, 3), ("p1", GREEN, 1), ("p2", RED, 2), ("p2", BLUE, 1)]]
+    pairs, report = read_pairs(DataSource("imagerewarddb", write_parquet(tmp_path / "i.parquet", rows)))
+    assert {p.pair_id: p.label for p in pairs} == {
+        "p1:0-1": Preference.A, "p1:0-2": Preference.TIE, "p1:1-2": Preference.B, "p2:0-1": Preference.B}
+    assert report.rows == 5
+
+
+def test_mmrb2_t2i_and_edit(tmp_path):
+    rows = [{"pair_id": "m1", "prompt_text": "a fox", "prompt_images": [], "response_a_text": "",
+             "response_a_images": [{"bytes": RED, "path": None}], "response_b_text": "",
+             "response_b_images": [{"bytes": BLUE, "path": None}], "chosen": "B", "prompt_source": "s"}]
+    (pair,), _ = read_pairs(DataSource("mmrb2-t2i", write_parquet(tmp_path / "t.parquet", rows)))
+    assert pair.label is Preference.B and pair.pair_id == "m1" and pair.source_image is None
+    rows[0]["prompt_images"] = [{"bytes": GREEN, "path": None}]
+    rows[0]["chosen"] = "A"
+    (edit,), _ = read_pairs(DataSource("mmrb2-edit", write_parquet(tmp_path / "e.parquet", rows)))
+    assert edit.task is Task.EDIT and edit.label is Preference.A and edit.source_image == GREEN
+
+
+def test_editreward_bench_rankings_and_dimension_labels(tmp_path):
+    rows = [{"id": f"e{i}", "instruction": "add a hat", "source_image": {"bytes": GREEN, "path": None},
+             "candidate_1": {"bytes": RED, "path": None}, "candidate_2": {"bytes": BLUE, "path": None},
+             "ranking": ranking, "instruction_following_ranking": "A>B"}
+            for i, ranking in enumerate(["A>B", "B>A", "A=B", "A>>B"])]
+    pairs, report = read_pairs(DataSource("editreward-bench", write_parquet(tmp_path / "r.parquet", rows)))
+    assert [p.label for p in pairs] == [Preference.A, Preference.B, Preference.TIE]
+    assert report.unknown_labels == {"A>>B": 1}
+    assert pairs[0].dimension_labels == {"text_faithfulness": Preference.A}
+
+
+def test_storage_export_jsonl_with_base64_and_parquet_with_json_provenance(tmp_path):
+    import base64
+
+    record = {"pair_id": "3-7", "task": "t2i", "request": "two blue circles", "prompt_a": "x", "prompt_b": "y",
+              "source_image": None, "image_a": base64.b64encode(RED).decode(), "image_b": str(tmp_path / "b.png"),
+              "preference": "A", "agreement": 1.0, "n_judgements": 2, "provenance": {"session_id": 1}}
+    (tmp_path / "b.png").write_bytes(BLUE)
+    (tmp_path / "pairs.jsonl").write_text(json.dumps(record) + "\n" + json.dumps({**record, "pair_id": "4-8",
+                                                                                  "preference": "?"}) + "\n")
+    pairs, report = read_pairs(DataSource("storage", str(tmp_path / "pairs.jsonl")))
+    assert len(pairs) == 1 and report.unknown_labels == {"?": 1}
+    assert pairs[0].open()[0].getpixel((0, 0)) == (255, 0, 0) and pairs[0].provenance["session_id"] == 1
+    parquet = write_parquet(tmp_path / "pairs.parquet", [{**record, "image_a": RED, "image_b": BLUE,
+                                                          "provenance": json.dumps({"session_id": 2}),
+                                                          "rationales": json.dumps({"A": [], "B": []})}])
+    (pair,), _ = read_pairs(DataSource("storage", parquet))
+    assert pair.provenance["session_id"] == 2 and pair.provenance["rationales"] == {"A": [], "B": []}
+
+
+def test_read_all_prefixes_ids_and_rejects_unknown_formats(tmp_path):
+    rows = [{"prompt": "p", "left_image": {"bytes": RED, "path": None}, "right_image": {"bytes": BLUE, "path": None},
+             "vote_type": "leftvote"}]
+    path = write_parquet(tmp_path / "g.parquet", rows)
+    pairs, reports = read_all([DataSource("genai-bench-t2i", path, name="one"), DataSource("genai-bench-t2i", path)])
+    assert [p.pair_id for p in pairs] == ["one/0", "genai-bench-t2i/0"] and len(reports) == 2
+    with pytest.raises(ValueError, match="duplicate pair ids"):
+        read_all([DataSource("genai-bench-t2i", path), DataSource("genai-bench-t2i", path)])
+    with pytest.raises(ValueError, match="unknown data format"):
+        DataSource("laion", path)

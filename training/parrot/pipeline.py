@@ -1,0 +1,133 @@
+"""The PARROT pipeline: one configuration, one function per phase, and `run_all` composing them.
+
+Every phase reads its inputs from and writes its outputs to `work_dir`:
+  rationales.jsonl, generate_summary.json      (generate)
+  filter/verdicts.jsonl, filter/kept.jsonl, filter/report.json, sft.jsonl (+ sft.jsonl.images/)  (filter)
+  student/ (checkpoints, adapter, merged, train_log.jsonl)                                       (distill)
+  eval/results.jsonl, eval/metrics.json, eval/table.md                                           (evaluate)
+Critics can be passed in (tests pass scripted ones); otherwise they are built from the config.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from rr_core.critics.base import Critic
+from training.data import DataSource, PreferencePair, read_all
+from training.evaluate import EvaluateConfig, evaluate_critic, paper_table
+from training.parrot.critics import CriticSpec, build_critic
+from training.parrot.distill import DistillConfig, train
+from training.parrot.filtering import FilterConfig, filter_rationales, kept_records
+from training.parrot.generate import GenerateConfig, generate_rationales
+from training.parrot.records import write_json
+from training.parrot.sft_data import build_sft_dataset
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class PipelineConfig:
+    """Everything a PARROT run needs (YAML: training/configs/parrot_*.yaml).
+
+    work_dir: where every phase writes (see the module docstring).
+    data: preference pairs for phases 1-3 (training.data.DataSource entries).
+    eval_data: pairs to evaluate on (benchmarks); empty means `data`.
+    teacher: the critic that writes anchored rationales (phase 1).
+    judge: the label-free re-prediction judge (phase 2); empty means the teacher.
+    student: the critic evaluated in phase 4; empty means the distilled model in work_dir/student/merged.
+    pointwise_files: sharegpt JSONL files of pointwise critiques mixed into the SFT data.
+    generate, filter, distill, evaluate: each phase's settings.
+    """
+
+    work_dir: str = "runs/parrot"
+    data: list[DataSource] = field(default_factory=list)
+    eval_data: list[DataSource] = field(default_factory=list)
+    teacher: CriticSpec | None = None
+    judge: CriticSpec | None = None
+    student: CriticSpec | None = None
+    pointwise_files: list[str] = field(default_factory=list)
+    generate: GenerateConfig = field(default_factory=GenerateConfig)
+    filter: FilterConfig = field(default_factory=FilterConfig)
+    distill: DistillConfig = field(default_factory=DistillConfig)
+    evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
+
+    @property
+    def root(self) -> Path:
+        return Path(self.work_dir)
+
+    def distill_config(self) -> DistillConfig:
+        return replace(self.distill, dataset=self.distill.dataset or str(self.root / "sft.jsonl"),
+                       output_dir=self.distill.output_dir or str(self.root / "student"))
+
+
+def _pairs(sources: list[DataSource]) -> list[PreferencePair]:
+    if not sources:
+        raise ValueError("no data sources configured (the `data` list is empty)")
+    pairs, reports = read_all(sources)
+    for report in reports:
+        logger.info("read %s", report.to_dict())
+    return pairs
+
+
+def _critic(spec: CriticSpec | None, role: str) -> Critic:
+    if spec is None:
+        raise ValueError(f"no {role} critic configured")
+    return build_critic(spec)
+
+
+def run_generate(config: PipelineConfig, teacher: Critic | None = None) -> dict[str, Any]:
+    """Phase 1: anchored rationales for every pair in `data`."""
+    pairs = _pairs(config.data)
+    teacher = teacher or _critic(config.teacher, "teacher")
+    summary = generate_rationales(teacher, pairs, config.root / "rationales.jsonl", config.generate)
+    write_json(config.root / "generate_summary.json", summary.to_dict())
+    return summary.to_dict()
+
+
+def run_filter(config: PipelineConfig, judge: Critic | None = None) -> dict[str, Any]:
+    """Phase 2: the four checks, the report, and the SFT dataset built from what was kept."""
+    pairs = _pairs(config.data)
+    if config.filter.repredict and judge is None:
+        judge = _critic(config.judge or config.teacher, "judge")
+    report = filter_rationales(config.root / "rationales.jsonl", pairs, config.root / "filter", config.filter, judge)
+    counts = build_sft_dataset(kept_records(config.root / "filter"), pairs, config.root / "sft.jsonl",
+                               config.pointwise_files, seed=config.distill.seed)
+    report["sft_samples"] = counts
+    write_json(config.root / "filter" / "report.json", report)
+    return report
+
+
+def run_distill(config: PipelineConfig) -> dict[str, Any]:
+    """Phase 3: SFT of the student on work_dir/sft.jsonl (run under `accelerate launch` for multi-GPU)."""
+    return train(config.distill_config())
+
+
+def run_evaluate(config: PipelineConfig, critic: Critic | None = None) -> dict[str, Any]:
+    """Phase 4: pairwise accuracy of the student (or the configured critic) on eval_data."""
+    sources = config.eval_data or config.data
+    pairs = _pairs(sources)
+    if critic is None:
+        spec = config.student or CriticSpec("transformers", {
+            "model": str(Path(config.distill_config().output_dir) / "merged"),
+            "tasks": sorted({p.task.value for p in pairs})})
+        critic = build_critic(spec)
+    out = config.root / "eval"
+    metrics = evaluate_critic(critic, pairs, out / "results.jsonl", config.evaluate)
+    write_json(out / "metrics.json", metrics)
+    table = paper_table({critic.model_id: metrics}, {s.name: s.format for s in sources})
+    (out / "table.md").write_text(table + "\n", encoding="utf-8")
+    metrics["table"] = table
+    return metrics
+
+
+def run_all(config: PipelineConfig, teacher: Critic | None = None, judge: Critic | None = None,
+            student: Critic | None = None) -> dict[str, Any]:
+    """All four phases in order; each is resumable, so a rerun continues where the last one stopped."""
+    results = {"generate": run_generate(config, teacher)}
+    results["filter"] = run_filter(config, judge or (teacher if config.judge is None else None))
+    results["distill"] = run_distill(config)
+    results["evaluate"] = run_evaluate(config, student)
+    return results
