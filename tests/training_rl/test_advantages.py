@@ -1,0 +1,39 @@
+import pytest
+import torch
+from PIL import Image
+
+from training.rl.advantages import compute_advantages, group_key, image_hash
+
+
+def test_group_statistics_by_hand():
+    keys = [("p", "")] * 4 + [("q", "")] * 2
+    adv = compute_advantages([0.0, 0.5, 1.0, 0.5, 0.2, 0.6], keys, "group", clip=5.0)
+    std = (((0 - 0.5) ** 2 + 0 + 0.25 + 0) / 4) ** 0.5  # population std of the first group
+    expected = [-0.5 / std, 0.0, 0.5 / std, 0.0, -1.0, 1.0]
+    assert adv.values.tolist() == pytest.approx(expected, rel=1e-3)
+    assert adv.used.all() and adv.filtered_groups == 0
+
+
+def test_global_std_and_clipping():
+    rewards = [0.0, 1.0, 0.4, 0.6]
+    keys = [("a", "")] * 2 + [("b", "")] * 2
+    adv = compute_advantages(rewards, keys, "global", clip=0.8)
+    global_std = float(torch.tensor(rewards, dtype=torch.float64).std(unbiased=False))
+    assert adv.values.tolist() == pytest.approx([-0.8, 0.8, -0.1 / global_std, 0.1 / global_std], rel=1e-3)
+
+
+def test_same_prompt_on_two_sources_is_two_groups():
+    red, blue = Image.new("RGB", (8, 8), "red"), Image.new("RGB", (8, 8), "blue")
+    keys = [group_key("make it night", red)] * 2 + [group_key("make it night", blue)] * 2
+    adv = compute_advantages([0.2, 0.4, 0.8, 1.0], keys, "group")
+    # Each source is normalized against itself: both groups give -1, +1 (by prompt text alone: -1.2, -0.6, ...).
+    assert adv.values.tolist() == pytest.approx([-1.0, 1.0, -1.0, 1.0], rel=1e-3)
+    assert image_hash(red) == image_hash(Image.new("RGB", (8, 8), "red")) != image_hash(blue)
+
+
+def test_zero_std_groups_and_masked_rewards_are_filtered():
+    keys = [("p", "")] * 3 + [("q", "")] * 3 + [("r", "")] * 2
+    adv = compute_advantages([0.5, 0.5, 0.5, 0.1, None, 0.3, None, 0.9], keys, "group")
+    assert adv.used.tolist() == [False] * 3 + [True, False, True] + [False, False]
+    assert adv.values.tolist() == pytest.approx([0, 0, 0, -1.0, 0, 1.0, 0, 0], abs=1e-3)
+    assert adv.filtered_groups == 2 and adv.groups == 3

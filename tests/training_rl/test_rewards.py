@@ -1,0 +1,49 @@
+import pytest
+from PIL import Image
+
+from rr_core.reward import RewardSpec
+from tests.scripted import ScriptedCritic, critique_text
+from training.rl.rewards import RewardScorer
+
+
+def _images(n: int) -> list[Image.Image]:
+    return [Image.new("RGB", (32, 32), (40 * i, 40 * i, 40 * i)) for i in range(n)]
+
+
+def test_failed_and_partial_critiques_are_retried_then_masked_not_zero():
+    calls = {"n": 0}
+
+    def script(conversation):
+        calls["n"] += 1
+        level = conversation.images[-1].getpixel((0, 0))[0] // 40
+        if level == 1:
+            return "garbage the parser cannot read"
+        if level == 2:  # partial: the text is cut before the last dimensions
+            return critique_text("t2i", 3.0).split("2. Physical")[0]
+        return critique_text("t2i", {"text_faithfulness": 4.0, "physical_quality": 2.0, "text_rendering": "N/A"})
+
+    scorer = RewardScorer(ScriptedCritic(script), RewardSpec(), "t2i", retries=2)
+    batch = scorer.score(["a cat"] * 3, _images(3), [None] * 3)
+    assert batch.rewards[0] == (1.0 + 1 / 3) / 2  # (4 -> 1.0, 2 -> 1/3), N/A left out
+    assert batch.rewards[1] is None and batch.rewards[2] is None
+    assert batch.statuses == ["ok", "failed", "partial"]
+    assert batch.failure_share == pytest.approx(2 / 3) and batch.attempts == 3
+    assert calls["n"] == 3 + 2 + 2  # the two bad ones were asked again twice
+    assert batch.dimensions["text_faithfulness"][0] == 4.0
+    assert batch.dimension_means() == {"text_faithfulness": 4.0, "physical_quality": 2.0}
+
+
+def test_reward_spec_weights_are_applied():
+    script = lambda c: critique_text("t2i", {"text_faithfulness": 4.0, "physical_quality": 1.0, "text_rendering": 3})
+    spec = RewardSpec(dimensions=("text_faithfulness", "physical_quality"), weights=(3.0, 1.0))
+    batch = RewardScorer(ScriptedCritic(script), spec, "t2i").score(["x"], _images(1), [None])
+    assert batch.rewards == [0.75] and set(batch.dimensions) == {"text_faithfulness", "physical_quality"}
+
+
+def test_a_critic_that_raises_is_a_failure_not_a_crash():
+    class Down:
+        def critique_many(self, requests):
+            raise ConnectionError("server down")
+
+    batch = RewardScorer(Down(), RewardSpec(), "t2i", retries=1).score(["x", "y"], _images(2), [None, None])
+    assert batch.rewards == [None, None] and batch.failure_share == 1.0

@@ -1,0 +1,195 @@
+"""The RL trainer's configuration: one dataclass per section, read from YAML, unknown keys rejected.
+
+Every field is a plain value so a run is fully described by its YAML file, which the trainer copies
+into the output folder next to the checkpoints (the reward's dimensions and weights included).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rr_core.reward import RewardSpec
+from training.config import ConfigError, from_mapping, load_config, to_mapping
+
+ALGORITHMS = ("nft", "grpo")
+CRITIC_KINDS = ("transformers", "openai", "tiny")
+MIXED_PRECISION = ("no", "bf16", "fp16")
+
+
+@dataclass
+class CriticSection:
+    """Which critic scores the rollouts."""
+
+    kind: str = "tiny"
+    """transformers (in process), openai (a vLLM / OpenAI-compatible server), or tiny (offline random weights)."""
+    settings: dict[str, Any] = field(default_factory=dict)
+    """The backend's own config (TransformersCriticConfig / OpenAICriticConfig keys)."""
+    retries: int = 2
+    """Extra critique attempts for images whose critique failed or came back partial."""
+
+    def __post_init__(self) -> None:
+        if self.kind not in CRITIC_KINDS:
+            raise ConfigError(f"critic.kind must be one of {', '.join(CRITIC_KINDS)}, got {self.kind!r}.")
+        if self.retries < 0:
+            raise ConfigError("critic.retries must be >= 0.")
+
+
+@dataclass
+class SamplingSection:
+    """How rollouts are drawn."""
+
+    group_size: int = 8
+    """G: images per prompt (and source image); advantages are computed within each group."""
+    prompts_per_step: int = 4
+    """Groups sampled per RL step (per process)."""
+    steps: int = 10
+    """Denoising steps of a rollout."""
+    guidance: float = 3.5
+    """FLUX's distilled guidance (ignored by a transformer without guidance embeddings)."""
+    width: int = 512
+    height: int = 512
+    shared_noise: bool = False
+    """One initial noise for the whole group (only the SDE's noise then differs) instead of fresh noise."""
+    noise_level: float = 0.7
+    """Flow-GRPO's SDE noise scale (a in sigma_t = a * sqrt(t / (1 - t)))."""
+    max_sequence_length: int = 512
+    """T5 prompt tokens."""
+
+
+@dataclass
+class AlgorithmSection:
+    """The policy update."""
+
+    name: str = "nft"
+    """nft (DiffusionNFT) or grpo (Flow-GRPO)."""
+    learning_rate: float = 3e-4
+    weight_decay: float = 1e-4
+    max_grad_norm: float = 1.0
+    inner_epochs: int = 1
+    """Passes over one step's rollouts."""
+    adv_clip_max: float = 5.0
+    """Advantages are clipped to [-adv_clip_max, adv_clip_max]."""
+    std_scope: str = "group"
+    """group: normalize by each group's std; global: by the std of all valid rewards of the step."""
+    kl_beta: float = 0.0
+    """Weight of the KL term to the reference (the transformer with the adapter disabled)."""
+    nft_beta: float = 1.0
+    """DiffusionNFT's guidance strength between the old and the current policy."""
+    ema_decay: float = 0.9
+    """DiffusionNFT: old adapter <- decay * old + (1 - decay) * current after each step."""
+    clip_range: float = 1e-4
+    """Flow-GRPO: the ratio is clipped to [1 - clip_range, 1 + clip_range]."""
+    timestep_fraction: float = 1.0
+    """Flow-GRPO: share of the denoising steps trained on (the first ones, where noise matters most)."""
+    nft_timesteps: int = 1
+    """DiffusionNFT: random noise levels drawn per image per inner epoch."""
+
+    def __post_init__(self) -> None:
+        if self.name not in ALGORITHMS:
+            raise ConfigError(f"algorithm.name must be one of {', '.join(ALGORITHMS)}, got {self.name!r}.")
+        if self.std_scope not in ("group", "global"):
+            raise ConfigError(f"algorithm.std_scope must be group or global, got {self.std_scope!r}.")
+        if not 0 < self.timestep_fraction <= 1:
+            raise ConfigError("algorithm.timestep_fraction must be in (0, 1].")
+        if not 0 <= self.ema_decay < 1:
+            raise ConfigError("algorithm.ema_decay must be in [0, 1).")
+        if self.adv_clip_max <= 0 or self.nft_beta <= 0:
+            raise ConfigError("algorithm.adv_clip_max and algorithm.nft_beta must be positive.")
+
+
+@dataclass
+class LoraSection:
+    rank: int = 32
+    alpha: int = 64
+    target_modules: list[str] = field(default_factory=lambda: ["to_q", "to_k", "to_v", "to_out.0"])
+    init_from: str | None = None
+    """Start from saved LoRA weights (diffusers format folder) instead of zeros."""
+
+
+@dataclass
+class EvalSection:
+    every: int = 10
+    """Score the held-out prompts every this many steps (0: never); also at step 0 and at the end."""
+    data: str | None = None
+    """Held-out prompts (JSONL / Parquet); None takes the first `num_prompts` training prompts."""
+    num_prompts: int = 8
+    images_per_prompt: int = 2
+    seed: int = 1234
+    collapse_fraction: float = 0.5
+    """Warn when pixel std or diversity falls below this fraction of its value at the first evaluation."""
+    min_delta: float = 0.02
+    """Reward / dimension changes smaller than this are noise for the hacking watch."""
+
+
+@dataclass
+class RLConfig:
+    """A whole RL run."""
+
+    task: str = "t2i"
+    generator: dict[str, Any] = field(default_factory=dict)
+    """A GeneratorConfig mapping; model_id "tiny" takes the offline tiny pipeline of the task."""
+    critic: CriticSection = field(default_factory=CriticSection)
+    reward: dict[str, Any] = field(default_factory=dict)
+    """RewardSpec: dimensions (None = all of the task), weights, require_all."""
+    data: str = ""
+    """Training prompts: storage's rl-prompts export (JSONL or Parquet) or any JSONL with prompt[, source_image]."""
+    sampling: SamplingSection = field(default_factory=SamplingSection)
+    algorithm: AlgorithmSection = field(default_factory=AlgorithmSection)
+    lora: LoraSection = field(default_factory=LoraSection)
+    eval: EvalSection = field(default_factory=EvalSection)
+    output_dir: str = "runs/rl"
+    max_steps: int = 100
+    save_every: int = 10
+    resume: bool = True
+    """Continue from the latest checkpoint in output_dir when there is one."""
+    seed: int = 0
+    mixed_precision: str = "bf16"
+    """no / bf16 / fp16 (accelerate); CPU runs use no."""
+    gradient_checkpointing: bool = True
+    log_every: int = 1
+    wandb_project: str | None = None
+    """Also log to Weights & Biases (when installed) under this project."""
+
+    def __post_init__(self) -> None:
+        if self.task not in ("t2i", "edit"):
+            raise ConfigError(f"task must be t2i or edit, got {self.task!r}.")
+        if self.mixed_precision not in MIXED_PRECISION:
+            raise ConfigError(f"mixed_precision must be one of {', '.join(MIXED_PRECISION)}.")
+        if not self.data:
+            raise ConfigError("data is empty: give a JSONL / Parquet file of training prompts.")
+        if self.sampling.group_size < 2:
+            raise ConfigError("sampling.group_size must be at least 2: advantages compare images of a group.")
+        if self.algorithm.name == "nft" and self.sampling.shared_noise:
+            raise ConfigError("DiffusionNFT samples with the deterministic sampler: shared_noise would make "
+                              "every image of a group identical. Set sampling.shared_noise: false.")
+        self.reward_spec()
+
+    def reward_spec(self) -> RewardSpec:
+        try:
+            return RewardSpec.from_dict(self.reward)
+        except ValueError as exc:
+            raise ConfigError(f"reward: {exc}") from None
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_mapping(self)
+
+
+def load_rl_config(path: str | Path, overrides: list[str] | None = None) -> RLConfig:
+    """Read a YAML config; `overrides` are "section.key=value" strings applied before validation.
+
+    Relative data paths that do not exist from the working directory are taken relative to the file.
+    """
+    config = load_config(RLConfig, path, overrides)
+    base = Path(path).resolve().parent
+    if not Path(config.data).exists() and (base / config.data).exists():
+        config.data = str(base / config.data)
+    if config.eval.data and not Path(config.eval.data).exists() and (base / config.eval.data).exists():
+        config.eval.data = str(base / config.eval.data)
+    return config
+
+
+def rl_config(values: dict[str, Any]) -> RLConfig:
+    """An RLConfig from a nested mapping (the YAML layout), unknown keys rejected."""
+    return from_mapping(RLConfig, values)

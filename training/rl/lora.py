@@ -1,0 +1,100 @@
+"""The trained LoRA on the transformer: a trainable "default" adapter, DiffusionNFT's EMA "old" copy,
+and saving in the diffusers LoRA format that rr_core.generators' `load_lora` reads.
+"""
+
+from __future__ import annotations
+
+import warnings
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+import torch
+from peft import LoraConfig
+from peft.utils import get_peft_model_state_dict, set_peft_model_state_dict
+
+TRAINED = "default"
+OLD = "old"
+
+
+def add_adapters(transformer: Any, rank: int, alpha: int, target_modules: list[str], with_old: bool,
+                 init_from: str | None = None) -> list[torch.nn.Parameter]:
+    """Freeze the transformer, attach the trainable adapter (and the old copy); return the trainable params.
+
+    Trainable LoRA weights are kept in float32 whatever the base dtype (bf16 master weights drift).
+    """
+    transformer.requires_grad_(False)
+    config = LoraConfig(r=rank, lora_alpha=alpha, target_modules=list(target_modules), init_lora_weights=True)
+    transformer.add_adapter(config, adapter_name=TRAINED)
+    if init_from:
+        from diffusers import FluxPipeline
+
+        state = FluxPipeline.lora_state_dict(init_from)
+        state = state[0] if isinstance(state, tuple) else state
+        state = {k.removeprefix("transformer."): v for k, v in state.items()}
+        set_peft_model_state_dict(transformer, state, adapter_name=TRAINED)
+    if with_old:
+        with warnings.catch_warnings():  # peft warns about a second adapter, which is the point here
+            warnings.filterwarnings("ignore", message="Already found a `peft_config`")
+            transformer.add_adapter(config, adapter_name=OLD)
+        copy_adapter(transformer, TRAINED, OLD)
+    transformer.set_adapter(TRAINED)
+    params = []
+    for name, param in transformer.named_parameters():
+        if "lora_" in name and f".{TRAINED}." in name:
+            param.data = param.data.float()
+            param.requires_grad_(True)
+            params.append(param)
+        elif "lora_" in name:
+            param.data = param.data.float()
+    return params
+
+
+def adapter_tensors(transformer: Any, adapter: str) -> dict[str, torch.Tensor]:
+    """The adapter's LoRA parameters by module path (adapter name removed)."""
+    marker = f".{adapter}."
+    return {name.replace(marker, "."): param for name, param in transformer.named_parameters()
+            if "lora_" in name and marker in name}
+
+
+@torch.no_grad()
+def copy_adapter(transformer: Any, source: str, target: str) -> None:
+    targets = adapter_tensors(transformer, target)
+    for name, param in adapter_tensors(transformer, source).items():
+        targets[name].copy_(param)
+
+
+@torch.no_grad()
+def ema_update(transformer: Any, decay: float) -> None:
+    """old <- decay * old + (1 - decay) * trained."""
+    old = adapter_tensors(transformer, OLD)
+    for name, param in adapter_tensors(transformer, TRAINED).items():
+        old[name].mul_(decay).add_(param.detach(), alpha=1 - decay)
+
+
+@contextmanager
+def use_adapter(transformer: Any, adapter: str | None) -> Iterator[None]:
+    """Run with another adapter active (None: adapters disabled, the reference model); then back to TRAINED."""
+    if adapter is None:
+        transformer.disable_adapters()
+    else:
+        transformer.set_adapter(adapter)
+    try:
+        yield
+    finally:
+        if adapter is None:
+            transformer.enable_adapters()
+        transformer.set_adapter(TRAINED)
+
+
+def save_diffusers_lora(transformer: Any, pipeline_class: Any, folder: str | Path) -> Path:
+    """The trained adapter as `pytorch_lora_weights.safetensors` (+ its rank/alpha metadata)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu().contiguous() for k, v in
+             get_peft_model_state_dict(transformer, adapter_name=TRAINED).items()}
+    pipeline_class.save_lora_weights(
+        folder, transformer_lora_layers=state,
+        transformer_lora_adapter_metadata=transformer.peft_config[TRAINED].to_dict(),
+    )
+    return folder
