@@ -3,13 +3,21 @@
     python -m bench.critic_speed                      # CPU: the tiny offline critic
     python -m bench.critic_speed --real-shape         # CUDA: random weights at the Qwen3-VL-8B shape
 
-Both sides decode exactly `--new-tokens` tokens (min_new_tokens = max_new_tokens, greedy), so the
-difference is the backend's own cost: prompt building, image processing, batching, decoding to
-text, parsing and the reward. With --real-shape it also reports the fraction of the memory-bandwidth
-roofline: the language model's weight bytes read per decode step over the measured device copy
-bandwidth, against the measured time per step. "encode ms" is the chat template and image
-processing of the batch, which the backend does and the plain baseline (given encoded inputs) does
-not. Prints figures; not a test.
+Both sides decode exactly `--new-tokens` tokens (min_new_tokens = max_new_tokens, greedy). "plain" is
+what a user of plain transformers does for the same critique: `processor.apply_chat_template` with
+the images, `model.generate`, `batch_decode`; the backend's overhead over it is its own cost
+(prompt building, batching, cutting at the end token, parsing, the reward). "encode ms" is the chat
+template and image processing of the batch, which both sides pay.
+
+The issue-8 table compares, in one run, plain generate, generate with cache_implementation="static"
+and the backend's fast decode path (rr_core.critics.fast_decode: kept bucketed static cache, compiled
+CUDA-graph decode step; on CPU it falls back to plain and the kept static cache is shown instead),
+each with its fraction of the memory-bandwidth roofline: the language model's weight bytes read per
+decode step over the measured copy bandwidth (device-to-device on CUDA, memcpy on CPU), against the
+measured time per step. "ttft ms" is the time to the first streamed text delta of one critique;
+"warm-up s" is the fast path's compile and capture time. It also checks that the fast path's greedy
+tokens equal plain generate's, and prints the token-identical prefix two requests share (what
+prefix KV reuse could skip). Prints figures; not a test.
 """
 
 from __future__ import annotations
@@ -102,8 +110,9 @@ def timed(fns: dict[str, Any], repeats: int) -> dict[str, float]:
 
 
 def copy_bandwidth() -> float:
-    """Device memory bandwidth in bytes/s from a large device-to-device copy (read + write)."""
-    source = torch.empty(2**30, dtype=torch.uint8, device="cuda")
+    """Memory bandwidth in bytes/s from a large copy (read + write): device-to-device, or memcpy on CPU."""
+    cuda = torch.cuda.is_available()
+    source = torch.ones(2**30 if cuda else 2**28, dtype=torch.uint8, device="cuda" if cuda else "cpu")
     target = torch.empty_like(source)
     seconds = timed({"copy": lambda: target.copy_(source)}, 10)["copy"]
     return 2 * source.numel() / seconds
@@ -116,14 +125,125 @@ def lm_weight_bytes(model) -> int:
     return layers + sum(p.numel() * p.element_size() for p in model.lm_head.parameters())
 
 
+def plain_user(chat_model: ChatModel, chats: list, new_tokens: int, **generate_kwargs) -> list[str]:
+    """What a plain-transformers user writes for the same critique: template + images, generate, decode."""
+    processor = chat_model.processor
+    texts = [processor.apply_chat_template(chat, add_generation_prompt=True, tokenize=False) for chat in chats]
+    images = [part["image"] for chat in chats for message in chat if not isinstance(message["content"], str)
+              for part in message["content"] if part.get("type") == "image"]
+    inputs = processor(text=texts, images=images, padding=True, return_tensors="pt").to(chat_model.model.device)
+    with torch.inference_mode():
+        out = chat_model.model.generate(**inputs, max_new_tokens=new_tokens, min_new_tokens=new_tokens,
+                                        do_sample=False, pad_token_id=chat_model.pad_id, **generate_kwargs)
+    return processor.batch_decode(out[:, inputs["input_ids"].shape[1]:], skip_special_tokens=True)
+
+
+def shared_prefix_tokens(chat_model: ChatModel, critic: TransformersCritic) -> tuple[int, int]:
+    """Tokens two different t2i requests share from the start (causal attention: only a prefix is reusable)."""
+    pair = [critic._pointwise_conversation(r) for r in requests(2, 256)]
+    ids = [chat_model.encode([c.to_transformers()])["input_ids"][0].tolist() for c in pair]
+    shared = next(i for i, (a, b) in enumerate(zip(*ids)) if a != b)
+    return shared, len(ids[0])
+
+
+def ttft(critic: TransformersCritic, request: CritiqueRequest) -> float:
+    """Seconds to the first text delta of one streamed critique (the stream is then drained)."""
+    start = time.perf_counter()
+    stream = iter(critic.stream(request))
+    next(stream)
+    seconds = time.perf_counter() - start
+    for _ in stream:
+        pass
+    return seconds
+
+
+def overhead_table(chat_model: ChatModel, args, bandwidth: float | None, weight_bytes: int) -> None:
+    """Issue 2: the backend against plain transformers doing the same critique (both pay encoding)."""
+    model = chat_model.model
+    print(f"{'batch':>5} {'backend tok/s':>14} {'plain tok/s':>12} {'overhead':>9} {'decode ms/step':>15} {'roofline':>9} {'encode ms':>10}")
+    for batch in args.batch_sizes:
+        config = TransformersCriticConfig(model="bench", batch_size=batch, max_new_tokens=args.new_tokens,
+                                          fast_decode="off")
+        critic = ForcedLength(config, chat_model=chat_model)
+        batch_requests = requests(batch, args.image_side)
+        chats = [critic._pointwise_conversation(r).to_transformers() for r in batch_requests]
+        inputs = chat_model.encode(chats)
+
+        def prefill():
+            with torch.inference_mode():
+                return model.generate(**inputs, max_new_tokens=1, do_sample=False, pad_token_id=chat_model.pad_id)
+
+        seconds = timed({"backend": lambda: critic.critique_many(batch_requests),
+                         "plain": lambda: plain_user(chat_model, chats, args.new_tokens),
+                         "prefill": prefill, "encode": lambda: chat_model.encode(chats)}, args.repeats)
+        backend_s, plain_s = seconds["backend"], seconds["plain"]
+        step_s = (plain_s - seconds["encode"] - seconds["prefill"]) / (args.new_tokens - 1)
+        tokens = batch * args.new_tokens
+        roofline = f"{weight_bytes / bandwidth / step_s:8.1%}" if bandwidth else "      n/a"
+        print(f"{batch:>5} {tokens / backend_s:>14.1f} {tokens / plain_s:>12.1f} {backend_s / plain_s - 1:>9.1%} "
+              f"{step_s * 1e3:>15.2f} {roofline} {seconds['encode'] * 1e3:>10.1f}")
+
+
+def fast_decode_table(chat_model: ChatModel, args, bandwidth: float, weight_bytes: int) -> None:
+    """Issue 8: plain, static-cache generate and the fast path side by side, with roofline fractions."""
+    fast_mode = "auto" if torch.cuda.is_available() else "static"
+    fast_config = TransformersCriticConfig(model="bench", batch_size=max(args.fast_batch_sizes),
+                                           max_new_tokens=args.new_tokens, fast_decode=fast_mode)
+    fast = ForcedLength(fast_config, chat_model=chat_model)
+    start = time.perf_counter()
+    status = fast.warmup(image_side=args.image_side)
+    warmup_s = time.perf_counter() - start
+    print(f"fast path: fast_decode={fast_mode!r} -> {chat_model.fast.mode} ({status}); warm-up {warmup_s:.1f} s")
+    roof = weight_bytes / bandwidth
+    print(f"{'batch':>5} {'plain tok/s':>12} {'static tok/s':>13} {'fast tok/s':>11} "
+          f"{'plain roof':>11} {'static roof':>12} {'fast roof':>10} {'same tokens':>12}")
+    for batch in args.fast_batch_sizes:
+        batch_requests = requests(batch, args.image_side)
+        chats = [fast._pointwise_conversation(r).to_transformers() for r in batch_requests]
+        encode_s = timed({"encode": lambda: chat_model.encode(chats)}, 1)["encode"]
+        inputs = chat_model.encode(chats)
+
+        def prefill():
+            with torch.inference_mode():
+                return chat_model.model.generate(**inputs, max_new_tokens=1, do_sample=False,
+                                                 pad_token_id=chat_model.pad_id)
+
+        seconds = timed({
+            "plain": lambda: plain_user(chat_model, chats, args.new_tokens),
+            "static": lambda: plain_user(chat_model, chats, args.new_tokens, cache_implementation="static"),
+            "fast": lambda: fast.critique_many(batch_requests),
+            "prefill": prefill,
+        }, args.repeats)
+        tokens = batch * args.new_tokens
+        fixed_s = encode_s + seconds["prefill"]
+        roofs = [roof / ((seconds[k] - fixed_s) / (args.new_tokens - 1)) for k in ("plain", "static", "fast")]
+        same = plain_user(chat_model, chats, args.new_tokens) == [c.raw_text for c in fast.critique_many(batch_requests)]
+        print(f"{batch:>5} {tokens / seconds['plain']:>12.1f} {tokens / seconds['static']:>13.1f} "
+              f"{tokens / seconds['fast']:>11.1f} {roofs[0]:>11.1%} {roofs[1]:>12.1%} {roofs[2]:>10.1%} "
+              f"{'yes' if same else 'NO':>12}")
+    request = requests(1, args.image_side)[0]
+    plain_critic = ForcedLength(TransformersCriticConfig(model="bench", max_new_tokens=args.new_tokens,
+                                                         fast_decode="off"), chat_model=chat_model)
+    ttft(plain_critic, request)
+    plain_ttft = ttft(plain_critic, request)
+    fast = ForcedLength(fast_config, chat_model=chat_model)
+    ttft(fast, request)
+    print(f"time to first token (batch 1): plain {plain_ttft * 1e3:.0f} ms, fast {ttft(fast, request) * 1e3:.0f} ms")
+    shared, total = shared_prefix_tokens(chat_model, fast)
+    print(f"shared prefix of two different requests: {shared} of {total} prompt tokens ({shared / total:.1%})")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--real-shape", action="store_true", help="8B-shaped random weights (needs CUDA)")
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 8])
+    parser.add_argument("--fast-batch-sizes", type=int, nargs="+", default=[1, 8, 32])
     parser.add_argument("--new-tokens", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--image-side", type=int, default=512)
     parser.add_argument("--threads", type=int, default=0, help="CPU threads for torch (0: torch's default)")
+    parser.add_argument("--skip-overhead", action="store_true", help="only the issue-8 table")
+    parser.add_argument("--skip-fast", action="store_true", help="only the issue-2 overhead table")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -131,40 +251,20 @@ def main() -> None:
         parser.error("--real-shape needs a CUDA GPU")
 
     chat_model = real_shape_chat_model() if args.real_shape else ChatModel.load(
-        TransformersCriticConfig(model=str(ensure_tiny_critic())))
-    model = chat_model.model
+        TransformersCriticConfig(model=str(ensure_tiny_critic()), fast_decode="off"))
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
     print(f"critic_speed  {datetime.datetime.now().isoformat(timespec='seconds')}  {platform.node()}  {device}")
     print(f"torch {torch.__version__}  model {'Qwen3-VL-8B shape, random bf16' if args.real_shape else 'tiny Qwen3-VL (fp32)'}  "
           f"new tokens {args.new_tokens}  image {args.image_side}px  best of {args.repeats}, interleaved")
-    bandwidth = copy_bandwidth() if args.real_shape else None
-    weight_bytes = lm_weight_bytes(model)
-    print(f"{'batch':>5} {'backend tok/s':>14} {'plain tok/s':>12} {'overhead':>9} {'decode ms/step':>15} {'roofline':>9} {'encode ms':>10}")
-    for batch in args.batch_sizes:
-        config = TransformersCriticConfig(model="bench", batch_size=batch, max_new_tokens=args.new_tokens)
-        critic = ForcedLength(config, chat_model=chat_model)
-        batch_requests = requests(batch, args.image_side)
-        conversations = [critic._pointwise_conversation(r) for r in batch_requests]
-        inputs = chat_model.encode([c.to_transformers() for c in conversations])
-
-        def plain(new_tokens: int = args.new_tokens):
-            with torch.inference_mode():
-                return model.generate(**inputs, max_new_tokens=new_tokens, min_new_tokens=new_tokens,
-                                      do_sample=False, pad_token_id=chat_model.pad_id)
-
-        seconds = timed({"backend": lambda: critic.critique_many(batch_requests), "plain": plain,
-                         "prefill": lambda: plain(1),
-                         "encode": lambda: chat_model.encode([c.to_transformers() for c in conversations])},
-                        args.repeats)
-        backend_s, plain_s, prefill_s = seconds["backend"], seconds["plain"], seconds["prefill"]
-        step_s = (plain_s - prefill_s) / (args.new_tokens - 1)
-        tokens = batch * args.new_tokens
-        roofline = f"{weight_bytes / bandwidth / step_s:8.1%}" if bandwidth else "      n/a"
-        print(f"{batch:>5} {tokens / backend_s:>14.1f} {tokens / plain_s:>12.1f} {backend_s / plain_s - 1:>9.1%} "
-              f"{step_s * 1e3:>15.2f} {roofline} {seconds['encode'] * 1e3:>10.1f}")
-    if bandwidth:
-        print(f"LM weights read per step {weight_bytes / 2**30:.2f} GiB; copy bandwidth {bandwidth / 1e9:.0f} GB/s; "
-              f"roofline step {weight_bytes / bandwidth * 1e3:.2f} ms")
+    bandwidth = copy_bandwidth()
+    weight_bytes = lm_weight_bytes(chat_model.model)
+    print(f"LM weights read per step {weight_bytes / 2**20:.1f} MiB; copy bandwidth {bandwidth / 1e9:.1f} GB/s; "
+          f"roofline step {weight_bytes / bandwidth * 1e3:.3f} ms"
+          + ("" if args.real_shape else " (tiny model on CPU: compare ratios only)"))
+    if not args.skip_overhead:
+        overhead_table(chat_model, args, bandwidth if args.real_shape else None, weight_bytes)
+    if not args.skip_fast:
+        fast_decode_table(chat_model, args, bandwidth, weight_bytes)
 
 
 if __name__ == "__main__":

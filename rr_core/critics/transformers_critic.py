@@ -18,6 +18,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from rr_core.critics.base import Critic, DecodeSettings, Generation
+from rr_core.critics.fast_decode import FAST_DECODE_MODES, FastDecoder
 from rr_core.model_ids import CRITIC_IDS
 from rr_core.prompts import Conversation
 from rr_core.reward import RewardSpec
@@ -48,6 +49,9 @@ class TransformersCriticConfig:
     max_new_tokens, temperature, top_p, seed: decoding (temperature 0 is greedy).
     attn_implementation: e.g. "sdpa", "flash_attention_2", "eager"; empty keeps transformers' default.
     max_image_pixels: overrides the processor's pixel budget per image (0 keeps the checkpoint's).
+    fast_decode: "off" (plain generate), "static" (a kept, bucketed static KV cache), "compiled"
+        (that cache plus a CUDA-graph decode step) or "auto" (compiled where possible, else plain);
+        see rr_core.critics.fast_decode. Greedy outputs are identical in every mode.
     """
 
     model: str = ""
@@ -62,6 +66,7 @@ class TransformersCriticConfig:
     seed: int | None = None
     attn_implementation: str = ""
     max_image_pixels: int = 0
+    fast_decode: str = "auto"
 
     def __post_init__(self) -> None:
         self.tasks = tuple(Task.parse(t).value for t in self.tasks)
@@ -73,6 +78,8 @@ class TransformersCriticConfig:
             raise ValueError(f"quantization must be one of {QUANTIZATIONS}, got {self.quantization!r}")
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+        if self.fast_decode not in FAST_DECODE_MODES:
+            raise ValueError(f"fast_decode must be one of {FAST_DECODE_MODES}, got {self.fast_decode!r}")
         if not self.model and len(self.tasks) != 1:
             raise ValueError("name the model when one critic serves several tasks")
         self.decode_settings()
@@ -189,6 +196,8 @@ class ChatModel:
         self.eos_ids = _eos_ids(model.generation_config, processor.tokenizer)
         self.pad_id = _pad_id(model.generation_config, processor.tokenizer)
         self.lock = threading.Lock()
+        self.fast: FastDecoder | None = None
+        self.generate_calls = 0
 
     @classmethod
     def load(cls, config: TransformersCriticConfig) -> ChatModel:
@@ -272,13 +281,33 @@ class ChatModel:
             kwargs["logits_processor"] = LogitsProcessorList(list(logits_processors))
         return kwargs
 
+    def enable_fast_decode(self, mode: str) -> FastDecoder:
+        """The decode path of later calls ("off" = plain generate); one per model, kept while the mode stays."""
+        if self.fast is None or self.fast.requested != mode:
+            self.fast = FastDecoder(self.model, mode, stop_id=min(self.eos_ids))
+        return self.fast
+
     def _run(self, kwargs: dict[str, Any], settings: DecodeSettings):
+        """Call `model.generate` (under the lock), through the fast path when one is active."""
         import torch
 
+        self.generate_calls += 1
         if settings.seed is not None:
             torch.manual_seed(settings.seed)
+        fast = self.fast
         with torch.inference_mode():
-            return self.model.generate(**kwargs)
+            if fast is None or not fast.active:
+                return self.model.generate(**kwargs)
+            fast_kwargs, rows = fast.prepare(kwargs)
+            try:
+                return self.model.generate(**fast_kwargs)[:rows]
+            except Exception as error:  # a compile or capture error: the plain path gives the same tokens
+                if fast.mode != "compiled":
+                    raise
+                fast.fall_back(error)
+                if "streamer" in kwargs:  # it has seen part of this decode; later calls take the plain path
+                    raise
+                return self.model.generate(**kwargs)
 
     def finish(self, inputs, sequences, latency_s: float) -> list[Generation]:
         """Cut each row at its first end token; a row that never ended hit max_new_tokens."""
@@ -315,6 +344,43 @@ class TransformersCritic(Critic):
         super().__init__(config.model_name, config.tasks, config.decode_settings(), reward_spec)
         self.config = config
         self.chat_model = chat_model or ChatModel.load(config)
+        # The decode path belongs to the shared model: the critic built last sets it for all its users.
+        fast = self.chat_model.enable_fast_decode(config.fast_decode)
+        fast.reserve_new_tokens = max(fast.reserve_new_tokens, config.max_new_tokens)
+
+    @property
+    def fast_decode_status(self) -> str:
+        """What the app shows: "off", "warming up", "ready", "fallback: ..." or "failed: ..."."""
+        return self.chat_model.fast.status if self.chat_model.fast is not None else "off"
+
+    def warmup(self, background: bool = False, image_side: int = 1024):
+        """Compile and capture the fast decode step for this critic's batch buckets now, not on first use.
+
+        Runs a few-token critique of a blank `image_side` image per bucket up to `config.batch_size`
+        (the prompt shape of real critiques). Returns the status, or the thread when `background`.
+        """
+        from PIL import Image
+
+        from rr_core.critics.base import CritiqueRequest
+
+        fast = self.chat_model.fast
+        if fast is None:
+            return "off"
+        task = max(self.tasks, key=lambda t: t.value)
+        blank = Image.new("RGB", (image_side, image_side), (128, 128, 128))
+        request = CritiqueRequest(task, "warm-up", blank, source_image=blank if task is Task.EDIT else None)
+        settings = DecodeSettings(max_new_tokens=4)
+
+        def run(rows: int) -> None:
+            conversations = [self._pointwise_conversation(request)] * rows
+            self.chat_model.generate([c.to_transformers() for c in conversations], settings,
+                                     self._logits_processors(rows, conversations),
+                                     self._extra_generate_kwargs(conversations))
+
+        sizes = [b for b in fast.batch_buckets if b <= self.config.batch_size] or [1]
+        if background:
+            return fast.warmup_in_background(run, sizes)
+        return fast.warmup(run, sizes)
 
     @property
     def model(self):
