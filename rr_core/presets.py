@@ -64,7 +64,7 @@ class Preset:
         }
 
 
-def _cuda_available() -> bool:
+def cuda_available() -> bool:
     try:
         import torch
 
@@ -96,7 +96,7 @@ def _resolve(name: str, critic_url: str | None, low_memory: bool, env: Mapping[s
     critic_url = critic_url or env.get("RR_CRITIC_URL") or None
     requested = name
     if name == "auto":
-        name = "rationalrewards" if _cuda_available() else ("remote" if critic_url else "tiny")
+        name = "rationalrewards" if cuda_available() else ("remote" if critic_url else "tiny")
     if name == "tiny":
         return _tiny(cache_dir, requested)
 
@@ -110,7 +110,7 @@ def _resolve(name: str, critic_url: str | None, low_memory: bool, env: Mapping[s
         if not critic_url:
             raise ValueError("preset remote needs a critic URL: set RR_CRITIC_URL or pass --critic-url")
         settings = {"base_url": critic_url, "model": env.get("RR_CRITIC_MODEL", ""),
-                    "api_key": env.get("RR_CRITIC_API_KEY", "")}
+                    "api_key": env.get("RR_CRITIC_API_KEY") or "EMPTY", "tasks": ("t2i", "edit")}
         return Preset("remote", "openai", {Task.T2I: settings, Task.EDIT: settings}, generators,
                       requested=requested, description="critic at an OpenAI-compatible server; generators local")
     critic_models = {Task.T2I: env.get("RR_CRITIC_T2I_MODEL") or CRITIC_IDS[Task.T2I],
@@ -124,9 +124,13 @@ def _resolve(name: str, critic_url: str | None, low_memory: bool, env: Mapping[s
 def _tiny(cache_dir: str | None, requested: str) -> Preset:
     from rr_core.critics.tiny import ensure_tiny_critic
     from rr_core.generators.tiny import tiny_generator_config
+    from rr_core.grammar import max_tokens_for
 
     critic_path = str(ensure_tiny_critic(cache_dir))
-    critic = {"model": critic_path, "tasks": ("t2i", "edit"), "max_new_tokens": 400}
+    # Random weights only write parseable critiques under the grammar; the token budget is the
+    # grammar's own bound, so a critique always reaches its refined request.
+    budget = max(max_tokens_for(task, "pointwise") for task in Task)
+    critic = {"model": critic_path, "tasks": ("t2i", "edit"), "max_new_tokens": budget, "constrained": True}
     generators = {task: tiny_generator_config(task, cache_dir) for task in Task}
     return Preset("tiny", "transformers", {Task.T2I: critic, Task.EDIT: critic}, generators,
                   banner=TINY_BANNER, requested=requested, description="tiny random-weight models (offline)")

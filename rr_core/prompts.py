@@ -124,6 +124,8 @@ class Conversation:
     system: str
     parts: list[str | Image.Image] = field(default_factory=list)
     template_version: str = ""
+    task: Task | None = None
+    mode: str = ""
 
     @property
     def images(self) -> list[Image.Image]:
@@ -165,7 +167,8 @@ def _render(template: PromptTemplate, request: str, images: list[Image.Image]) -
         position = match.end()
     if position < len(text):
         parts.append(text[position:].replace("{request}", request))
-    return Conversation(system=template.system, parts=parts, template_version=template.template_version)
+    return Conversation(system=template.system, parts=parts, template_version=template.template_version,
+                        task=template.task, mode=template.mode)
 
 
 def _template_for(task: Task, mode: str, template: PromptTemplate | str | Path | None) -> PromptTemplate:

@@ -25,7 +25,9 @@ from starlette.concurrency import run_in_threadpool
 
 from rr_core.critics.base import DecodeSettings, Generation
 from rr_core.critics.transformers_critic import DTYPES, QUANTIZATIONS, ChatModel, TransformersCriticConfig
-from rr_core.errors import InvalidImage
+from rr_core.critics.constrained import ebnf_logits_processors
+from rr_core.errors import InvalidImage, InvalidRequest
+from rr_core.grammar import grammar_from_request
 from rr_core.images import decode_data_url
 
 logger = logging.getLogger(__name__)
@@ -54,6 +56,7 @@ class ChatRequest:
     settings: DecodeSettings
     stream: bool = False
     include_usage: bool = False
+    grammar: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -108,9 +111,29 @@ def parse_chat_request(body: Any, served_model_name: str) -> ChatRequest:
         )
     except (TypeError, ValueError) as exc:
         raise BadRequest(f"invalid sampling settings: {exc}") from exc
+    try:
+        grammar = grammar_from_request(body)
+    except InvalidRequest as exc:
+        raise BadRequest(str(exc)) from exc
     options = body.get("stream_options") or {}
     return ChatRequest(model=model, messages=messages, settings=settings, stream=bool(body.get("stream")),
-                       include_usage=bool(options.get("include_usage")) if isinstance(options, dict) else False)
+                       include_usage=bool(options.get("include_usage")) if isinstance(options, dict) else False,
+                       grammar=grammar)
+
+
+def logits_processors(chat_model: ChatModel, request: ChatRequest) -> list:
+    """The grammar a request carried (vLLM structured outputs), as logits processors; [] without one.
+
+    A grammar that does not compile raises BadRequest (HTTP 400).
+    """
+    if request.grammar is None:
+        return []
+    try:
+        return ebnf_logits_processors(chat_model.processor, request.grammar, 1,
+                                      chat_model.model.config.get_text_config().vocab_size,
+                                      sorted(chat_model.eos_ids))
+    except InvalidRequest as exc:
+        raise BadRequest(str(exc)) from exc
 
 
 def _usage(generation: Generation) -> dict[str, int]:
@@ -126,7 +149,7 @@ def _sse(data: dict | str) -> str:
     return f"data: {data if isinstance(data, str) else json.dumps(data)}\n\n"
 
 
-def _stream_events(chat_model: ChatModel, request: ChatRequest) -> Iterator[str]:
+def _stream_events(chat_model: ChatModel, request: ChatRequest, processors: list) -> Iterator[str]:
     completion_id, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
 
     def chunk(delta: dict, finish_reason: str | None = None) -> dict:
@@ -135,7 +158,7 @@ def _stream_events(chat_model: ChatModel, request: ChatRequest) -> Iterator[str]
                 "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}]}
 
     yield _sse(chunk({"role": "assistant", "content": ""}))
-    for item in chat_model.stream(request.messages, request.settings):
+    for item in chat_model.stream(request.messages, request.settings, processors):
         if isinstance(item, Generation):
             yield _sse(chunk({}, item.finish_reason))
             if request.include_usage:
@@ -164,11 +187,14 @@ def build_app(chat_model: ChatModel, served_model_name: str) -> FastAPI:
             return _error(400, "the request body is not valid JSON")
         try:
             request = parse_chat_request(body, served_model_name)
+            processors = await run_in_threadpool(logits_processors, chat_model, request)
         except BadRequest as exc:
             return _error(exc.status, str(exc), exc.kind)
         if request.stream:
-            return StreamingResponse(_stream_events(chat_model, request), media_type="text/event-stream")
-        generation = (await run_in_threadpool(chat_model.generate, [request.messages], request.settings))[0]
+            return StreamingResponse(_stream_events(chat_model, request, processors),
+                                     media_type="text/event-stream")
+        generation = (await run_in_threadpool(chat_model.generate, [request.messages], request.settings,
+                                              processors))[0]
         return {
             "id": f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion", "created": int(time.time()),
             "model": request.model,

@@ -54,6 +54,7 @@ from rr_core.loop import (
 from rr_core.prompts import validate_request
 from rr_core.reward import apply_reward
 from rr_core.rubric import Task, describe_score, dimensions
+from rr_core.presets import cuda_available
 from storage import repository as repo
 from storage.db import database_url, make_session_factory, write_transaction
 from storage.errors import SessionAccessDenied
@@ -435,9 +436,15 @@ class StudioService:
         """Load the models now (in a background thread at start) so the first run is not slow."""
         self._health = "⏳ Models are loading…"
         try:
-            self.studio.critic()
+            router = self.studio.critic()
             for task in Task:
                 self.studio.generator(task)
+            if cuda_available():
+                # Compile and capture the critic's decode step now rather than on a user's first run.
+                self._health = "⏳ Compiling the critic's fast decode path (first start only)…"
+                for critic in {id(c): c for c in router.critics.values()}.values():
+                    if hasattr(critic, "warmup"):
+                        critic.warmup()
             self._health = "ready"
         except Exception as exc:  # shown in the UI; runs retry the load
             logger.exception("model warm-up failed")

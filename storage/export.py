@@ -274,7 +274,8 @@ def export_sft(session: Session, store: ImageStore, filters: ExportFilters = Exp
             else:
                 images.append(str(prepared.path(prepared.put(picture).sha256)))
         yield {"messages": record["messages"] + [{"role": "assistant", "content": reviewed.text}],
-               "images": images, "critique_id": row.id}
+               "images": images, "critique_id": row.id, "model_id": row.model_id,
+               "constrained": bool(row.constrained), "corrected": reviewed.corrected}
 
 
 def export_parrot(session: Session, store: ImageStore, filters: ExportFilters = ExportFilters(),
@@ -296,7 +297,8 @@ def export_parrot(session: Session, store: ImageStore, filters: ExportFilters = 
                     continue
                 parsed = reviewed.critique.to_dict()
                 parsed.pop("raw_text")
-                rationales[side].append({"critique_id": row.id, "model_id": row.model_id, "text": reviewed.text,
+                rationales[side].append({"critique_id": row.id, "model_id": row.model_id,
+                                         "constrained": bool(row.constrained), "text": reviewed.text,
                                          "critique": parsed, "corrected": reviewed.corrected,
                                          "annotators": reviewed.annotators})
         yield {**_pair_base(pair, image), "rationales": rationales, "provenance": _provenance(pair)}

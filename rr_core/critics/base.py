@@ -190,8 +190,15 @@ class Critic(abc.ABC):
     def _pointwise_conversation(self, request: CritiqueRequest) -> Conversation:
         return build_pointwise(request.task, request.request, request.image, source_image=request.source_image)
 
+    @property
+    def constrained(self) -> bool:
+        """Whether this critic decodes under the critique grammar (recorded on every critique)."""
+        config = getattr(self, "config", None)
+        return bool(getattr(config, "constrained", False))
+
     def _meta(self, conversation: Conversation, generation: Generation) -> dict:
         return {
+            "constrained": self.constrained,
             "model_id": self.model_id,
             "template_version": conversation.template_version,
             "latency_s": generation.latency_s,

@@ -44,7 +44,10 @@ class OpenAICriticConfig:
     backoff_s: the first wait between attempts, doubled each time.
     concurrency: requests in flight at once in `critique_many` (the server batches them).
     max_new_tokens, temperature, top_p, seed: decoding (temperature 0 is greedy).
-    extra_body: extra JSON fields for every request (e.g. vLLM's structured_outputs).
+    extra_body: extra JSON fields for every request.
+    constrained: send the critique grammar as vLLM structured outputs (rr_core.serve accepts it too),
+        so every critique parses; grammar_caps: its per-section character caps (SectionCaps fields);
+        legacy_grammar: use the pre-0.12 vLLM field `guided_grammar` instead.
     """
 
     base_url: str
@@ -60,6 +63,9 @@ class OpenAICriticConfig:
     top_p: float = 1.0
     seed: int | None = None
     extra_body: dict[str, Any] = field(default_factory=dict)
+    constrained: bool = False
+    grammar_caps: dict[str, int | None] | None = None
+    legacy_grammar: bool = False
 
     def __post_init__(self) -> None:
         if not self.base_url:
@@ -187,8 +193,15 @@ class OpenAICritic(Critic):
         return kwargs
 
     def _extra_body(self, conversation: Conversation) -> dict[str, Any]:
-        """Extra JSON fields for this request (the config's `extra_body`; subclasses add more)."""
-        return dict(self.config.extra_body)
+        """Extra JSON fields for this request: the config's `extra_body`, plus the grammar when constrained."""
+        body = dict(self.config.extra_body)
+        if self.config.constrained and conversation.task is not None:
+            from rr_core.grammar import SectionCaps, vllm_extra_body
+
+            caps = SectionCaps(**self.config.grammar_caps) if self.config.grammar_caps else SectionCaps()
+            body.update(vllm_extra_body(conversation.task, conversation.mode or "pointwise", caps,
+                                        legacy=self.config.legacy_grammar))
+        return body
 
     def _complete(self, conversation: Conversation) -> Generation:
         start = time.perf_counter()

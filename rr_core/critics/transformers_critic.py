@@ -52,6 +52,10 @@ class TransformersCriticConfig:
     fast_decode: "off" (plain generate), "static" (a kept, bucketed static KV cache), "compiled"
         (that cache plus a CUDA-graph decode step) or "auto" (compiled where possible, else plain);
         see rr_core.critics.fast_decode. Greedy outputs are identical in every mode.
+    constrained: decode under the critique grammar (rr_core.grammar) so every critique parses; the
+        headings, order and score syntax are enforced, the words are the model's. Off by default
+        for real checkpoints (see the README's trade-off); on for the tiny critic.
+    grammar_caps: per-section character caps for the grammar (SectionCaps fields); None = defaults.
     """
 
     model: str = ""
@@ -67,6 +71,8 @@ class TransformersCriticConfig:
     attn_implementation: str = ""
     max_image_pixels: int = 0
     fast_decode: str = "auto"
+    constrained: bool = False
+    grammar_caps: dict[str, int | None] | None = None
 
     def __post_init__(self) -> None:
         self.tasks = tuple(Task.parse(t).value for t in self.tasks)
@@ -96,6 +102,12 @@ class TransformersCriticConfig:
     @property
     def model_name(self) -> str:
         return self.model or CRITIC_IDS[Task.parse(self.tasks[0])]
+
+    def caps(self):
+        """The grammar's per-section length caps (rr_core.grammar.SectionCaps; defaults when unset)."""
+        from rr_core.grammar import SectionCaps
+
+        return SectionCaps(**self.grammar_caps) if self.grammar_caps else SectionCaps()
 
     def decode_settings(self) -> DecodeSettings:
         return DecodeSettings(max_new_tokens=self.max_new_tokens, temperature=self.temperature,
@@ -407,8 +419,17 @@ class TransformersCritic(Critic):
         )
 
     def _logits_processors(self, batch_size: int, conversations: Sequence[Conversation]) -> list:
-        """Extra logits processors for one batch (none here; constrained decoding adds a grammar)."""
-        return []
+        """With `constrained`, one critique grammar per row (a batch may mix tasks and modes)."""
+        if not self.config.constrained:
+            return []
+        from rr_core.critics.constrained import GrammarLogitsProcessor
+        from rr_core.grammar import compiled_grammar
+
+        stops = sorted(self.chat_model.eos_ids)
+        vocab_size = self.model.config.get_text_config().vocab_size
+        grammars = [compiled_grammar(self.processor, c.task, c.mode or "pointwise", self.config.caps(),
+                                     vocab_size=vocab_size, stop_token_ids=stops) for c in conversations]
+        return [GrammarLogitsProcessor(grammars, batch_size, stop_token_ids=stops)]
 
     def _extra_generate_kwargs(self, conversations: Sequence[Conversation]) -> dict[str, Any]:
         """Extra `model.generate` arguments for one batch (none here)."""

@@ -167,6 +167,9 @@ def test_sft_sharegpt(factory, data, tmp_path):
         assert roles == ["system", "user", "assistant"]
         assert record["messages"][1]["content"].count("<image>") == len(record["images"])
         assert all(Path(p).is_file() and Path(p).is_relative_to(Path(f"{out}.images")) for p in record["images"])
+    for name in ("r0", "r1", "e0"):  # critiques decoded under the grammar stay marked as such
+        assert records[cid[name]]["constrained"] is critiques[name].constrained
+    assert records[cid["r1"]]["corrected"] and not records[cid["r0"]]["corrected"]
     accepted = records[cid["r0"]]
     assert accepted["messages"][2]["content"] == critiques["r0"].raw_text
     assert "a lighthouse at dusk" in accepted["messages"][1]["content"]
@@ -197,6 +200,7 @@ def test_parrot(factory, data, tmp_path):
     [a], [b] = rationales["A"], rationales["B"]
     assert (a["critique_id"], a["corrected"], a["text"]) == (cid["r0"], False, critiques["r0"].raw_text)
     assert (b["critique_id"], b["corrected"], b["annotators"]) == (cid["r1"], True, [data["ann"][1]])
+    assert (a["constrained"], b["constrained"]) == (critiques["r0"].constrained, critiques["r1"].constrained)
     assert b["critique"]["scores"]["physical_quality"]["score"] == 1.5
     assert parse_critique(b["text"], "t2i").score("physical_quality") == 1.5
     tie = records[f"{ids['e0']}-{ids['e1']}"]

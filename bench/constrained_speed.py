@@ -1,0 +1,246 @@
+"""Decoding speed with and without the critique grammar, side by side in one run.
+
+    python -m bench.constrained_speed                 # CPU: the tiny offline critic
+    python -m bench.constrained_speed --real-shape    # CUDA: random bf16 weights at the Qwen3-VL-8B shape
+    python -m bench.constrained_speed --mask-only     # no model: the grammar alone at Qwen's vocabulary size
+
+Each batch size runs three generations, interleaved and best of `--repeats`: the constrained one
+(sampling at temperature 1 under the grammar until it ends), an unconstrained one forced to the
+same number of new tokens, and a one-token prefill. Per-token time is (total - prefill) / (new - 1),
+so the overhead is the grammar's own per-token cost: the xgrammar matcher's mask and its
+application to the logits ("mask ms" is the time inside the logits processor).
+
+With --real-shape the grammar is compiled for a synthetic 151,643-token vocabulary (Qwen's size;
+no real tokenizer can be downloaded here), so xgrammar checks as many tokens per step as it would
+for the real checkpoints; the tiny run uses the tiny critic's own 872-token tokenizer. --mask-only
+times the processor alone (fill and CPU apply) on random logits at that vocabulary, on any machine.
+Prints figures; not a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import platform
+import random
+import time
+
+import torch
+from PIL import Image
+
+from rr_core.critics.constrained import GrammarLogitsProcessor
+from rr_core.grammar import SectionCaps, compile_for_tokenizer_info, compiled_grammar, max_tokens_for
+from rr_core.prompts import build_pointwise
+from rr_core.rubric import Task
+
+QWEN_REGULAR_TOKENS = 151_643  # Qwen2/2.5/3 tokenizers: regular tokens before the special ones
+
+
+class TimedProcessor(GrammarLogitsProcessor):
+    """The grammar processor, adding up the seconds spent in it."""
+
+    seconds = 0.0
+
+    def __call__(self, input_ids, scores):
+        start = time.perf_counter()
+        scores = super().__call__(input_ids, scores)
+        if scores.is_cuda:
+            torch.cuda.synchronize()
+        TimedProcessor.seconds += time.perf_counter() - start
+        return scores
+
+
+def synthetic_vocab(size: int, seed: int = 0) -> list[str]:
+    """Word pieces shaped like a BPE vocabulary: every printable ASCII character, then pieces of 2-12
+    letters (half with a leading space, some capitalised), digits and punctuation runs."""
+    rng = random.Random(seed)
+    letters = "etaoinshrdlcumwfgypbvkjxqz"
+    weights = [12.7, 9.1, 8.2, 7.5, 7.0, 6.7, 6.3, 6.1, 6.0, 4.3, 4.0, 2.8, 2.8, 2.4, 2.4, 2.2, 2.0, 2.0,
+               1.9, 1.5, 1.0, 0.8, 0.2, 0.2, 0.1, 0.1]
+    vocab = [chr(c) for c in range(32, 127)] + ["\n", "\n\n", "##", " ##", "# ", ":", ": "]
+    seen = set(vocab)
+    while len(vocab) < size:
+        kind = rng.random()
+        if kind < 0.9:
+            word = "".join(rng.choices(letters, weights, k=rng.randint(2, 12)))
+            word = word.capitalize() if rng.random() < 0.2 else word
+            piece = (" " if rng.random() < 0.5 else "") + word
+        elif kind < 0.95:
+            piece = "".join(rng.choices("0123456789", k=rng.randint(1, 3)))
+        else:
+            piece = "".join(rng.choices(".,;:!?\"'()-*/ ", k=rng.randint(1, 4)))
+        if piece not in seen:
+            seen.add(piece)
+            vocab.append(piece)
+    return vocab
+
+
+def tiny_setup(task: Task, mode: str, caps: SectionCaps, prompt_tokens: int):
+    """The tiny critic, its compiled grammar, and a function giving a batch of real critique prompts."""
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    from rr_core.critics.tiny import ensure_tiny_critic
+
+    path = ensure_tiny_critic()
+    model = AutoModelForImageTextToText.from_pretrained(path).eval()
+    processor = AutoProcessor.from_pretrained(path)
+    processor.tokenizer.padding_side = "left"
+    image = Image.new("RGB", (64, 64), (200, 40, 40))
+    source = Image.new("RGB", (64, 64), (40, 40, 200)) if task == Task.EDIT else None
+    chat = build_pointwise(task, "a red fox in the snow", image, source_image=source).to_transformers()
+
+    def inputs(batch: int) -> dict:
+        return dict(processor.apply_chat_template([chat] * batch, add_generation_prompt=True, tokenize=True,
+                                                  return_dict=True, return_tensors="pt",
+                                                  processor_kwargs={"padding": True}))
+
+    eos = model.generation_config.eos_token_id
+    vocab_size = model.config.get_text_config().vocab_size
+    grammar = compiled_grammar(processor, task, mode, caps, vocab_size=vocab_size, stop_token_ids=eos)
+    label = f"tiny Qwen3-VL (fp32), its {len(processor.tokenizer)}-token tokenizer"
+    return model, inputs, grammar, eos, label
+
+
+def real_setup(task: Task, mode: str, caps: SectionCaps, prompt_tokens: int):
+    """8B-shaped random weights on the GPU, the grammar at a Qwen-sized synthetic vocab, random prompts."""
+
+    from bench.critic_speed import real_shape_chat_model
+
+    chat_model = real_shape_chat_model()
+    model = chat_model.model
+    grammar, stop, compile_s = qwen_sized_grammar(task, mode, caps, model.config.get_text_config().vocab_size)
+
+    def inputs(batch: int) -> dict:
+        generator = torch.Generator().manual_seed(0)
+        ids = torch.randint(0, QWEN_REGULAR_TOKENS, (batch, prompt_tokens), generator=generator).cuda()
+        return {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
+
+    label = (f"Qwen3-VL-8B shape, random bf16; synthetic {QWEN_REGULAR_TOKENS}-token vocab "
+             f"(grammar compiled in {compile_s:.1f} s); prompt {prompt_tokens} tokens")
+    return model, inputs, grammar, stop, label
+
+
+def qwen_sized_grammar(task: Task, mode: str, caps: SectionCaps, vocab_size: int = 151_936):
+    """The grammar compiled for synthetic regular tokens, then special tokens up to the padded width."""
+    import xgrammar as xgr
+
+    specials = [f"<|special_{i}|>" for i in range(vocab_size - QWEN_REGULAR_TOKENS)]
+    vocab = synthetic_vocab(QWEN_REGULAR_TOKENS) + specials
+    stop = [QWEN_REGULAR_TOKENS + 2]  # <|im_end|>'s place in Qwen's vocabulary
+    info = xgr.TokenizerInfo(vocab, xgr.VocabType.RAW, vocab_size=vocab_size, stop_token_ids=stop)
+    started = time.perf_counter()
+    grammar = compile_for_tokenizer_info(info, task, mode, caps)
+    return grammar, stop, time.perf_counter() - started
+
+
+def mask_only(grammar, stop: list[int], batch: int, repeats: int) -> tuple[float, int]:
+    """The grammar processor alone over random logits at Qwen's vocabulary: best seconds per step, steps."""
+    best, steps = float("inf"), 0
+    for repeat in range(repeats):
+        generator = torch.Generator().manual_seed(repeat)
+        processor = GrammarLogitsProcessor(grammar, batch, stop_token_ids=stop)
+        ids = torch.zeros(batch, 1, dtype=torch.long)
+        spent, steps = 0.0, 0
+        while True:
+            scores = torch.randn(batch, 151_936, generator=generator)  # (batch, vocab)
+            start = time.perf_counter()
+            scores = processor(ids, scores)
+            spent += time.perf_counter() - start
+            if all(m.is_terminated() for m in processor.matchers):
+                break
+            steps += 1
+            nxt = torch.multinomial(torch.softmax(scores, dim=-1), 1, generator=generator)  # (batch, 1)
+            ids = torch.cat([ids, nxt], dim=1)
+        best = min(best, spent / steps)
+    return best, steps
+
+
+def _sync() -> None:
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
+def run(model, inputs, grammar, eos, batch, max_new, repeats, seed=0):
+    """Best-of-`repeats` seconds for the constrained, unconstrained and prefill runs, and the token counts."""
+    prompt_length = inputs["input_ids"].shape[1]
+
+    def generate(processors, new_tokens, forced):
+        torch.manual_seed(seed)
+        with torch.inference_mode():
+            out = model.generate(**inputs, logits_processor=processors, max_new_tokens=new_tokens,
+                                 min_new_tokens=new_tokens if forced else None, do_sample=True,
+                                 temperature=1.0, eos_token_id=eos,
+                                 pad_token_id=model.generation_config.pad_token_id)
+        return out.shape[1] - prompt_length
+
+    best = {"constrained": float("inf"), "plain": float("inf"), "prefill": float("inf"), "mask": float("inf")}
+    new = generate([GrammarLogitsProcessor(grammar, batch, stop_token_ids=eos)], max_new, False)  # warm-up
+    for _ in range(repeats):
+        TimedProcessor.seconds = 0.0
+        start = time.perf_counter()
+        new = generate([TimedProcessor(grammar, batch, stop_token_ids=eos)], max_new, False)
+        _sync()
+        best["constrained"] = min(best["constrained"], time.perf_counter() - start)
+        best["mask"] = min(best["mask"], TimedProcessor.seconds)
+        for name, tokens in (("plain", new), ("prefill", 1)):
+            start = time.perf_counter()
+            generate([], tokens, True)
+            _sync()
+            best[name] = min(best[name], time.perf_counter() - start)
+    return best, new
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--real-shape", action="store_true", help="8B-shaped random weights (needs CUDA)")
+    parser.add_argument("--task", default="edit", choices=[t.value for t in Task])
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 4])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--prompt-tokens", type=int, default=1024, help="--real-shape: prompt length")
+    parser.add_argument("--mask-only", action="store_true",
+                        help="no model: the grammar processor alone on random logits at Qwen's vocabulary")
+    parser.add_argument("--threads", type=int, default=0, help="CPU threads for torch (0: torch's default)")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.real_shape and not torch.cuda.is_available():
+        parser.error("--real-shape needs a CUDA GPU")
+    task, mode, caps = Task.parse(args.task), "pointwise", SectionCaps()
+    if args.mask_only:
+        print(f"constrained_speed --mask-only  {datetime.datetime.now().isoformat(timespec='seconds')}  "
+              f"{platform.node()}  CPU ({platform.processor() or platform.machine()})")
+        grammar, stop, compile_s = qwen_sized_grammar(task, mode, caps)
+        print(f"grammar compiled for a synthetic {QWEN_REGULAR_TOKENS}-token vocab (padded to 151936) "
+              f"in {compile_s:.1f} s")
+        unbounded = SectionCaps(analysis=None, justification=None, summary=None, comments=None, refined=None)
+        unbounded_s = qwen_sized_grammar(task, mode, unbounded)[2]
+        print(f"the same with unbounded fields: compiled in {unbounded_s:.1f} s")
+        for batch in args.batch_sizes:
+            step, steps = mask_only(grammar, stop, batch, args.repeats)
+            print(f"batch {batch}: {step * 1e3:.3f} ms per step (fill + apply on CPU) over {steps} steps")
+        return
+    max_new = max_tokens_for(task, mode, caps)
+    device = (torch.cuda.get_device_name() if torch.cuda.is_available()
+              else f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)")
+    now = datetime.datetime.now().isoformat(timespec="seconds")
+    print(f"constrained_speed  {now}  {platform.node()}  {device}")
+    print(f"torch {torch.__version__}  {task.value} {mode}, default SectionCaps, sampling T=1, "
+          f"best of {args.repeats}, interleaved")
+    print(f"{'batch':>5} {'new tok':>8} {'free tok/s':>11} {'grammar tok/s':>14} {'free ms/tok':>12} "
+          f"{'grammar ms/tok':>15} {'overhead':>9} {'mask ms/tok':>12} {'mask share':>11}")
+    setup = real_setup if args.real_shape else tiny_setup
+    model, make_inputs, grammar, eos, label = setup(task, mode, caps, args.prompt_tokens)
+    for batch in args.batch_sizes:
+        best, new = run(model, make_inputs(batch), grammar, eos, batch, max_new, args.repeats)
+        free_step = (best["plain"] - best["prefill"]) / (new - 1)
+        grammar_step = (best["constrained"] - best["prefill"]) / (new - 1)
+        mask_step = best["mask"] / new
+        print(f"{batch:>5} {new:>8} {batch / free_step:>11.1f} {batch / grammar_step:>14.1f} "
+              f"{free_step * 1e3:>12.2f} {grammar_step * 1e3:>15.2f} {grammar_step / free_step - 1:>9.1%} "
+              f"{mask_step * 1e3:>12.3f} "
+              f"{mask_step / grammar_step:>11.1%}")
+    print(f"model: {label}")
+
+
+if __name__ == "__main__":
+    main()
