@@ -111,7 +111,11 @@ def build_app(service: StudioService) -> gr.Blocks:
         summary = "" if critique is None else (f"**Summary.** {critique.summary}" if critique.summary else "")
         proposal = view.next_prompt if view.done or (view.rounds and view.rounds[-1].done) else gr.skip()
         diff = prompt_diff(view.previous_prompt, view.next_prompt) if view.rounds else []
-        history = pd.DataFrame(history_rows(view), columns=["round", "series", "value"])
+        # An empty frame would fix the plot's encodings on no data (Gradio then draws no lines for
+        # later frames), so "no history yet" is sent as None.
+        rows = history_rows(view)
+        history = pd.DataFrame(rows, columns=["round", "series", "value"]).astype(
+            {"round": int, "series": str, "value": float}) if rows else None
         best = view.best_candidate or latest
         return [view.session_id, status, view.live_text or (critique.raw_text if critique else ""),
                 scores_html(critique), summary, proposal, diff, history, gallery_items(view),
@@ -138,7 +142,7 @@ def build_app(service: StudioService) -> gr.Blocks:
         with gr.Row():
             with gr.Column(scale=3):
                 c["gallery"] = gr.Gallery(label="Rounds (★ = best)", columns=4, height=320, elem_id=f"{prefix}-gallery")
-                c["plot"] = gr.LinePlot(x="round", y="value", color="series", y_lim=[1, 4], height=220,
+                c["plot"] = gr.LinePlot(x="round", y="value", color="series", y_lim=[0.8, 4.2], height=280,
                                         label="Scores and reward by round", elem_id=f"{prefix}-plot")
             with gr.Column(scale=2):
                 c["scores"] = gr.HTML(elem_id=f"{prefix}-scores")

@@ -300,7 +300,11 @@ def prompt_diff(old: str, new: str) -> list[tuple[str, str | None]]:
 
 
 def history_rows(view: RunView) -> list[dict[str, Any]]:
-    """Long-format rows (round, series, value) of each dimension's score and the reward per round."""
+    """Long-format rows (round, series, value) of each dimension's score and the reward per round.
+
+    The reward is drawn on the scores' 1-4 axis as 1 + 3 * reward (the mean score it stands for),
+    so one plot shows both without a second axis.
+    """
     rows = []
     for round_ in view.rounds:
         shown = round_.shown
@@ -311,7 +315,7 @@ def history_rows(view: RunView) -> list[dict[str, Any]]:
             if score is not None:
                 rows.append({"round": round_.index + 1, "series": dim.heading, "value": score})
         if shown.reward is not None:
-            rows.append({"round": round_.index + 1, "series": "reward", "value": shown.reward})
+            rows.append({"round": round_.index + 1, "series": "reward (1 + 3r)", "value": 1.0 + 3.0 * shown.reward})
     return rows
 
 
