@@ -98,7 +98,8 @@ def main() -> None:
     parser.add_argument("--group", type=int, default=8)
     parser.add_argument("--size", type=int, default=None, help="default 512 (real shape) or 64 (tiny)")
     parser.add_argument("--steps", type=int, default=None, help="denoising steps; default 10 (real) or 4 (tiny)")
-    parser.add_argument("--critic-tokens", type=int, default=None, help="default 512 (real) or 64 (tiny)")
+    parser.add_argument("--critic-tokens", type=int, default=None,
+                        help="default 512 (real); tiny: the grammar's own budget (its critiques parse)")
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--threads", type=int, default=1, help="CPU torch threads (tiny)")
     args = parser.parse_args()
@@ -108,13 +109,13 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     size = args.size or (512 if real else 64)
     steps = args.steps or (10 if real else 4)
-    tokens = args.critic_tokens or (512 if real else 64)
+    tokens = args.critic_tokens or (512 if real else None)
 
     folder = Path(tempfile.mkdtemp(prefix="rl-bench-"))
     (folder / "prompts.jsonl").write_text(json.dumps({"prompt": "a red fox in the snow"}) + "\n")
     values = {
         "task": "t2i", "generator": {"model_id": "tiny", "dtype": "bf16" if real else "fp32"},
-        "critic": {"kind": "tiny", "settings": {"max_new_tokens": tokens}, "retries": 0},
+        "critic": {"kind": "tiny", "settings": {"max_new_tokens": tokens} if tokens else {}, "retries": 0},
         "data": str(folder / "prompts.jsonl"),
         "sampling": {"group_size": args.group, "prompts_per_step": 1, "steps": steps, "width": size,
                      "height": size, "max_sequence_length": 512 if real else 32},
@@ -151,7 +152,7 @@ def main() -> None:
     total = sum(phases.values())
     device = torch.cuda.get_device_name() if real else "cpu"
     print(f"rl_step {args.algorithm} on {device}: group {args.group} at {size}x{size}, {steps} steps, "
-          f"critic {tokens} new tokens, {'real FLUX.1 / Qwen3-VL-8B shapes' if real else 'tiny models'}")
+          f"critic {tokens or 'grammar-bounded'} new tokens, {'real FLUX.1 / Qwen3-VL-8B shapes' if real else 'tiny models'}")
     for key, value in phases.items():
         print(f"  {key:9s} {value:8.3f} s  ({value / total:5.1%})")
     print(f"  step      {total:8.3f} s   {args.group / total:.2f} images/s   "

@@ -121,16 +121,24 @@ def _resolve(name: str, critic_url: str | None, low_memory: bool, env: Mapping[s
                   description="RationalRewards-8B critics in process" + (" (4-bit, offload)" if low_memory else ""))
 
 
-def _tiny(cache_dir: str | None, requested: str) -> Preset:
+def tiny_critic_settings(cache_dir: str | None = None) -> dict[str, Any]:
+    """TransformersCriticConfig values of the tiny critic (also used by training's `kind: tiny`).
+
+    Random weights only write parseable critiques under the grammar; the token budget is the
+    grammar's own bound, so a critique always reaches its refined request.
+    """
     from rr_core.critics.tiny import ensure_tiny_critic
-    from rr_core.generators.tiny import tiny_generator_config
     from rr_core.grammar import max_tokens_for
 
-    critic_path = str(ensure_tiny_critic(cache_dir))
-    # Random weights only write parseable critiques under the grammar; the token budget is the
-    # grammar's own bound, so a critique always reaches its refined request.
     budget = max(max_tokens_for(task, "pointwise") for task in Task)
-    critic = {"model": critic_path, "tasks": ("t2i", "edit"), "max_new_tokens": budget, "constrained": True}
+    return {"model": str(ensure_tiny_critic(cache_dir)), "tasks": ("t2i", "edit"), "max_new_tokens": budget,
+            "constrained": True}
+
+
+def _tiny(cache_dir: str | None, requested: str) -> Preset:
+    from rr_core.generators.tiny import tiny_generator_config
+
+    critic = tiny_critic_settings(cache_dir)
     generators = {task: tiny_generator_config(task, cache_dir) for task in Task}
     return Preset("tiny", "transformers", {Task.T2I: critic, Task.EDIT: critic}, generators,
                   banner=TINY_BANNER, requested=requested, description="tiny random-weight models (offline)")

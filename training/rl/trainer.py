@@ -70,9 +70,9 @@ def build_critic(config: RLConfig):
     from rr_core.critics.transformers_critic import TransformersCritic, TransformersCriticConfig
 
     if section.kind == "tiny":
-        from rr_core.critics.tiny import ensure_tiny_critic
+        from rr_core.presets import tiny_critic_settings
 
-        settings = {"model": str(ensure_tiny_critic()), "max_new_tokens": 400, **settings}
+        settings = {**tiny_critic_settings(), **settings}
     return TransformersCritic(TransformersCriticConfig.from_dict(settings), config.reward_spec())
 
 
