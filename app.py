@@ -29,6 +29,7 @@ from rr_core.images import data_url, load_image
 from rr_core.presets import PRESETS
 from rr_core.rubric import dimensions
 from rr_core.service import (
+    OAUTH_PREFIX,
     RunView,
     StudioService,
     create_service,
@@ -54,7 +55,11 @@ except ImportError:
 
 
 def username_of(request: gr.Request | None) -> str | None:
-    """Who is calling: the password-auth user, else the Hugging Face OAuth user; never a parameter."""
+    """Who is calling: the password-auth user, else the Hugging Face OAuth user; never a parameter.
+
+    OAuth users are namespaced as "hf:<name>" so a Hugging Face account can never act as the
+    password user of the same name (password usernames cannot contain ":").
+    """
     if request is None:
         return None
     if request.username:
@@ -63,7 +68,8 @@ def username_of(request: gr.Request | None) -> str | None:
         info = request.session.get("oauth_info") or {}
     except (AttributeError, AssertionError):
         return None
-    return (info.get("userinfo") or {}).get("preferred_username")
+    name = (info.get("userinfo") or {}).get("preferred_username")
+    return f"{OAUTH_PREFIX}{name}" if name else None
 
 
 def _shown_errors(fn: Callable) -> Callable:

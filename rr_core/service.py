@@ -88,6 +88,8 @@ class StudioLike(Protocol):
 
 # --- users -------------------------------------------------------------------------------------
 
+OAUTH_PREFIX = "hf:"
+
 
 @dataclass
 class AuthSettings:
@@ -102,6 +104,7 @@ class AuthSettings:
 
     @classmethod
     def parse(cls, text: str, oauth: bool = False) -> AuthSettings:
+        """Read "user:password[:role],..."; usernames cannot contain ":" (OAuth users are "hf:<name>")."""
         users = {}
         for entry in filter(None, (part.strip() for part in (text or "").split(","))):
             pieces = entry.split(":")
@@ -132,11 +135,14 @@ class AuthSettings:
         return entry is not None and hmac.compare_digest(entry[0].encode(), str(password).encode())
 
     def role(self, username: str) -> Role:
-        if username in self.admins:
-            return Role.ADMIN
-        if username in self.users:
-            return self.users[username][1]
-        return self.oauth_role
+        """The role of a signed-in user: "hf:<name>" for Hugging Face OAuth, else a password user."""
+        if username.startswith(OAUTH_PREFIX):
+            if not self.oauth:
+                raise SessionAccessDenied("Hugging Face sign-in is not enabled on this server.")
+            return Role.ADMIN if username[len(OAUTH_PREFIX):] in self.admins else self.oauth_role
+        if username not in self.users:
+            raise SessionAccessDenied(f"Unknown user {username!r}: sign in again.")
+        return Role.ADMIN if username in self.admins else self.users[username][1]
 
 
 # --- views: what the UI and the API show ------------------------------------------------------
