@@ -2,7 +2,8 @@
 
     python app.py [--host 127.0.0.1] [--port 7860] [--preset auto] [--database-url URL] [--critic-url URL] [--low-memory]
 
-Layout and event wiring only; every handler lives in rr_core.service and returns plain values.
+Layout and event wiring only; every handler lives in rr_core.service
+(views in rr_core.run_view, users in rr_core.auth) and returns plain values.
 Every step is also a named API endpoint for gradio_client (docs/api.md). GPU work shares one queue
 (concurrency_id "gpu", one at a time); critiques by a remote critic are not limited.
 """
@@ -28,16 +29,9 @@ from rr_core.errors import RRError
 from rr_core.images import data_url, load_image
 from rr_core.presets import PRESETS
 from rr_core.rubric import dimensions
-from rr_core.service import (
-    OAUTH_PREFIX,
-    RunView,
-    StudioService,
-    create_service,
-    gallery_items,
-    history_rows,
-    prompt_diff,
-    scores_html,
-)
+from rr_core.auth import OAUTH_PREFIX, AuthSettings
+from rr_core.run_view import RunView, gallery_items, history_rows, prompt_diff, scores_html
+from rr_core.service import StudioService, create_service
 from storage.export import FORMATS
 
 logger = logging.getLogger("app")
@@ -643,8 +637,6 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--max-runs-per-user", type=int, default=int(env.get("RR_MAX_RUNS_PER_USER", "2")))
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-
-    from rr_core.service import AuthSettings
 
     auth = AuthSettings.from_env({**env, "RR_AUTH": args.auth})
     service = create_service(args.preset, database_url_text=args.database_url, critic_url=args.critic_url,

@@ -9,7 +9,8 @@ import pytest
 from gradio_client import Client
 from sqlalchemy import select
 
-from rr_core.service import AuthSettings, RunLimitExceeded
+from rr_core.auth import AuthSettings
+from rr_core.service import RunLimitExceeded
 from storage.models import PairJudgement, Round, StudioSession
 from tests.app.conftest import ScriptedStudio, launched, make_service
 

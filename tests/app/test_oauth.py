@@ -7,7 +7,7 @@ from types import SimpleNamespace
 import pytest
 
 import app
-from rr_core.service import AuthSettings
+from rr_core.auth import AuthSettings
 from storage.errors import SessionAccessDenied
 from storage.models import Role
 from tests.app.conftest import ScriptedStudio, make_service

@@ -1,0 +1,70 @@
+"""Who may use the studio: password users with roles, and Hugging Face OAuth users on Spaces.
+
+The web layer authenticates; this module only maps a signed-in name to a role. Password usernames
+cannot contain ":", and OAuth users are "hf:<name>", so the two kinds of account never collide.
+"""
+
+from __future__ import annotations
+
+import hmac
+import os
+from dataclasses import dataclass, field
+
+from storage.errors import SessionAccessDenied
+from storage.models import Role
+
+OAUTH_PREFIX = "hf:"
+
+
+@dataclass
+class AuthSettings:
+    """Username/password pairs with roles (RR_AUTH="alice:pw:designer,bob:pw:annotator"), and/or
+    Hugging Face OAuth on Spaces (users signed in that way get RR_OAUTH_ROLE, default designer;
+    RR_ADMINS lists usernames that are admins)."""
+
+    users: dict[str, tuple[str, Role]] = field(default_factory=dict)
+    oauth: bool = False
+    oauth_role: Role = Role.DESIGNER
+    admins: frozenset[str] = frozenset()
+
+    @classmethod
+    def parse(cls, text: str, oauth: bool = False) -> AuthSettings:
+        """Read "user:password[:role],..."; usernames cannot contain ":" (OAuth users are "hf:<name>")."""
+        users = {}
+        for entry in filter(None, (part.strip() for part in (text or "").split(","))):
+            pieces = entry.split(":")
+            if len(pieces) not in (2, 3) or not pieces[0] or not pieces[1]:
+                raise ValueError(f"auth entry {entry.split(':')[0]!r} must be user:password[:role]")
+            role = pieces[2] if len(pieces) == 3 else Role.DESIGNER.value
+            try:
+                users[pieces[0]] = (pieces[1], Role(role))
+            except ValueError:
+                raise ValueError(f"unknown role {role!r} for {pieces[0]!r}: designer, annotator or admin") from None
+        return cls(users=users, oauth=oauth)
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> AuthSettings:
+        env = dict(os.environ if env is None else env)
+        settings = cls.parse(env.get("RR_AUTH", ""), oauth=env.get("RR_OAUTH", "") in ("1", "true", "yes"))
+        settings.oauth_role = Role(env.get("RR_OAUTH_ROLE", Role.DESIGNER.value))
+        settings.admins = frozenset(filter(None, env.get("RR_ADMINS", "").split(",")))
+        return settings
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.users) or self.oauth
+
+    def check(self, username: str, password: str) -> bool:
+        """Password check for gr.Blocks.launch(auth=...); constant-time comparison."""
+        entry = self.users.get(username)
+        return entry is not None and hmac.compare_digest(entry[0].encode(), str(password).encode())
+
+    def role(self, username: str) -> Role:
+        """The role of a signed-in user: "hf:<name>" for Hugging Face OAuth, else a password user."""
+        if username.startswith(OAUTH_PREFIX):
+            if not self.oauth:
+                raise SessionAccessDenied("Hugging Face sign-in is not enabled on this server.")
+            return Role.ADMIN if username[len(OAUTH_PREFIX):] in self.admins else self.oauth_role
+        if username not in self.users:
+            raise SessionAccessDenied(f"Unknown user {username!r}: sign in again.")
+        return Role.ADMIN if username in self.admins else self.users[username][1]
