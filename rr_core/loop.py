@@ -19,6 +19,7 @@ from typing import Any, Literal, Protocol
 
 from PIL import Image
 
+from rr_core.config import from_dict
 from rr_core.critics.base import CritiqueRequest
 from rr_core.critique import Critique, ParseStatus
 from rr_core.errors import InvalidRequest
@@ -104,11 +105,7 @@ class LoopConfig:
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> "LoopConfig":
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise InvalidRequest(f"Unknown loop setting(s): {', '.join(unknown)}; known: {', '.join(sorted(known))}.")
-        return cls(**dict(values))
+        return from_dict(cls, values, "loop", InvalidRequest)
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)

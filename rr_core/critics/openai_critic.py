@@ -14,11 +14,12 @@ import os
 import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any
 
 import openai
 
+from rr_core.config import from_dict
 from rr_core.critics.base import Critic, DecodeSettings, Generation
 from rr_core.errors import CriticUnavailable
 from rr_core.prompts import Conversation
@@ -82,11 +83,7 @@ class OpenAICriticConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> OpenAICriticConfig:
         """Build from a mapping (command line, YAML); unknown keys are rejected, not ignored."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown OpenAICriticConfig keys {unknown} (known: {sorted(known)})")
-        return cls(**data)
+        return from_dict(cls, data, "OpenAICriticConfig")
 
     @classmethod
     def from_env(cls, **overrides: Any) -> OpenAICriticConfig:

@@ -14,9 +14,10 @@ import queue
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
+from rr_core.config import from_dict
 from rr_core.critics.base import Critic, DecodeSettings, Generation
 from rr_core.critics.fast_decode import FAST_DECODE_MODES, FastDecoder
 from rr_core.model_ids import CRITIC_IDS
@@ -56,6 +57,10 @@ class TransformersCriticConfig:
         headings, order and score syntax are enforced, the words are the model's. Off by default
         for real checkpoints (see the README's trade-off); on for the tiny critic.
     grammar_caps: per-section character caps for the grammar (SectionCaps fields); None = defaults.
+    adapter: a PEFT (LoRA) adapter folder applied on top of `model` (the base it was trained on), so a
+        distilled student loads without a merged copy of the weights; merged into the weights when
+        not quantized (plain speed), kept as LoRA layers over a quantized base. The critic's model id
+        is then the adapter folder.
     """
 
     model: str = ""
@@ -73,6 +78,7 @@ class TransformersCriticConfig:
     fast_decode: str = "auto"
     constrained: bool = False
     grammar_caps: dict[str, int | None] | None = None
+    adapter: str = ""
 
     def __post_init__(self) -> None:
         self.tasks = tuple(Task.parse(t).value for t in self.tasks)
@@ -93,15 +99,16 @@ class TransformersCriticConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TransformersCriticConfig:
         """Build from a mapping (command line, YAML); unknown keys are rejected, not ignored."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown TransformersCriticConfig keys {unknown} (known: {sorted(known)})")
-        return cls(**data)
+        return from_dict(cls, data, "TransformersCriticConfig")
 
     @property
     def model_name(self) -> str:
         return self.model or CRITIC_IDS[Task.parse(self.tasks[0])]
+
+    @property
+    def critic_id(self) -> str:
+        """What the critic's critiques are recorded under: the adapter when there is one, else the model."""
+        return self.adapter or self.model_name
 
     def caps(self):
         """The grammar's per-section length caps (rr_core.grammar.SectionCaps; defaults when unset)."""
@@ -138,6 +145,8 @@ def load_model_and_processor(config: TransformersCriticConfig):
         )
     logger.info("loading critic %s (%s, quantization %s)", config.model_name, dtype, config.quantization)
     model = AutoModelForImageTextToText.from_pretrained(config.model_name, **kwargs).eval()
+    if config.adapter:
+        model = _apply_adapter(model, config)
     processor = AutoProcessor.from_pretrained(config.model_name)
     processor.tokenizer.padding_side = "left"
     if config.max_image_pixels:
@@ -145,6 +154,21 @@ def load_model_and_processor(config: TransformersCriticConfig):
         size["longest_edge"] = config.max_image_pixels
         processor.image_processor.size = size
     return model, processor
+
+
+def _apply_adapter(model, config: TransformersCriticConfig):
+    """The base model with the LoRA adapter: merged when unquantized, else LoRA layers over the quantized weights.
+
+    Either way the result is the plain transformers model (not a PeftModel wrapper), so generation,
+    the fast decode path and the quantization checks see the same object type as without an adapter.
+    """
+    from peft import PeftModel
+
+    logger.info("applying adapter %s to %s", config.adapter, config.model_name)
+    peft_model = PeftModel.from_pretrained(model, config.adapter)
+    if config.quantization == "none":
+        return peft_model.merge_and_unload().eval()
+    return peft_model.base_model.model.eval()
 
 
 class _DeltaStreamer:
@@ -353,7 +377,7 @@ class TransformersCritic(Critic):
         chat_model: ChatModel | None = None,
     ) -> None:
         config = config or TransformersCriticConfig()
-        super().__init__(config.model_name, config.tasks, config.decode_settings(), reward_spec)
+        super().__init__(config.critic_id, config.tasks, config.decode_settings(), reward_spec)
         self.config = config
         self.chat_model = chat_model or ChatModel.load(config)
         # The decode path belongs to the shared model: the critic built last sets it for all its users.

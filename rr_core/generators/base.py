@@ -13,7 +13,6 @@ alone with `seed=s + i, num_candidates=1`, on any device.
 from __future__ import annotations
 
 import abc
-import dataclasses
 import gc
 import inspect
 import logging
@@ -24,6 +23,7 @@ from typing import Any, ClassVar
 
 from PIL import Image
 
+from rr_core.config import from_dict
 from rr_core.errors import InvalidImage, InvalidRequest
 from rr_core.images import fit_to_grid, load_image
 from rr_core.rubric import Task
@@ -101,13 +101,7 @@ class GeneratorConfig:
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> GeneratorConfig:
         """Build from a mapping (a YAML section), rejecting keys the config does not have."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise UnsupportedGenerator(
-                f"Unknown generator setting(s): {', '.join(unknown)}; known: {', '.join(sorted(known))}."
-            )
-        return cls(**dict(values))
+        return from_dict(cls, values, "generator", UnsupportedGenerator)
 
 
 def check_side(name: str, value: object) -> None:

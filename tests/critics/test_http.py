@@ -170,5 +170,5 @@ def test_config_from_env(monkeypatch):
     monkeypatch.delenv("RR_CRITIC_URL")
     with pytest.raises(ValueError, match="RR_CRITIC_URL"):
         OpenAICriticConfig.from_env()
-    with pytest.raises(ValueError, match="unknown OpenAICriticConfig keys"):
+    with pytest.raises(ValueError, match="Unknown OpenAICriticConfig setting"):
         OpenAICriticConfig.from_dict({"base_url": "http://x", "retries": 3})

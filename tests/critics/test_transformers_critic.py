@@ -107,7 +107,7 @@ def test_logits_processor_hook_is_applied(tiny_chat_model, tiny_critic_path):
 
 
 def test_config_rejects_unknown_and_bad_values():
-    with pytest.raises(ValueError, match="unknown TransformersCriticConfig keys"):
+    with pytest.raises(ValueError, match="Unknown TransformersCriticConfig setting"):
         TransformersCriticConfig.from_dict({"model": "x", "quantisation": "4bit"})
     with pytest.raises(ValueError, match="quantization"):
         TransformersCriticConfig(quantization="3bit")
