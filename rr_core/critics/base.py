@@ -11,6 +11,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 from PIL import Image
@@ -18,7 +19,14 @@ from PIL import Image
 from rr_core.critique import Critique, PairwiseCritique, ParseStatus
 from rr_core.errors import InvalidRequest
 from rr_core.parser import parse_critique, parse_pairwise
-from rr_core.prompts import Conversation, build_pairwise, build_pointwise, validate_request
+from rr_core.prompts import (
+    Conversation,
+    PromptTemplate,
+    build_pairwise,
+    build_pointwise,
+    load_template_file,
+    validate_request,
+)
 from rr_core.reward import RewardSpec, apply_reward
 from rr_core.rubric import Task
 
@@ -122,13 +130,20 @@ class Critic(abc.ABC):
         tasks: frozenset[Task] | Sequence[Task | str],
         settings: DecodeSettings | None = None,
         reward_spec: RewardSpec | None = None,
+        templates: Sequence[str | Path | PromptTemplate] = (),
     ) -> None:
+        """`templates`: the user's own prompt template files, each replacing the shipped template of
+        its task and mode (a template file names both)."""
         self.model_id = model_id
         self.tasks = frozenset(Task.parse(t) for t in tasks)
         if not self.tasks:
             raise ValueError("a critic must serve at least one task")
         self.settings = settings or DecodeSettings()
         self.reward_spec = reward_spec or RewardSpec()
+        self.templates: dict[tuple[Task, str], PromptTemplate] = {}
+        for item in templates:
+            template = item if isinstance(item, PromptTemplate) else load_template_file(item)
+            self.templates[(template.task, template.mode)] = template
 
     # --- what a backend implements -------------------------------------------------------------
 
@@ -168,7 +183,8 @@ class Critic(abc.ABC):
         for request in requests:
             self._check_task(request.task)
         conversations = [
-            build_pairwise(r.task, r.request, r.image_a, r.image_b, source_image=r.source_image)
+            build_pairwise(r.task, r.request, r.image_a, r.image_b, source_image=r.source_image,
+                           template=self.templates.get((r.task, "pairwise")))
             for r in requests
         ]
         generations = self.generate(conversations) if conversations else []
@@ -188,7 +204,8 @@ class Critic(abc.ABC):
             )
 
     def _pointwise_conversation(self, request: CritiqueRequest) -> Conversation:
-        return build_pointwise(request.task, request.request, request.image, source_image=request.source_image)
+        return build_pointwise(request.task, request.request, request.image, source_image=request.source_image,
+                               template=self.templates.get((request.task, "pointwise")))
 
     @property
     def constrained(self) -> bool:

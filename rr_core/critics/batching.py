@@ -63,7 +63,8 @@ class BatchingCritic(Critic):
             raise ValueError(f"window_s must be >= 0, got {window_s}")
         if max_batch < 1:
             raise ValueError(f"max_batch must be >= 1, got {max_batch}")
-        super().__init__(critic.model_id, critic.tasks, critic.settings, critic.reward_spec)
+        super().__init__(critic.model_id, critic.tasks, critic.settings, critic.reward_spec,
+                         list(critic.templates.values()))
         self.critic = critic
         self.window_s = window_s
         self.max_batch = max_batch

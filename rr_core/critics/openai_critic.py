@@ -49,6 +49,8 @@ class OpenAICriticConfig:
     constrained: send the critique grammar as vLLM structured outputs (rr_core.serve accepts it too),
         so every critique parses; grammar_caps: its per-section character caps (SectionCaps fields);
         legacy_grammar: use the pre-0.12 vLLM field `guided_grammar` instead.
+    prompt_templates: your own prompt template files (assets/prompts format), each replacing the
+        shipped template of the task and mode it names.
     """
 
     base_url: str
@@ -67,6 +69,7 @@ class OpenAICriticConfig:
     constrained: bool = False
     grammar_caps: dict[str, int | None] | None = None
     legacy_grammar: bool = False
+    prompt_templates: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.base_url:
@@ -114,7 +117,7 @@ class OpenAICritic(Critic):
         self.client = openai.OpenAI(base_url=config.base_url, api_key=config.api_key,
                                     timeout=config.timeout_s, max_retries=0)
         model = config.model or self._first_served_model()
-        super().__init__(model, config.tasks, config.decode_settings(), reward_spec)
+        super().__init__(model, config.tasks, config.decode_settings(), reward_spec, config.prompt_templates)
 
     @property
     def url(self) -> str:

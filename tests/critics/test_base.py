@@ -134,3 +134,24 @@ def test_router_refuses_a_task_without_critic():
         router.critique_many([T2I, EDIT])
     with pytest.raises(ValueError, match="does not serve"):
         TaskRouter({Task.EDIT: FixedCritic(Generation(texts.T2I_OK))})
+
+
+def test_a_users_template_file_replaces_the_shipped_one(tmp_path):
+    from rr_core.prompts import PROMPTS_DIR
+    from tests.scripted import ScriptedCritic, critique_text
+
+    text = (PROMPTS_DIR / "t2i_pointwise.yaml").read_text(encoding="utf-8")
+    mine = tmp_path / "mine.yaml"
+    mine.write_text(text.replace('version: "1.0"', 'version: "7-house"').replace(
+        "The user asked an image generator", "Our house style: the user asked an image generator"))
+    critic = ScriptedCritic(lambda c: critique_text("t2i", 3.0), templates=[mine])
+    from PIL import Image
+
+    from rr_core.critics.base import CritiqueRequest, PairRequest
+
+    image = Image.new("RGB", (32, 32), "red")
+    critique = critic.critique(CritiqueRequest("t2i", "a fox", image))
+    assert critique.template_version == "t2i_pointwise@7-house"
+    assert "Our house style" in critic.seen[-1].user_text
+    critic.compare(PairRequest("t2i", "a fox", image, image))  # pairwise keeps the shipped template
+    assert critic.seen[-1].template_version == "t2i_pairwise@1.0"
