@@ -9,18 +9,41 @@ rows missing an image or a request are counted under a reason too.
 Formats (`DataSource.format`):
 - storage: `python -m storage.export --format pairs|parrot` (pair_id, task, request, source_image,
   image_a, image_b, preference, provenance; parrot adds rationales, kept in provenance).
-- hpdv2: HPDv2 json (prompt, image_path list, and rank list (lower is better) or human_preference
-  list (1 marks the preferred); every pair of images of a record becomes a pair; equal ranks tie).
-- pickapic: Pick-a-Pic v2 parquet (caption, jpg_0, jpg_1, label_0, label_1 with 0.5/0.5 a tie).
+- hpdv2: HPDv2 json: test.json (prompt, image_path list, rank list, lower is better, raw_annotations)
+  and train.json (prompt, file_path list, human_preference list, 1 marks the preferred); every pair of
+  images of a record becomes a pair; equal ranks tie.
+- pickapic: Pick-a-Pic v2 parquet (caption, jpg_0, jpg_1, label_0, label_1 with 0.5/0.5 a tie,
+  has_label, ranking_id, image_0_uid, image_1_uid, model_0, model_1, user_id).
 - imagerewarddb: ImageRewardDB rows of one image each (prompt_id, prompt, image or image_path,
   rank); pairs come from ranks within a prompt_id, equal ranks tie.
-- genai-bench-t2i: GenAI-Bench image_generation (prompt, left_image, right_image, vote_type).
-- genai-bench-edit: GenAI-Bench image_edition (instruct_prompt, source_image, left_output_image,
-  right_output_image, vote_type). vote_type: leftvote, rightvote, tievote, bothbad_vote (a tie).
+- genai-bench-t2i: GenAI-Bench image_generation (prompt, left_model, left_image, right_model,
+  right_image, vote_type).
+- genai-bench-edit: GenAI-Bench image_edition (source_prompt, target_prompt, instruct_prompt,
+  source_image, left_output_image, right_output_image, vote_type). vote_type: leftvote, rightvote,
+  tievote, bothbad_vote (a tie).
 - mmrb2-t2i, mmrb2-edit: Multimodal RewardBench 2 (pair_id, prompt_text, prompt_images (edit
   source), response_a_images, response_b_images, chosen).
-- editreward-bench: EditReward-Bench two-candidate rows (instruction, source_image, two candidate
-  images, a ranking such as "A>B", "B>A", "A=B"); column spellings listed in `_EDITREWARD_COLUMNS`.
+- editreward-bench: EditReward-Bench (configs 2pair, 3pair, 4pair). Released rows hold one comparison
+  each: id ("<group>_<n>"), dataset, instruction, source_image, candidate_1, candidate_2, ranking
+  ("A>B", "C>A", "B=C"), comparison_type ("AvsC": candidate_1 is A, candidate_2 is C), score_1/2,
+  model_1/2; the group and the two positions go into provenance. A row that instead holds a whole
+  group (candidate_1..candidate_4 and one ranking such as "B>A=C>D", no comparison_type) is expanded
+  into every pair, ties where the ranking puts two candidates level. Other column spellings are
+  listed in `_EDITREWARD_COLUMNS`.
+
+Where each layout comes from (checked against public pages in this project's search index):
+- confirmed from the dataset card: HPDv2 (ymhao/HPDv2 README: train.json human_preference/prompt/
+  file_path, test.json prompt/image_path/rank/raw_annotations; the file_path spelling of train.json
+  was missing here before); Pick-a-Pic v2 (yuvalkirstain/pickapic_v2 features); GenAI-Bench
+  (image_generation and image_edition features, as above).
+- confirmed from the publisher's code, not the card: EditReward-Bench (the card's usage example names
+  source_image, candidate_1, candidate_2; TIGER-AI-Lab/EditReward evaluate/inference_3pair_hf.py reads
+  id, instruction, ranking, comparison_type, dataset, score_1/2, model_1/2 and groups rows by the id
+  prefix). The whole-group-per-row layout and the 4pair comparison letters (C, D) are assumed.
+- partly confirmed: ImageRewardDB (the loading script declares image, prompt_id, prompt; the rank
+  column is assumed).
+- assumed: MMRB2 (facebook/MMRB2_image ships only images; the records are built by its GitHub code,
+  which was not available here), and the per-dimension `*_ranking` columns of EditReward-Bench.
 """
 
 from __future__ import annotations
@@ -285,7 +308,8 @@ def _read_storage(builder: _Builder, rows: Iterable[dict]) -> None:
 def _read_hpdv2(builder: _Builder, rows: Iterable[dict]) -> None:
     for index, row in enumerate(rows):
         builder.report.rows += 1
-        images = list(row.get("image_path") or row.get("image") or [])
+        # test.json names the images image_path, train.json file_path (both confirmed from the dataset card)
+        images = list(row.get("image_path") or row.get("file_path") or row.get("image") or [])
         if "rank" in row:
             ranks = list(row["rank"])
         elif "human_preference" in row:
@@ -361,7 +385,8 @@ def _read_mmrb2(builder: _Builder, rows: Iterable[dict], task: Task) -> None:
             return
 
 
-# Column spellings of EditReward-Bench's two-candidate files (first present wins).
+# Column spellings of EditReward-Bench rows (first present wins). The released parquet files use
+# instruction, source_image, candidate_1, candidate_2, ranking (confirmed, see the module docstring).
 _EDITREWARD_COLUMNS = {
     "request": ("instruction", "prompt", "instruct_prompt", "edit_instruction"),
     "source": ("source_image", "input_image", "original_image"),
@@ -369,6 +394,7 @@ _EDITREWARD_COLUMNS = {
     "b": ("candidate_2", "candidate2", "image_b", "right_image", "edited_image_2", "output_image_2"),
     "label": ("ranking", "preference", "label", "vote_type", "human_preference"),
 }
+_CANDIDATE_LETTERS = "ABCD"
 # Per-dimension labels when a row carries them (column suffix -> rubric key).
 _EDITREWARD_DIMENSIONS = {"instruction_following": "text_faithfulness", "visual_quality": "physical_quality",
                           "quality_aesthetic": "physical_quality", "consistency": "image_faithfulness"}
@@ -378,20 +404,76 @@ def _first(row: dict, names: tuple[str, ...]) -> Any:
     return next((row[n] for n in names if n in row and row[n] is not None), None)
 
 
+def parse_ranking(text: Any) -> dict[str, int] | None:
+    """Tier of each candidate letter in a ranking such as "A>B", "C>A", "B>A=C" (0 is best); None if unreadable."""
+    if not isinstance(text, str):
+        return None
+    tiers = [tier.split("=") for tier in text.replace(" ", "").upper().split(">")]
+    ranks = {letter: index for index, tier in enumerate(tiers) for letter in tier}
+    letters = [letter for tier in tiers for letter in tier]
+    if len(letters) < 2 or len(set(letters)) != len(letters) or not set(letters) <= set(_CANDIDATE_LETTERS):
+        return None
+    return ranks
+
+
+def _ranked_label(ranks: dict[str, int] | None, left: str, right: str) -> Preference | None:
+    if ranks is None or left not in ranks or right not in ranks:
+        return None
+    if ranks[left] == ranks[right]:
+        return Preference.TIE
+    return Preference.A if ranks[left] < ranks[right] else Preference.B
+
+
+def _editreward_common(row: dict) -> tuple[dict[str, Any], dict[str, Preference]]:
+    dims = {}
+    for column, key in _EDITREWARD_DIMENSIONS.items():
+        value = row.get(f"{column}_ranking", row.get(f"{column}_preference"))
+        if value is not None and parse_label(value) is not None:
+            dims[key] = parse_label(value)
+    provenance = {k: row[k] for k in row if isinstance(row[k], (str, int, float)) and "image" not in k
+                  and k not in _EDITREWARD_COLUMNS["request"]}
+    return provenance, dims
+
+
 def _read_editreward(builder: _Builder, rows: Iterable[dict]) -> None:
     for index, row in enumerate(rows):
         builder.report.rows += 1
-        dims = {}
-        for column, key in _EDITREWARD_DIMENSIONS.items():
-            value = row.get(f"{column}_ranking", row.get(f"{column}_preference"))
-            if value is not None and parse_label(value) is not None:
-                dims[key] = parse_label(value)
-        provenance = {k: row[k] for k in row if isinstance(row[k], (str, int, float)) and "image" not in k
-                      and k not in _EDITREWARD_COLUMNS["request"]}
-        builder.add(row.get("id", row.get("pair_id", index)), Task.EDIT, _first(row, _EDITREWARD_COLUMNS["request"]),
-                    _first(row, _EDITREWARD_COLUMNS["a"]), _first(row, _EDITREWARD_COLUMNS["b"]),
-                    builder.label(_first(row, _EDITREWARD_COLUMNS["label"])), _first(row, _EDITREWARD_COLUMNS["source"]),
-                    provenance, dims)
+        provenance, dims = _editreward_common(row)
+        row_id = row.get("id", row.get("pair_id", index))
+        request, source = _first(row, _EDITREWARD_COLUMNS["request"]), _first(row, _EDITREWARD_COLUMNS["source"])
+        raw = _first(row, _EDITREWARD_COLUMNS["label"])
+        candidates = [row.get(f"candidate_{n}") for n in range(1, len(_CANDIDATE_LETTERS) + 1)]
+        if candidates[2] is not None and not row.get("comparison_type"):
+            # A whole 3- or 4-candidate group in one row: every pair of its ranking, ties where tiers are equal.
+            ranks = parse_ranking(raw)
+            present = [i for i, c in enumerate(candidates) if c is not None]
+            if ranks is None or any(_CANDIDATE_LETTERS[i] not in ranks for i in present):
+                builder.report.unknown_labels[str(raw)] += 1
+                continue
+            for i, j in itertools.combinations(present, 2):
+                left, right = _CANDIDATE_LETTERS[i], _CANDIDATE_LETTERS[j]
+                builder.add(f"{row_id}:{left}-{right}", Task.EDIT, request, candidates[i], candidates[j],
+                            _ranked_label(ranks, left, right), source,
+                            {**provenance, "group": str(row_id), "positions": [left, right],
+                             "n_candidates": len(present)}, dims)
+                if builder.full():
+                    return
+            continue
+        # One comparison per row (the released layout): candidate_1 and candidate_2 are the two letters of
+        # comparison_type ("AvsC": A then C) and the ranking names letters ("C>A"); no comparison_type: A vs B.
+        comparison = str(row.get("comparison_type") or "AvsB").upper()
+        left, _, right = comparison.partition("VS")
+        ranks = parse_ranking(raw)
+        if ranks is None:
+            label = builder.label(raw)  # other spellings: leftvote, tie, a, ...
+        else:
+            label = _ranked_label(ranks, left, right)
+            if label is None:  # a ranking of letters this row does not compare
+                builder.report.unknown_labels[str(raw)] += 1
+        group = str(row_id).split("_")[0]
+        builder.add(row_id, Task.EDIT, request, _first(row, _EDITREWARD_COLUMNS["a"]),
+                    _first(row, _EDITREWARD_COLUMNS["b"]), label, source,
+                    {**provenance, "group": group, "positions": [left, right]}, dims)
         if builder.full():
             return
 

@@ -48,3 +48,16 @@ def judge_reading(conversation: Conversation) -> Preference:
     observed = conversation.user_text.split("Another evaluator wrote", 1)[1]
     found = re.search(r"(Image A|Image B|Both images) match", observed)
     return {"Image A": Preference.A, "Image B": Preference.B, "Both images": Preference.TIE}[found.group(1)]
+
+
+def write_sft_dataset(root) -> str:
+    """An 8-sample pairwise SFT file (synthetic pairs, one real-format rationale) for distillation tests."""
+    from tests.critique_texts import PAIRWISE_T2I
+    from training.data import DataSource, read_pairs
+    from training.parrot.sft_data import build_sft_dataset
+    from training.parrot.synthetic import write_synthetic_pairs
+
+    path = write_synthetic_pairs(root / "data", n_pairs=8, tie_every=0)
+    pairs, _ = read_pairs(DataSource("storage", str(path)))
+    build_sft_dataset([{"pair_id": p.pair_id, "text": PAIRWISE_T2I} for p in pairs], pairs, root / "sft.jsonl")
+    return str(root / "sft.jsonl")

@@ -125,6 +125,54 @@ def test_editreward_bench_rankings_and_dimension_labels(tmp_path):
     assert pairs[0].dimension_labels == {"text_faithfulness": Preference.A}
 
 
+def test_editreward_bench_released_rows_of_3_and_4_candidate_groups(tmp_path):
+    """The released 3pair/4pair files hold one comparison per row: candidate_1/2 are the letters of
+    comparison_type, the ranking names letters ("C>A"), and the id prefix names the group."""
+    image = {"bytes": RED, "path": None}
+    rows = [{"id": f"g7_{n}", "dataset": "3pair", "instruction": "add a hat", "comparison_type": kind,
+             "source_image": {"bytes": GREEN, "path": None}, "candidate_1": image,
+             "candidate_2": {"bytes": BLUE, "path": None}, "ranking": ranking, "model_1": "m1", "model_2": "m2"}
+            for n, (kind, ranking) in enumerate([("AvsB", "A>B"), ("AvsC", "C>A"), ("BvsC", "B=C"),
+                                                 ("BvsD", "D>B"), ("AvsC", "A>B")])]
+    pairs, report = read_pairs(DataSource("editreward-bench", write_parquet(tmp_path / "r.parquet", rows)))
+    assert [(p.pair_id, p.label) for p in pairs] == [
+        ("g7_0", Preference.A), ("g7_1", Preference.B), ("g7_2", Preference.TIE), ("g7_3", Preference.B)]
+    assert report.unknown_labels == {"A>B": 1}  # a ranking of letters the row does not compare
+    assert pairs[1].provenance["group"] == "g7" and pairs[1].provenance["positions"] == ["A", "C"]
+    assert pairs[1].provenance["dataset"] == "3pair" and pairs[1].open()[2].getpixel((0, 0)) == (0, 255, 0)
+
+
+@pytest.mark.parametrize("ranking, expected", [
+    ("B>A=C>D", {"A-B": "B", "A-C": "tie", "A-D": "A", "B-C": "A", "B-D": "A", "C-D": "A"}),
+    ("D>C>B>A", {"A-B": "B", "A-C": "B", "A-D": "B", "B-C": "B", "B-D": "B", "C-D": "B"}),
+])
+def test_editreward_bench_whole_group_rows_expand_to_every_pair(tmp_path, ranking, expected):
+    colours = [RED, BLUE, GREEN, png((9, 9, 9))]
+    row = {"id": "grp1", "instruction": "make it night", "source_image": {"bytes": GREEN, "path": None},
+           "ranking": ranking, **{f"candidate_{n + 1}": {"bytes": c, "path": None} for n, c in enumerate(colours)}}
+    pairs, report = read_pairs(DataSource("editreward-bench", write_parquet(tmp_path / "g.parquet", [row])))
+    assert {p.pair_id.split(":")[1]: p.label.value for p in pairs} == expected and report.rows == 1
+    first = pairs[0]
+    assert first.provenance["group"] == "grp1" and first.provenance["positions"] == ["A", "B"]
+    assert first.provenance["n_candidates"] == 4 and first.open()[1].getpixel((0, 0)) == (0, 0, 255)
+
+
+def test_editreward_bench_three_candidate_group_with_unranked_candidate_is_counted(tmp_path):
+    row = {"id": "g", "instruction": "x", "source_image": {"bytes": GREEN, "path": None}, "ranking": "A>B",
+           **{f"candidate_{n}": {"bytes": RED, "path": None} for n in (1, 2, 3)}}
+    pairs, report = read_pairs(DataSource("editreward-bench", write_parquet(tmp_path / "g.parquet", [row])))
+    assert pairs == [] and report.unknown_labels == {"A>B": 1}
+
+
+def test_hpdv2_train_split_names_images_file_path(tmp_path):
+    for name, data in (("r.png", RED), ("b.png", BLUE)):
+        (tmp_path / name).write_bytes(data)
+    (tmp_path / "train.json").write_text(json.dumps([{"prompt": "a red shape", "file_path": ["r.png", "b.png"],
+                                                      "human_preference": [0, 1]}]))
+    (pair,), _ = read_pairs(DataSource("hpdv2", str(tmp_path / "train.json")))
+    assert pair.label is Preference.B and pair.open()[1].getpixel((0, 0)) == (0, 0, 255)
+
+
 def test_storage_export_jsonl_with_base64_and_parquet_with_json_provenance(tmp_path):
     import base64
 

@@ -1,4 +1,5 @@
-"""`python -m training.parrot {generate,filter,distill,evaluate,run} --config FILE.yaml [--set key=value ...]`.
+"""`python -m training.parrot {generate,filter,distill,evaluate,run} --config FILE.yaml [--set key=value ...]
+[--sft-export FILE ...]`.
 
 Multi-GPU distillation: `accelerate launch --config_file training/configs/accelerate_ddp.yaml
 -m training.parrot distill --config ...` (ZeRO-3 / FSDP configs for full fine-tuning beside it).
@@ -32,12 +33,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", required=True, help="YAML file of a PipelineConfig")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config value, e.g. --set distill.max_steps=10 (repeatable)")
+    parser.add_argument("--sft-export", dest="sft_exports", action="append", default=[], metavar="FILE",
+                        help="a `python -m storage.export --format sft` file whose pointwise critiques are mixed "
+                             "into the distillation data with the pairwise rationales (filter and run; repeatable)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         config = load_config(PipelineConfig, args.config, args.overrides)
     except (ConfigError, ValueError) as exc:
         parser.error(str(exc))
+    config.pointwise_files = [*config.pointwise_files, *args.sft_exports]
     result = PHASES[args.phase](config)
     table = result.pop("table", None) if isinstance(result, dict) else None
     print(json.dumps(result, indent=2, default=str))

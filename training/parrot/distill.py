@@ -4,10 +4,13 @@ One short trainer on `accelerate.Accelerator`, so the same file runs on one devi
 `accelerate launch` with DDP, or with DeepSpeed ZeRO-3 / FSDP for full fine-tuning (configs in
 training/configs/). Methods: LoRA, QLoRA (4-bit NF4 base through bitsandbytes) and full fine-tuning.
 The vision tower and projector are frozen by default; the loss covers only the assistant critique.
-Checkpoints (`accelerator.save_state`) every `save_every` optimizer steps make a run resumable.
+Checkpoints (`accelerator.save_state`: weights, optimizer, scheduler, RNG states) every `save_every`
+optimizer steps and at the last step make a run resumable: a rerun continues from the latest one
+with the same data order and ends where an uninterrupted run ends (tests/training_parrot/test_resume.py).
 
 The result loads in the critic backends: `<output_dir>/merged` is a full checkpoint
-(TransformersCriticConfig(model=<output_dir>/merged)); LoRA runs also keep `<output_dir>/adapter`.
+(TransformersCriticConfig(model=<output_dir>/merged)); LoRA runs also keep `<output_dir>/adapter`,
+which loads on the base model with TransformersCriticConfig(model=<base_model>, adapter=<output_dir>/adapter).
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from training.parrot.records import JsonlWriter, write_json
+from training.parrot.records import JsonlWriter, read_jsonl, write_json
 from training.parrot.sft_data import SFTCollator, load_sft_records
 
 logger = logging.getLogger(__name__)
@@ -211,13 +214,20 @@ def train(config: DistillConfig) -> dict[str, Any]:
         optimizer, _lr_lambda(total_steps, int(total_steps * config.warmup_ratio)))
     model, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
 
-    # 3. Resume from the latest checkpoint, if any.
+    # 3. Resume from the latest checkpoint, if any; the log keeps only the steps that checkpoint holds.
     step = 0
     checkpoints = _checkpoints(output_dir) if config.resume else []
     if checkpoints:
         accelerator.load_state(str(checkpoints[-1]))
-        step = json.loads((checkpoints[-1] / "trainer_state.json").read_text())["step"]
+        state = json.loads((checkpoints[-1] / "trainer_state.json").read_text())
+        step = state["step"]
         logger.info("resumed from %s (step %d)", checkpoints[-1], step)
+        if state.get("total_steps", total_steps) != total_steps:
+            logger.warning("the checkpoint was written by a run of %s steps, this one has %d: the learning-rate "
+                           "schedule changes from here on", state.get("total_steps"), total_steps)
+    resumed_from = step
+    if accelerator.is_main_process:
+        _truncate_log(output_dir / "train_log.jsonl", step)
 
     # 4. The loop: micro-batches accumulate into optimizer steps until total_steps.
     log = JsonlWriter(output_dir / "train_log.jsonl") if accelerator.is_main_process else None
@@ -251,8 +261,9 @@ def train(config: DistillConfig) -> dict[str, Any]:
             if log is not None and step % config.log_every == 0:
                 log.write({"step": step, "loss": losses[-1], "lr": scheduler.get_last_lr()[0],
                            "samples_per_s": samples / (time.perf_counter() - start)})
-            if config.save_every and step % config.save_every == 0 and step < total_steps:
-                _save_checkpoint(accelerator, output_dir, step, config.keep_checkpoints)
+            if config.save_every and (step % config.save_every == 0 or step == total_steps):
+                # the last step is checkpointed too, so rerunning a finished run trains nothing again
+                _save_checkpoint(accelerator, output_dir, step, total_steps, config.keep_checkpoints)
             if step >= total_steps:
                 break
     if log is not None:
@@ -262,18 +273,27 @@ def train(config: DistillConfig) -> dict[str, Any]:
     # 5. Save: the adapter (LoRA) and a merged full checkpoint the critic backends load.
     accelerator.wait_for_everyone()
     written = _save_final(accelerator, model, processor, config, output_dir)
-    summary = {"steps": step, "losses": losses, "seconds": seconds,
+    summary = {"steps": step, "resumed_from_step": resumed_from, "losses": losses, "seconds": seconds,
                "samples_per_s": samples / seconds if seconds else None, "parameters": params, **written}
     if accelerator.is_main_process:
         write_json(output_dir / "distill_summary.json", summary)
     return summary
 
 
-def _save_checkpoint(accelerator, output_dir: Path, step: int, keep: int) -> None:
+def _truncate_log(path: Path, step: int) -> None:
+    """Drop log lines past `step` (written after the checkpoint a run resumes from; all of them on a fresh start)."""
+    if not path.is_file():
+        return
+    kept = [r for r in read_jsonl(path) if r.get("step", 0) <= step]
+    path.write_text("".join(json.dumps(r) + "\n" for r in kept), encoding="utf-8")
+
+
+def _save_checkpoint(accelerator, output_dir: Path, step: int, total_steps: int, keep: int) -> None:
+    """accelerate's state (model, optimizer, scheduler, RNGs), then trainer_state.json, which marks it complete."""
     folder = output_dir / "checkpoints" / f"step-{step}"
     accelerator.save_state(str(folder))
     if accelerator.is_main_process:
-        write_json(folder / "trainer_state.json", {"step": step})
+        write_json(folder / "trainer_state.json", {"step": step, "total_steps": total_steps})
         for old in _checkpoints(output_dir)[:-keep] if keep > 0 else []:
             shutil.rmtree(old, ignore_errors=True)
 

@@ -2,7 +2,9 @@
 
 A pairwise sample is the serving prompt `build_pairwise(task, request, A, B, source)` with the
 cleaned rationale as the assistant turn: the label never appears in the input. Pointwise samples
-come from sharegpt files in the same layout (e.g. `python -m storage.export --format sft`). The
+come from `python -m storage.export --format sft` files (JSONL or Parquet, images as paths or embedded;
+storage/FORMATS.md), mixed in by `PipelineConfig.pointwise_files` or `python -m training.parrot
+run --sft-export FILE`. The
 collator masks the labels so the loss covers only the assistant critique (and its end token): the
 system and user turns, every image token and the padding are -100.
 """
@@ -10,6 +12,7 @@ system and user turns, every image token and the padding are -100.
 from __future__ import annotations
 
 import hashlib
+import json
 import random
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +23,7 @@ from PIL import Image
 from rr_core.images import load_image
 from rr_core.prompts import build_pairwise
 from rr_core.rubric import Task
-from training.data import PreferencePair
+from training.data import PreferencePair, image_data, read_rows
 from training.parrot.records import JsonlWriter, read_jsonl
 
 IGNORE_INDEX = -100
@@ -65,13 +68,8 @@ def build_sft_dataset(kept: list[dict[str, Any]], pairs: list[PreferencePair], o
         records.append({**record, "kind": "pairwise", "pair_id": pair.pair_id})
     n_pointwise = 0
     for file in pointwise_files:
-        root = Path(file).parent
-        for record in read_jsonl(file):
-            roles = [m["role"] for m in record["messages"]]
-            if roles[-1] != "assistant":
-                raise ValueError(f"{file}: a sample must end with the assistant's critique")
-            images = [str(p if Path(p).is_absolute() else root / p) for p in record.get("images", [])]
-            records.append({"messages": record["messages"], "images": images, "kind": "pointwise"})
+        for record in _pointwise_records(file, images_dir):
+            records.append(record)
             n_pointwise += 1
     random.Random(seed).shuffle(records)
     tmp = out_path.with_name(out_path.name + ".tmp")
@@ -81,6 +79,26 @@ def build_sft_dataset(kept: list[dict[str, Any]], pairs: list[PreferencePair], o
             writer.write(record)
     tmp.replace(out_path)
     return {"pairwise": len(records) - n_pointwise, "pointwise": n_pointwise}
+
+
+def _pointwise_records(file: str | Path, images_dir: Path) -> list[dict[str, Any]]:
+    """Samples of a `storage.export --format sft` file (JSONL or Parquet; images as paths, relative to
+    the file, or embedded PNG data, which is written under `images_dir` so every sample holds paths)."""
+    root = Path(file).parent
+    samples = []
+    for record in read_rows(file):
+        messages = json.loads(record["messages"]) if isinstance(record["messages"], str) else record["messages"]
+        if not messages or messages[-1]["role"] != "assistant":
+            raise ValueError(f"{file}: a sample must end with the assistant's critique")
+        images = []
+        for value in record.get("images") or []:
+            data = image_data(value, root)
+            if data is None:
+                raise ValueError(f"{file}: critique {record.get('critique_id')} has an empty image entry")
+            images.append(_save_image(load_image(data), images_dir) if isinstance(data, bytes) else data)
+        samples.append({"messages": messages, "images": images, "kind": "pointwise",
+                        "critique_id": record.get("critique_id")})
+    return samples
 
 
 def _chat(messages: list[dict[str, str]], images: list[Image.Image]) -> list[dict[str, Any]]:
