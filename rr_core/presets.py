@@ -75,17 +75,20 @@ def cuda_available() -> bool:
 
 def resolve_preset(name: str = "auto", *, critic_url: str | None = None, low_memory: bool = False,
                    env: Mapping[str, str] | None = None, cache_dir: str | None = None,
-                   critic_max_new_tokens: int | None = None) -> Preset:
+                   critic_max_new_tokens: int | None = None, prompt_templates: tuple[str, ...] = ()) -> Preset:
     """Turn a preset name (and the environment) into concrete settings.
 
-    `critic_max_new_tokens` caps every critique's length (a critique cut off there is marked truncated).
+    `critic_max_new_tokens` caps every critique's length (a critique cut off there is marked
+    truncated); `prompt_templates` are the user's template files replacing the shipped ones.
     """
     preset = _resolve(name, critic_url, low_memory, os.environ if env is None else env, cache_dir)
-    if critic_max_new_tokens is not None:
-        if critic_max_new_tokens < 1:
-            raise ValueError(f"critic max new tokens must be >= 1, got {critic_max_new_tokens}")
-        for settings in preset.critic_settings.values():
+    if critic_max_new_tokens is not None and critic_max_new_tokens < 1:
+        raise ValueError(f"critic max new tokens must be >= 1, got {critic_max_new_tokens}")
+    for settings in preset.critic_settings.values():
+        if critic_max_new_tokens is not None:
             settings["max_new_tokens"] = critic_max_new_tokens
+        if prompt_templates:
+            settings["prompt_templates"] = tuple(str(p) for p in prompt_templates)
     return preset
 
 

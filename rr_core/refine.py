@@ -176,6 +176,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--width", type=int)
     parser.add_argument("--height", type=int)
     parser.add_argument("--negative-prompt")
+    parser.add_argument("--template", action="append", default=[], type=Path,
+                        help="your own prompt template file (assets/prompts format); repeatable")
     parser.add_argument("--critic-max-tokens", type=int, help="cap on each critique's length in tokens")
     parser.add_argument("--retries", type=int, dest="max_retries", help="retries of a failed generation or critique")
     parser.add_argument("--concurrency", type=int, default=1, help="batch items run at once")
@@ -208,7 +210,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = loop_config(args)
         preset = resolve_preset(args.preset, critic_url=args.critic_url, low_memory=args.low_memory,
-                                critic_max_new_tokens=args.critic_max_tokens)
+                                critic_max_new_tokens=args.critic_max_tokens,
+                                prompt_templates=tuple(str(p) for p in args.template))
         if preset.banner and not args.quiet:
             print(preset.banner, file=sys.stderr)
         studio = Studio(preset)

@@ -61,6 +61,8 @@ class TransformersCriticConfig:
         distilled student loads without a merged copy of the weights; merged into the weights when
         not quantized (plain speed), kept as LoRA layers over a quantized base. The critic's model id
         is then the adapter folder.
+    prompt_templates: your own prompt template files (assets/prompts format), each replacing the
+        shipped template of the task and mode it names.
     """
 
     model: str = ""
@@ -79,6 +81,7 @@ class TransformersCriticConfig:
     constrained: bool = False
     grammar_caps: dict[str, int | None] | None = None
     adapter: str = ""
+    prompt_templates: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         self.tasks = tuple(Task.parse(t).value for t in self.tasks)
@@ -377,7 +380,8 @@ class TransformersCritic(Critic):
         chat_model: ChatModel | None = None,
     ) -> None:
         config = config or TransformersCriticConfig()
-        super().__init__(config.critic_id, config.tasks, config.decode_settings(), reward_spec)
+        super().__init__(config.critic_id, config.tasks, config.decode_settings(), reward_spec,
+                         config.prompt_templates)
         self.config = config
         self.chat_model = chat_model or ChatModel.load(config)
         # The decode path belongs to the shared model: the critic built last sets it for all its users.
