@@ -216,13 +216,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--device-map", default="", help="accelerate device map (default: auto on CUDA)")
     parser.add_argument("--max-image-pixels", type=int, default=0, help="processor pixel budget per image")
     parser.add_argument("--served-model-name", default="", help="the model id clients send (default: --model)")
+    parser.add_argument("--adapter", default="", help="a LoRA adapter folder (e.g. a PARROT student) over --model")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     import uvicorn
 
     config = TransformersCriticConfig(model=args.model, dtype=args.dtype, quantization=args.quantization,
-                                      device_map=args.device_map, max_image_pixels=args.max_image_pixels)
+                                      device_map=args.device_map, max_image_pixels=args.max_image_pixels,
+                                      adapter=args.adapter)
     app = build_app(ChatModel.load(config), args.served_model_name or args.model)
     uvicorn.run(app, host=args.host, port=args.port)
 
