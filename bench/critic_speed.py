@@ -58,8 +58,11 @@ class ForcedLength(TransformersCritic):
         return {"min_new_tokens": self.settings.max_new_tokens}
 
 
-def real_shape_chat_model() -> ChatModel:
-    """Random bf16 weights at the 8B shape on the GPU, with the tiny critic's tokenizer and processor."""
+def real_shape_chat_model(device: str = "cuda") -> ChatModel:
+    """Random bf16 weights at the 8B shape on the GPU, with the tiny critic's tokenizer and processor.
+
+    `device="meta"` builds the same model without weights (tests check the shape on a CPU machine).
+    """
     from transformers import AutoProcessor, Qwen3VLConfig, Qwen3VLForConditionalGeneration
 
     tiny_path = ensure_tiny_critic()
@@ -75,7 +78,7 @@ def real_shape_chat_model() -> ChatModel:
         tie_word_embeddings=False,
     )
     torch.manual_seed(0)
-    with torch.device("cuda"):
+    with torch.device(device):
         model = Qwen3VLForConditionalGeneration._from_config(config, dtype=torch.bfloat16).eval()
     model.generation_config = build_model(processor.tokenizer).generation_config
     return ChatModel(model, processor)
