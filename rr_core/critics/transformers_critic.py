@@ -174,11 +174,16 @@ def _apply_adapter(model, config: TransformersCriticConfig):
     return peft_model.base_model.model.eval()
 
 
-class _DeltaStreamer:
-    """Streams text deltas whose concatenation is exactly the full decode of the generated tokens.
+WINDOW_TOKENS = 32
 
-    Each step re-decodes everything generated so far and emits the new suffix, holding back a
-    trailing U+FFFD (an incomplete UTF-8 byte sequence the next token may complete).
+
+class _DeltaStreamer:
+    """Streams text deltas whose concatenation is the full decode of the generated tokens.
+
+    Each step decodes only a short window of recent tokens (since the last line break, at most about
+    WINDOW_TOKENS), so a step costs a few tokens' decode rather than the whole critique's (quadratic
+    over 2,048 tokens); a trailing U+FFFD (an incomplete UTF-8 byte sequence the next token may
+    complete) is held back. The final Generation's text is always the full decode.
     """
 
     def __init__(self, tokenizer, eos_ids: set[int], timeout_s: float | None = None) -> None:
@@ -186,7 +191,8 @@ class _DeltaStreamer:
         self.eos_ids = eos_ids
         self.timeout_s = timeout_s
         self.tokens: list[int] = []
-        self.emitted = ""
+        self.line_start = 0  # tokens before this index are decoded and emitted for good
+        self.line_emitted = ""
         self.done = False
         self.prompt_seen = False
         self.queue: queue.Queue[str | None] = queue.Queue()
@@ -202,17 +208,22 @@ class _DeltaStreamer:
                 self.done = True
                 break
             self.tokens.append(token)
-        text = self.tokenizer.decode(self.tokens, skip_special_tokens=True)
-        self._emit(text.rstrip("\ufffd"))
+        window = self.tokens[self.line_start:]
+        line = self.tokenizer.decode(window, skip_special_tokens=True)
+        self._emit(line.rstrip("\ufffd"))
+        # Start a new window at a line break, or after WINDOW_TOKENS at a complete character (a
+        # byte-level BPE decode splits exactly there; a line break may merge into the next token).
+        if line.endswith("\n") or (len(window) >= WINDOW_TOKENS and not line.endswith("\ufffd")):
+            self.line_start, self.line_emitted = len(self.tokens), ""
 
     def end(self) -> None:
-        self._emit(self.tokenizer.decode(self.tokens, skip_special_tokens=True))
+        self._emit(self.tokenizer.decode(self.tokens[self.line_start:], skip_special_tokens=True))
         self.queue.put(None)
 
     def _emit(self, text: str) -> None:
-        if len(text) > len(self.emitted) and text.startswith(self.emitted):
-            self.queue.put(text[len(self.emitted):])
-            self.emitted = text
+        if len(text) > len(self.line_emitted) and text.startswith(self.line_emitted):
+            self.queue.put(text[len(self.line_emitted):])
+            self.line_emitted = text
 
     def __iter__(self) -> Iterator[str]:
         while True:

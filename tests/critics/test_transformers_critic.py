@@ -129,3 +129,35 @@ def test_quantized_loading_keeps_the_vision_tower_full_precision(tiny_critic_pat
     assert not isinstance(critic.model.lm_head, quantized)
     critique = critic.critique(requests_of_different_lengths()[1])
     assert critique.completion_tokens >= 1 and critique.raw_text
+
+
+def test_streaming_decodes_line_by_line_and_loses_nothing(tiny_chat_model):
+    """Each step decodes only the current line (not the whole critique: quadratic at 2,048 tokens),
+    and the deltas still join up to exactly the full decode, multi-byte characters included."""
+    import random
+
+    import torch
+
+    from rr_core.critics.transformers_critic import _DeltaStreamer
+
+    tokenizer = tiny_chat_model.processor.tokenizer
+    text = "\n".join(f"## Justification: line {i} with é, ü and 漢字 — a dash." for i in range(60))
+    tokens = tokenizer.encode(text, add_special_tokens=False)
+    lengths = []
+
+    class Counting:
+        def decode(self, ids, **kwargs):
+            lengths.append(len(ids))
+            return tokenizer.decode(ids, **kwargs)
+
+    streamer = _DeltaStreamer(Counting(), eos_ids=set())
+    streamer.put(torch.tensor([[0]]))  # the prompt
+    rng = random.Random(0)
+    position = 0
+    while position < len(tokens):
+        step = rng.randint(1, 3)
+        streamer.put(torch.tensor(tokens[position:position + step]))
+        position += step
+    streamer.end()
+    assert "".join(streamer) == tokenizer.decode(tokens, skip_special_tokens=True)
+    assert len(tokens) > 1000 and max(lengths) <= 48  # a window, never the whole text

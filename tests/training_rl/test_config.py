@@ -2,16 +2,23 @@ from pathlib import Path
 
 import pytest
 
+from rr_core.generators.factory import backend_family
 from training.config import ConfigError
 from training.rl.config import load_rl_config, rl_config
+from training.rl.prompts import load_prompts
+from training.rl.trainer import SUPPORTED_FAMILIES, generator_config
 
 CONFIGS = Path(__file__).resolve().parents[2] / "training" / "configs"
 
 
-@pytest.mark.parametrize("name", ["rl_tiny", "rl_flux_t2i", "rl_flux_kontext_edit", "rl_qwen_image_edit"])
+@pytest.mark.parametrize("name", ["rl_tiny", "rl_flux_t2i", "rl_flux_kontext_edit", "rl_qwen_image_edit",
+                                  "rl_tiny_qwen_edit"])
 def test_shipped_configs_load(name):
     config = load_rl_config(CONFIGS / f"{name}.yaml")
     assert config.reward_spec().keys_for(config.task)
+    assert backend_family(generator_config(config, "cpu")) in SUPPORTED_FAMILIES  # the trainer takes it
+    if name.startswith("rl_tiny"):
+        assert load_prompts(config.data, config.task)
 
 
 def test_tiny_config_finds_its_prompts_relative_to_the_file():

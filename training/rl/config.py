@@ -47,7 +47,10 @@ class SamplingSection:
     steps: int = 10
     """Denoising steps of a rollout."""
     guidance: float = 3.5
-    """FLUX's distilled guidance (ignored by a transformer without guidance embeddings)."""
+    """FLUX: the distilled guidance (ignored by a transformer without guidance embeddings). Qwen-Image: true
+    classifier-free guidance's scale when > 1 (two transformer passes per step, in rollouts and updates alike)."""
+    negative_prompt: str = " "
+    """Qwen-Image's true-CFG negative prompt (" " as the model card and rr_core's generator use); FLUX ignores it."""
     width: int = 512
     height: int = 512
     shared_noise: bool = False
@@ -55,7 +58,7 @@ class SamplingSection:
     noise_level: float = 0.7
     """Flow-GRPO's SDE noise scale (a in sigma_t = a * sqrt(t / (1 - t)))."""
     max_sequence_length: int = 512
-    """T5 prompt tokens."""
+    """Prompt tokens: FLUX's T5 tokens; Qwen-Image's text-to-image embeddings (the edit pipeline ignores it)."""
 
 
 @dataclass

@@ -5,9 +5,10 @@ and saving in the diffusers LoRA format that rr_core.generators' `load_lora` rea
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import torch
 from peft import LoraConfig
@@ -18,18 +19,22 @@ OLD = "old"
 
 
 def add_adapters(transformer: Any, rank: int, alpha: int, target_modules: list[str], with_old: bool,
-                 init_from: str | None = None) -> list[torch.nn.Parameter]:
+                 init_from: str | None = None, pipeline_class: Any = None) -> list[torch.nn.Parameter]:
     """Freeze the transformer, attach the trainable adapter (and the old copy); return the trainable params.
 
     Trainable LoRA weights are kept in float32 whatever the base dtype (bf16 master weights drift).
+    `init_from` is read with `pipeline_class`'s LoRA loader (FluxPipeline when None), which also converts
+    the family's non-diffusers LoRA formats.
     """
     transformer.requires_grad_(False)
     config = LoraConfig(r=rank, lora_alpha=alpha, target_modules=list(target_modules), init_lora_weights=True)
     transformer.add_adapter(config, adapter_name=TRAINED)
     if init_from:
-        from diffusers import FluxPipeline
+        if pipeline_class is None:
+            from diffusers import FluxPipeline
 
-        state = FluxPipeline.lora_state_dict(init_from)
+            pipeline_class = FluxPipeline
+        state = pipeline_class.lora_state_dict(init_from)
         state = state[0] if isinstance(state, tuple) else state
         state = {k.removeprefix("transformer."): v for k, v in state.items()}
         set_peft_model_state_dict(transformer, state, adapter_name=TRAINED)

@@ -3,7 +3,7 @@
 An adapter encodes prompts (and edit sources) once per group, runs one transformer forward on packed
 latents at a noise level sigma, draws initial noise, gives the sigma schedule, and decodes latents to
 images. The sampler and the losses only see these calls, so a new family (Qwen-Image, Qwen-Image-Edit)
-is one more adapter class here, not a change to the algorithm files.
+is one more adapter class (Qwen-Image's is in models_qwen.py), not a change to the algorithm files.
 
 Shapes (FLUX): an H x W image has packed latents (B, S, C) with S = (H / 16) * (W / 16) patches and
 C = 4 * latent channels (64 for FLUX.1); Kontext appends the source's packed latents along S for the
@@ -13,13 +13,19 @@ transformer only, and the prediction is cut back to the first S tokens.
 from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
 from PIL import Image
 
 from rr_core.generators.base import UnsupportedGenerator, prepare_source
+from training.rl.models_qwen import (
+    DEFAULT_NEGATIVE_PROMPT,
+    QWEN_PIPELINES,
+    QwenConditioning,
+    QwenImageAdapter,
+)
 
 
 @dataclass
@@ -35,13 +41,13 @@ class Conditioning:
     height: int
     width: int
 
-    def take(self, index: torch.Tensor | slice) -> "Conditioning":
+    def take(self, index: torch.Tensor | slice) -> Conditioning:
         """The same conditioning for a subset of the batch (index along B)."""
         batched = ("prompt_embeds", "pooled_embeds", "source_latents", "guidance")
         return replace(self, **{name: getattr(self, name)[index] for name in batched
                                 if getattr(self, name) is not None})
 
-    def to(self, device: torch.device | str) -> "Conditioning":
+    def to(self, device: torch.device | str) -> Conditioning:
         values = {f.name: getattr(self, f.name) for f in fields(self)}
         return replace(self, **{k: v.to(device) for k, v in values.items() if isinstance(v, torch.Tensor)})
 
@@ -146,15 +152,41 @@ class FluxAdapter:
         return pipe.image_processor.postprocess(pixels, output_type="pil")
 
 
-ADAPTERS = {"FluxPipeline": FluxAdapter, "FluxKontextPipeline": FluxAdapter}
+ModelConditioning = Conditioning | QwenConditioning
 
 
-def adapter_for(pipeline: Any, max_sequence_length: int = 512) -> FluxAdapter:
-    """The adapter of a loaded pipeline; Qwen-Image families are not implemented yet."""
+class ModelAdapter(Protocol):
+    """What the sampler, the losses and the trainer call on a model family (FluxAdapter, QwenImageAdapter)."""
+
+    transformer: Any
+
+    @property
+    def device(self) -> torch.device: ...
+
+    def encode(self, prompt: str, source: Image.Image | None, batch: int, height: int, width: int,
+               guidance: float) -> ModelConditioning: ...
+
+    def noise(self, batch: int, height: int, width: int, generator: torch.Generator) -> torch.Tensor: ...
+
+    def sigmas(self, steps: int, height: int, width: int) -> torch.Tensor: ...
+
+    def forward(self, latents: torch.Tensor, sigma: torch.Tensor, cond: ModelConditioning) -> torch.Tensor: ...
+
+    def decode(self, latents: torch.Tensor, height: int, width: int) -> list[Image.Image]: ...
+
+
+FLUX_PIPELINES = ("FluxPipeline", "FluxKontextPipeline")
+
+
+def adapter_for(pipeline: Any, max_sequence_length: int = 512,
+                negative_prompt: str = DEFAULT_NEGATIVE_PROMPT) -> ModelAdapter:
+    """The adapter of a loaded pipeline; `negative_prompt` is Qwen-Image's true-CFG negative (FLUX has none)."""
     name = type(pipeline).__name__
-    if name not in ADAPTERS:
-        raise UnsupportedGenerator(
-            f"RL rollouts support {', '.join(sorted(ADAPTERS))}; {name} has no model adapter yet "
-            "(training/rl/models.py: add one with encode / noise / sigmas / forward / decode)."
-        )
-    return ADAPTERS[name](pipeline, max_sequence_length)
+    if name in FLUX_PIPELINES:
+        return FluxAdapter(pipeline, max_sequence_length)
+    if name in QWEN_PIPELINES:
+        return QwenImageAdapter(pipeline, max_sequence_length, negative_prompt)
+    raise UnsupportedGenerator(
+        f"RL rollouts support {', '.join(sorted(FLUX_PIPELINES + QWEN_PIPELINES))}; {name} has no model adapter "
+        "yet (training/rl/models.py: add one with encode / noise / sigmas / forward / decode)."
+    )

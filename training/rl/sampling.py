@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import torch
 
-from training.rl.models import Conditioning, FluxAdapter
+from training.rl.models import ModelAdapter, ModelConditioning
 
 
 @dataclass
@@ -68,7 +68,7 @@ class Rollout:
 
 
 @torch.no_grad()
-def sample(adapter: FluxAdapter, cond: Conditioning, noise: torch.Tensor, sigmas: torch.Tensor, sde: bool,
+def sample(adapter: ModelAdapter, cond: ModelConditioning, noise: torch.Tensor, sigmas: torch.Tensor, sde: bool,
            noise_level: float = 0.7, generator: torch.Generator | None = None) -> Rollout:
     """Denoise `noise` (B, S, C) along `sigmas` (T + 1,) with the ODE, or the SDE keeping log-probs."""
     device = adapter.device

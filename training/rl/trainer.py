@@ -24,9 +24,17 @@ from rr_core.generators.base import GeneratorConfig, UnsupportedGenerator
 from rr_core.rubric import Task
 from training.rl.advantages import compute_advantages, group_key
 from training.rl.config import RLConfig
-from training.rl.lora import OLD, TRAINED, add_adapters, adapter_tensors, ema_update, save_diffusers_lora, use_adapter
+from training.rl.lora import (
+    OLD,
+    TRAINED,
+    adapter_tensors,
+    add_adapters,
+    ema_update,
+    save_diffusers_lora,
+    use_adapter,
+)
 from training.rl.losses import grpo_loss, nft_loss, optimality
-from training.rl.models import Conditioning, adapter_for
+from training.rl.models import ModelConditioning, adapter_for
 from training.rl.prompts import PromptItem, load_prompts
 from training.rl.rewards import RewardBatch, RewardScorer
 from training.rl.sampling import Rollout, gaussian_kl, sample, sde_step
@@ -34,7 +42,7 @@ from training.rl.watch import HackingWatch, image_stats
 
 logger = logging.getLogger(__name__)
 
-SUPPORTED_FAMILIES = ("text_to_image", "flux_kontext")
+SUPPORTED_FAMILIES = ("text_to_image", "flux_kontext", "qwen_image_edit")
 NFT_T_MIN, NFT_T_MAX = 0.02, 0.98  # DiffusionNFT's training noise levels, away from the singular ends
 
 
@@ -43,7 +51,7 @@ class Group:
     """One prompt's G rollouts with everything the update needs."""
 
     item: PromptItem
-    cond: Conditioning
+    cond: ModelConditioning
     rollout: Rollout
     images: list[Image.Image]
 
@@ -77,12 +85,20 @@ def build_critic(config: RLConfig):
 
 
 def generator_config(config: RLConfig, device: str) -> GeneratorConfig:
+    """The generator section with the device; model_id "tiny" is the tiny offline pipeline of the task / family."""
     values = {"task": config.task, **config.generator, "device": device}
     if values.get("model_id") == "tiny":
-        from rr_core.generators.tiny import ensure_tiny_edit, ensure_tiny_text_to_image
+        from rr_core.generators.tiny import (
+            ensure_tiny_edit,
+            ensure_tiny_qwen_image_edit,
+            ensure_tiny_text_to_image,
+        )
 
-        values["model_id"] = str(ensure_tiny_edit() if Task.parse(config.task) is Task.EDIT
-                                 else ensure_tiny_text_to_image())
+        if values.get("family") == "qwen_image_edit":
+            values["model_id"] = str(ensure_tiny_qwen_image_edit())
+        else:
+            values["model_id"] = str(ensure_tiny_edit() if Task.parse(config.task) is Task.EDIT
+                                     else ensure_tiny_text_to_image())
     return GeneratorConfig.from_dict(values)
 
 
@@ -119,14 +135,15 @@ class RLTrainer:
         transformer = self.pipeline.transformer
         torch.manual_seed(config.seed)  # peft draws lora_A from the global generator
         self.params = add_adapters(transformer, config.lora.rank, config.lora.alpha, config.lora.target_modules,
-                                   with_old=config.algorithm.name == "nft", init_from=config.lora.init_from)
+                                   with_old=config.algorithm.name == "nft", init_from=config.lora.init_from,
+                                   pipeline_class=type(self.pipeline))
         if config.gradient_checkpointing:
             transformer.enable_gradient_checkpointing()
         self.optimizer = torch.optim.AdamW(self.params, lr=config.algorithm.learning_rate,
                                            weight_decay=config.algorithm.weight_decay)
         prepared, self.optimizer = self.accelerator.prepare(transformer, self.optimizer)
         self.transformer = self.accelerator.unwrap_model(prepared)
-        self.model = adapter_for(self.pipeline, config.sampling.max_sequence_length)
+        self.model = adapter_for(self.pipeline, config.sampling.max_sequence_length, config.sampling.negative_prompt)
         self.model.transformer = prepared
         # 3. Rewards, data and the watch.
         self.spec = config.reward_spec()
@@ -177,7 +194,7 @@ class RLTrainer:
 
     # 5. Updates --------------------------------------------------------------------------------
 
-    def _forward(self, latents: torch.Tensor, sigma: torch.Tensor, cond: Conditioning) -> torch.Tensor:
+    def _forward(self, latents: torch.Tensor, sigma: torch.Tensor, cond: ModelConditioning) -> torch.Tensor:
         with self.accelerator.autocast():
             return self.model.forward(latents, sigma, cond)
 
@@ -306,7 +323,7 @@ class RLTrainer:
 
     def evaluate(self) -> dict[str, float]:
         """Score the held-out prompts with the plain sampler and fixed seeds; save samples; run the watch."""
-        e, s = self.config.eval, self.config.sampling
+        e = self.config.eval
         self.transformer.eval()
         generator = torch.Generator().manual_seed(e.seed)
         groups = [self.rollout(item, generator, e.images_per_prompt, sde=False) for item in self.eval_prompts]
