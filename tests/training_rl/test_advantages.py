@@ -2,7 +2,7 @@ import pytest
 import torch
 from PIL import Image
 
-from training.rl.advantages import compute_advantages, group_key, image_hash
+from training.rl.advantages import compute_advantages, global_reward_std, group_key, image_hash
 
 
 def test_group_statistics_by_hand():
@@ -37,3 +37,16 @@ def test_zero_std_groups_and_masked_rewards_are_filtered():
     assert adv.used.tolist() == [False] * 3 + [True, False, True] + [False, False]
     assert adv.values.tolist() == pytest.approx([0, 0, 0, -1.0, 0, 1.0, 0, 0], abs=1e-3)
     assert adv.filtered_groups == 2 and adv.groups == 3
+
+
+def test_global_std_spans_every_process():
+    """With two processes, "global" means the std of both processes' rewards, failures left out."""
+    other_process = torch.tensor([0.0, float("nan"), 1.0, 1.0], dtype=torch.float64)
+    mine = [0.5, 0.5, None, 0.0]
+    std = global_reward_std(mine, lambda local: torch.cat([local, other_process]))
+    expected = torch.tensor([0.5, 0.5, 0.0, 0.0, 1.0, 1.0], dtype=torch.float64).std(unbiased=False)
+    assert std == pytest.approx(float(expected))
+    keys = [("p", "")] * 4
+    adv = compute_advantages(mine, keys, "global", clip=10.0, global_std=std)
+    group = torch.tensor([0.5, 0.5, 0.0])
+    assert adv.values[[0, 1, 3]].tolist() == pytest.approx(((group - group.mean()) / std).tolist(), rel=1e-3)

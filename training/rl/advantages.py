@@ -9,6 +9,8 @@ valid rewards) carries no signal and is filtered out of the update.
 from __future__ import annotations
 
 import hashlib
+import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -39,8 +41,12 @@ class Advantages:
 
 
 def compute_advantages(rewards: list[float | None], keys: list[tuple[str, str]], std_scope: str = "group",
-                       clip: float = 5.0) -> Advantages:
-    """(reward - group mean) / std, std per group or over all valid rewards, clipped to [-clip, clip]."""
+                       clip: float = 5.0, global_std: float | None = None) -> Advantages:
+    """(reward - group mean) / std, std per group or over all valid rewards, clipped to [-clip, clip].
+
+    `global_std` overrides the std of this batch's valid rewards for std_scope "global" (with several
+    processes, the std over every process's rewards: see `global_reward_std`).
+    """
     if len(rewards) != len(keys):
         raise ValueError("one group key per reward")
     if std_scope not in ("group", "global"):
@@ -49,7 +55,8 @@ def compute_advantages(rewards: list[float | None], keys: list[tuple[str, str]],
     used = torch.zeros(len(rewards), dtype=torch.bool)
     valid = [i for i, r in enumerate(rewards) if r is not None]
     all_valid = torch.tensor([rewards[i] for i in valid], dtype=torch.float64)
-    global_std = float(all_valid.std(unbiased=False)) if len(valid) > 1 else 0.0
+    if global_std is None:
+        global_std = float(all_valid.std(unbiased=False)) if len(valid) > 1 else 0.0
     members: dict[tuple[str, str], list[int]] = {}
     for i in valid:
         members.setdefault(keys[i], []).append(i)
@@ -65,3 +72,12 @@ def compute_advantages(rewards: list[float | None], keys: list[tuple[str, str]],
         used[indices] = True
     groups = len(set(keys))
     return Advantages(values.float(), used, filtered + (groups - len(members)), groups)
+
+
+def global_reward_std(rewards: list[float | None], gather: Callable[[torch.Tensor], torch.Tensor]) -> float:
+    """The std of the valid rewards of every process; `gather` is `accelerator.gather` (each process
+    contributes the same number of rewards, failed critiques as NaN, which are left out)."""
+    local = torch.tensor([math.nan if r is None else r for r in rewards], dtype=torch.float64)
+    everything = gather(local)
+    valid = everything[~torch.isnan(everything)]
+    return float(valid.std(unbiased=False)) if valid.numel() > 1 else 0.0

@@ -22,7 +22,7 @@ from PIL import Image
 
 from rr_core.generators.base import GeneratorConfig, UnsupportedGenerator
 from rr_core.rubric import Task
-from training.rl.advantages import compute_advantages, group_key
+from training.rl.advantages import compute_advantages, global_reward_std, group_key
 from training.rl.config import RLConfig
 from training.rl.lora import (
     OLD,
@@ -304,7 +304,12 @@ class RLTrainer:
         rewards = self.score(groups)
         # 4. Advantages per prompt and source image.
         keys = [group_key(g.item.prompt, g.item.source_image) for g in groups for _ in g.images]
-        adv = compute_advantages(rewards.rewards, keys, c.algorithm.std_scope, c.algorithm.adv_clip_max)
+        global_std = None
+        if c.algorithm.std_scope == "global" and self.accelerator.num_processes > 1:
+            global_std = global_reward_std(rewards.rewards,
+                                           lambda t: self.accelerator.gather(t.to(self.accelerator.device)).cpu())
+        adv = compute_advantages(rewards.rewards, keys, c.algorithm.std_scope, c.algorithm.adv_clip_max,
+                                 global_std)
         # 5. Update.
         metrics = self.update(groups, adv.values, adv.used)
         self.step += 1
