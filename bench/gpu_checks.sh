@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# The GPU benchmarks at the real model shapes (random weights), as one prepared device run.
+#
+# Here (with network to PyPI), once per session: fetch the wheels the GPU machine lacks.
+#   echo /.whl/ >> .git/info/exclude; bash bench/gpu_checks.sh prepare
+# On the device machine (the `device` tool's run, carry [".whl"], timeout_s <= 600):
+#   bash bench/gpu_checks.sh run critic round constrained    # any of: critic round constrained rl sft
+# Each benchmark gets its own time limit and writes its log to $OUT/<name>.log; the figures go into
+# the README with the device name the logs print.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+# Missing on the GPU image (it has torch, transformers, accelerate, peft, pillow, pyyaml, tqdm).
+WHEELS=(diffusers==0.42.1 importlib_metadata xgrammar==0.2.8 apache-tvm-ffi pydantic pydantic-core
+        annotated-types typing-inspection)
+
+prepare() {
+  mkdir -p .whl
+  for wheel in "${WHEELS[@]}"; do
+    python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+      --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 --platform manylinux_2_17_x86_64 \
+      --platform manylinux2014_x86_64 -d .whl "$wheel" || { echo "could not fetch $wheel" >&2; exit 1; }
+  done
+  du -sh .whl
+}
+
+run_one() {  # name, time limit in seconds, command...
+  local name=$1 limit=$2
+  shift 2
+  echo "== $name (limit ${limit}s)"
+  timeout "$limit" "$@" 2>&1 | tee "${OUT:-/tmp}/$name.log"
+  echo "== $name exit ${PIPESTATUS[0]}"
+}
+
+run() {
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
+    .whl/*.whl || exit 1
+  export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1
+  nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "${OUT:-/tmp}/gpu.txt"
+  for check in "$@"; do
+    case $check in
+      critic) run_one critic_speed 240 python3 -m bench.critic_speed --real-shape --new-tokens 256 --image-side 1024 ;;
+      round) run_one round_latency 300 python3 -m bench.round_latency --real-shape --rounds 3 ;;
+      constrained) run_one constrained_speed 180 python3 -m bench.constrained_speed --real-shape ;;
+      rl) run_one rl_step 300 python3 -m bench.rl_step --real-shape ;;
+      sft) run_one sft_speed 300 python3 -m bench.sft_speed --real-shape ;;
+      *) echo "unknown check $check (critic, round, constrained, rl, sft)" >&2 ;;
+    esac
+  done
+}
+
+case "${1:-}" in
+  prepare) prepare ;;
+  run) shift; run "$@" ;;
+  *) echo "usage: bash bench/gpu_checks.sh prepare | run CHECK..." >&2; exit 2 ;;
+esac
