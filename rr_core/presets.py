@@ -12,7 +12,8 @@ Presets:
 
 Model ids can be overridden by environment variables (Spaces secrets): RR_T2I_MODEL,
 RR_EDIT_MODEL, RR_CRITIC_T2I_MODEL, RR_CRITIC_EDIT_MODEL; the critic server by RR_CRITIC_URL,
-RR_CRITIC_MODEL, RR_CRITIC_API_KEY.
+RR_CRITIC_MODEL, RR_CRITIC_API_KEY, and RR_CRITIC_CONSTRAINED=1 sends the critique grammar with
+every request (vLLM structured outputs).
 """
 
 from __future__ import annotations
@@ -113,7 +114,8 @@ def _resolve(name: str, critic_url: str | None, low_memory: bool, env: Mapping[s
         if not critic_url:
             raise ValueError("preset remote needs a critic URL: set RR_CRITIC_URL or pass --critic-url")
         settings = {"base_url": critic_url, "model": env.get("RR_CRITIC_MODEL", ""),
-                    "api_key": env.get("RR_CRITIC_API_KEY") or "EMPTY", "tasks": ("t2i", "edit")}
+                    "api_key": env.get("RR_CRITIC_API_KEY") or "EMPTY", "tasks": ("t2i", "edit"),
+                    "constrained": env.get("RR_CRITIC_CONSTRAINED", "") in ("1", "true", "yes")}
         return Preset("remote", "openai", {Task.T2I: settings, Task.EDIT: settings}, generators,
                       requested=requested, description="critic at an OpenAI-compatible server; generators local")
     critic_models = {Task.T2I: env.get("RR_CRITIC_T2I_MODEL") or CRITIC_IDS[Task.T2I],

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from rr_core.config import from_dict
+from rr_core.errors import model_unavailable
 from rr_core.critics.base import Critic, DecodeSettings, Generation
 from rr_core.critics.fast_decode import FAST_DECODE_MODES, FastDecoder
 from rr_core.model_ids import CRITIC_IDS
@@ -147,7 +148,10 @@ def load_model_and_processor(config: TransformersCriticConfig):
             load_in_8bit=True, llm_int8_skip_modules=QUANT_SKIP_MODULES,
         )
     logger.info("loading critic %s (%s, quantization %s)", config.model_name, dtype, config.quantization)
-    model = AutoModelForImageTextToText.from_pretrained(config.model_name, **kwargs).eval()
+    try:
+        model = AutoModelForImageTextToText.from_pretrained(config.model_name, **kwargs).eval()
+    except OSError as exc:  # not downloaded and no hub, a wrong id or path
+        raise model_unavailable(config.model_name, "critic", exc, "RR_CRITIC_T2I_MODEL / RR_CRITIC_EDIT_MODEL") from exc
     if config.adapter:
         model = _apply_adapter(model, config)
     processor = AutoProcessor.from_pretrained(config.model_name)

@@ -24,7 +24,7 @@ from typing import Any, ClassVar
 from PIL import Image
 
 from rr_core.config import from_dict
-from rr_core.errors import InvalidImage, InvalidRequest
+from rr_core.errors import InvalidImage, InvalidRequest, model_unavailable
 from rr_core.images import fit_to_grid, load_image
 from rr_core.rubric import Task
 
@@ -279,7 +279,11 @@ class Generator(abc.ABC):
         quantization = self._quantization_config()
         if quantization is not None:
             kwargs["quantization_config"] = quantization
-        pipeline = self.pipeline_class().from_pretrained(self.model_id, **kwargs)
+        try:
+            pipeline = self.pipeline_class().from_pretrained(self.model_id, **kwargs)
+        except OSError as exc:  # not downloaded and no hub, a wrong id or path
+            raise model_unavailable(self.model_id, f"{self.task.value} generator", exc,
+                                    "RR_T2I_MODEL" if self.task is Task.T2I else "RR_EDIT_MODEL") from exc
         if self.config.cpu_offload:
             pipeline.enable_model_cpu_offload(device=self.device)
         else:

@@ -161,3 +161,10 @@ def test_streaming_decodes_line_by_line_and_loses_nothing(tiny_chat_model):
     streamer.end()
     assert "".join(streamer) == tokenizer.decode(tokens, skip_special_tokens=True)
     assert len(tokens) > 1000 and max(lengths) <= 48  # a window, never the whole text
+
+
+def test_a_checkpoint_that_is_not_there_gives_a_clear_error(tmp_path):
+    from rr_core.errors import ModelUnavailable
+
+    with pytest.raises(ModelUnavailable, match=r"critic '.*missing-critic'.*huggingface-cli download"):
+        TransformersCritic(TransformersCriticConfig(model=str(tmp_path / "missing-critic")))

@@ -51,3 +51,12 @@ def test_4bit_needs_cuda(tiny_cache):
     config = GeneratorConfig(task="t2i", model_id=model_id, device="cpu", quantize_4bit=True)
     with pytest.raises(UnsupportedGenerator, match="CUDA"):
         load_generator(config)
+
+
+def test_a_checkpoint_that_is_not_there_gives_a_clear_error():
+    from rr_core.errors import ModelUnavailable
+    from rr_core.generators.base import GeneratorConfig
+    from rr_core.generators.factory import load_generator
+
+    with pytest.raises(ModelUnavailable, match=r"t2i generator 'black-forest-labs/FLUX.1-schnell'.*RR_T2I_MODEL"):
+        load_generator(GeneratorConfig(task="t2i", model_id="black-forest-labs/FLUX.1-schnell", device="cpu"))
