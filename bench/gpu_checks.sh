@@ -2,7 +2,7 @@
 # The GPU benchmarks at the real model shapes (random weights), as one prepared device run.
 #
 # Here (with network to PyPI), once per session: fetch the wheels the GPU machine lacks.
-#   echo /.whl/ >> .git/info/exclude; bash bench/gpu_checks.sh prepare
+#   bash bench/gpu_checks.sh prepare            # .whl/ is git-ignored
 # On the device machine (the `device` tool's run, carry [".whl"], timeout_s <= 600):
 #   bash bench/gpu_checks.sh run critic round constrained    # any of: critic round constrained rl sft
 # Each benchmark gets its own time limit and writes its log to $OUT/<name>.log; the figures go into
