@@ -4,15 +4,21 @@
 
 Serves `POST /v1/chat/completions` (JSON or SSE streaming) and `GET /v1/models`, the subset of the
 API the RationalRewards clients use (vLLM's interface), so the app, the training scripts and
-`OpenAICritic` work the same against this server and against vLLM. Requests share one model under
-a lock; use vLLM when throughput matters.
+`OpenAICritic` work the same against this server and against vLLM. Concurrent requests that arrive
+within `--batch-window-ms` of each other (up to `--max-batch`) and ask for equal decode settings are
+decoded as one batch (rr_core.critics.batching.RequestBatcher); each caller still gets its own
+answer or SSE stream, and greedy answers are exactly what the request gets alone. Requests with and
+without a grammar share a batch (rows without one are unconstrained). A sampled request with a seed
+decodes alone, so its seed reproduces its answer. Use vLLM when throughput matters most.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import logging
+import queue
 import time
 import uuid
 from collections.abc import Iterator
@@ -24,15 +30,18 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from rr_core.critics.base import DecodeSettings, Generation
+from rr_core.critics.batching import BatchItem, RequestBatcher, row_splitter
+from rr_core.critics.constrained import GrammarLogitsProcessor
 from rr_core.critics.transformers_critic import DTYPES, QUANTIZATIONS, ChatModel, TransformersCriticConfig
-from rr_core.critics.constrained import ebnf_logits_processors
 from rr_core.errors import InvalidImage, InvalidRequest
-from rr_core.grammar import grammar_from_request
+from rr_core.grammar import compile_ebnf, grammar_from_request
 from rr_core.images import decode_data_url
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_MAX_TOKENS = 2048
+DEFAULT_BATCH_WINDOW_MS = 20.0
+DEFAULT_MAX_BATCH = 8
 
 
 class BadRequest(ValueError):
@@ -121,19 +130,66 @@ def parse_chat_request(body: Any, served_model_name: str) -> ChatRequest:
                        grammar=grammar)
 
 
-def logits_processors(chat_model: ChatModel, request: ChatRequest) -> list:
-    """The grammar a request carried (vLLM structured outputs), as logits processors; [] without one.
+def compiled_request_grammar(chat_model: ChatModel, request: ChatRequest) -> Any:
+    """The grammar a request carried (vLLM structured outputs), compiled for the model; None without one.
 
-    A grammar that does not compile raises BadRequest (HTTP 400).
+    A grammar that does not compile raises BadRequest (HTTP 400) before the request joins a batch.
     """
     if request.grammar is None:
-        return []
+        return None
     try:
-        return ebnf_logits_processors(chat_model.processor, request.grammar, 1,
-                                      chat_model.model.config.get_text_config().vocab_size,
-                                      sorted(chat_model.eos_ids))
+        return compile_ebnf(chat_model.processor, request.grammar,
+                            vocab_size=chat_model.model.config.get_text_config().vocab_size,
+                            stop_token_ids=sorted(chat_model.eos_ids))
     except InvalidRequest as exc:
         raise BadRequest(str(exc)) from exc
+
+
+@dataclass
+class _Job:
+    """What one queued request needs for its row of a batch."""
+
+    request: ChatRequest
+    grammar: Any = None
+
+
+def batch_key(settings: DecodeSettings) -> Any:
+    """Requests with equal keys may share a decode: equal settings, except that a seeded sampled
+    request gets a key of its own (in a batch its seed would not reproduce its solo answer)."""
+    if settings.seed is not None and not settings.greedy:
+        return object()
+    return settings
+
+
+class ChatBatcher:
+    """Decodes queued chat requests that share decode settings in one `ChatModel.generate` call.
+
+    Streams and plain requests mix in a batch: a row splitter gives every streaming caller its own
+    text deltas. Grammar rows and free rows mix too (one GrammarLogitsProcessor, None for free rows).
+    """
+
+    def __init__(self, chat_model: ChatModel, window_s: float = DEFAULT_BATCH_WINDOW_MS / 1000,
+                 max_batch: int = DEFAULT_MAX_BATCH) -> None:
+        self.chat_model = chat_model
+        self.batcher = RequestBatcher(self._run_batch, window_s, max_batch, name="serve-batcher")
+
+    def submit(self, request: ChatRequest, grammar: Any = None) -> BatchItem:
+        """Queue a request; await `item.result` (a Generation) or iterate `item.stream()`."""
+        return self.batcher.submit(BatchItem(_Job(request, grammar), key=batch_key(request.settings),
+                                             deltas=queue.Queue() if request.stream else None))
+
+    def _run_batch(self, batch: list[BatchItem]) -> list[Generation]:
+        chat_model = self.chat_model
+        jobs = [item.payload for item in batch]
+        grammars = [job.grammar for job in jobs]
+        processors = []
+        if any(grammar is not None for grammar in grammars):
+            processors = [GrammarLogitsProcessor(grammars, len(batch), stop_token_ids=sorted(chat_model.eos_ids))]
+        extra = None
+        if any(item.deltas is not None for item in batch):
+            extra = {"streamer": row_splitter(chat_model, batch)}
+        return chat_model.generate([job.request.messages for job in jobs], jobs[0].request.settings,
+                                   processors, extra)
 
 
 def _usage(generation: Generation) -> dict[str, int]:
@@ -149,7 +205,7 @@ def _sse(data: dict | str) -> str:
     return f"data: {data if isinstance(data, str) else json.dumps(data)}\n\n"
 
 
-def _stream_events(chat_model: ChatModel, request: ChatRequest, processors: list) -> Iterator[str]:
+def _stream_events(request: ChatRequest, items: Iterator[str | Generation]) -> Iterator[str]:
     completion_id, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
 
     def chunk(delta: dict, finish_reason: str | None = None) -> dict:
@@ -158,7 +214,7 @@ def _stream_events(chat_model: ChatModel, request: ChatRequest, processors: list
                 "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}]}
 
     yield _sse(chunk({"role": "assistant", "content": ""}))
-    for item in chat_model.stream(request.messages, request.settings, processors):
+    for item in items:
         if isinstance(item, Generation):
             yield _sse(chunk({}, item.finish_reason))
             if request.include_usage:
@@ -169,9 +225,18 @@ def _stream_events(chat_model: ChatModel, request: ChatRequest, processors: list
     yield _sse("[DONE]")
 
 
-def build_app(chat_model: ChatModel, served_model_name: str) -> FastAPI:
-    """The FastAPI app serving `chat_model` under `served_model_name` (tests build it directly)."""
+def build_app(chat_model: ChatModel, served_model_name: str, batch_window_ms: float = DEFAULT_BATCH_WINDOW_MS,
+              max_batch: int = DEFAULT_MAX_BATCH) -> FastAPI:
+    """The FastAPI app serving `chat_model` under `served_model_name` (tests build it directly).
+
+    Requests arriving within `batch_window_ms` of the first (up to `max_batch`) share a decode;
+    `app.state.batcher` is the ChatBatcher doing it.
+    """
+    if batch_window_ms < 0:
+        raise ValueError(f"batch_window_ms must be >= 0, got {batch_window_ms}")
+    batcher = ChatBatcher(chat_model, batch_window_ms / 1000, max_batch)
     app = FastAPI(title="RationalRewards critic server")
+    app.state.batcher = batcher
     created = int(time.time())
 
     @app.get("/v1/models")
@@ -187,14 +252,13 @@ def build_app(chat_model: ChatModel, served_model_name: str) -> FastAPI:
             return _error(400, "the request body is not valid JSON")
         try:
             request = parse_chat_request(body, served_model_name)
-            processors = await run_in_threadpool(logits_processors, chat_model, request)
+            grammar = await run_in_threadpool(compiled_request_grammar, chat_model, request)
         except BadRequest as exc:
             return _error(exc.status, str(exc), exc.kind)
+        item = batcher.submit(request, grammar)
         if request.stream:
-            return StreamingResponse(_stream_events(chat_model, request, processors),
-                                     media_type="text/event-stream")
-        generation = (await run_in_threadpool(chat_model.generate, [request.messages], request.settings,
-                                              processors))[0]
+            return StreamingResponse(_stream_events(request, item.stream()), media_type="text/event-stream")
+        generation = await asyncio.wrap_future(item.result)
         return {
             "id": f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion", "created": int(time.time()),
             "model": request.model,
@@ -217,6 +281,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--max-image-pixels", type=int, default=0, help="processor pixel budget per image")
     parser.add_argument("--served-model-name", default="", help="the model id clients send (default: --model)")
     parser.add_argument("--adapter", default="", help="a LoRA adapter folder (e.g. a PARROT student) over --model")
+    parser.add_argument("--batch-window-ms", type=float, default=DEFAULT_BATCH_WINDOW_MS,
+                        help="how long a request waits for others to share its decode (0: no wait)")
+    parser.add_argument("--max-batch", type=int, default=DEFAULT_MAX_BATCH,
+                        help="the most requests decoded together (1: one at a time)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
@@ -225,7 +293,8 @@ def main(argv: list[str] | None = None) -> None:
     config = TransformersCriticConfig(model=args.model, dtype=args.dtype, quantization=args.quantization,
                                       device_map=args.device_map, max_image_pixels=args.max_image_pixels,
                                       adapter=args.adapter)
-    app = build_app(ChatModel.load(config), args.served_model_name or args.model)
+    app = build_app(ChatModel.load(config), args.served_model_name or args.model,
+                    batch_window_ms=args.batch_window_ms, max_batch=args.max_batch)
     uvicorn.run(app, host=args.host, port=args.port)
 
 

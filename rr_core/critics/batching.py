@@ -7,7 +7,8 @@ thread collects the conversations that arrive within `window_s` of the first (up
 runs them as one batch and hands every caller its own result. Streams are batched too when the
 wrapped critic runs in this process: a per-row streamer splits each step's tokens by row, so every
 caller still sees only its own text deltas. Greedy results are exactly what the caller would get
-alone (left-padded rows are independent).
+alone (left-padded rows are independent). `RequestBatcher` is the queue, window and worker part on
+its own; rr_core.serve batches concurrent HTTP requests with it.
 """
 
 from __future__ import annotations
@@ -16,9 +17,10 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
+from typing import Any
 
 from rr_core.critics.base import Critic, Generation
 from rr_core.prompts import Conversation
@@ -27,12 +29,95 @@ logger = logging.getLogger(__name__)
 
 
 @dataclass
-class _Item:
-    """One conversation waiting for a batch; `deltas` is set for a stream."""
+class BatchItem:
+    """One request waiting for a batch: what to decode, its result, and (for a stream) its delta queue.
 
-    conversation: Conversation
+    `key` says which requests may share a decode: only items with equal keys go into one batch
+    (e.g. the decode settings of a server request).
+    """
+
+    payload: Any
+    key: Hashable = None
     result: Future = field(default_factory=Future)
     deltas: queue.Queue | None = None
+
+    def stream(self) -> Iterator[str | Generation]:
+        """The caller's side of a stream: its text deltas, then its Generation (or the batch's error)."""
+        while True:
+            delta = self.deltas.get()
+            if delta is None:
+                break
+            yield delta
+        yield self.result.result()
+
+
+class RequestBatcher:
+    """The queue, window and worker thread shared by BatchingCritic and rr_core.serve.
+
+    A worker thread takes the first waiting item, then whatever arrives within `window_s` of it (up
+    to `max_batch` items), splits them into groups of equal `key` (first-come order kept) and
+    calls `run_batch(group)` once per group; that returns one result per item, and every caller's
+    Future gets its own. An error in `run_batch` reaches every caller of that group, and the worker
+    goes on serving. The worker starts on the first submit.
+    """
+
+    def __init__(self, run_batch: Callable[[list[BatchItem]], Sequence[Any]], window_s: float = 0.02,
+                 max_batch: int = 8, name: str = "request-batcher") -> None:
+        if window_s < 0:
+            raise ValueError(f"window_s must be >= 0, got {window_s}")
+        if max_batch < 1:
+            raise ValueError(f"max_batch must be >= 1, got {max_batch}")
+        self.run_batch = run_batch
+        self.window_s = window_s
+        self.max_batch = max_batch
+        self.name = name
+        self.batches_run = 0
+        self._queue: queue.Queue[BatchItem] = queue.Queue()
+        self._worker: threading.Thread | None = None
+        self._start_lock = threading.Lock()
+
+    def submit(self, item: BatchItem) -> BatchItem:
+        """Queue `item` for the next batch; wait on `item.result` (or iterate `item.stream()`)."""
+        with self._start_lock:
+            if self._worker is None:
+                self._worker = threading.Thread(target=self._serve, name=self.name, daemon=True)
+                self._worker.start()
+        self._queue.put(item)
+        return item
+
+    def _collect(self) -> list[BatchItem]:
+        """The first waiting item, then whatever arrives within the window, up to max_batch."""
+        batch = [self._queue.get()]
+        deadline = time.monotonic() + self.window_s
+        while len(batch) < self.max_batch:
+            remaining = deadline - time.monotonic()
+            try:
+                batch.append(self._queue.get(timeout=max(remaining, 0)) if remaining > 0
+                             else self._queue.get_nowait())
+            except queue.Empty:
+                break
+        return batch
+
+    def _serve(self) -> None:
+        while True:
+            groups: dict[Hashable, list[BatchItem]] = {}
+            for item in self._collect():
+                groups.setdefault(item.key, []).append(item)
+            for group in groups.values():
+                self._run(group)
+
+    def _run(self, group: list[BatchItem]) -> None:
+        self.batches_run += 1
+        try:
+            results = self.run_batch(group)
+        except BaseException as error:  # each caller re-raises it in its own thread
+            for item in group:
+                item.result.set_exception(error)
+                if item.deltas is not None:
+                    item.deltas.put(None)
+            return
+        for item, result in zip(group, results):
+            item.result.set_result(result)
 
 
 class _RowSplitter:
@@ -59,87 +144,59 @@ class BatchingCritic(Critic):
     """
 
     def __init__(self, critic: Critic, window_s: float = 0.02, max_batch: int = 8) -> None:
-        if window_s < 0:
-            raise ValueError(f"window_s must be >= 0, got {window_s}")
-        if max_batch < 1:
-            raise ValueError(f"max_batch must be >= 1, got {max_batch}")
+        self.batcher = RequestBatcher(self._run_batch, window_s, max_batch, name="critic-batcher")
         super().__init__(critic.model_id, critic.tasks, critic.settings, critic.reward_spec,
                          list(critic.templates.values()))
         self.critic = critic
-        self.window_s = window_s
-        self.max_batch = max_batch
-        self.batches_run = 0
-        self._queue: queue.Queue[_Item] = queue.Queue()
-        self._worker = threading.Thread(target=self._serve, name="critic-batcher", daemon=True)
-        self._worker.start()
+
+    @property
+    def window_s(self) -> float:
+        return self.batcher.window_s
+
+    @property
+    def max_batch(self) -> int:
+        return self.batcher.max_batch
+
+    @property
+    def batches_run(self) -> int:
+        return self.batcher.batches_run
 
     # --- the Critic interface ----------------------------------------------------------------
 
     def generate(self, conversations: Sequence[Conversation]) -> list[Generation]:
-        items = [_Item(c) for c in conversations]
-        for item in items:
-            self._queue.put(item)
+        items = [self.batcher.submit(BatchItem(c)) for c in conversations]
         return [item.result.result() for item in items]
 
     def generate_stream(self, conversation: Conversation) -> Iterator[str | Generation]:
         if not hasattr(self.critic, "chat_model"):  # a server critic streams on its own
             yield from self.critic.generate_stream(conversation)
             return
-        item = _Item(conversation, deltas=queue.Queue())
-        self._queue.put(item)
-        while True:
-            delta = item.deltas.get()
-            if delta is None:
-                break
-            yield delta
-        yield item.result.result()
+        yield from self.batcher.submit(BatchItem(conversation, deltas=queue.Queue())).stream()
 
-    # --- the worker ----------------------------------------------------------------------------
+    # --- one batch -----------------------------------------------------------------------------
 
-    def _collect(self) -> list[_Item]:
-        """The first waiting item, then whatever arrives within the window, up to max_batch."""
-        batch = [self._queue.get()]
-        deadline = time.monotonic() + self.window_s
-        while len(batch) < self.max_batch:
-            remaining = deadline - time.monotonic()
-            try:
-                batch.append(self._queue.get(timeout=max(remaining, 0)) if remaining > 0
-                             else self._queue.get_nowait())
-            except queue.Empty:
-                break
-        return batch
-
-    def _serve(self) -> None:
-        while True:
-            batch = self._collect()
-            self.batches_run += 1
-            try:
-                if any(item.deltas is not None for item in batch):
-                    generations = self._generate_streaming(batch)
-                else:
-                    generations = self.critic.generate([item.conversation for item in batch])
-            except BaseException as error:  # each caller re-raises it in its own thread
-                for item in batch:
-                    item.result.set_exception(error)
-                    if item.deltas is not None:
-                        item.deltas.put(None)
-                continue
-            for item, generation in zip(batch, generations):
-                item.result.set_result(generation)
-
-    def _generate_streaming(self, batch: list[_Item]) -> list[Generation]:
-        """One batched decode whose tokens are split by row into each caller's delta queue."""
-        from rr_core.critics.transformers_critic import _DeltaStreamer
-
+    def _run_batch(self, batch: list[BatchItem]) -> list[Generation]:
+        conversations = [item.payload for item in batch]
+        if not any(item.deltas is not None for item in batch):
+            return self.critic.generate(conversations)
         critic = self.critic
         chat_model = critic.chat_model
-        conversations = [item.conversation for item in batch]
-        row_streamers = []
-        for item in batch:
-            streamer = _DeltaStreamer(chat_model.processor.tokenizer, chat_model.eos_ids)
-            if item.deltas is not None:
-                streamer.queue = item.deltas
-            row_streamers.append(streamer)
-        extra = {**critic._extra_generate_kwargs(conversations), "streamer": _RowSplitter(row_streamers)}
+        extra = {**critic._extra_generate_kwargs(conversations), "streamer": row_splitter(chat_model, batch)}
         return chat_model.generate([c.to_transformers() for c in conversations], critic.settings,
                                    critic._logits_processors(len(batch), conversations), extra)
+
+
+def row_splitter(chat_model, batch: Sequence[BatchItem]) -> _RowSplitter:
+    """A streamer for one batched decode that puts row i's text deltas on the i-th item's queue.
+
+    Rows without a queue (callers that did not ask for a stream) get a streamer nobody reads.
+    """
+    from rr_core.critics.transformers_critic import _DeltaStreamer
+
+    row_streamers = []
+    for item in batch:
+        streamer = _DeltaStreamer(chat_model.processor.tokenizer, chat_model.eos_ids)
+        if item.deltas is not None:
+            streamer.queue = item.deltas
+        row_streamers.append(streamer)
+    return _RowSplitter(row_streamers)

@@ -55,8 +55,10 @@ class GrammarLogitsProcessor(LogitsProcessor):
     `compiled_grammar` is an xgrammar CompiledGrammar whose vocabulary is the model's logits width
     (`rr_core.grammar.compiled_grammar(..., vocab_size=model vocab)`), or a list of them, one per
     row, for a batch that mixes tasks or modes; logits wider than that vocabulary are masked past it.
-    A row that has ended (its matcher accepted a stop token) gets only the stop tokens allowed, so a
-    batch keeps a finite distribution in every row.
+    A None in the list leaves that row unconstrained (rr_core.serve batches requests with and
+    without a grammar together); at least one row needs a grammar. A row that has ended (its
+    matcher accepted a stop token) gets only the stop tokens allowed, so a batch keeps a finite
+    distribution in every row.
     """
 
     def __init__(self, compiled_grammar: Any, batch_size: int | None = None,
@@ -68,12 +70,17 @@ class GrammarLogitsProcessor(LogitsProcessor):
         if isinstance(compiled_grammar, (list, tuple)):
             if batch_size is not None and len(compiled_grammar) != batch_size:
                 raise ValueError(f"got {len(compiled_grammar)} grammars for batch size {batch_size}")
-            if len({int(g.tokenizer_info.vocab_size) for g in compiled_grammar}) != 1:
+            present = [g for g in compiled_grammar if g is not None]
+            if not present:
+                raise ValueError("at least one row needs a grammar")
+            if len({int(g.tokenizer_info.vocab_size) for g in present}) != 1:
                 raise ValueError("the grammars of one batch must be compiled for the same vocabulary")
             batch_size = len(compiled_grammar)
+            first = present[0]
+        else:
+            first = compiled_grammar
         self.compiled_grammar = compiled_grammar
         self.batch_size = batch_size
-        first = compiled_grammar[0] if isinstance(compiled_grammar, (list, tuple)) else compiled_grammar
         info = first.tokenizer_info
         self.vocab_size = int(info.vocab_size)
         self.stop_token_ids = [int(t) for t in (stop_token_ids if stop_token_ids is not None
@@ -86,6 +93,7 @@ class GrammarLogitsProcessor(LogitsProcessor):
         self._bitmask: torch.Tensor | None = None
         self._stop_row: torch.Tensor | None = None
         self._batch_matcher = None
+        self._bound_rows: list[int] = []
 
     def _start(self, batch: int, length: int) -> None:
         """First call of a generation: the prompt is in, nothing generated yet."""
@@ -95,11 +103,15 @@ class GrammarLogitsProcessor(LogitsProcessor):
         xgr = self._xgr
         grammars = (self.compiled_grammar if isinstance(self.compiled_grammar, (list, tuple))
                     else [self.compiled_grammar] * batch)
-        self.matchers = [xgr.GrammarMatcher(grammar, override_stop_tokens=self.stop_token_ids)
+        self.matchers = [None if grammar is None
+                         else xgr.GrammarMatcher(grammar, override_stop_tokens=self.stop_token_ids)
                          for grammar in grammars]
         self._bitmask = xgr.allocate_token_bitmask(batch, self.vocab_size)
         self._batch_matcher = xgr.BatchGrammarMatcher() if batch > 1 else None
         self._stop_row = _bitmask_row(self.stop_token_ids, self._bitmask.shape[1])
+        self._bound_rows = [row for row, matcher in enumerate(self.matchers) if matcher is not None]
+        for row in set(range(batch)) - set(self._bound_rows):  # every bit set: the row stays as it is
+            self._bitmask[row] = -1
         self._length = length
 
     def _advance(self, input_ids: torch.LongTensor) -> None:
@@ -110,6 +122,8 @@ class GrammarLogitsProcessor(LogitsProcessor):
         new_tokens = input_ids[:, self._length:].tolist()  # (batch, new)
         self._length = length
         for row, (matcher, tokens) in enumerate(zip(self.matchers, new_tokens)):
+            if matcher is None:
+                continue
             for token in tokens:
                 if matcher.is_terminated():
                     break
@@ -126,8 +140,8 @@ class GrammarLogitsProcessor(LogitsProcessor):
             self._advance(input_ids)
         # 2. Fill the bitmask (batch, ceil(vocab / 32)): the grammar's next tokens (rows in parallel
         #    threads), or stop tokens only for rows that have ended.
-        live = [row for row, matcher in enumerate(self.matchers) if not matcher.is_terminated()]
-        for row in set(range(batch)) - set(live):
+        live = [row for row in self._bound_rows if not self.matchers[row].is_terminated()]
+        for row in set(self._bound_rows) - set(live):
             self._bitmask[row] = self._stop_row
         if self._batch_matcher is not None and len(live) > 1:
             matchers = [self.matchers[row] for row in live]
@@ -139,7 +153,7 @@ class GrammarLogitsProcessor(LogitsProcessor):
         mask = self._bitmask.to(scores.device, non_blocking=True)
         self._xgr.apply_token_bitmask_inplace(scores, mask, vocab_size=width)
         if scores.shape[-1] > self.vocab_size:
-            scores[:, self.vocab_size:] = float("-inf")
+            scores[self._bound_rows, self.vocab_size:] = float("-inf")
         return scores
 
 
