@@ -12,7 +12,7 @@ transformer only, and the prediction is cut back to the first S tokens.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 import numpy as np
@@ -26,6 +26,7 @@ from training.rl.models_qwen import (
     QwenConditioning,
     QwenImageAdapter,
 )
+from training.rl.packed_latents import PackedLatentAdapter, tensors_to
 
 
 @dataclass
@@ -48,28 +49,15 @@ class Conditioning:
                                 if getattr(self, name) is not None})
 
     def to(self, device: torch.device | str) -> Conditioning:
-        values = {f.name: getattr(self, f.name) for f in fields(self)}
-        return replace(self, **{k: v.to(device) for k, v in values.items() if isinstance(v, torch.Tensor)})
+        return tensors_to(self, device)
 
 
-class FluxAdapter:
+class FluxAdapter(PackedLatentAdapter):
     """FLUX.1 text-to-image (FluxPipeline) and FLUX.1-Kontext edit (FluxKontextPipeline)."""
 
     def __init__(self, pipeline: Any, max_sequence_length: int = 512) -> None:
-        self.pipeline = pipeline
-        self.transformer = pipeline.transformer
-        self.max_sequence_length = max_sequence_length
+        super().__init__(pipeline, max_sequence_length)
         self.is_edit = type(pipeline).__name__ == "FluxKontextPipeline"
-        self.latent_channels = self.transformer.config.in_channels // 4
-        self.vae_scale = pipeline.vae_scale_factor
-
-    @property
-    def device(self) -> torch.device:
-        return self.transformer.device
-
-    def latent_shape(self, height: int, width: int) -> tuple[int, int]:
-        """(S, C) of the packed latents of an H x W image."""
-        return (height // (self.vae_scale * 2)) * (width // (self.vae_scale * 2)), self.latent_channels * 4
 
     @torch.no_grad()
     def encode(self, prompt: str, source: Image.Image | None, batch: int, height: int, width: int,

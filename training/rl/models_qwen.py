@@ -20,7 +20,7 @@ Shapes: an H x W image has packed latents (B, S, C) with S = (H / 16) * (W / 16)
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -34,6 +34,7 @@ from diffusers.pipelines.qwenimage.pipeline_qwenimage_edit_plus import (
 from PIL import Image
 
 from rr_core.generators.base import UnsupportedGenerator, prepare_source
+from training.rl.packed_latents import PackedLatentAdapter, tensors_to
 
 QWEN_PIPELINES = ("QwenImagePipeline", "QwenImageEditPlusPipeline")
 # Every attention projection of both streams (image: to_*, text: add_*_proj / to_add_out).
@@ -62,11 +63,10 @@ class QwenConditioning:
                                 if getattr(self, name) is not None})
 
     def to(self, device: torch.device | str) -> QwenConditioning:
-        values = {f.name: getattr(self, f.name) for f in fields(self)}
-        return replace(self, **{k: v.to(device) for k, v in values.items() if isinstance(v, torch.Tensor)})
+        return tensors_to(self, device)
 
 
-class QwenImageAdapter:
+class QwenImageAdapter(PackedLatentAdapter):
     """Qwen-Image text-to-image (QwenImagePipeline) and Qwen-Image-Edit-2509 (QwenImageEditPlusPipeline)."""
 
     def __init__(self, pipeline: Any, max_sequence_length: int = 512,
@@ -76,21 +76,9 @@ class QwenImageAdapter:
             raise UnsupportedGenerator(f"QwenImageAdapter takes {' or '.join(QWEN_PIPELINES)}, not {name}.")
         if pipeline.transformer.config.guidance_embeds:
             raise UnsupportedGenerator("A guidance-distilled Qwen-Image transformer has no adapter yet.")
-        self.pipeline = pipeline
-        self.transformer = pipeline.transformer
-        self.max_sequence_length = max_sequence_length
+        super().__init__(pipeline, max_sequence_length)
         self.negative_prompt = negative_prompt
         self.is_edit = name == "QwenImageEditPlusPipeline"
-        self.latent_channels = self.transformer.config.in_channels // 4
-        self.vae_scale = pipeline.vae_scale_factor
-
-    @property
-    def device(self) -> torch.device:
-        return self.transformer.device
-
-    def latent_shape(self, height: int, width: int) -> tuple[int, int]:
-        """(S, C) of the packed latents of an H x W image."""
-        return (height // (self.vae_scale * 2)) * (width // (self.vae_scale * 2)), self.latent_channels * 4
 
     def _text(self, prompt: str, condition_image: Image.Image | None, batch: int) -> tuple[torch.Tensor, Any]:
         """(batch, L, D) embeddings and their (batch, L) mask (None when unpadded), as the pipeline encodes."""
