@@ -3,7 +3,8 @@
 Presets:
 - rationalrewards: the two 8B critics in process (bf16) + FLUX.1-schnell + FLUX.1-Kontext-dev. A
   CUDA GPU with about 60 GB is comfortable; `low_memory=True` (flag --low-memory) fits a single 24 GB
-  GPU: critics in 4-bit NF4 and generators with model CPU offload.
+  GPU: critics in 4-bit NF4 (~6 GB each while loaded), generator transformers in 4-bit NF4 with model
+  CPU offload (FLUX peaks near 12 GB that way; bf16 with offload alone peaks near 23 GB).
 - remote: the critic at an OpenAI-compatible URL (vLLM, or `python -m rr_core.serve`); generators local.
 - tiny: random-weight models built offline. Output is meaningless; it exists for wiring, tests and
   demos without downloads. Its critic decodes under the critique grammar so its critiques parse.
@@ -106,9 +107,9 @@ def _resolve(name: str, critic_url: str | None, low_memory: bool, env: Mapping[s
 
     generators = {
         Task.T2I: GeneratorConfig(task=Task.T2I, model_id=env.get("RR_T2I_MODEL") or TEXT_TO_IMAGE_ID,
-                                  cpu_offload=low_memory),
+                                  cpu_offload=low_memory, quantize_4bit=low_memory),
         Task.EDIT: GeneratorConfig(task=Task.EDIT, model_id=env.get("RR_EDIT_MODEL") or EDIT_ID,
-                                   cpu_offload=low_memory),
+                                   cpu_offload=low_memory, quantize_4bit=low_memory),
     }
     if name == "remote":
         if not critic_url:
