@@ -131,10 +131,13 @@ class Critic(abc.ABC):
         settings: DecodeSettings | None = None,
         reward_spec: RewardSpec | None = None,
         templates: Sequence[str | Path | PromptTemplate] = (),
+        constrained: bool = False,
     ) -> None:
         """`templates`: the user's own prompt template files, each replacing the shipped template of
-        its task and mode (a template file names both)."""
+        its task and mode (a template file names both). `constrained`: the backend decodes under the
+        critique grammar; recorded on every critique it returns."""
         self.model_id = model_id
+        self.constrained = constrained
         self.tasks = frozenset(Task.parse(t) for t in tasks)
         if not self.tasks:
             raise ValueError("a critic must serve at least one task")
@@ -206,12 +209,6 @@ class Critic(abc.ABC):
     def _pointwise_conversation(self, request: CritiqueRequest) -> Conversation:
         return build_pointwise(request.task, request.request, request.image, source_image=request.source_image,
                                template=self.templates.get((request.task, "pointwise")))
-
-    @property
-    def constrained(self) -> bool:
-        """Whether this critic decodes under the critique grammar (recorded on every critique)."""
-        config = getattr(self, "config", None)
-        return bool(getattr(config, "constrained", False))
 
     def _meta(self, conversation: Conversation, generation: Generation) -> dict:
         return {

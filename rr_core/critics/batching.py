@@ -146,7 +146,7 @@ class BatchingCritic(Critic):
     def __init__(self, critic: Critic, window_s: float = 0.02, max_batch: int = 8) -> None:
         self.batcher = RequestBatcher(self._run_batch, window_s, max_batch, name="critic-batcher")
         super().__init__(critic.model_id, critic.tasks, critic.settings, critic.reward_spec,
-                         list(critic.templates.values()))
+                         list(critic.templates.values()), critic.constrained)
         self.critic = critic
 
     @property

@@ -117,7 +117,8 @@ class OpenAICritic(Critic):
         self.client = openai.OpenAI(base_url=config.base_url, api_key=config.api_key,
                                     timeout=config.timeout_s, max_retries=0)
         model = config.model or self._first_served_model()
-        super().__init__(model, config.tasks, config.decode_settings(), reward_spec, config.prompt_templates)
+        super().__init__(model, config.tasks, config.decode_settings(), reward_spec, config.prompt_templates,
+                         config.constrained)
 
     @property
     def url(self) -> str:

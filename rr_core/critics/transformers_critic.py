@@ -396,7 +396,7 @@ class TransformersCritic(Critic):
     ) -> None:
         config = config or TransformersCriticConfig()
         super().__init__(config.critic_id, config.tasks, config.decode_settings(), reward_spec,
-                         config.prompt_templates)
+                         config.prompt_templates, config.constrained)
         self.config = config
         self.chat_model = chat_model or ChatModel.load(config)
         # The decode path belongs to the shared model: the critic built last sets it for all its users.

@@ -109,3 +109,13 @@ def test_concurrent_streams_each_see_only_their_own_text(tiny_chat_model, tiny_c
     assert tiny_chat_model.generate_calls - calls_before == 1
     for items, text in zip(streams, alone):
         assert "".join(items[:-1]) == items[-1].raw_text == text
+
+
+def test_a_wrapped_constrained_critic_still_marks_its_critiques(tiny_chat_model, tiny_critic_path):
+    """The constrained flag travels with the wrapper, so stored critiques say how they were decoded."""
+    from rr_core.presets import tiny_critic_settings
+
+    settings = {**tiny_critic_settings(), "model": str(tiny_critic_path)}
+    inner = TransformersCritic(TransformersCriticConfig(**settings), chat_model=tiny_chat_model)
+    critique = BatchingCritic(inner).critique(requests_of_different_lengths()[0])
+    assert critique.constrained and critique.status.value == "ok"
