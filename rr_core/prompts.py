@@ -76,20 +76,25 @@ def _check_template(template: PromptTemplate) -> None:
         )
 
 
-def load_template_file(path: str | Path) -> PromptTemplate:
-    """Load and check a template file (the shipped ones or a user's own, same format)."""
-    path = Path(path)
+def read_template_mapping(path: Path, fields: tuple[str, ...], what: str) -> dict:
+    """A template file's YAML mapping with exactly `fields` (any missing or unknown is a TemplateError)."""
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as exc:
-        raise TemplateError(f"cannot read prompt template {path}: {exc}") from exc
+        raise TemplateError(f"cannot read {what} {path}: {exc}") from exc
     if not isinstance(data, dict):
         raise TemplateError(f"{path}: a template is a YAML mapping")
-    fields = ("name", "version", "task", "mode", "system", "user")
     missing = [key for key in fields if key not in data]
     unknown = sorted(set(data) - set(fields))
     if missing or unknown:
         raise TemplateError(f"{path}: missing fields {missing}, unknown fields {unknown}")
+    return data
+
+
+def load_template_file(path: str | Path) -> PromptTemplate:
+    """Load and check a template file (the shipped ones or a user's own, same format)."""
+    path = Path(path)
+    data = read_template_mapping(path, ("name", "version", "task", "mode", "system", "user"), "prompt template")
     try:
         task = Task.parse(data["task"])
     except ValueError as exc:

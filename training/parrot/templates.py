@@ -10,12 +10,11 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-import yaml
 from PIL import Image
 
 from rr_core.critique import PairwiseCritique, Preference
 from rr_core.errors import TemplateError
-from rr_core.prompts import PROMPTS_DIR, Conversation, build_pairwise
+from rr_core.prompts import PROMPTS_DIR, Conversation, build_pairwise, read_template_mapping
 from rr_core.rubric import Task, dimensions
 
 _FIELDS = ("name", "version", "task", "preference_words", "anchor", "judge")
@@ -39,16 +38,7 @@ class ParrotTemplate:
 def load_parrot_template(path: str | Path) -> ParrotTemplate:
     """Read and check a PARROT template file: every field, both placeholders, a word per preference."""
     path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise TemplateError(f"cannot read PARROT template {path}: {exc}") from exc
-    if not isinstance(data, dict):
-        raise TemplateError(f"{path}: a template is a YAML mapping")
-    missing = [k for k in _FIELDS if k not in data]
-    unknown = sorted(set(data) - set(_FIELDS))
-    if missing or unknown:
-        raise TemplateError(f"{path}: missing fields {missing}, unknown fields {unknown}")
+    data = read_template_mapping(path, _FIELDS, "PARROT template")
     words = {str(k): str(v) for k, v in (data["preference_words"] or {}).items()}
     if set(words) != {p.value for p in Preference}:
         raise TemplateError(f"{path}: preference_words needs exactly the keys A, B, tie; got {sorted(words)}")
