@@ -16,19 +16,16 @@ import statistics
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import sqlalchemy
 from PIL import Image
-from sqlalchemy import Engine, create_engine, insert, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import Engine, insert
 
 from rr_core.critique import Critique, DimensionScore, ParseStatus
 from rr_core.rubric import Task
 from storage import repository as repo
-from storage.db import make_engine, make_session_factory, write_transaction
+from storage.db import make_engine, make_session_factory, scratch_postgres_database, write_transaction
 from storage.export import ExportFilters, export_pairs, write_jsonl
 from storage.images import PNG_COMPRESS_LEVEL, ImageStore
 from storage.migrate import upgrade_to_head
@@ -137,21 +134,6 @@ def bench_export(engine: Engine, store: ImageStore, pairs: int, out_dir: Path) -
     return rates[0], rates[1]
 
 
-@contextmanager
-def scratch_postgres(base_url: str) -> Iterator[str]:
-    base = make_url(base_url)
-    name = f"rr_bench_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield base.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-
 def run(name: str, url: str, args: argparse.Namespace, tmp: Path) -> None:
     engine = make_engine(url)
     upgrade_to_head(engine)
@@ -175,7 +157,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         run("sqlite", f"sqlite:///{tmp}/bench.sqlite3", args, Path(tmp))
         if args.postgres_url:
-            with scratch_postgres(args.postgres_url) as url:
+            with scratch_postgres_database(args.postgres_url, "rr_bench") as url:
                 run("postgresql", url, args, Path(tmp))
         else:
             print("[postgresql] skipped: pass --postgres-url or set RR_TEST_POSTGRES_URL")

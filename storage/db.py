@@ -106,3 +106,24 @@ def write_transaction(engine_or_factory: Engine | sessionmaker[Session]) -> Iter
         engine = factory.kw["bind"]
     with factory(bind=writer_engine(engine)) as session, session.begin():
         yield session
+
+
+@contextmanager
+def scratch_postgres_database(base_url: str, prefix: str) -> Iterator[str]:
+    """A new empty PostgreSQL database beside the one `base_url` names, dropped on exit; yields its URL.
+
+    For tests and benchmarks that must not touch real data (the role needs CREATEDB).
+    """
+    from sqlalchemy import text
+
+    base = make_url(base_url)
+    name = f"{prefix}_{os.urandom(4).hex()}".lower()
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield base.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()

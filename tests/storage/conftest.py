@@ -14,13 +14,12 @@ from collections.abc import Callable, Iterator
 
 import pytest
 from PIL import Image as PILImage
-from sqlalchemy import Engine, create_engine, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from rr_core.critique import Critique, DimensionScore, ParseStatus
 from rr_core.rubric import Task, dimension_keys
-from storage.db import make_engine, make_session_factory
+from storage.db import make_engine, make_session_factory, scratch_postgres_database
 from storage.images import ImageStore
 from storage.migrate import upgrade_to_head
 
@@ -42,17 +41,8 @@ def fresh_database(kind: str, tmp_dir: os.PathLike[str], module: str) -> Iterato
     if kind == "sqlite":
         yield f"sqlite:///{os.path.join(tmp_dir, 'studio.sqlite3')}"
         return
-    base = make_url(postgres_base_url())
-    name = f"rr_{module[:30]}_{uuid.uuid4().hex[:8]}".lower()
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield base.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with scratch_postgres_database(postgres_base_url(), f"rr_{module[:30]}") as url:
+        yield url
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
