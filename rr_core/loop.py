@@ -23,6 +23,7 @@ from rr_core.config import from_dict
 from rr_core.critics.base import CritiqueRequest
 from rr_core.critique import Critique, ParseStatus
 from rr_core.errors import InvalidRequest
+from rr_core.generators.base import GenerationRequest
 from rr_core.prompts import validate_request
 from rr_core.reward import RewardSpec, apply_reward
 from rr_core.rubric import Task, dimension_keys
@@ -39,7 +40,7 @@ class CriticLike(Protocol):
 
 
 class GeneratorLike(Protocol):
-    def generate(self, request: Any) -> list[Image.Image]: ...
+    def generate(self, request: GenerationRequest) -> list[Image.Image]: ...
 
 
 @dataclass
@@ -249,16 +250,10 @@ class LoopState:
 class RefineLoop:
     """Drives a generator and a critic through rounds; one instance serves many sessions."""
 
-    def __init__(self, generator: GeneratorLike, critic: CriticLike, task: Task | str,
-                 generation_request_factory: Callable[..., Any] | None = None) -> None:
+    def __init__(self, generator: GeneratorLike, critic: CriticLike, task: Task | str) -> None:
         self.generator = generator
         self.critic = critic
         self.task = Task.parse(task)
-        if generation_request_factory is None:
-            from rr_core.generators.base import GenerationRequest
-
-            generation_request_factory = GenerationRequest
-        self._make_request = generation_request_factory
 
     def run(
         self,
@@ -329,7 +324,7 @@ class RefineLoop:
             if cancel.is_set():
                 return
             try:
-                images = self.generator.generate(self._make_request(
+                images = self.generator.generate(GenerationRequest(
                     prompt=prompt, negative_prompt=config.negative_prompt, seed=base_seed,
                     steps=config.steps, guidance=config.guidance, width=config.width, height=config.height,
                     num_candidates=config.candidates, source_image=state.source_image))
