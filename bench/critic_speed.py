@@ -16,8 +16,10 @@ each with its fraction of the memory-bandwidth roofline: the language model's we
 decode step over the measured copy bandwidth (device-to-device on CUDA, memcpy on CPU), against the
 measured time per step. "ttft ms" is the time to the first streamed text delta of one critique;
 "warm-up s" is the fast path's compile and capture time. It also checks that the fast path's greedy
-tokens equal plain generate's, and prints the token-identical prefix two requests share (what
-prefix KV reuse could skip). Prints figures; not a test.
+tokens equal plain generate's, and prints the token-identical prefix two different requests share.
+The prefix table times the first token of a round's K edit candidates (one instruction and source
+image) with prefix KV reuse off and on (rr_core.critics.prefix_reuse), and checks the tokens match.
+Prints figures; not a test.
 """
 
 from __future__ import annotations
@@ -236,6 +238,37 @@ def fast_decode_table(chat_model: ChatModel, args, bandwidth: float, weight_byte
     print(f"shared prefix of two different requests: {shared} of {total} prompt tokens ({shared / total:.1%})")
 
 
+def edit_candidates(count: int, side: int) -> list[CritiqueRequest]:
+    """A round's K edit candidates: one instruction and source image, different edited images."""
+    source = Image.new("RGB", (side, side), (120, 140, 90))
+    return [CritiqueRequest(Task.EDIT, "replace the sky with a purple sunset and add a small red boat",
+                            Image.new("RGB", (side, side), (40 * i % 255, 90, 160)), source)
+            for i in range(count)]
+
+
+def prefix_reuse_table(chat_model: ChatModel, args) -> None:
+    """Prefix KV reuse: time to the first token of a K-candidate edit batch, prefix reuse off and on."""
+    mode = "auto" if torch.cuda.is_available() else "static"
+    critics = {reuse: ForcedLength(TransformersCriticConfig(model="bench", tasks=("edit",), batch_size=64,
+                                                            max_new_tokens=1, fast_decode=mode,
+                                                            prefix_reuse=reuse), chat_model=chat_model)
+               for reuse in (False, True)}
+    print(f"{'K':>3} {'prompt tok':>10} {'shared':>7} {'first token, off':>17} {'on':>8} {'ratio':>6} {'same tokens':>12}")
+    for count in args.prefix_batch_sizes:
+        batch = edit_candidates(count, args.image_side)
+        seconds = timed({reuse: lambda c=c: c.critique_many(batch) for reuse, c in critics.items()}, args.repeats)
+        shared = chat_model.fast.shared_prefix_tokens
+        prompt = chat_model.encode([critics[True]._pointwise_conversation(batch[0]).to_transformers()])
+        longer = {reuse: ForcedLength(TransformersCriticConfig(model="bench", tasks=("edit",), batch_size=64,
+                                                               max_new_tokens=args.new_tokens, fast_decode=mode,
+                                                               prefix_reuse=reuse), chat_model=chat_model)
+                  for reuse in (False, True)}
+        same = [c.raw_text for c in longer[False].critique_many(batch)] == \
+            [c.raw_text for c in longer[True].critique_many(batch)]
+        print(f"{count:>3} {prompt['input_ids'].shape[1]:>10} {shared:>7} {seconds[False] * 1e3:>14.0f} ms "
+              f"{seconds[True] * 1e3:>5.0f} ms {seconds[False] / seconds[True]:>5.2f}x {'yes' if same else 'NO':>12}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--real-shape", action="store_true", help="8B-shaped random weights (needs CUDA)")
@@ -247,6 +280,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=0, help="CPU threads for torch (0: torch's default)")
     parser.add_argument("--skip-overhead", action="store_true", help="only the issue-8 table")
     parser.add_argument("--skip-fast", action="store_true", help="only the issue-2 overhead table")
+    parser.add_argument("--prefix-batch-sizes", type=int, nargs="*", default=[4, 8],
+                        help="K of the prefix-reuse table (edit candidates of one request); none skips it")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -268,6 +303,8 @@ def main() -> None:
         overhead_table(chat_model, args, bandwidth if args.real_shape else None, weight_bytes)
     if not args.skip_fast:
         fast_decode_table(chat_model, args, bandwidth, weight_bytes)
+    if args.prefix_batch_sizes:
+        prefix_reuse_table(chat_model, args)
 
 
 if __name__ == "__main__":

@@ -34,6 +34,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from rr_core.critics.prefix_reuse import prefill_shared_prefix
 from rr_core.paths import cache_dir
 
 logger = logging.getLogger(__name__)
@@ -68,6 +69,13 @@ def compile_unavailable_reason(model) -> str:
     if not hasattr(torch, "compile"):
         return "this torch has no torch.compile"
     return ""
+
+
+def cache_argument(model) -> str:
+    """The generate keyword for a KV cache: `cache` from transformers 5.2x, `past_key_values` before."""
+    import inspect
+
+    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
 
 
 class _PaddedRows:
@@ -117,7 +125,7 @@ class FastDecoder:
 
     def __init__(self, model, mode: str = "auto", stop_id: int = 0,
                  batch_buckets: Sequence[int] = BATCH_BUCKETS, length_bucket_tokens: int = LENGTH_BUCKET,
-                 artifacts_dir: Path | str | None = None) -> None:
+                 artifacts_dir: Path | str | None = None, prefix_reuse: bool = True) -> None:
         if mode not in FAST_DECODE_MODES:
             raise ValueError(f"fast_decode must be one of {FAST_DECODE_MODES}, got {mode!r}")
         if length_bucket_tokens < 1:
@@ -131,6 +139,8 @@ class FastDecoder:
         self.caches: dict[tuple[int, int], Any] = {}
         self.warmup_s: float | None = None
         self.reserve_new_tokens = 0  # the cache holds at least this many new tokens (warm-up decodes fewer)
+        self.prefix_reuse = prefix_reuse
+        self.shared_prefix_tokens = 0  # of the last call: prompt tokens prefilled once for all rows
         self._status_lock = threading.Lock()
         self.mode, self.status = self._resolve(mode)
 
@@ -169,7 +179,7 @@ class FastDecoder:
         Pads the batch to its bucket, attaches the kept static cache for the bucketed length and,
         in compiled mode, the compile config. `kwargs` is what ChatModel.generate_kwargs built.
         """
-        from transformers import CompileConfig, LogitsProcessorList
+        from transformers import LogitsProcessorList
 
         kwargs = dict(kwargs)
         input_ids = kwargs["input_ids"]
@@ -195,14 +205,31 @@ class FastDecoder:
         length = length_bucket(prompt_length + new_tokens, self.length_bucket_tokens)
         cache = self._cache(bucket, length)
         cache.reset()
-        kwargs["cache"] = cache
+        # 4. rows of one request (K candidates, an RL group): their shared prefix is prefilled once
+        reused = prefill_shared_prefix(self.model, kwargs, cache, cache_argument(self.model)) \
+            if self.prefix_reuse else None
+        if reused is None:
+            kwargs[cache_argument(self.model)] = cache
+            self.shared_prefix_tokens = 0
+        else:
+            kwargs, self.shared_prefix_tokens = reused
         config.cache_implementation = None
         if self.mode == "compiled":
-            config.compile_config = CompileConfig(fullgraph=False, dynamic=False, mode="reduce-overhead")
+            config.compile_config = self._compile_config()
             config.disable_compile = False
         else:
             config.disable_compile = True
         return kwargs, rows
+
+    def _compile_config(self):
+        """CUDA graphs on CUDA; elsewhere (only where a test forces compiling) inductor without graphs."""
+        from transformers import CompileConfig
+
+        if self.model.device.type == "cuda":
+            return CompileConfig(fullgraph=False, dynamic=False, mode="reduce-overhead")
+        config = CompileConfig(fullgraph=False, dynamic=False, mode="default")
+        config._compile_all_devices = True  # transformers compiles on CUDA-like devices only, unless told
+        return config
 
     def _cache(self, rows: int, length: int):
         from transformers import StaticCache

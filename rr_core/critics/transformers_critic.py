@@ -54,6 +54,9 @@ class TransformersCriticConfig:
     fast_decode: "off" (plain generate), "static" (a kept, bucketed static KV cache), "compiled"
         (that cache plus a CUDA-graph decode step) or "auto" (compiled where possible, else plain);
         see rr_core.critics.fast_decode. Greedy outputs are identical in every mode.
+    prefix_reuse: on the fast path, rows of one request (a round's K candidates, an RL group) prefill
+        the prompt they share (for an edit, the source image too) once instead of once per row;
+        see rr_core.critics.prefix_reuse.
     constrained: decode under the critique grammar (rr_core.grammar) so every critique parses; the
         headings, order and score syntax are enforced, the words are the model's. Off by default
         for real checkpoints (see the README's trade-off); on for the tiny critic.
@@ -79,6 +82,7 @@ class TransformersCriticConfig:
     attn_implementation: str = ""
     max_image_pixels: int = 0
     fast_decode: str = "auto"
+    prefix_reuse: bool = True
     constrained: bool = False
     grammar_caps: dict[str, int | None] | None = None
     adapter: str = ""
@@ -402,6 +406,7 @@ class TransformersCritic(Critic):
         # The decode path belongs to the shared model: the critic built last sets it for all its users.
         fast = self.chat_model.enable_fast_decode(config.fast_decode)
         fast.reserve_new_tokens = max(fast.reserve_new_tokens, config.max_new_tokens)
+        fast.prefix_reuse = config.prefix_reuse
 
     @property
     def fast_decode_status(self) -> str:

@@ -7,6 +7,7 @@ import torch
 
 from rr_core.critics.fast_decode import FastDecoder, batch_bucket, length_bucket
 from rr_core.critics.transformers_critic import TransformersCritic, TransformersCriticConfig
+from rr_core.rubric import Task
 from tests.critics.test_transformers_critic import requests_of_different_lengths
 
 
@@ -114,3 +115,30 @@ def test_warmup_runs_each_bucket_once_per_pass(tiny_chat_model, tmp_path):
     assert fast.warmup(rows_seen.append, [1, 3, 8]) == "ready"
     assert rows_seen == [1] * 3 + [4] * 3 + [8] * 3 and fast.warmup_s is not None
     assert fast.artifact_path().parent == tmp_path
+
+
+@pytest.mark.slow
+def test_compiled_decode_step_gives_plain_tokens_and_replays_without_recompiling(
+        tiny_chat_model, tiny_critic_path, monkeypatch):
+    """The GPU path's generate-with-compile, run by inductor on CPU (no CUDA graphs): same tokens, one compile.
+
+    Covers what only a GPU runs in the product: our kept static cache, padded batch rows and the
+    shared-prefix prefill feeding transformers' compiled decode step.
+    """
+    from torch._dynamo.utils import counters
+
+    from rr_core.critics import fast_decode
+    from tests.critics.test_prefix_reuse import candidates
+
+    monkeypatch.setattr(fast_decode, "compile_unavailable_reason", lambda model: "")
+    batch = candidates(Task.EDIT, 3)
+    plain = make_critic(tiny_chat_model, tiny_critic_path, "off", batch_size=4).critique_many(batch)
+    critic = make_critic(tiny_chat_model, tiny_critic_path, "compiled", batch_size=4)
+    assert tiny_chat_model.fast.mode == "compiled"
+    first = critic.critique_many(batch)
+    graphs = counters["stats"]["unique_graphs"]
+    assert graphs > 0, "the decode step was compiled"
+    again = critic.critique_many(batch)
+    assert counters["stats"]["unique_graphs"] == graphs, "the kept cache replays the compiled step"
+    assert tiny_chat_model.fast.shared_prefix_tokens > 0 and tiny_chat_model.fast.active
+    assert [c.raw_text for c in first] == [c.raw_text for c in again] == [c.raw_text for c in plain]
