@@ -8,12 +8,16 @@ Each batch size runs three generations, interleaved and best of `--repeats`: the
 (sampling at temperature 1 under the grammar until it ends), an unconstrained one forced to the
 same number of new tokens, and a one-token prefill. Per-token time is (total - prefill) / (new - 1),
 so the overhead is the grammar's own per-token cost: the xgrammar matcher's mask and its
-application to the logits ("mask ms" is the time inside the logits processor).
+application to the logits ("mask ms" is the time inside the logits processor). `--decode fast`
+(default) decodes through the critics' fast path (kept static cache; compiled on CUDA), the path
+the GPU target is about; `--decode plain` through plain `generate`. `--unbounded` drops the
+grammar's length caps.
 
 With --real-shape the grammar is compiled for a synthetic 151,643-token vocabulary (Qwen's size;
 no real tokenizer can be downloaded here), so xgrammar checks as many tokens per step as it would
 for the real checkpoints; the tiny run uses the tiny critic's own 872-token tokenizer. --mask-only
-times the processor alone (fill and CPU apply) on random logits at that vocabulary, on any machine.
+times the processor alone (fill and CPU apply) on random logits at that vocabulary, on any machine,
+and shows how one row's fill time spreads over the steps of a critique.
 Prints figures; not a test.
 """
 
@@ -23,6 +27,7 @@ import argparse
 import datetime
 import platform
 import random
+import statistics
 import time
 
 import torch
@@ -133,26 +138,44 @@ def qwen_sized_grammar(task: Task, mode: str, caps: SectionCaps, vocab_size: int
     return grammar, stop, time.perf_counter() - started
 
 
-def mask_only(grammar, stop: list[int], batch: int, repeats: int) -> tuple[float, int]:
-    """The grammar processor alone over random logits at Qwen's vocabulary: best seconds per step, steps."""
-    best, steps = float("inf"), 0
+def mask_only(grammar, stop: list[int], batch: int, repeats: int) -> tuple[float, list[float]]:
+    """The grammar processor alone at Qwen's vocabulary: best seconds per step, and each step's fill time.
+
+    The next token is the argmax over random logits drawn up front (sampling would be the GPU's job),
+    so the CPU time is the processor's: the matcher's fill and the CPU apply of the mask.
+    """
+    import xgrammar as xgr
+
+    generator = torch.Generator().manual_seed(0)
+    pool = torch.randn(16, batch, 151_936, generator=generator)  # (draws, batch, vocab)
+    best, fills = float("inf"), []
     for repeat in range(repeats):
-        generator = torch.Generator().manual_seed(repeat)
         processor = GrammarLogitsProcessor(grammar, batch, stop_token_ids=stop)
         ids = torch.zeros(batch, 1, dtype=torch.long)
         spent, steps = 0.0, 0
-        while True:
-            scores = torch.randn(batch, 151_936, generator=generator)  # (batch, vocab)
+        while steps < 400:
+            scores = pool[(steps + repeat) % len(pool)].clone()  # (batch, vocab)
             start = time.perf_counter()
             scores = processor(ids, scores)
             spent += time.perf_counter() - start
+            ids = torch.cat([ids, scores.argmax(dim=-1, keepdim=True)], dim=1)
+            steps += 1
             if all(m.is_terminated() for m in processor.matchers):
                 break
-            steps += 1
-            nxt = torch.multinomial(torch.softmax(scores, dim=-1), 1, generator=generator)  # (batch, 1)
-            ids = torch.cat([ids, nxt], dim=1)
         best = min(best, spent / steps)
-    return best, steps
+    # Fill time per step of one row, on the same walk (what varies is the grammar state).
+    matcher = xgr.GrammarMatcher(grammar, override_stop_tokens=stop)
+    mask = xgr.allocate_token_bitmask(1, 151_936)
+    for step in range(400):
+        if matcher.is_terminated():
+            break
+        start = time.perf_counter()
+        matcher.fill_next_token_bitmask(mask)
+        fills.append(time.perf_counter() - start)
+        scores = pool[step % len(pool), :1].clone()
+        xgr.apply_token_bitmask_inplace(scores, mask)
+        matcher.accept_token(int(scores.argmax()))
+    return best, fills
 
 
 def _sync() -> None:
@@ -160,17 +183,26 @@ def _sync() -> None:
         torch.cuda.synchronize()
 
 
-def run(model, inputs, grammar, eos, batch, max_new, repeats, seed=0):
-    """Best-of-`repeats` seconds for the constrained, unconstrained and prefill runs, and the token counts."""
+def run(model, inputs, grammar, eos, batch, max_new, repeats, fast=None, seed=0):
+    """Best-of-`repeats` seconds for the constrained, unconstrained and prefill runs, and the token count.
+
+    `fast` (a FastDecoder) runs every generate through the critics' fast decode path.
+    """
+    from transformers import GenerationConfig
+
     prompt_length = inputs["input_ids"].shape[1]
 
     def generate(processors, new_tokens, forced):
         torch.manual_seed(seed)
+        config = GenerationConfig(max_new_tokens=new_tokens, min_new_tokens=new_tokens if forced else None,
+                                  do_sample=True, temperature=1.0, top_p=1.0, top_k=0, eos_token_id=eos,
+                                  pad_token_id=model.generation_config.pad_token_id)
+        kwargs = {**inputs, "generation_config": config, "logits_processor": processors}
+        rows = batch
         with torch.inference_mode():
-            out = model.generate(**inputs, logits_processor=processors, max_new_tokens=new_tokens,
-                                 min_new_tokens=new_tokens if forced else None, do_sample=True,
-                                 temperature=1.0, eos_token_id=eos,
-                                 pad_token_id=model.generation_config.pad_token_id)
+            if fast is not None:
+                kwargs, rows = fast.prepare(kwargs)
+            out = model.generate(**kwargs)[:rows]
         return out.shape[1] - prompt_length
 
     best = {"constrained": float("inf"), "plain": float("inf"), "prefill": float("inf"), "mask": float("inf")}
@@ -199,13 +231,19 @@ def main() -> None:
     parser.add_argument("--prompt-tokens", type=int, default=1024, help="--real-shape: prompt length")
     parser.add_argument("--mask-only", action="store_true",
                         help="no model: the grammar processor alone on random logits at Qwen's vocabulary")
+    parser.add_argument("--unbounded", action="store_true",
+                        help="grammar fields without length caps (no length guarantee; cheaper to compile and fill)")
     parser.add_argument("--threads", type=int, default=0, help="CPU threads for torch (0: torch's default)")
+    parser.add_argument("--decode", choices=["plain", "fast"], default="fast",
+                        help="plain model.generate, or the critics' fast decode path (compiled on CUDA)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.real_shape and not torch.cuda.is_available():
         parser.error("--real-shape needs a CUDA GPU")
-    task, mode, caps = Task.parse(args.task), "pointwise", SectionCaps()
+    task, mode = Task.parse(args.task), "pointwise"
+    caps = SectionCaps(analysis=None, justification=None, summary=None, comments=None, refined=None) \
+        if args.unbounded else SectionCaps()
     if args.mask_only:
         print(f"constrained_speed --mask-only  {datetime.datetime.now().isoformat(timespec='seconds')}  "
               f"{platform.node()}  CPU ({platform.processor() or platform.machine()})")
@@ -216,29 +254,41 @@ def main() -> None:
         unbounded_s = qwen_sized_grammar(task, mode, unbounded)[2]
         print(f"the same with unbounded fields: compiled in {unbounded_s:.1f} s")
         for batch in args.batch_sizes:
-            step, steps = mask_only(grammar, stop, batch, args.repeats)
-            print(f"batch {batch}: {step * 1e3:.3f} ms per step (fill + apply on CPU) over {steps} steps")
+            step, fills = mask_only(grammar, stop, batch, args.repeats)
+            fills_ms = sorted(f * 1e3 for f in fills)
+            spikes = sum(f > 5 for f in fills_ms)
+            print(f"batch {batch}: {step * 1e3:.3f} ms per step (fill + CPU apply) over {len(fills)} steps; "
+                  f"one row's fill: median {statistics.median(fills_ms):.3f} ms, "
+                  f"p90 {fills_ms[int(0.9 * len(fills_ms))]:.3f} ms, max {fills_ms[-1]:.1f} ms, "
+                  f"{spikes} steps over 5 ms ({sum(f for f in fills_ms if f > 5):.0f} ms of "
+                  f"{sum(fills_ms):.0f} ms)")
         return
-    max_new = max_tokens_for(task, mode, caps)
+    max_new = max_tokens_for(task, mode, SectionCaps())  # unbounded fields: the default caps' budget
     device = (torch.cuda.get_device_name() if torch.cuda.is_available()
               else f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)")
     now = datetime.datetime.now().isoformat(timespec="seconds")
     print(f"constrained_speed  {now}  {platform.node()}  {device}")
     print(f"torch {torch.__version__}  {task.value} {mode}, default SectionCaps, sampling T=1, "
           f"best of {args.repeats}, interleaved")
-    print(f"{'batch':>5} {'new tok':>8} {'free tok/s':>11} {'grammar tok/s':>14} {'free ms/tok':>12} "
-          f"{'grammar ms/tok':>15} {'overhead':>9} {'mask ms/tok':>12} {'mask share':>11}")
     setup = real_setup if args.real_shape else tiny_setup
     model, make_inputs, grammar, eos, label = setup(task, mode, caps, args.prompt_tokens)
+    fast = None
+    if args.decode == "fast":
+        from rr_core.critics.fast_decode import FastDecoder
+
+        fast = FastDecoder(model, "auto" if torch.cuda.is_available() else "static", stop_id=min(eos))
+        fast.prefix_reuse = False  # the prompts here are random ids; this measures decoding
+    print(f"decode path: {args.decode}" + (f" ({fast.mode}: {fast.status})" if fast else " (plain generate)"))
+    print(f"{'batch':>5} {'new tok':>8} {'free tok/s':>11} {'grammar tok/s':>14} {'free ms/tok':>12} "
+          f"{'grammar ms/tok':>15} {'overhead':>9} {'mask ms/tok':>12} {'mask share':>11}")
     for batch in args.batch_sizes:
-        best, new = run(model, make_inputs(batch), grammar, eos, batch, max_new, args.repeats)
+        best, new = run(model, make_inputs(batch), grammar, eos, batch, max_new, args.repeats, fast)
         free_step = (best["plain"] - best["prefill"]) / (new - 1)
         grammar_step = (best["constrained"] - best["prefill"]) / (new - 1)
         mask_step = best["mask"] / new
         print(f"{batch:>5} {new:>8} {batch / free_step:>11.1f} {batch / grammar_step:>14.1f} "
               f"{free_step * 1e3:>12.2f} {grammar_step * 1e3:>15.2f} {grammar_step / free_step - 1:>9.1%} "
-              f"{mask_step * 1e3:>12.3f} "
-              f"{mask_step / grammar_step:>11.1%}")
+              f"{mask_step * 1e3:>12.3f} {mask_step / grammar_step:>11.1%}")
     print(f"model: {label}")
 
 

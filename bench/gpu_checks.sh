@@ -2,7 +2,7 @@
 # The GPU benchmarks at the real model shapes (random weights), as one prepared device run.
 #
 # Here (with network to PyPI), once per session: fetch the wheels the GPU machine lacks.
-#   bash bench/gpu_checks.sh prepare            # .whl/ is git-ignored
+#   bash bench/gpu_checks.sh prepare            # .whl/ is git-ignored; `prepare qlora` adds bitsandbytes
 # On the device machine (the `device` tool's run, carry [".whl"], timeout_s <= 600):
 #   bash bench/gpu_checks.sh run critic round constrained    # any of: critic round constrained rl sft
 # Each benchmark gets its own time limit and writes its log to $OUT/<name>.log; the figures go into
@@ -14,11 +14,13 @@ cd "$(dirname "$0")/.."
 WHEELS=(diffusers==0.42.1 importlib_metadata xgrammar==0.2.8 apache-tvm-ffi pydantic pydantic-core
         annotated-types typing-inspection)
 
-prepare() {
+prepare() {  # `prepare qlora` also fetches bitsandbytes (for the sft check's QLoRA run)
   mkdir -p .whl
+  [[ "${1:-}" == qlora ]] && WHEELS+=(bitsandbytes)
   for wheel in "${WHEELS[@]}"; do
     python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
-      --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 --platform manylinux_2_17_x86_64 \
+      --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 --platform manylinux_2_24_x86_64 \
+      --platform manylinux_2_17_x86_64 \
       --platform manylinux2014_x86_64 -d .whl "$wheel" || { echo "could not fetch $wheel" >&2; exit 1; }
   done
   du -sh .whl
@@ -43,14 +45,16 @@ run() {
       round) run_one round_latency 300 python3 -m bench.round_latency --real-shape --rounds 3 ;;
       constrained) run_one constrained_speed 180 python3 -m bench.constrained_speed --real-shape ;;
       rl) run_one rl_step 300 python3 -m bench.rl_step --real-shape ;;
-      sft) run_one sft_speed 300 python3 -m bench.sft_speed --real-shape ;;
+      sft)  # QLoRA needs bitsandbytes, not on the GPU image: `prepare qlora` carries it (43 MB)
+        methods=lora; python3 -c "import bitsandbytes" 2>/dev/null && methods=lora,qlora
+        run_one sft_speed 300 python3 -m bench.sft_speed --real-shape --methods "$methods" ;;
       *) echo "unknown check $check (critic, round, constrained, rl, sft)" >&2 ;;
     esac
   done
 }
 
 case "${1:-}" in
-  prepare) prepare ;;
+  prepare) shift; prepare "$@" ;;
   run) shift; run "$@" ;;
   *) echo "usage: bash bench/gpu_checks.sh prepare | run CHECK..." >&2; exit 2 ;;
 esac
