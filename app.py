@@ -108,6 +108,8 @@ def build_app(service: StudioService) -> gr.Blocks:
         if light:
             return [gr.skip()] * 2 + [view.live_text] + [gr.skip()] * 8
         status = view.status + "".join(f"\n\n⚠️ {m}" for m in view.messages)
+        if len(view.rounds) > 1:  # refined prompts drive the generator; the scores stay comparable
+            status += f"\n\nEvery round is scored against your request: “{view.request}”."
         summary = "" if critique is None else (f"**Summary.** {critique.summary}" if critique.summary else "")
         proposal = view.next_prompt if view.done or (view.rounds and view.rounds[-1].done) else gr.skip()
         diff = prompt_diff(view.previous_prompt, view.next_prompt) if view.rounds else []

@@ -2,8 +2,9 @@
 
 A loop is a sequence of rounds. Each round generates K candidates from one prompt, critiques all of
 them in one batch, picks the best reward, and proposes the critique's refined request as the next
-prompt. The answer is the best image of any round (keep-best), and every round's images are scored,
-refined ones included. The engine yields typed events; it never raises on a model failure: a failed
+prompt. Every image is judged against the session's request (the user's first prompt), refined
+prompts only drive the generator, so the answer is the best image of any round (keep-best) by one
+measure; every round's images are scored, refined ones included. The engine yields typed events; it never raises on a model failure: a failed
 generation or critique is an `ErrorEvent` and the configured policy retries, skips or stops.
 """
 
@@ -171,6 +172,7 @@ class RoundResult:
     generation_s: float = 0.0
     critique_s: float = 0.0
     skipped: bool = False
+    request: str = ""  # what the critic judged the images against (the session's request); "" = `prompt`
 
     @property
     def reward(self) -> float | None:
@@ -229,10 +231,17 @@ class Cancelled(Exception):
 
 @dataclass
 class LoopState:
-    """What carries from round to round: the rounds so far and the best candidate."""
+    """What carries from round to round: the session's request, the rounds so far and the best candidate.
+
+    `request` is what every image is judged against: the user's first prompt. Refined prompts only
+    drive the generator, so rewards of different rounds measure the same thing and keep-best
+    compares like with like (a refined prompt is longer and stricter; judged against itself, a
+    better image could score lower).
+    """
 
     task: Task
     source_image: Image.Image | None
+    request: str = ""
     rounds: list[RoundResult] = field(default_factory=list)
     best_round: int | None = None
     best_candidate: int | None = None
@@ -274,6 +283,7 @@ class RefineLoop:
         if self.task is Task.EDIT and source_image is None and (state is None or state.source_image is None):
             raise InvalidRequest("An edit session needs a source image.")
         state = state or LoopState(task=self.task, source_image=source_image)
+        state.request = state.request or prompt
         cancel = cancel or threading.Event()
         stop_reason: StopReason = "max_rounds"
         # 2. Rounds.
@@ -313,6 +323,7 @@ class RefineLoop:
         cancel = cancel or threading.Event()
         index = len(state.rounds)
         prompt = validate_request(prompt)
+        state.request = state.request or prompt
         base_seed = config.seed + (index * config.candidates if config.fresh_seeds else 0)
         seeds = [base_seed + i for i in range(config.candidates)]
         yield RoundStarted(index, prompt, seeds)
@@ -341,7 +352,8 @@ class RefineLoop:
         if images is None:
             if config.on_generation_error == "stop":
                 return
-            result = RoundResult(index, prompt, [], None, prompt, generation_s=generation_s, skipped=True)
+            result = RoundResult(index, prompt, [], None, prompt, generation_s=generation_s, skipped=True,
+                                 request=state.request)
             state.rounds.append(result)
             state.update_best(result)
             yield RoundDone(result)
@@ -357,7 +369,7 @@ class RefineLoop:
             if cancel.is_set():
                 return
             try:
-                yield from self._critique(index, prompt, candidates, pending, state, config)
+                yield from self._critique(index, candidates, pending, state, config)
             except InvalidRequest:
                 raise
             except Exception as exc:
@@ -388,14 +400,16 @@ class RefineLoop:
         rewarded = [c for c in candidates if c.reward is not None]
         pick = max(rewarded, key=lambda c: c.reward).index if rewarded else None
         proposal = _proposal(candidates, pick, prompt)
-        result = RoundResult(index, prompt, candidates, pick, proposal, generation_s, critique_s)
+        result = RoundResult(index, prompt, candidates, pick, proposal, generation_s, critique_s,
+                             request=state.request)
         state.rounds.append(result)
         state.update_best(result)
         yield RoundDone(result)
 
-    def _critique(self, index: int, prompt: str, candidates: list[Candidate], which: list[int],
+    def _critique(self, index: int, candidates: list[Candidate], which: list[int],
                   state: LoopState, config: LoopConfig) -> Iterator[LoopEvent]:
-        requests = [CritiqueRequest(self.task, prompt, candidates[i].image, state.source_image) for i in which]
+        requests = [CritiqueRequest(self.task, state.request, candidates[i].image, state.source_image)
+                    for i in which]
         if config.stream_tokens and len(which) == 1:
             critiques = []
             for item in self.critic.stream(requests[0]):

@@ -102,7 +102,8 @@ def summary(prompt: str, task: Task, config: LoopConfig, result: LoopResult, err
     rounds = []
     for r in result.rounds:
         rounds.append({
-            "round": r.index, "prompt": r.prompt, "proposal": r.proposal, "pick": r.pick, "reward": r.reward,
+            "round": r.index, "prompt": r.prompt, "judged_against": r.request or r.prompt, "proposal": r.proposal,
+            "pick": r.pick, "reward": r.reward,
             "skipped": r.skipped, "generation_s": round(r.generation_s, 4), "critique_s": round(r.critique_s, 4),
             "candidates": [{
                 "candidate": c.index, "seed": c.seed, "image": f"round_{r.index}_cand_{c.index}.png",

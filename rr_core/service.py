@@ -293,7 +293,8 @@ class StudioService:
         with write_transaction(self.sessions) as db:
             for candidate in result.candidates:
                 row = repo.record_round(
-                    db, store=self.store, session_id=view.session_id, owner_id=user_id, prompt=result.prompt,
+                    db, store=self.store, session_id=view.session_id, owner_id=user_id,
+                    prompt=result.request or result.prompt, used_prompt=result.prompt,
                     image=candidate.image, critique=candidate.critique, round_index=result.index,
                     candidate_index=candidate.index, seed=candidate.seed, generator_settings=generator_settings,
                     source_image=view.source_image)
@@ -305,18 +306,19 @@ class StudioService:
         rounds = repo.session_rounds(db, row.id, user_id)
         source = self.store.open(rounds[0].source_image_sha256) if rounds and rounds[0].source_image_sha256 else None
         view = RunView(session_id=row.id, task=row.task, request=row.prompt, source_image=source, done=True)
-        state = LoopState(task=Task.parse(row.task), source_image=source)
+        state = LoopState(task=Task.parse(row.task), source_image=source, request=row.prompt)
         by_index: dict[int, list[Round]] = {}
         for round_row in rounds:
             by_index.setdefault(round_row.round_index, []).append(round_row)
         for index in range(max(by_index) + 1 if by_index else 0):
             members = by_index.get(index, [])
             if not members:  # a round that produced no image: keep the numbering
-                result = RoundResult(index, view.next_prompt, [], None, view.next_prompt, skipped=True)
+                result = RoundResult(index, view.next_prompt, [], None, view.next_prompt, skipped=True,
+                                     request=row.prompt)
                 state.rounds.append(result)
                 state.update_best(result)
                 continue
-            candidates, round_view = [], RoundView(index, members[0].prompt, done=True)
+            candidates, round_view = [], RoundView(index, members[0].used_prompt, done=True)
             for member in members:
                 critique = repo.critique_from_row(member.critiques[-1]) if member.critiques else None
                 image = self.store.open(member.image_sha256)
@@ -326,8 +328,9 @@ class StudioService:
             rewarded = [c for c in candidates if c.reward is not None]
             pick = max(rewarded, key=lambda c: c.reward).index if rewarded else None
             proposal = next((m.refined_prompt for m in ([members[pick]] if pick is not None else []) + members
-                             if m.refined_prompt.strip()), members[0].prompt)
-            result = RoundResult(index, members[0].prompt, candidates, pick, proposal)
+                             if m.refined_prompt.strip()), members[0].used_prompt)
+            result = RoundResult(index, members[0].used_prompt, candidates, pick, proposal,
+                                 request=members[0].prompt)
             round_view.pick, round_view.proposal = pick, proposal
             view.rounds.append(round_view)
             state.rounds.append(result)
@@ -506,7 +509,7 @@ class StudioService:
                             row_a = repo.get_round_for_user(db, a, user_id)
                             row_b = repo.get_round_for_user(db, b, user_id)
                             return {"round_a": a, "round_b": b, "request": row_a.session.prompt,
-                                    "prompt_a": row_a.prompt, "prompt_b": row_b.prompt,
+                                    "prompt_a": row_a.used_prompt, "prompt_b": row_b.used_prompt,
                                     "image_a": self.store.open(row_a.image_sha256),
                                     "image_b": self.store.open(row_b.image_sha256)}
         return None

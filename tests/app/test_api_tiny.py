@@ -43,7 +43,9 @@ def test_create_three_rounds_then_one_more(app_client):
     assert stored[0].prompt == "a red fox in the snow"
     for api_round, row in zip(result["rounds"], sorted(stored, key=lambda r: r.round_index)):
         candidate = api_round["candidates"][0]
-        assert candidate["round_id"] == row.id and row.prompt == api_round["prompt"]
+        # the generator's prompt of the round, and the request its images were judged against
+        assert candidate["round_id"] == row.id and row.used_prompt == api_round["prompt"]
+        assert row.prompt == "a red fox in the snow"
         assert service.store.exists(row.image_sha256)
         assert decode_data_url(candidate["image"]).size == service.store.open(row.image_sha256).size
         critique = rows(service, CritiqueRow, CritiqueRow.round_id == row.id)
@@ -55,7 +57,8 @@ def test_create_three_rounds_then_one_more(app_client):
     more = client.predict(session_id=session.id, prompt="a red fox, golden light", api_name="/refine_round")
     assert len(more["rounds"]) == 4 and more["rounds"][3]["prompt"] == "a red fox, golden light"
     fourth = rows(service, Round, Round.session_id == session.id, Round.round_index == 3)
-    assert len(fourth) == 1 and fourth[0].prompt == "a red fox, golden light"
+    assert len(fourth) == 1 and fourth[0].used_prompt == "a red fox, golden light"
+    assert fourth[0].prompt == "a red fox in the snow"  # continued rounds are judged against the same request
 
 
 def test_edit_session(app_client):
