@@ -12,7 +12,9 @@ unchanged. What plain `cache_implementation="static"` lacks, and this module add
    so its tensors keep their addresses and the captured CUDA graphs replay instead of re-recording;
 2. batches are padded to a bucket (1, 2, 4, 8, 16, 32 rows; padding rows repeat the last request and
    are forced to stop at once) and the cache length is rounded up to `length_bucket`, so a handful
-   of graphs serve every critique;
+   of graphs serve every critique; the step is compiled with dynamic shapes, so those buckets share
+   two compiles (one row, and the rest) and a bucket the warm-up did not see costs a graph capture
+   on first use rather than a compile on a user's request;
 3. warm-up at load time (`FastDecoder.warmup`, runnable in a background thread) with a status the
    app can show, and the compiled artifacts cached under rr_core.paths.cache_dir() across restarts;
 4. a fallback to the plain path, with identical outputs, where compiling is unavailable (CPU,
@@ -125,7 +127,8 @@ class FastDecoder:
 
     def __init__(self, model, mode: str = "auto", stop_id: int = 0,
                  batch_buckets: Sequence[int] = BATCH_BUCKETS, length_bucket_tokens: int = LENGTH_BUCKET,
-                 artifacts_dir: Path | str | None = None, prefix_reuse: bool = True) -> None:
+                 artifacts_dir: Path | str | None = None, prefix_reuse: bool = True,
+                 dynamic_shapes: bool = True) -> None:
         if mode not in FAST_DECODE_MODES:
             raise ValueError(f"fast_decode must be one of {FAST_DECODE_MODES}, got {mode!r}")
         if length_bucket_tokens < 1:
@@ -140,6 +143,7 @@ class FastDecoder:
         self.warmup_s: float | None = None
         self.reserve_new_tokens = 0  # the cache holds at least this many new tokens (warm-up decodes fewer)
         self.prefix_reuse = prefix_reuse
+        self.dynamic_shapes = dynamic_shapes
         self.shared_prefix_tokens = 0  # of the last call: prompt tokens prefilled once for all rows
         self._status_lock = threading.Lock()
         self.mode, self.status = self._resolve(mode)
@@ -222,12 +226,19 @@ class FastDecoder:
         return kwargs, rows
 
     def _compile_config(self):
-        """CUDA graphs on CUDA; elsewhere (only where a test forces compiling) inductor without graphs."""
+        """CUDA graphs on CUDA; elsewhere (only where a test forces compiling) inductor without graphs.
+
+        With `dynamic_shapes` the step is compiled with symbolic batch and cache length: torch
+        specialises one row, so two compiles (one row; any other batch and length) serve every
+        bucket, and a new bucket costs a CUDA-graph capture, not a compile (measured on CPU with
+        inductor: 2 compiles for 5 batch/length buckets, against 5 with static shapes).
+        """
         from transformers import CompileConfig
 
+        dynamic = True if self.dynamic_shapes else False
         if self.model.device.type == "cuda":
-            return CompileConfig(fullgraph=False, dynamic=False, mode="reduce-overhead")
-        config = CompileConfig(fullgraph=False, dynamic=False, mode="default")
+            return CompileConfig(fullgraph=False, dynamic=dynamic, mode="reduce-overhead")
+        config = CompileConfig(fullgraph=False, dynamic=dynamic, mode="default")
         config._compile_all_devices = True  # transformers compiles on CUDA-like devices only, unless told
         return config
 

@@ -12,9 +12,9 @@ and leaves the prompt's last token to `generate`, so decoding, logits processors
 streaming run exactly as before.
 
 Positions: Qwen3-VL's 3D M-RoPE positions depend on every image of the full prompt, so they are
-computed once over the full rows (`get_rope_index`) and sliced for the two prefill passes; the
-stored `rope_deltas` then carry `generate` from the last prompt token on, as they do after its
-own prefill. Only Qwen3-VL-family models (`get_rope_index` taking `mm_token_type_ids`) take this
+computed once over the full rows (`get_rope_index`), sliced for the two prefill passes and handed
+to `generate` for the rest, in the layout its own prefill would make (so the compiled decode step
+sees the same inputs whichever path a batch took). Only Qwen3-VL-family models (`get_rope_index` taking `mm_token_type_ids`) take this
 path; others, left-padded batches (rows of different lengths) and short prefixes use the normal one.
 """
 
@@ -24,7 +24,10 @@ import inspect
 from typing import Any
 
 MIN_SHARED_TOKENS = 64  # below this, a second forward pass costs more than the prefill it saves
-_IMAGE_INPUTS = ("pixel_values", "image_grid_thw", "mm_token_type_ids")
+# Only the pixels are dropped for generate once the cache holds the images: generate passes the token
+# types (and, in transformers 5.17, the image grid) to every decode step of a normal call, and the
+# compiled step must see the same arguments either way, or it compiles twice.
+_IMAGE_INPUTS = ("pixel_values",)
 
 
 def supports_prefix_reuse(model) -> bool:
@@ -100,7 +103,7 @@ def prefill_shared_prefix(model, kwargs: dict[str, Any], cache, cache_argument: 
                           min_shared_tokens: int = MIN_SHARED_TOKENS) -> tuple[dict[str, Any], int] | None:
     """Fill `cache` (empty, sized for the batch) with every row's prompt but its last token.
 
-    Returns the generate kwargs for the rest (the image inputs dropped: the cache holds them) and
+    Returns the generate kwargs for the rest (the pixels dropped: the cache holds the images) and
     the shared prefix length, or None when the batch has no prefix worth sharing and should take
     the normal path.
     """
@@ -145,6 +148,10 @@ def prefill_shared_prefix(model, kwargs: dict[str, Any], cache, cache_argument: 
     model.model.rope_deltas = rope_deltas
     rest = {key: value for key, value in kwargs.items() if key not in _IMAGE_INPUTS}
     rest[cache_argument] = cache
+    # The full rows' positions, [text, t, h, w] as generate computes them for a fresh call: left to
+    # itself, generate continuing a filled cache passes one row of text positions instead, and the
+    # compiled decode step would see a second input shape.
+    rest["position_ids"] = positions
     return rest, prefix
 
 

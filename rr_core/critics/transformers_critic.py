@@ -54,6 +54,8 @@ class TransformersCriticConfig:
     fast_decode: "off" (plain generate), "static" (a kept, bucketed static KV cache), "compiled"
         (that cache plus a CUDA-graph decode step) or "auto" (compiled where possible, else plain);
         see rr_core.critics.fast_decode. Greedy outputs are identical in every mode.
+    dynamic_shapes: compile the fast decode step with symbolic batch size and cache length (two
+        compiles serve every bucket) rather than once per bucket (static shapes).
     prefix_reuse: on the fast path, rows of one request (a round's K candidates, an RL group) prefill
         the prompt they share (for an edit, the source image too) once instead of once per row;
         see rr_core.critics.prefix_reuse.
@@ -83,6 +85,7 @@ class TransformersCriticConfig:
     max_image_pixels: int = 0
     fast_decode: str = "auto"
     prefix_reuse: bool = True
+    dynamic_shapes: bool = True
     constrained: bool = False
     grammar_caps: dict[str, int | None] | None = None
     adapter: str = ""
@@ -407,6 +410,7 @@ class TransformersCritic(Critic):
         fast = self.chat_model.enable_fast_decode(config.fast_decode)
         fast.reserve_new_tokens = max(fast.reserve_new_tokens, config.max_new_tokens)
         fast.prefix_reuse = config.prefix_reuse
+        fast.dynamic_shapes = config.dynamic_shapes
 
     @property
     def fast_decode_status(self) -> str:

@@ -120,7 +120,7 @@ def test_warmup_runs_each_bucket_once_per_pass(tiny_chat_model, tmp_path):
 @pytest.mark.slow
 def test_compiled_decode_step_gives_plain_tokens_and_replays_without_recompiling(
         tiny_chat_model, tiny_critic_path, monkeypatch):
-    """The GPU path's generate-with-compile, run by inductor on CPU (no CUDA graphs): same tokens, one compile.
+    """The GPU path's generate-with-compile, run by inductor on CPU (no CUDA graphs): same tokens, two compiles.
 
     Covers what only a GPU runs in the product: our kept static cache, padded batch rows and the
     shared-prefix prefill feeding transformers' compiled decode step.
@@ -128,11 +128,18 @@ def test_compiled_decode_step_gives_plain_tokens_and_replays_without_recompiling
     from torch._dynamo.utils import counters
 
     from rr_core.critics import fast_decode
+    from rr_core.critics.base import CritiqueRequest
+    from tests.critics.conftest import solid
     from tests.critics.test_prefix_reuse import candidates
 
     monkeypatch.setattr(fast_decode, "compile_unavailable_reason", lambda model: "")
     batch = candidates(Task.EDIT, 3)
     plain = make_critic(tiny_chat_model, tiny_critic_path, "off", batch_size=4).critique_many(batch)
+    long_request = CritiqueRequest(Task.T2I, "a red fox in fresh snow at dawn, " * 40, solid(64, 64, (9, 9, 9)))
+    # Other batch and cache-length buckets: (2 rows, short), (2 rows, long), (4 rows, long).
+    others = [requests_of_different_lengths()[:2], [long_request] * 2, [long_request] * 4]
+    expected = [[c.raw_text for c in make_critic(tiny_chat_model, tiny_critic_path, "off").critique_many(b)]
+                for b in others]
     critic = make_critic(tiny_chat_model, tiny_critic_path, "compiled", batch_size=4)
     assert tiny_chat_model.fast.mode == "compiled"
     first = critic.critique_many(batch)
@@ -142,3 +149,12 @@ def test_compiled_decode_step_gives_plain_tokens_and_replays_without_recompiling
     assert counters["stats"]["unique_graphs"] == graphs, "the kept cache replays the compiled step"
     assert tiny_chat_model.fast.shared_prefix_tokens > 0 and tiny_chat_model.fast.active
     assert [c.raw_text for c in first] == [c.raw_text for c in again] == [c.raw_text for c in plain]
+    # Dynamic shapes: other batch and cache-length buckets reuse the compiled step (no compile on a request).
+    # Dynamic shapes: a second batch size compiles the step once more, with symbolic sizes (dynamo
+    # first assumes the sizes it saw); after that no bucket compiles again.
+    seen = []
+    for batch, texts in zip(others, expected):
+        assert [c.raw_text for c in critic.critique_many(batch)] == texts
+        seen.append(counters["stats"]["unique_graphs"])
+    assert len({length for _, length in tiny_chat_model.fast.caches}) > 1 and len(tiny_chat_model.fast.caches) > 2
+    assert seen[0] <= graphs + 1 and seen[1:] == [seen[0]] * 2, "new buckets recompiled the decode step"
