@@ -60,3 +60,36 @@ def test_one_grpo_step_on_kontext_edits_updates_the_adapter(make_trainer):
     assert metrics["ratio"] == pytest.approx(1.0, abs=1e-5) and metrics["reward/failure_share"] == 0.0
     after = adapter_tensors(trainer.transformer, TRAINED)
     assert any(not torch.equal(before[k], after[k]) for k in before)
+
+
+class _Rank:
+    """The trainer's accelerator as process `index` of `count` sees it (everything else unchanged)."""
+
+    def __init__(self, accelerator, index: int, count: int) -> None:
+        self._accelerator, self.process_index, self.num_processes = accelerator, index, count
+
+    def __getattr__(self, name):
+        return getattr(self._accelerator, name)
+
+
+def test_evaluation_is_shared_out_across_processes_with_the_single_process_result(make_trainer, monkeypatch):
+    trainer = make_trainer(eval__num_prompts=3, eval__images_per_prompt=2)
+    whole = trainer.evaluate()
+    single = trainer.accelerator
+    shards, rendered = [], []
+
+    def gather(local):
+        shards.extend(local)
+        return list(shards)
+
+    monkeypatch.setattr(trainer, "_gather", gather)
+    monkeypatch.setattr(trainer, "rollout", lambda item, *a, **k: rendered.append(item) or RLTrainer.rollout(
+        trainer, item, *a, **k))
+    trainer.accelerator = _Rank(single, 1, 2)  # rank 1 first: its shard is there when rank 0 merges
+    trainer.evaluate()
+    trainer.accelerator = _Rank(single, 0, 2)
+    merged = trainer.evaluate()
+    assert len(rendered) == 3, "each held-out prompt was rendered by one process only"
+    assert merged.keys() == whole.keys()
+    for key, value in whole.items():
+        assert merged[key] == pytest.approx(value, rel=1e-6, abs=1e-9), key

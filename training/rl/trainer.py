@@ -38,7 +38,7 @@ from training.rl.models import ModelConditioning, adapter_for
 from training.rl.prompts import PromptItem, load_prompts
 from training.rl.rewards import RewardBatch, RewardScorer
 from training.rl.sampling import Rollout, gaussian_kl, sample, sde_step
-from training.rl.watch import HackingWatch, image_stats
+from training.rl.watch import HackingWatch, image_stat_values, stats_of
 
 logger = logging.getLogger(__name__)
 
@@ -327,29 +327,44 @@ class RLTrainer:
     # 6. Evaluation, logging, checkpoints -----------------------------------------------------
 
     def evaluate(self) -> dict[str, float]:
-        """Score the held-out prompts with the plain sampler and fixed seeds; save samples; run the watch."""
+        """Score the held-out prompts with the plain sampler and fixed seeds; save samples; run the watch.
+
+        Each process takes every n-th prompt (n = number of processes) and the results are merged,
+        so evaluation costs the same wall time on one GPU or eight; each prompt has its own seed, so
+        the images do not depend on the process count.
+        """
         e = self.config.eval
         self.transformer.eval()
-        generator = torch.Generator().manual_seed(e.seed)
-        groups = [self.rollout(item, generator, e.images_per_prompt, sde=False) for item in self.eval_prompts]
-        rewards = self.score(groups)
+        rank, world = self.accelerator.process_index, self.accelerator.num_processes
+        mine = list(range(rank, len(self.eval_prompts), world))
+        groups = [self.rollout(self.eval_prompts[index], torch.Generator().manual_seed(e.seed + index),
+                               e.images_per_prompt, sde=False) for index in mine]
+        rewards = self.score(groups) if groups else RewardBatch([])
         folder = self.out / "samples" / f"step-{self.step:06d}"
-        if self.accelerator.is_main_process:
-            folder.mkdir(parents=True, exist_ok=True)
-            for i, group in enumerate(groups):
-                for j, image in enumerate(group.images):
-                    image.save(folder / f"prompt{i:03d}_{j}.png")
-        valid = [r for r in rewards.rewards if r is not None]
+        folder.mkdir(parents=True, exist_ok=True)
+        for index, group in zip(mine, groups):
+            for j, image in enumerate(group.images):
+                image.save(folder / f"prompt{index:03d}_{j}.png")
+        merged, stds, distances = merge_shards(self._gather([(rewards, image_stat_values([g.images for g in groups]))]))
+        valid = [r for r in merged.rewards if r is not None]
         reward = sum(valid) / len(valid) if valid else float("nan")
-        dims = rewards.dimension_means()
-        stats = image_stats([g.images for g in groups])
+        dims = merged.dimension_means()
+        stats = stats_of(stds, distances)
         warnings = self.watch.update(self.step, reward, dims, stats) if valid else []
         if self.writer is not None:
             for warning in warnings:
                 self.writer.add_text("watch/warning", warning, self.step)
-        return {"eval/reward": reward, "eval/failure_share": rewards.failure_share,
+        return {"eval/reward": reward, "eval/failure_share": merged.failure_share,
                 "eval/warnings": float(len(warnings)),
                 **{f"eval/dim/{k}": v for k, v in dims.items()}, **{f"eval/{k}": v for k, v in stats.items()}}
+
+    def _gather(self, local: list) -> list:
+        """Every process's `local` list, concatenated in process order (the list itself on one process)."""
+        if self.accelerator.num_processes == 1:
+            return local
+        from accelerate.utils import gather_object
+
+        return gather_object(local)
 
     def log(self, metrics: dict[str, float]) -> None:
         if not self.accelerator.is_main_process:
@@ -450,3 +465,21 @@ class RLTrainer:
         if self.wandb is not None:
             self.wandb.finish()
         return final
+
+
+def merge_shards(shards: list[tuple[RewardBatch, tuple[list[float], list[float]]]]
+                 ) -> tuple[RewardBatch, list[float], list[float]]:
+    """One RewardBatch and one set of image statistics from the evaluation shards of all processes."""
+    merged = RewardBatch([])
+    stds: list[float] = []
+    distances: list[float] = []
+    keys = {key for batch, _ in shards for key in batch.dimensions}
+    merged.dimensions = {key: [] for key in sorted(keys)}
+    for batch, (shard_stds, shard_distances) in shards:
+        merged.rewards += batch.rewards
+        merged.statuses += batch.statuses
+        for key in merged.dimensions:
+            merged.dimensions[key] += batch.dimensions.get(key, [None] * len(batch.rewards))
+        stds += shard_stds
+        distances += shard_distances
+    return merged, stds, distances

@@ -16,8 +16,8 @@ from PIL import Image
 logger = logging.getLogger(__name__)
 
 
-def image_stats(groups: list[list[Image.Image]]) -> dict[str, float]:
-    """Pixel std (mean over images, on [0, 1]) and diversity (mean pairwise RMS distance within a group)."""
+def image_stat_values(groups: list[list[Image.Image]]) -> tuple[list[float], list[float]]:
+    """Each image's pixel std (on [0, 1]) and each same-size pair's RMS distance within a group."""
     stds, distances = [], []
     for images in groups:
         arrays = [np.asarray(im.convert("RGB"), dtype=np.float32) / 255.0 for im in images]
@@ -26,6 +26,11 @@ def image_stats(groups: list[list[Image.Image]]) -> dict[str, float]:
             for j in range(i + 1, len(arrays)):
                 if arrays[i].shape == arrays[j].shape:
                     distances.append(float(np.sqrt(((arrays[i] - arrays[j]) ** 2).mean())))
+    return stds, distances
+
+
+def stats_of(stds: list[float], distances: list[float]) -> dict[str, float]:
+    """Pixel std (mean over images) and diversity (mean pairwise distance within a group)."""
     return {"pixel_std": float(np.mean(stds)) if stds else 0.0,
             "diversity": float(np.mean(distances)) if distances else 0.0}
 
