@@ -5,17 +5,18 @@ text, then the request, then the images, then the rubric; see assets/prompts). T
 requests share only the system text and the template's first words, about 4% of a 2,326-token
 prompt: not worth a cache. But the batches the product sends most often are rows of *one* request:
 the K candidates of a round, an RL group of G samples of one prompt. Their rows are identical up to
-the first candidate image, and for an edit that includes the source image (about 1,000 tokens at
-1024 px plus its vision-tower pass). This module finds that prefix, runs it once at batch 1,
-copies its keys and values into every row of the static cache, prefills the rest of every row,
-and leaves the prompt's last token to `generate`, so decoding, logits processors, stopping and
-streaming run exactly as before.
+the first candidate image, and for an edit that includes the source image (784 tokens under the
+checkpoints' 802,816-pixel budget, plus its vision-tower pass). This module finds that prefix,
+runs it once at batch 1, copies its keys and values into every row of the static cache, prefills
+the rest of every row, and leaves the prompt's last token to `generate`, so decoding, logits
+processors, stopping and streaming run exactly as before.
 
 Positions: Qwen3-VL's 3D M-RoPE positions depend on every image of the full prompt, so they are
 computed once over the full rows (`get_rope_index`), sliced for the two prefill passes and handed
 to `generate` for the rest, in the layout its own prefill would make (so the compiled decode step
-sees the same inputs whichever path a batch took). Only Qwen3-VL-family models (`get_rope_index` taking `mm_token_type_ids`) take this
-path; others, left-padded batches (rows of different lengths) and short prefixes use the normal one.
+sees the same inputs whichever path a batch took). Only Qwen3-VL models take this path (a
+Qwen2.5-VL student has the same position function but is untested here); others, left-padded
+batches (rows of different lengths) and short prefixes use the normal one.
 """
 
 from __future__ import annotations
@@ -30,11 +31,15 @@ MIN_SHARED_TOKENS = 64  # below this, a second forward pass costs more than the 
 _IMAGE_INPUTS = ("pixel_values",)
 
 
+SUPPORTED_MODEL_TYPES = ("qwen3_vl",)  # the checkpoints' family, tested token for token
+
+
 def supports_prefix_reuse(model) -> bool:
-    """True for models whose positions this module knows how to compute (the Qwen3-VL family)."""
+    """True for models whose positions this module computes and the tests check (Qwen3-VL)."""
     inner = getattr(model, "model", None)
     rope_index = getattr(inner, "get_rope_index", None)
-    return rope_index is not None and "mm_token_type_ids" in inspect.signature(rope_index).parameters
+    return (getattr(model.config, "model_type", "") in SUPPORTED_MODEL_TYPES and rope_index is not None
+            and "mm_token_type_ids" in inspect.signature(rope_index).parameters)
 
 
 def image_spans(token_types) -> list[tuple[int, int]]:
