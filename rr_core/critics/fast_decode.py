@@ -210,8 +210,14 @@ class FastDecoder:
         cache = self._cache(bucket, length)
         cache.reset()
         # 4. rows of one request (K candidates, an RL group): their shared prefix is prefilled once
-        reused = prefill_shared_prefix(self.model, kwargs, cache, cache_argument(self.model)) \
-            if self.prefix_reuse else None
+        reused = None
+        if self.prefix_reuse:
+            try:
+                reused = prefill_shared_prefix(self.model, kwargs, cache, cache_argument(self.model))
+            except Exception:  # a model quirk must cost speed, not the critique: prefill every row
+                logger.exception("prefix reuse failed; this decoder prefills every row from now on")
+                self.prefix_reuse = False
+                cache.reset()
         if reused is None:
             kwargs[cache_argument(self.model)] = cache
             self.shared_prefix_tokens = 0
@@ -235,7 +241,7 @@ class FastDecoder:
         """
         from transformers import CompileConfig
 
-        dynamic = True if self.dynamic_shapes else False
+        dynamic = bool(self.dynamic_shapes)
         if self.model.device.type == "cuda":
             return CompileConfig(fullgraph=False, dynamic=dynamic, mode="reduce-overhead")
         config = CompileConfig(fullgraph=False, dynamic=dynamic, mode="default")

@@ -83,3 +83,18 @@ def test_prefix_reuse_can_be_switched_off_and_other_batches_take_the_normal_path
     critic.critique_many(requests_of_different_lengths()[:3])
     assert tiny_chat_model.fast.shared_prefix_tokens == 0
     assert supports_prefix_reuse(tiny_chat_model.model)
+
+
+def test_a_failing_prefix_prefill_falls_back_to_prefilling_every_row(tiny_chat_model, tiny_critic_path,
+                                                                     monkeypatch):
+    from rr_core.critics import fast_decode
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("positions of an unknown model")
+
+    requests = candidates(Task.EDIT, 2)
+    plain = make_critic(tiny_chat_model, tiny_critic_path, "off").critique_many(requests)
+    monkeypatch.setattr(fast_decode, "prefill_shared_prefix", broken)
+    fast = make_critic(tiny_chat_model, tiny_critic_path, "static").critique_many(requests)
+    assert [c.raw_text for c in fast] == [c.raw_text for c in plain]
+    assert not tiny_chat_model.fast.prefix_reuse and tiny_chat_model.fast.shared_prefix_tokens == 0
