@@ -64,6 +64,15 @@ def test_reused_prefix_gives_the_plain_paths_tokens(tiny_chat_model, tiny_critic
     assert [c.raw_text for c in fast] == [c.raw_text for c in plain]
 
 
+def test_identical_rows_share_all_but_the_last_token(tiny_chat_model, tiny_critic_path):
+    """Two callers asking the same thing (and the warm-up's batches): nothing left to prefill but one token."""
+    requests = [candidates(Task.EDIT, 1)[0]] * 3
+    plain = make_critic(tiny_chat_model, tiny_critic_path, "off").critique_many(requests)
+    fast = make_critic(tiny_chat_model, tiny_critic_path, "static").critique_many(requests)
+    assert [c.raw_text for c in fast] == [c.raw_text for c in plain]
+    assert tiny_chat_model.fast.shared_prefix_tokens == fast[0].prompt_tokens - 1
+
+
 def test_prefix_reuse_under_the_grammar(tiny_chat_model, tiny_critic_path):
     requests = candidates(Task.EDIT, 2)
     settings = {"constrained": True, "grammar_caps": CAPS, "max_new_tokens": budget(Task.EDIT)}
