@@ -15,6 +15,8 @@ from typing import Any, TypeVar
 
 import yaml
 
+from rr_core.config import reject_unknown_keys
+
 T = TypeVar("T")
 
 
@@ -54,11 +56,8 @@ def from_mapping(cls: type[T], data: dict[str, Any] | None, where: str = "") -> 
         data = {}
     if not isinstance(data, dict):
         raise ConfigError(f"{where or cls.__name__}: expected a mapping, got {type(data).__name__}")
+    reject_unknown_keys(cls, data, where or cls.__name__, ConfigError)
     hints = typing.get_type_hints(cls)
-    known = {f.name for f in dataclasses.fields(cls) if f.init}
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise ConfigError(f"{where or cls.__name__}: unknown keys {unknown} (known: {sorted(known)})")
     kwargs = {key: _convert(hints[key], value, f"{where}.{key}" if where else key) for key, value in data.items()}
     try:
         return cls(**kwargs)
