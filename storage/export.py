@@ -68,6 +68,14 @@ class ExportFilters:
             if value is not None and value.tzinfo is None:
                 object.__setattr__(self, name, value.replace(tzinfo=timezone.utc))
 
+    def in_window(self, query, column):
+        """`query` limited to rows whose `column` (a timestamp) falls in [since, until)."""
+        if self.since:
+            query = query.where(column >= self.since)
+        if self.until:
+            query = query.where(column < self.until)
+        return query
+
 
 class ImageRef:
     """Turns a stored image into what a record holds: an absolute path, or its PNG bytes."""
@@ -111,10 +119,7 @@ def aggregate_pairs(session: Session, filters: ExportFilters = ExportFilters()) 
         query = query.where(StudioSession.task == filters.task)
     if filters.annotator_id:
         query = query.where(PairJudgement.judge_id == filters.annotator_id)
-    if filters.since:
-        query = query.where(PairJudgement.created_at >= filters.since)
-    if filters.until:
-        query = query.where(PairJudgement.created_at < filters.until)
+    query = filters.in_window(query, PairJudgement.created_at)
     groups: dict[tuple[int, int], list[PairJudgement]] = defaultdict(list)
     for judgement in session.scalars(query):
         low, high = sorted((judgement.round_a_id, judgement.round_b_id))
@@ -239,10 +244,7 @@ def _critique_query(filters: ExportFilters) -> Any:
         query = query.where(StudioSession.task == filters.task)
     if filters.status:
         query = query.where(CritiqueRow.status == filters.status)
-    if filters.since:
-        query = query.where(CritiqueRow.created_at >= filters.since)
-    if filters.until:
-        query = query.where(CritiqueRow.created_at < filters.until)
+    query = filters.in_window(query, CritiqueRow.created_at)
     return query
 
 
@@ -314,10 +316,7 @@ def export_rl_prompts(session: Session, store: ImageStore, filters: ExportFilter
              .order_by(StudioSession.task, Round.prompt, Round.source_image_sha256))
     if filters.task:
         query = query.where(StudioSession.task == filters.task)
-    if filters.since:
-        query = query.where(Round.created_at >= filters.since)
-    if filters.until:
-        query = query.where(Round.created_at < filters.until)
+    query = filters.in_window(query, Round.created_at)
     for task, prompt, source in session.execute(query):
         yield {"prompt": prompt, "task": task, "source_image": image(source)}
 
