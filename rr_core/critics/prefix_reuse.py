@@ -25,12 +25,6 @@ import inspect
 from typing import Any
 
 MIN_SHARED_TOKENS = 64  # below this, a second forward pass costs more than the prefill it saves
-# Only the pixels are dropped for generate once the cache holds the images: generate passes the token
-# types (and, in transformers 5.17, the image grid) to every decode step of a normal call, and the
-# compiled step must see the same arguments either way, or it compiles twice.
-_IMAGE_INPUTS = ("pixel_values",)
-
-
 SUPPORTED_MODEL_TYPES = ("qwen3_vl",)  # the checkpoints' family, tested token for token
 
 
@@ -150,8 +144,11 @@ def prefill_shared_prefix(model, kwargs: dict[str, Any], cache, cache_argument: 
         model(**_pass_inputs(kwargs, rows=slice(0, rows), tokens=slice(prefix, end), positions=positions,
                              images=row_images, image_range=slice(prefix_images, None)),
               **{cache_argument: cache}, use_cache=True, logits_to_keep=1)
-    model.model.rope_deltas = rope_deltas
-    rest = {key: value for key, value in kwargs.items() if key not in _IMAGE_INPUTS}
+    model.model.rope_deltas = rope_deltas  # what generate's own prefill leaves for the decode steps
+    # Only the pixels are dropped (the cache holds the images): generate passes the token types (and,
+    # in transformers 5.17, the image grid) to every decode step of a normal call, and the compiled
+    # step must see the same arguments either way, or it compiles twice.
+    rest = {key: value for key, value in kwargs.items() if key != "pixel_values"}
     rest[cache_argument] = cache
     # The full rows' positions, [text, t, h, w] as generate computes them for a fresh call: left to
     # itself, generate continuing a filled cache passes one row of text positions instead, and the
