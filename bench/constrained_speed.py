@@ -10,8 +10,9 @@ same number of new tokens, and a one-token prefill. Per-token time is (total - p
 so the overhead is the grammar's own per-token cost: the xgrammar matcher's mask and its
 application to the logits ("mask ms" is the time inside the logits processor). `--decode fast`
 (default) decodes through the critics' fast path (kept static cache; compiled on CUDA), the path
-the GPU target is about; `--decode plain` through plain `generate`. `--unbounded` drops the
-grammar's length caps.
+the GPU target is about; `--decode plain` through plain `generate`. `--caps` picks the grammar's
+length caps: the defaults, none ("unbounded": the configuration for the real checkpoints), or both
+side by side (default).
 
 With --real-shape the grammar is compiled for a synthetic 151,643-token vocabulary (Qwen's size;
 no real tokenizer can be downloaded here), so xgrammar checks as many tokens per step as it would
@@ -39,6 +40,8 @@ from rr_core.prompts import build_pointwise
 from rr_core.rubric import Task
 
 QWEN_REGULAR_TOKENS = 151_643  # Qwen2/2.5/3 tokenizers: regular tokens before the special ones
+QWEN_IM_END = QWEN_REGULAR_TOKENS + 2  # <|im_end|>'s place in Qwen's vocabulary
+UNBOUNDED_NEW_TOKENS = 512  # random weights never end an unbounded field: decode this many instead
 
 
 class TimedProcessor(GrammarLogitsProcessor):
@@ -80,8 +83,12 @@ def synthetic_vocab(size: int, seed: int = 0) -> list[str]:
     return vocab
 
 
-def tiny_setup(task: Task, mode: str, caps: SectionCaps, prompt_tokens: int):
-    """The tiny critic, its compiled grammar, and a function giving a batch of real critique prompts."""
+UNBOUNDED = SectionCaps(analysis=None, justification=None, summary=None, comments=None, refined=None)
+CAPS = {"default": SectionCaps(), "unbounded": UNBOUNDED}
+
+
+def tiny_setup(task: Task, mode: str, prompt_tokens: int):
+    """The tiny critic, a function giving a batch of real critique prompts, and one compiling the grammar."""
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
     from rr_core.critics.tiny import ensure_tiny_critic
@@ -101,28 +108,36 @@ def tiny_setup(task: Task, mode: str, caps: SectionCaps, prompt_tokens: int):
 
     eos = model.generation_config.eos_token_id
     vocab_size = model.config.get_text_config().vocab_size
-    grammar = compiled_grammar(processor, task, mode, caps, vocab_size=vocab_size, stop_token_ids=eos)
+
+    def grammar_for(caps: SectionCaps):
+        return compiled_grammar(processor, task, mode, caps, vocab_size=vocab_size, stop_token_ids=eos)
+
     label = f"tiny Qwen3-VL (fp32), its {len(processor.tokenizer)}-token tokenizer"
-    return model, inputs, grammar, eos, label
+    return model, inputs, grammar_for, eos, label
 
 
-def real_setup(task: Task, mode: str, caps: SectionCaps, prompt_tokens: int):
-    """8B-shaped random weights on the GPU, the grammar at a Qwen-sized synthetic vocab, random prompts."""
+def real_setup(task: Task, mode: str, prompt_tokens: int):
+    """8B-shaped random weights on the GPU, random prompts, and grammars at a Qwen-sized synthetic vocab."""
 
     from bench.critic_speed import real_shape_chat_model
 
     chat_model = real_shape_chat_model()
     model = chat_model.model
-    grammar, stop, compile_s = qwen_sized_grammar(task, mode, caps, model.config.get_text_config().vocab_size)
+    stop = [QWEN_IM_END]
+
+    def grammar_for(caps: SectionCaps):
+        grammar, _, compile_s = qwen_sized_grammar(task, mode, caps, model.config.get_text_config().vocab_size)
+        print(f"grammar compiled in {compile_s:.1f} s")
+        return grammar
 
     def inputs(batch: int) -> dict:
         generator = torch.Generator().manual_seed(0)
         ids = torch.randint(0, QWEN_REGULAR_TOKENS, (batch, prompt_tokens), generator=generator).cuda()
         return {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
 
-    label = (f"Qwen3-VL-8B shape, random bf16; synthetic {QWEN_REGULAR_TOKENS}-token vocab "
-             f"(grammar compiled in {compile_s:.1f} s); prompt {prompt_tokens} tokens")
-    return model, inputs, grammar, stop, label
+    label = (f"Qwen3-VL-8B shape, random bf16; synthetic {QWEN_REGULAR_TOKENS}-token vocab; "
+             f"prompt {prompt_tokens} tokens")
+    return model, inputs, grammar_for, stop, label
 
 
 def qwen_sized_grammar(task: Task, mode: str, caps: SectionCaps, vocab_size: int = 151_936):
@@ -131,7 +146,7 @@ def qwen_sized_grammar(task: Task, mode: str, caps: SectionCaps, vocab_size: int
 
     specials = [f"<|special_{i}|>" for i in range(vocab_size - QWEN_REGULAR_TOKENS)]
     vocab = synthetic_vocab(QWEN_REGULAR_TOKENS) + specials
-    stop = [QWEN_REGULAR_TOKENS + 2]  # <|im_end|>'s place in Qwen's vocabulary
+    stop = [QWEN_IM_END]
     info = xgr.TokenizerInfo(vocab, xgr.VocabType.RAW, vocab_size=vocab_size, stop_token_ids=stop)
     started = time.perf_counter()
     grammar = compile_for_tokenizer_info(info, task, mode, caps)
@@ -231,8 +246,9 @@ def main() -> None:
     parser.add_argument("--prompt-tokens", type=int, default=1024, help="--real-shape: prompt length")
     parser.add_argument("--mask-only", action="store_true",
                         help="no model: the grammar processor alone on random logits at Qwen's vocabulary")
-    parser.add_argument("--unbounded", action="store_true",
-                        help="grammar fields without length caps (no length guarantee; cheaper to compile and fill)")
+    parser.add_argument("--caps", choices=["default", "unbounded", "both"], default="both",
+                        help="the grammar's length caps: SectionCaps() defaults, none (no length guarantee; "
+                             "cheaper to compile and fill), or both side by side")
     parser.add_argument("--threads", type=int, default=0, help="CPU threads for torch (0: torch's default)")
     parser.add_argument("--decode", choices=["plain", "fast"], default="fast",
                         help="plain model.generate, or the critics' fast decode path (compiled on CUDA)")
@@ -242,36 +258,32 @@ def main() -> None:
     if args.real_shape and not torch.cuda.is_available():
         parser.error("--real-shape needs a CUDA GPU")
     task, mode = Task.parse(args.task), "pointwise"
-    caps = SectionCaps(analysis=None, justification=None, summary=None, comments=None, refined=None) \
-        if args.unbounded else SectionCaps()
+    cap_names = ["default", "unbounded"] if args.caps == "both" else [args.caps]
     if args.mask_only:
         print(f"constrained_speed --mask-only  {datetime.datetime.now().isoformat(timespec='seconds')}  "
               f"{platform.node()}  CPU ({platform.processor() or platform.machine()})")
-        grammar, stop, compile_s = qwen_sized_grammar(task, mode, caps)
-        print(f"grammar compiled for a synthetic {QWEN_REGULAR_TOKENS}-token vocab (padded to 151936) "
-              f"in {compile_s:.1f} s")
-        unbounded = SectionCaps(analysis=None, justification=None, summary=None, comments=None, refined=None)
-        unbounded_s = qwen_sized_grammar(task, mode, unbounded)[2]
-        print(f"the same with unbounded fields: compiled in {unbounded_s:.1f} s")
-        for batch in args.batch_sizes:
-            step, fills = mask_only(grammar, stop, batch, args.repeats)
-            fills_ms = sorted(f * 1e3 for f in fills)
-            spikes = sum(f > 5 for f in fills_ms)
-            print(f"batch {batch}: {step * 1e3:.3f} ms per step (fill + CPU apply) over {len(fills)} steps; "
-                  f"one row's fill: median {statistics.median(fills_ms):.3f} ms, "
-                  f"p90 {fills_ms[int(0.9 * len(fills_ms))]:.3f} ms, max {fills_ms[-1]:.1f} ms, "
-                  f"{spikes} steps over 5 ms ({sum(f for f in fills_ms if f > 5):.0f} ms of "
-                  f"{sum(fills_ms):.0f} ms)")
+        for name in cap_names:
+            grammar, stop, compile_s = qwen_sized_grammar(task, mode, CAPS[name])
+            print(f"{name} caps: grammar compiled for a synthetic {QWEN_REGULAR_TOKENS}-token vocab "
+                  f"(padded to 151936) in {compile_s:.1f} s")
+            for batch in args.batch_sizes:
+                step, fills = mask_only(grammar, stop, batch, args.repeats)
+                fills_ms = sorted(f * 1e3 for f in fills)
+                spikes = sum(f > 5 for f in fills_ms)
+                print(f"  batch {batch}: {step * 1e3:.3f} ms per step (fill + CPU apply) over {len(fills)} steps; "
+                      f"one row's fill: median {statistics.median(fills_ms):.3f} ms, "
+                      f"p90 {fills_ms[int(0.9 * len(fills_ms))]:.3f} ms, max {fills_ms[-1]:.1f} ms, "
+                      f"{spikes} steps over 5 ms ({sum(f for f in fills_ms if f > 5):.0f} ms of "
+                      f"{sum(fills_ms):.0f} ms)")
         return
-    max_new = max_tokens_for(task, mode, SectionCaps())  # unbounded fields: the default caps' budget
+    max_new = max_tokens_for(task, mode, SectionCaps())
     device = (torch.cuda.get_device_name() if torch.cuda.is_available()
               else f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)")
     now = datetime.datetime.now().isoformat(timespec="seconds")
     print(f"constrained_speed  {now}  {platform.node()}  {device}")
-    print(f"torch {torch.__version__}  {task.value} {mode}, default SectionCaps, sampling T=1, "
-          f"best of {args.repeats}, interleaved")
+    print(f"torch {torch.__version__}  {task.value} {mode}, sampling T=1, best of {args.repeats}, interleaved")
     setup = real_setup if args.real_shape else tiny_setup
-    model, make_inputs, grammar, eos, label = setup(task, mode, caps, args.prompt_tokens)
+    model, make_inputs, grammar_for, eos, label = setup(task, mode, args.prompt_tokens)
     fast = None
     if args.decode == "fast":
         from rr_core.critics.fast_decode import FastDecoder
@@ -279,16 +291,19 @@ def main() -> None:
         fast = FastDecoder(model, "auto" if torch.cuda.is_available() else "static", stop_id=min(eos))
         fast.prefix_reuse = False  # the prompts here are random ids; this measures decoding
     print(f"decode path: {args.decode}" + (f" ({fast.mode}: {fast.status})" if fast else " (plain generate)"))
-    print(f"{'batch':>5} {'new tok':>8} {'free tok/s':>11} {'grammar tok/s':>14} {'free ms/tok':>12} "
+    grammars = {name: grammar_for(CAPS[name]) for name in cap_names}
+    print(f"{'caps':>9} {'batch':>5} {'new tok':>8} {'free tok/s':>11} {'grammar tok/s':>14} {'free ms/tok':>12} "
           f"{'grammar ms/tok':>15} {'overhead':>9} {'mask ms/tok':>12} {'mask share':>11}")
     for batch in args.batch_sizes:
-        best, new = run(model, make_inputs(batch), grammar, eos, batch, max_new, args.repeats, fast)
-        free_step = (best["plain"] - best["prefill"]) / (new - 1)
-        grammar_step = (best["constrained"] - best["prefill"]) / (new - 1)
-        mask_step = best["mask"] / new
-        print(f"{batch:>5} {new:>8} {batch / free_step:>11.1f} {batch / grammar_step:>14.1f} "
-              f"{free_step * 1e3:>12.2f} {grammar_step * 1e3:>15.2f} {grammar_step / free_step - 1:>9.1%} "
-              f"{mask_step * 1e3:>12.3f} {mask_step / grammar_step:>11.1%}")
+        for name, grammar in grammars.items():
+            limit = max_new if name == "default" else UNBOUNDED_NEW_TOKENS
+            best, new = run(model, make_inputs(batch), grammar, eos, batch, limit, args.repeats, fast)
+            free_step = (best["plain"] - best["prefill"]) / (new - 1)
+            grammar_step = (best["constrained"] - best["prefill"]) / (new - 1)
+            mask_step = best["mask"] / new
+            print(f"{name:>9} {batch:>5} {new:>8} {batch / free_step:>11.1f} {batch / grammar_step:>14.1f} "
+                  f"{free_step * 1e3:>12.2f} {grammar_step * 1e3:>15.2f} {grammar_step / free_step - 1:>9.1%} "
+                  f"{mask_step * 1e3:>12.3f} {mask_step / grammar_step:>11.1%}")
     print(f"model: {label}")
 
 

@@ -43,8 +43,8 @@ run_one() {  # name, time limit in seconds, command...
 }
 
 # Sized for a 15-minute device budget (H200 estimates from the figures: plain generate
-# 21 tok/s at batch 1, each compiled batch size 50-100 s): `run critic constrained` in one call
-# (~450 s), `run round` in a second (~240 s).
+# 21 tok/s at batch 1, a compile 50-100 s): `run critic constrained` in one call (~500 s), `run
+# round` in a second (~240 s).
 run() {
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
     .whl/*.whl || exit 1
@@ -56,8 +56,8 @@ run() {
       critic) run_one critic_speed 300 python3 -m bench.critic_speed --real-shape --skip-overhead \
                 --new-tokens 128 --image-side 1024 --repeats 1 --fast-batch-sizes 1 8 --static-batch-sizes 1 \
                 --prefix-batch-sizes 4 ;;
-      constrained) run_one constrained_speed 150 python3 -m bench.constrained_speed --real-shape \
-                     --batch-sizes 1 --repeats 2 ;;
+      constrained) run_one constrained_speed 200 python3 -m bench.constrained_speed --real-shape \
+                     --batch-sizes 1 --repeats 2 --caps both ;;
       round) run_one round_latency 240 python3 -m bench.round_latency --real-shape --rounds 2 --new-tokens 256 ;;
       rl) run_one rl_step 300 python3 -m bench.rl_step --real-shape ;;
       sft)  # QLoRA needs bitsandbytes, not on the GPU image: `prepare qlora` carries it (43 MB)
