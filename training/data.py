@@ -15,7 +15,8 @@ Formats (`DataSource.format`):
 - pickapic: Pick-a-Pic v2 parquet (caption, jpg_0, jpg_1, label_0, label_1 with 0.5/0.5 a tie,
   has_label, ranking_id, image_0_uid, image_1_uid, model_0, model_1, user_id).
 - imagerewarddb: ImageRewardDB rows of one image each (prompt_id, prompt, image or image_path,
-  rank); pairs come from ranks within a prompt_id, equal ranks tie.
+  rank), pairs from ranks within a prompt_id; or the publisher's grouped records (id, prompt,
+  generations, ranking: a list of image paths and their ranks). Lower is better; equal ranks tie.
 - genai-bench-t2i: GenAI-Bench image_generation (prompt, left_model, left_image, right_model,
   right_image, vote_type).
 - genai-bench-edit: GenAI-Bench image_edition (source_prompt, target_prompt, instruct_prompt,
@@ -40,8 +41,11 @@ Where each layout comes from (checked against public pages in this project's sea
   source_image, candidate_1, candidate_2; TIGER-AI-Lab/EditReward evaluate/inference_3pair_hf.py reads
   id, instruction, ranking, comparison_type, dataset, score_1/2, model_1/2 and groups rows by the id
   prefix). The whole-group-per-row layout and the 4pair comparison letters (C, D) are assumed.
-- partly confirmed: ImageRewardDB (the loading script declares image, prompt_id, prompt; the rank
-  column is assumed).
+- partly confirmed: ImageRewardDB. The grouped records and the direction (lower ranking is better)
+  come from the publisher's code (THUDM/ImageReward train/src/rank_pair_dataset.py and test.py,
+  which skip equal ranks where this reader keeps them as ties, so that evaluation can report with
+  and without ties). The HF loading script declares image, prompt_id, prompt; its per-image `rank`
+  column is assumed to run the same way.
 - assumed: MMRB2 (facebook/MMRB2_image ships only images; the records are built by its GitHub code,
   which was not available here), and the per-dimension `*_ranking` columns of EditReward-Bench.
 """
@@ -347,8 +351,14 @@ def _read_pickapic(builder: _Builder, rows: Iterable[dict]) -> None:
 
 def _read_imagerewarddb(builder: _Builder, rows: Iterable[dict]) -> None:
     groups: dict[Any, list[dict]] = {}
-    for row in rows:
+    for index, row in enumerate(rows):
         builder.report.rows += 1
+        if "generations" in row and "ranking" in row:  # the publisher's grouped record
+            _rank_pairs(builder, row.get("id", index), row.get("prompt"), list(row["generations"] or []),
+                        list(row["ranking"] or []), {"id": row.get("id", index)})
+            if builder.full():
+                return
+            continue
         groups.setdefault(row.get("prompt_id"), []).append(row)
     for prompt_id, group in groups.items():
         images = [r.get("image") if r.get("image") is not None else r.get("image_path") for r in group]

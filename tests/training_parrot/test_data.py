@@ -102,6 +102,19 @@ def test_imagerewarddb_pairs_from_ranks_within_a_prompt(tmp_path):
     assert report.rows == 5
 
 
+def test_imagerewarddb_grouped_records_as_the_publisher_writes_them(tmp_path):
+    """THUDM/ImageReward's data/test.json: id, prompt, generations, ranking (lower is better)."""
+    for name, data in (("r.png", RED), ("b.png", BLUE), ("g.png", GREEN)):
+        (tmp_path / name).write_bytes(data)
+    records = [{"id": "000864-0061", "prompt": "three shapes", "generations": ["r.png", "b.png", "g.png"],
+                "ranking": [3, 1, 3]}]
+    (tmp_path / "test.json").write_text(json.dumps(records))
+    pairs, report = read_pairs(DataSource("imagerewarddb", str(tmp_path / "test.json")))
+    assert [(p.pair_id, p.label) for p in pairs] == [
+        ("000864-0061:0-1", Preference.B), ("000864-0061:0-2", Preference.TIE), ("000864-0061:1-2", Preference.A)]
+    assert pairs[0].image_b.endswith("b.png") and pairs[0].request == "three shapes" and report.rows == 1
+
+
 def test_mmrb2_t2i_and_edit(tmp_path):
     rows = [{"pair_id": "m1", "prompt_text": "a fox", "prompt_images": [], "response_a_text": "",
              "response_a_images": [{"bytes": RED, "path": None}], "response_b_text": "",
