@@ -22,8 +22,12 @@ Formats (`DataSource.format`):
 - genai-bench-edit: GenAI-Bench image_edition (source_prompt, target_prompt, instruct_prompt,
   source_image, left_output_image, right_output_image, vote_type). vote_type: leftvote, rightvote,
   tievote, bothbad_vote (a tie).
-- mmrb2-t2i, mmrb2-edit: Multimodal RewardBench 2 (pair_id, prompt_text, prompt_images (edit
-  source), response_a_images, response_b_images, chosen).
+- mmrb2-t2i, mmrb2-edit: Multimodal RewardBench 2: the publisher's built t2i.json / edit.json
+  ({"pairs": [...]}: id, prompt_content [["image", path], ["text", ...]], response_a/b with
+  model_name and response_content, chosen A|B, human_annotations, prompt_source, prompt_metadata;
+  paths relative to the benchmark folder). Edits with several input images and responses that are
+  not one image are counted and skipped: the protocol judges one source and one output. Also read:
+  flattened rows (pair_id, prompt_text, prompt_images, response_a_images, response_b_images, chosen).
 - editreward-bench: EditReward-Bench (configs 2pair, 3pair, 4pair). Released rows hold one comparison
   each: id ("<group>_<n>"), dataset, instruction, source_image, candidate_1, candidate_2, ranking
   ("A>B", "C>A", "B=C"), comparison_type ("AvsC": candidate_1 is A, candidate_2 is C), score_1/2,
@@ -46,8 +50,10 @@ Where each layout comes from (checked against public pages in this project's sea
   which skip equal ranks where this reader keeps them as ties, so that evaluation can report with
   and without ties). The HF loading script declares image, prompt_id, prompt; its per-image `rank`
   column is assumed to run the same way.
-- assumed: MMRB2 (facebook/MMRB2_image ships only images; the records are built by its GitHub code,
-  which was not available here), and the per-dimension `*_ranking` columns of EditReward-Bench.
+- confirmed from the publisher's repository: MMRB2 (facebookresearch/MMRB2: benchmark/edit.json as
+  built, benchmark/README.md, and evaluate/compute_scores/compute_accuracy.py, which reads
+  pairs[*].id and .chosen). The flattened-row spelling is this project's own.
+- assumed: the per-dimension `*_ranking` columns of EditReward-Bench.
 """
 
 from __future__ import annotations
@@ -200,8 +206,8 @@ def read_rows(path: str | Path) -> Iterator[dict[str, Any]]:
                         yield json.loads(line)
         else:
             data = json.loads(file.read_text(encoding="utf-8"))
-            if isinstance(data, dict):
-                data = data.get("data", data.get("rows", [data]))
+            if isinstance(data, dict):  # {"data": [...]}, {"rows": [...]} or MMRB2's {"pairs": [...]}
+                data = next((data[key] for key in ("data", "rows", "pairs") if key in data), [data])
             yield from data
 
 
@@ -384,9 +390,38 @@ def _read_genai(builder: _Builder, rows: Iterable[dict], task: Task) -> None:
             return
 
 
+def _content(parts: Any, kind: str) -> list[Any]:
+    """The values of one kind ("image", "text") in MMRB2's [[kind, value], ...] content lists."""
+    return [value for part_kind, value in (parts or []) if part_kind == kind]
+
+
+def _read_mmrb2_published(builder: _Builder, row: dict, index: int, task: Task) -> None:
+    """One pair of the publisher's t2i.json / edit.json (facebookresearch/MMRB2 benchmark/)."""
+    prompt = row["prompt_content"]
+    sources = _content(prompt, "image")
+    outputs = [_content((row.get(side) or {}).get("response_content"), "image") for side in ("response_a", "response_b")]
+    if any(len(images) != 1 for images in outputs):
+        builder.report.skipped["response is not exactly one image"] += 1
+        return
+    if len(sources) != (1 if task is Task.EDIT else 0):
+        builder.report.skipped[f"{len(sources)} prompt images (the protocol judges "
+                               f"{'one source image' if task is Task.EDIT else 'text-only prompts'})"] += 1
+        return
+    provenance = {k: row[k] for k in ("prompt_source", "prompt_metadata", "human_annotations") if k in row}
+    provenance.update({f"model_{side[-1]}": (row.get(side) or {}).get("model_name") for side in ("response_a", "response_b")})
+    builder.add(row.get("id", row.get("pair_id", index)), task, "\n".join(_content(prompt, "text")), outputs[0][0],
+                outputs[1][0], builder.label(row.get("chosen", row.get("human_preference"))),
+                sources[0] if sources else None, provenance)
+
+
 def _read_mmrb2(builder: _Builder, rows: Iterable[dict], task: Task) -> None:
     for index, row in enumerate(rows):
         builder.report.rows += 1
+        if "prompt_content" in row:
+            _read_mmrb2_published(builder, row, index, task)
+            if builder.full():
+                return
+            continue
         provenance = {k: row[k] for k in ("prompt_source", "response_a_model", "response_b_model") if k in row}
         builder.add(row.get("pair_id", index), task, row.get("prompt_text"), row.get("response_a_images"),
                     row.get("response_b_images"), builder.label(row.get("chosen")), row.get("prompt_images"),

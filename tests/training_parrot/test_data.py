@@ -215,3 +215,33 @@ def test_read_all_prefixes_ids_and_rejects_unknown_formats(tmp_path):
         read_all([DataSource("genai-bench-t2i", path), DataSource("genai-bench-t2i", path)])
     with pytest.raises(ValueError, match="unknown data format"):
         DataSource("laion", path)
+
+
+def test_mmrb2_as_the_publisher_builds_it(tmp_path):
+    """facebookresearch/MMRB2 benchmark/t2i.json and edit.json: {"pairs": [...]}, content lists, paths."""
+    for name, data in (("images/a.jpg", RED), ("images/b.jpg", BLUE), ("input_images/s.jpg", GREEN),
+                       ("input_images/t.jpg", GREEN)):
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_bytes(data)
+
+    def pair(pair_id, prompt_images, chosen, outputs=("images/a.jpg", "images/b.jpg")):
+        return {"id": pair_id, "chosen": chosen, "human_annotations": [6, 5, 6], "prompt_source": "emu-edit",
+                "prompt_metadata": {"id": 7}, "prompt_content": [["image", p] for p in prompt_images]
+                + [["text", "Add toothpaste to the counter"]],
+                "response_a": {"model_name": "flux-kontext", "response_content": [["image", outputs[0]]]},
+                "response_b": {"model_name": "gpt-image-1", "response_content": [["image", outputs[1]]]}}
+
+    edits = {"pairs": [pair("e1", ["input_images/s.jpg"], "B"),
+                       pair("e2", ["input_images/s.jpg", "input_images/t.jpg"], "A")]}
+    (tmp_path / "edit.json").write_text(json.dumps(edits))
+    pairs, report = read_pairs(DataSource("mmrb2-edit", str(tmp_path / "edit.json")))
+    assert [(p.pair_id, p.label, p.task) for p in pairs] == [("e1", Preference.B, Task.EDIT)]
+    assert pairs[0].source_image.endswith("input_images/s.jpg") and pairs[0].image_a.endswith("images/a.jpg")
+    assert pairs[0].request == "Add toothpaste to the counter"
+    assert pairs[0].provenance["model_a"] == "flux-kontext" and pairs[0].provenance["human_annotations"] == [6, 5, 6]
+    assert report.rows == 2 and sum(report.skipped.values()) == 1
+
+    t2i = {"pairs": [pair("t1", [], "A")]}
+    (tmp_path / "t2i.json").write_text(json.dumps(t2i))
+    (only,), _ = read_pairs(DataSource("mmrb2-t2i", str(tmp_path / "t2i.json")))
+    assert only.label is Preference.A and only.source_image is None and only.task is Task.T2I
