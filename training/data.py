@@ -44,7 +44,9 @@ Where each layout comes from (checked against public pages in this project's sea
 - confirmed from the publisher's code, not the card: EditReward-Bench (the card's usage example names
   source_image, candidate_1, candidate_2; TIGER-AI-Lab/EditReward evaluate/inference_3pair_hf.py reads
   id, instruction, ranking, comparison_type, dataset, score_1/2, model_1/2 and groups rows by the id
-  prefix). The whole-group-per-row layout and the 4pair comparison letters (C, D) are assumed.
+  prefix); evaluate/inference_4pair_hf.py shows the 4pair rows the same way, one comparison each,
+  with letters up to D (comparison_type AvsB ... CvsD, rankings such as "D>B"). The
+  whole-group-per-row layout is an extra this reader accepts, not one seen in a release.
 - partly confirmed: ImageRewardDB. The grouped records and the direction (lower ranking is better)
   come from the publisher's code (THUDM/ImageReward train/src/rank_pair_dataset.py and test.py,
   which skip equal ranks where this reader keeps them as ties, so that evaluation can report with
