@@ -144,6 +144,7 @@ class FastDecoder:
         self.reserve_new_tokens = 0  # the cache holds at least this many new tokens (warm-up decodes fewer)
         self.prefix_reuse = prefix_reuse
         self.dynamic_shapes = dynamic_shapes
+        self.dynamic_failed = False  # set when a dynamic-shape compile failed: static shapes from then on
         self.shared_prefix_tokens = 0  # of the last call: prompt tokens prefilled once for all rows
         self._status_lock = threading.Lock()
         self.mode, self.status = self._resolve(mode)
@@ -241,7 +242,7 @@ class FastDecoder:
         """
         from transformers import CompileConfig
 
-        dynamic = bool(self.dynamic_shapes)
+        dynamic = self.uses_dynamic_shapes
         if self.model.device.type == "cuda":
             return CompileConfig(fullgraph=False, dynamic=dynamic, mode="reduce-overhead")
         config = CompileConfig(fullgraph=False, dynamic=dynamic, mode="default")
@@ -308,17 +309,36 @@ class FastDecoder:
         self.set_status("warming up")
         start = time.perf_counter()
         try:
-            self.load_artifacts()
-            for rows in sorted({batch_bucket(b, self.batch_buckets) for b in batch_sizes}):
-                for _ in range(3):  # compile, record the CUDA graph, replay it
-                    run(rows)
-            self.save_artifacts()
+            self._warm(run, batch_sizes)
         except Exception as error:
-            self.fall_back(error)
-            return self.status
+            if not self.uses_dynamic_shapes:
+                self.fall_back(error)
+                return self.status
+            # A torch whose compiler cannot do this model with symbolic sizes may still do it with
+            # fixed ones: one compile per bucket is slower to warm up but faster than plain generate.
+            logger.warning("dynamic-shape compile failed (%s: %s); warming up with static shapes",
+                           type(error).__name__, error)
+            self.dynamic_failed = True
+            self.caches.clear()
+            try:
+                self._warm(run, batch_sizes)
+            except Exception as second:
+                self.fall_back(second)
+                return self.status
         self.warmup_s = time.perf_counter() - start
         self.set_status("ready")
         return self.status
+
+    def _warm(self, run: Callable[[int], Any], batch_sizes: Sequence[int]) -> None:
+        self.load_artifacts()
+        for rows in sorted({batch_bucket(b, self.batch_buckets) for b in batch_sizes}):
+            for _ in range(3):  # compile, record the CUDA graph, replay it
+                run(rows)
+        self.save_artifacts()
+
+    @property
+    def uses_dynamic_shapes(self) -> bool:
+        return self.dynamic_shapes and not self.dynamic_failed
 
     def warmup_in_background(self, run: Callable[[int], Any], batch_sizes: Sequence[int]) -> threading.Thread:
         """`warmup` in a daemon thread, so the app can show its status while it compiles."""

@@ -103,7 +103,7 @@ def test_warmup_status_and_failure_fall_back(tiny_chat_model):
 
     thread = fast.warmup_in_background(failing_run, [1, 3])
     thread.join(timeout=10)
-    assert seen == ["warming up"]
+    assert seen == ["warming up"] * 2  # with dynamic shapes, then with static ones
     assert fast.status == "failed: RuntimeError: inductor exploded"
     assert not fast.active
 
@@ -158,3 +158,23 @@ def test_compiled_decode_step_gives_plain_tokens_and_replays_without_recompiling
         seen.append(counters["stats"]["unique_graphs"])
     assert len({length for _, length in tiny_chat_model.fast.caches}) > 1 and len(tiny_chat_model.fast.caches) > 2
     assert seen[0] <= graphs + 1 and seen[1:] == [seen[0]] * 2, "new buckets recompiled the decode step"
+
+
+def test_a_failing_dynamic_shape_compile_warms_up_again_with_static_shapes(tiny_chat_model, tmp_path):
+    fast = FastDecoder(tiny_chat_model.model, "static", artifacts_dir=tmp_path)
+    fast.mode = "compiled"  # as on a GPU; the run below stands in for the compiled decode
+    seen: list[bool] = []
+
+    def run(rows: int) -> None:
+        seen.append(fast.uses_dynamic_shapes)
+        if fast.uses_dynamic_shapes:
+            raise RuntimeError("symbolic shapes unsupported")
+
+    assert fast.warmup(run, [1, 2]) == "ready"
+    assert seen[0] is True and not any(seen[1:]) and fast.dynamic_failed
+    assert fast._compile_config().dynamic is False and fast.active
+
+    failing = FastDecoder(tiny_chat_model.model, "static", artifacts_dir=tmp_path)
+    failing.mode = "compiled"
+    assert failing.warmup(lambda rows: 1 / 0, [1]).startswith("failed: ZeroDivisionError")
+    assert not failing.active
