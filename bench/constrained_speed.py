@@ -34,6 +34,7 @@ import time
 import torch
 from PIL import Image
 
+from bench.critic_speed import device_name, sync
 from rr_core.critics.constrained import GrammarLogitsProcessor
 from rr_core.grammar import SectionCaps, compile_for_tokenizer_info, compiled_grammar, max_tokens_for
 from rr_core.prompts import build_pointwise
@@ -193,11 +194,6 @@ def mask_only(grammar, stop: list[int], batch: int, repeats: int) -> tuple[float
     return best, fills
 
 
-def _sync() -> None:
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
-
-
 def run(model, inputs, grammar, eos, batch, max_new, repeats, fast=None, seed=0):
     """Best-of-`repeats` seconds for the constrained, unconstrained and prefill runs, and the token count.
 
@@ -226,13 +222,13 @@ def run(model, inputs, grammar, eos, batch, max_new, repeats, fast=None, seed=0)
         TimedProcessor.seconds = 0.0
         start = time.perf_counter()
         new = generate([TimedProcessor(grammar, batch, stop_token_ids=eos)], max_new, False)
-        _sync()
+        sync()
         best["constrained"] = min(best["constrained"], time.perf_counter() - start)
         best["mask"] = min(best["mask"], TimedProcessor.seconds)
         for name, tokens in (("plain", new), ("prefill", 1)):
             start = time.perf_counter()
             generate([], tokens, True)
-            _sync()
+            sync()
             best[name] = min(best[name], time.perf_counter() - start)
     return best, new
 
@@ -277,8 +273,7 @@ def main() -> None:
                       f"{sum(fills_ms):.0f} ms)")
         return
     max_new = max_tokens_for(task, mode, SectionCaps())
-    device = (torch.cuda.get_device_name() if torch.cuda.is_available()
-              else f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)")
+    device = device_name()
     now = datetime.datetime.now().isoformat(timespec="seconds")
     print(f"constrained_speed  {now}  {platform.node()}  {device}")
     print(f"torch {torch.__version__}  {task.value} {mode}, sampling T=1, best of {args.repeats}, interleaved")

@@ -94,22 +94,30 @@ def requests(batch: int, side: int) -> list[CritiqueRequest]:
             for i in range(batch)]
 
 
-def _sync() -> None:
+def sync() -> None:
+    """Wait for the GPU (a no-op on CPU), so a timer sees the work, not its launch."""
     if torch.cuda.is_available():
         torch.cuda.synchronize()
+
+
+def device_name() -> str:
+    """The machine a figure was measured on: the GPU's name, or the CPU and torch's thread count."""
+    if torch.cuda.is_available():
+        return torch.cuda.get_device_name()
+    return f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
 
 
 def timed(fns: dict[str, Any], repeats: int) -> dict[str, float]:
     """Best-of-`repeats` seconds per function, run interleaved so load from other processes hits all alike."""
     for fn in fns.values():
         fn()
-    _sync()
+    sync()
     best = {name: float("inf") for name in fns}
     for _ in range(repeats):
         for name, fn in fns.items():
             start = time.perf_counter()
             fn()
-            _sync()
+            sync()
             best[name] = min(best[name], time.perf_counter() - start)
     return best
 
@@ -298,7 +306,7 @@ def main() -> None:
 
     chat_model = real_shape_chat_model() if args.real_shape else ChatModel.load(
         TransformersCriticConfig(model=str(ensure_tiny_critic()), fast_decode="off"))
-    device = torch.cuda.get_device_name() if torch.cuda.is_available() else f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+    device = device_name()
     print(f"critic_speed  {datetime.datetime.now().isoformat(timespec='seconds')}  {platform.node()}  {device}")
     print(f"torch {torch.__version__}  model {'Qwen3-VL-8B shape, random bf16' if args.real_shape else 'tiny Qwen3-VL (fp32)'}  "
           f"new tokens {args.new_tokens}  image {args.image_side}px  best of {args.repeats}, interleaved")

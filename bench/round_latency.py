@@ -43,7 +43,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import torch
 
-from bench.critic_speed import ForcedLength, real_shape_chat_model
+from bench.critic_speed import ForcedLength, device_name, real_shape_chat_model
 from bench.loop_overhead import Clock, TimedPipeline
 from rr_core.critics.transformers_critic import ChatModel, TransformersCriticConfig
 from rr_core.generators.base import GeneratorConfig
@@ -348,8 +348,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
     if args.fast_decode != "off":
         bench.critic.warmup(image_side=models.side)
     cuda = torch.cuda.is_available()
-    device = (torch.cuda.get_device_name() if cuda
-              else f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)")
+    device = device_name()
     print(f"# round latency — {datetime.date.today().isoformat()}, {platform.node()}, {device}, "
           f"{os.cpu_count()} CPUs")
     print(f"torch {torch.__version__}, transformers {transformers.__version__}, diffusers {diffusers.__version__}")

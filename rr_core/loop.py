@@ -2,10 +2,11 @@
 
 A loop is a sequence of rounds. Each round generates K candidates from one prompt, critiques all of
 them in one batch, picks the best reward, and proposes the critique's refined request as the next
-prompt. Every image is judged against the session's request (the user's first prompt), refined
+prompt. Every image is judged against the session's request (the user's first prompt); refined
 prompts only drive the generator, so the answer is the best image of any round (keep-best) by one
-measure; every round's images are scored, refined ones included. The engine yields typed events; it never raises on a model failure: a failed
-generation or critique is an `ErrorEvent` and the configured policy retries, skips or stops.
+measure, and every round's images are scored, refined ones included. The engine yields typed
+events; it never raises on a model failure: a failed generation or critique is an `ErrorEvent` and
+the configured policy retries, skips or stops.
 """
 
 from __future__ import annotations
@@ -283,7 +284,6 @@ class RefineLoop:
         if self.task is Task.EDIT and source_image is None and (state is None or state.source_image is None):
             raise InvalidRequest("An edit session needs a source image.")
         state = state or LoopState(task=self.task, source_image=source_image)
-        state.request = state.request or prompt
         cancel = cancel or threading.Event()
         stop_reason: StopReason = "max_rounds"
         # 2. Rounds.

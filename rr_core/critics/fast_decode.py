@@ -211,16 +211,17 @@ class FastDecoder:
         cache = self._cache(bucket, length)
         cache.reset()
         # 4. rows of one request (K candidates, an RL group): their shared prefix is prefilled once
+        argument = cache_argument(self.model)
         reused = None
         if self.prefix_reuse:
             try:
-                reused = prefill_shared_prefix(self.model, kwargs, cache, cache_argument(self.model))
+                reused = prefill_shared_prefix(self.model, kwargs, cache, argument)
             except Exception:  # a model quirk must cost speed, not the critique: prefill every row
                 logger.exception("prefix reuse failed; this decoder prefills every row from now on")
                 self.prefix_reuse = False
                 cache.reset()
         if reused is None:
-            kwargs[cache_argument(self.model)] = cache
+            kwargs[argument] = cache
             self.shared_prefix_tokens = 0
         else:
             kwargs, self.shared_prefix_tokens = reused
