@@ -26,6 +26,7 @@ from rr_core.critics.base import CritiqueRequest
 from rr_core.critique import Critique, ParseStatus
 from rr_core.errors import InvalidRequest
 from rr_core.generators.base import GenerationRequest
+from rr_core.limits import MAX_CANDIDATES, MAX_ROUNDS
 from rr_core.prompts import validate_request
 from rr_core.reward import RewardSpec, apply_reward
 from rr_core.rubric import Task, dimension_keys
@@ -80,10 +81,10 @@ class LoopConfig:
     negative_prompt: str = ""
 
     def __post_init__(self) -> None:
-        if not 1 <= self.rounds <= 50:
-            raise InvalidRequest(f"rounds must be between 1 and 50, got {self.rounds}.")
-        if not 1 <= self.candidates <= 16:
-            raise InvalidRequest(f"candidates per round must be between 1 and 16, got {self.candidates}.")
+        if not 1 <= self.rounds <= MAX_ROUNDS:
+            raise InvalidRequest(f"rounds must be between 1 and {MAX_ROUNDS}, got {self.rounds}.")
+        if not 1 <= self.candidates <= MAX_CANDIDATES:
+            raise InvalidRequest(f"candidates per round must be between 1 and {MAX_CANDIDATES}, got {self.candidates}.")
         if self.stop_threshold is not None and not 1.0 <= self.stop_threshold <= 4.0:
             raise InvalidRequest(f"the stop threshold is a score from 1 to 4, got {self.stop_threshold}.")
         if self.patience is not None and self.patience < 1:

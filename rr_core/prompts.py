@@ -19,11 +19,11 @@ from PIL import Image
 from rr_core.critique_format import output_format
 from rr_core.errors import InvalidRequest, TemplateError
 from rr_core.images import data_url, prepare_for_critic
+from rr_core.limits import MAX_REQUEST_CHARS
 from rr_core.rubric import Task, dimensions
 
 PROMPTS_DIR = Path(__file__).resolve().parent.parent / "assets" / "prompts"
 MODES = ("pointwise", "pairwise")
-MAX_REQUEST_CHARS = 2000
 IMAGE_COUNT = {
     (Task.T2I, "pointwise"): 1,
     (Task.EDIT, "pointwise"): 2,

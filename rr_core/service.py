@@ -31,6 +31,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from rr_core.critics.base import CritiqueRequest
 from rr_core.errors import InvalidImage, InvalidRequest, RRError
 from rr_core.images import load_image
+from rr_core.limits import MAX_COMMENT_CHARS, MAX_REQUEST_CHARS
 from rr_core.loop import (
     Candidate,
     CritiqueParsed,
@@ -60,7 +61,6 @@ from rr_core.run_view import CandidateView, RoundView, RunView, decode_image_pay
 logger = logging.getLogger(__name__)
 
 LOCAL_USER = "local"
-MAX_NEGATIVE_CHARS = 2000
 APP_LOOP_DEFAULTS: dict[str, Any] = {"max_retries": 0, "on_critique_error": "skip"}
 """A failed critique is shown with its raw text and a retry button rather than retried silently."""
 
@@ -233,8 +233,8 @@ class StudioService:
         for key in ("rounds", "candidates", "seed", "steps"):
             if values.get(key) is not None:
                 values[key] = int(values[key])
-        if len(values.get("negative_prompt", "")) > MAX_NEGATIVE_CHARS:
-            raise InvalidRequest(f"The negative prompt is over {MAX_NEGATIVE_CHARS} characters; shorten it.")
+        if len(values.get("negative_prompt", "")) > MAX_REQUEST_CHARS:
+            raise InvalidRequest(f"The negative prompt is over {MAX_REQUEST_CHARS} characters; shorten it.")
         return LoopConfig.from_dict(values)
 
     def _drive(self, user_id: str, view: RunView, state: LoopState, prompt: str, config: LoopConfig,
@@ -489,7 +489,7 @@ class StudioService:
                 score = entry.get("score")
                 repo.add_annotation(db, critique_id=int(critique_id), annotator_id=user_id, dimension=key,
                                     verdict=verdict, corrected_score=None if score in (None, "") or verdict != "correct"
-                                    else float(score), comment=str(entry.get("comment", ""))[:2000])
+                                    else float(score), comment=str(entry.get("comment", ""))[:MAX_COMMENT_CHARS])
         return f"Saved {len(verdicts)} verdict(s) on critique {critique_id}."
 
     def next_pair(self, username: str | None) -> dict[str, Any] | None:

@@ -26,18 +26,16 @@ from PIL import Image
 from rr_core.config import from_dict
 from rr_core.errors import InvalidImage, InvalidRequest, model_unavailable
 from rr_core.images import fit_to_grid, load_image
+from rr_core.limits import MAX_CANDIDATES, MAX_SEED, MAX_STEPS
+from rr_core.limits import MAX_REQUEST_CHARS
 from rr_core.rubric import Task
 
 logger = logging.getLogger(__name__)
 
-MAX_PROMPT_CHARS = 2000
-MAX_CANDIDATES = 16
-MAX_STEPS = 200
 MIN_SIDE = 16
 MAX_SIDE = 2048
 SIZE_MULTIPLE = 16  # FLUX and Qwen-Image latents: 8x VAE downsampling, then 2x2 patch packing
 SOURCE_MAX_SIDE = 1024
-MAX_SEED = 2**63 - 1
 LORA_ADAPTER_NAME = "rr_lora"
 
 DTYPES = ("auto", "bf16", "fp16", "fp32")
@@ -137,13 +135,13 @@ class GenerationRequest:
     def __post_init__(self) -> None:
         if not isinstance(self.prompt, str) or not self.prompt.strip():
             raise InvalidRequest("The prompt is empty; describe the image (or the edit) to make.")
-        if len(self.prompt) > MAX_PROMPT_CHARS:
+        if len(self.prompt) > MAX_REQUEST_CHARS:
             raise InvalidRequest(
-                f"The prompt is {len(self.prompt)} characters; the limit is {MAX_PROMPT_CHARS}."
+                f"The prompt is {len(self.prompt)} characters; the limit is {MAX_REQUEST_CHARS}."
             )
-        if not isinstance(self.negative_prompt, str) or len(self.negative_prompt) > MAX_PROMPT_CHARS:
+        if not isinstance(self.negative_prompt, str) or len(self.negative_prompt) > MAX_REQUEST_CHARS:
             raise InvalidRequest(
-                f"The negative prompt must be text of at most {MAX_PROMPT_CHARS} characters."
+                f"The negative prompt must be text of at most {MAX_REQUEST_CHARS} characters."
             )
         if isinstance(self.num_candidates, bool) or not isinstance(self.num_candidates, int):
             raise InvalidRequest(f"num_candidates must be a whole number, got {self.num_candidates!r}.")

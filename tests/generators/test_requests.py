@@ -7,7 +7,7 @@ from PIL import Image
 
 from rr_core.errors import InvalidImage, InvalidRequest
 from rr_core.generators import GenerationRequest, GeneratorConfig, UnsupportedGenerator, prepare_source
-from rr_core.generators.base import MAX_PROMPT_CHARS
+from rr_core.limits import MAX_REQUEST_CHARS
 
 
 @pytest.mark.parametrize(
@@ -15,8 +15,8 @@ from rr_core.generators.base import MAX_PROMPT_CHARS
     [
         ({"prompt": ""}, "empty"),
         ({"prompt": "   \n"}, "empty"),
-        ({"prompt": "x" * (MAX_PROMPT_CHARS + 1)}, "2001 characters"),
-        ({"prompt": "a cat", "negative_prompt": "x" * (MAX_PROMPT_CHARS + 1)}, "negative prompt"),
+        ({"prompt": "x" * (MAX_REQUEST_CHARS + 1)}, "2001 characters"),
+        ({"prompt": "a cat", "negative_prompt": "x" * (MAX_REQUEST_CHARS + 1)}, "negative prompt"),
         ({"prompt": "a cat", "width": 100}, "multiple of 16"),
         ({"prompt": "a cat", "height": 0}, "multiple of 16"),
         ({"prompt": "a cat", "width": 4096}, "multiple of 16"),
@@ -36,7 +36,7 @@ def test_bad_requests_raise_specific_errors(kwargs, message):
 
 
 def test_prompt_at_the_limit_is_accepted():
-    assert len(GenerationRequest("x" * MAX_PROMPT_CHARS).prompt) == MAX_PROMPT_CHARS
+    assert len(GenerationRequest("x" * MAX_REQUEST_CHARS).prompt) == MAX_REQUEST_CHARS
 
 
 def test_source_must_be_an_image():
