@@ -11,8 +11,10 @@ data folder and, once there, is the one every preset uses. The builder produces 
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import re
+import sys
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -287,3 +289,35 @@ def build_pairwise(task: Task | str, request: str, image_a: Image.Image, image_b
         raise InvalidRequest("An edit comparison needs the source image as well as both edits.")
     images = [source_image, image_a, image_b] if task == Task.EDIT else [image_a, image_b]
     return _render(_template_for(task, "pairwise", template), request, images)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m rr_core.prompts import SOURCE [--data-dir DIR]` and `python -m rr_core.prompts show`."""
+    parser = argparse.ArgumentParser(prog="python -m rr_core.prompts",
+                                     description="Show the active prompt templates, or import the checkpoints' own prompt.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    imports = commands.add_parser("import", help="import the checkpoints' prompt from a README (Markdown) or SFT "
+                                                 "conversations (JSONL) you have")
+    imports.add_argument("source", help="the file holding the prompt")
+    imports.add_argument("--data-dir", default=None,
+                         help="data folder (default: RR_DATA_DIR, else ./data); templates go to <data-dir>/prompts")
+    commands.add_parser("show", help="which template each task and mode uses now")
+    args = parser.parse_args(argv)
+    if args.command == "show":
+        for row in describe_active_templates():
+            sys.stdout.write(f"{row['task']} {row['mode']}: {row['template_version']} ({row['path']})\n")
+        return 0
+    from rr_core.prompt_import import import_prompts
+
+    try:
+        result = import_prompts(args.source, args.data_dir)
+    except TemplateError as exc:
+        sys.stderr.write(f"import refused: {exc}\n")
+        return 2
+    for line in result.lines():
+        sys.stdout.write(line + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
