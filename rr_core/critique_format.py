@@ -21,7 +21,8 @@ SCORE_A = "Score A"
 SCORE_B = "Score B"
 WINNER = "Winner"
 NA = "N/A"
-WINNER_WORDS = {Preference.A: "Image A", Preference.B: "Image B", Preference.TIE: "Tie"}
+# What the model writes on a Winner line; the tie wording is the checkpoints' own ("It's a tie").
+WINNER_WORDS = {Preference.A: "Image A", Preference.B: "Image B", Preference.TIE: "It's a tie"}
 
 
 def format_score(score: float | None, not_applicable: bool = False) -> str:
@@ -59,28 +60,35 @@ def render_pairwise(task: Task, entries: list[tuple[str, str, str, str]], summar
     return "\n".join(lines)
 
 
+def _placeholder(what: str) -> str:
+    """A slot of the output skeleton shown to the model, in the checkpoints' bracket style."""
+    return f"[ {what} ]"
+
+
+def score_placeholder(na_allowed: bool) -> str:
+    return _placeholder("float score or N/A" if na_allowed else "float score")
+
+
 def output_format(task: Task, mode: str) -> str:
-    """The skeleton shown to the model in the prompt, with angle-bracket placeholders."""
+    """The skeleton shown to the model after "Output your evaluation in the following format:"."""
     if mode == "pointwise":
-        entries = []
-        for dim in dimensions(task):
-            score = "<a number from 1.0 to 4.0" + (", or N/A>" if dim.na_allowed else ">")
-            entries.append((f"<evidence for the {dim.heading.lower()} score>", score))
+        entries = [(_placeholder("concrete visual evidence for this aspect's score"), score_placeholder(dim.na_allowed))
+                   for dim in dimensions(task)]
         return render_pointwise(
             task,
-            "<what the request asks for: subjects, attributes, relations, text, style>",
+            _placeholder("what the instruction asks for: subjects, attributes, relations, any text, style"),
             entries,
-            "<one or two sentences on the main strengths and weaknesses>",
-            "<what in the request caused the weaknesses and how to fix them>",
-            "<the full improved request, ready to use as is>",
+            _placeholder("the main strengths and weaknesses in one or two sentences"),
+            _placeholder("each weakness, the instruction detail behind it, and the specific fix"),
+            _placeholder("one new, enriched request, written like a standard user instruction"),
         )
     if mode == "pairwise":
-        entries = []
-        for dim in dimensions(task):
-            score = "<1.0 to 4.0" + (", or N/A>" if dim.na_allowed else ">")
-            entries.append((f"<evidence comparing the two images on {dim.heading.lower()}>", score, score,
-                            "<Image A, Image B or Tie>"))
-        return render_pairwise(task, entries, "<which image is better overall and why>")
+        winner = _placeholder(", ".join(WINNER_WORDS[p] for p in (Preference.A, Preference.B)) + " or "
+                              + WINNER_WORDS[Preference.TIE])
+        entries = [(_placeholder("concrete visual evidence comparing the two images on this aspect"),
+                    score_placeholder(dim.na_allowed), score_placeholder(dim.na_allowed), winner)
+                   for dim in dimensions(task)]
+        return render_pairwise(task, entries, _placeholder("which image is better overall, and why"))
     raise ValueError(f"unknown mode {mode!r}: expected 'pointwise' or 'pairwise'")
 
 

@@ -29,10 +29,26 @@ _PREFIX = r"^[ \t>]*(?:#{1,6}[ \t]*)?(?:[-*][ \t]+)?"
 
 
 def _heading_line(name: str, numbered: bool = False) -> re.Pattern[str]:
-    """A line that is only a dimension heading, e.g. "2. Physical and Visual Quality:" or "### Text Rendering"."""
-    number = r"(?:\d+[.)][ \t]*)?" if numbered else ""
+    """A dimension heading line: "2. Physical and Visual Quality:", "### Text Rendering".
+
+    With `numbered`, the heading may carry its number, and a numbered heading with a colon may have
+    text after it on the same line ("1. Text Faithfulness: (how well ...)", a scope the model copied
+    from the prompt, or the first field): the dimension's block starts right after the colon
+    (`_body_start`). An unnumbered line with text after the name stays text, so a justification line
+    that happens to start with a dimension's name is not taken for a heading.
+    """
+    number = r"(?P<num>\d+[.)][ \t]*)?" if numbered else ""
     words = r"[ \t]+".join(re.escape(w) for w in name.split())
-    return re.compile(_PREFIX + number + words + r"[ \t]*:?[ \t]*$", re.IGNORECASE | re.MULTILINE)
+    trailing = r"|(?(num)(?(colon).*$|(?!))|(?!))" if numbered else ""
+    return re.compile(_PREFIX + number + words + r"[ \t]*(?P<colon>:)?(?:[ \t]*$" + trailing + ")",
+                      re.IGNORECASE | re.MULTILINE)
+
+
+def _body_start(match: re.Match[str]) -> int:
+    """Where a heading's block starts: after its colon when text follows it on the line, else after the line."""
+    if match.group("colon") and match.group(0)[match.end("colon") - match.start():].strip():
+        return match.end("colon")
+    return match.end()
 
 
 def _field_line(name: str) -> re.Pattern[str]:
@@ -92,7 +108,7 @@ def _blocks(text: str, task: Task, end: int) -> tuple[dict[str, str], list[str]]
             continue
         if len(matches) > 1:
             problems.append(f"{dim.heading}: heading appears {len(matches)} times; the first is used")
-        starts.append((matches[0].start(), matches[0].end(), dim.key))
+        starts.append((matches[0].start(), _body_start(matches[0]), dim.key))
     starts.sort()
     blocks = {}
     for index, (_, body_start, key) in enumerate(starts):
@@ -192,11 +208,13 @@ def parse_critique(text: str, task: Task | str) -> Critique:
 
 
 _WINNER = re.compile(r"^\W*(?:image\s*)?(?P<side>[ab])\b", re.IGNORECASE)
-_TIE = re.compile(r"^\W*(tie|equal|both|same|neither|draw)\b", re.IGNORECASE)
+# "It's a tie" (the checkpoints' wording), "It’s a tie", "it is a tie", "A tie", "Tie", "Tied", "Equal" ...
+_TIE = re.compile(r"^\W*(?:it\s*(?:['’]\s*s|\s+is)\s+)?(?:a\s+)?(tie|tied|equal|both|same|neither|draw)\b",
+                  re.IGNORECASE)
 
 
 def _read_winner(value: str | None) -> Preference | None:
-    """The Winner line's first words: "Image A", "B", "Tie (both ...)"."""
+    """The Winner line's first words: "Image A", "B", "It's a tie", "Tie (both ...)"."""
     if not value:
         return None
     if _TIE.match(value):

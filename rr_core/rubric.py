@@ -1,4 +1,11 @@
-"""The rubric the RationalRewards checkpoints were trained on: tasks, dimensions, headings, levels.
+"""The project's rubric: tasks, dimensions, exact headings and level labels, and our level wording.
+
+What must match the released checkpoints is exact here: the dimension headings the model writes and
+the parser reads, their order per task, and the level labels ("Full match", "Minor flaws" ...) of
+the prompt's rubric (README, "Prompt layout and template import"). The scopes and level
+descriptions are the project's own words, carrying the same evidence at the same level of detail as
+the training prompt; they are not that prompt's text (`python -m rr_core.prompts import` brings the
+byte-exact prompt in from a file the user has).
 
 Every other piece of the protocol (prompt rendering, the parser, the reward, the decoding grammar,
 the UI's score bars) reads its dimensions from here, so adding or renaming a dimension is a change
@@ -34,91 +41,111 @@ class Task(str, enum.Enum):
 class Dimension:
     """One scored aspect of an image.
 
-    `heading` is the exact string the model writes and the parser looks for; `levels` are the four
-    anchor descriptions (index 0 is level 1) shown to the model in the prompt and to users beside
-    every score.
+    `heading` is the exact string the model writes and the parser looks for; `scope` says what the
+    aspect covers (shown in parentheses after the heading in the prompt); `labels` and `levels` are
+    the four anchor levels' exact labels and our descriptions of them (index 0 is level 1), shown
+    to the model in the prompt and to users beside every score.
     """
 
     key: str
     heading: str
-    question: str
+    scope: str
+    labels: tuple[str, str, str, str]
     levels: tuple[str, str, str, str]
     na_allowed: bool = False
-    na_rule: str = ""
 
     def level_description(self, score: float | None) -> str:
-        """The anchor description for the level nearest to `score` ("" for a missing score)."""
+        """"Label: description" of the level nearest to `score` ("" for a missing score)."""
         if score is None:
             return ""
         level = int(round(min(max(score, SCORE_MIN), SCORE_MAX)))
-        return self.levels[level - 1]
+        return f"{self.labels[level - 1]}: {self.levels[level - 1]}"
 
 
 TEXT_FAITHFULNESS_T2I = Dimension(
     key="text_faithfulness",
     heading="Text Faithfulness",
-    question="Does the image show everything the request asks for: objects, counts, attributes, "
-    "spatial relations, style and mood?",
+    scope="How closely the image carries out what the instruction asks for",
+    labels=("Major deviations", "Some mismatch", "Minor mismatch", "Full match"),
     levels=(
-        "severe mismatch: the main subject or most of the request is missing or wrong",
-        "some mismatch: several requested elements or attributes are missing or wrong",
-        "minor mismatch: the request is followed except for a small detail",
-        "full match: every element of the request is present and correct",
+        "The main subject or most of the requested content is missing or wrong: key objects, colours "
+        "or actions differ from the instruction, or the image shows something else entirely.",
+        "Several requested elements are missing or wrong (an object, a colour, a count, an action), "
+        "or clearly unrequested content has been hallucinated into the scene.",
+        "The instruction is followed apart from a small detail, such as a slightly off colour, a "
+        "secondary object or a minor attribute.",
+        "Every requested object, colour, attribute, action and relation is present and correct, and "
+        "nothing unrequested has been added.",
     ),
 )
 
 TEXT_FAITHFULNESS_EDIT = Dimension(
     key="text_faithfulness",
     heading="Text Faithfulness",
-    question="Does the edited image carry out the instruction: the requested change, in the "
-    "requested place, to the requested extent?",
+    scope="How closely the edited image carries out the editing instruction",
+    labels=("Major deviations", "Some mismatch", "Minor mismatch", "Full match"),
     levels=(
-        "instruction ignored or contradicted: the requested change is absent or wrong",
-        "partly done: the change is incomplete, misplaced or only loosely related",
-        "mostly done: the change is made with a small deviation from the instruction",
-        "fully done: the change is exactly what the instruction asks for",
+        "The requested change is absent or contradicts the instruction, or unrequested changes "
+        "take its place.",
+        "The change is only partly made, misplaced or loosely related: requested objects, colours or "
+        "actions are partly wrong, or unrequested changes were hallucinated.",
+        "The change is made with a small deviation in colour, size, position or extent.",
+        "The edit does exactly what the instruction asks, with the right objects, colours and "
+        "actions, and changes nothing that was not requested.",
     ),
 )
 
 IMAGE_FAITHFULNESS = Dimension(
     key="image_faithfulness",
     heading="Image Faithfulness",
-    question="Is everything the instruction did not ask to change kept from the source image: "
-    "identity, background, layout, lighting and style?",
+    scope="How well the parts the instruction leaves alone, and the key elements of the source "
+    "image, are preserved",
+    labels=("Fails to use input", "Partial mismatch", "Minor mismatch", "Uses input fully"),
     levels=(
-        "severe drift: the image is largely redrawn or the subject's identity is lost",
-        "some drift: noticeable unrequested changes to the subject, background or style",
-        "minor drift: small unrequested changes that a careful look reveals",
-        "fully preserved: only the requested change differs from the source",
+        "The result ignores the source image: it is redrawn, or the subject's identity, the "
+        "background or the style is lost.",
+        "Noticeable unrequested changes to the subject's identity, the background, the style or the "
+        "lighting.",
+        "Small unrequested differences that a careful look reveals, such as a slight shift in "
+        "lighting, colour or a background detail.",
+        "Only the requested change differs: background, style, lighting and the subject's identity "
+        "are kept exactly as in the source image.",
     ),
 )
 
 PHYSICAL_QUALITY = Dimension(
     key="physical_quality",
     heading="Physical and Visual Quality",
-    question="Is the image physically plausible and well made: anatomy, geometry, lighting, "
-    "textures, composition, free of artifacts?",
+    scope="Technical errors, composition, realism and physical plausibility",
+    labels=("Severe flaws", "Some flaws", "Minor flaws", "No noticeable flaws"),
     levels=(
-        "severe flaws: broken anatomy or geometry, heavy artifacts, or an unreadable scene",
-        "some flaws: visible distortions or artifacts that draw the eye",
-        "minor flaws: small imperfections that do not spoil the image",
-        "no flaws: plausible, clean and well composed",
+        "Heavy artifacts or broken physics dominate: garbled objects, distorted anatomy or "
+        "geometry, floating objects, shadows cast in the wrong direction, or a scene that is hard "
+        "to read.",
+        "Visible problems draw the eye: inconsistent lighting or shadows, wrong perspective, warped "
+        "anatomy or geometry, obvious seams, blur or noise.",
+        "Small imperfections that do not spoil the image, such as a faint seam, slight blur or "
+        "noise, or a minor lighting inconsistency.",
+        "Lighting, shadows, geometry, anatomy and perspective are all plausible; there are no "
+        "seams, blur or noise, and the composition is sound.",
     ),
 )
 
 TEXT_RENDERING = Dimension(
     key="text_rendering",
     heading="Text Rendering",
-    question="Is any text the request asks for rendered legibly, spelled correctly and placed "
-    "where asked?",
+    scope="Judged only when the instruction asks for text to appear in the image",
+    labels=("Major deviations", "Partial match", "Mostly match", "Full match"),
     levels=(
-        "severe errors: the requested text is missing or illegible",
-        "some errors: misspellings, missing words or garbled glyphs",
-        "minor errors: legible and correct but for a small glitch",
-        "perfect: every requested word is present, legible and correctly spelled",
+        "The requested text is missing, unreadable or badly distorted. If the instruction asks for "
+        "no text at all, write N/A instead of a score.",
+        "Parts of the text are wrong: misspelled or missing words, or garbled letters.",
+        "The text is legible and nearly right, with one small slip such as a wrong letter or wrong "
+        "capitalisation.",
+        "Every requested word is present, legible, correctly spelled and capitalised, and placed "
+        "where the instruction asks.",
     ),
     na_allowed=True,
-    na_rule="Write N/A when the request asks for no text in the image.",
 )
 
 DIMENSIONS: dict[Task, tuple[Dimension, ...]] = {
@@ -145,7 +172,7 @@ def dimension_keys(task: Task | str) -> tuple[str, ...]:
 
 
 def describe_score(task: Task | str, key: str, score: float | None, not_applicable: bool = False) -> str:
-    """The text shown beside a score in the UI, e.g. "3.2 — minor flaws: small imperfections ..."."""
+    """The text shown beside a score in the UI, e.g. "3.2 — Minor flaws: Small imperfections ..."."""
     if not_applicable:
         return "N/A — not applicable to this request"
     if score is None:

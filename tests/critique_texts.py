@@ -178,12 +178,12 @@ PAIRWISE_T2I = """# Detailed Judgement
 ## Justification: Both are clean vector drawings.
 ## Score A: 3.5
 ## Score B: 3.5
-## Winner: Tie
+## Winner: It's a tie
 3. Text Rendering:
 ## Justification: No text requested.
 ## Score A: N/A
 ## Score B: N/A
-## Winner: Tie
+## Winner: It's a tie
 # Summary: Image A matches the count.
 """
 
@@ -192,7 +192,7 @@ PAIRWISE_EDIT = """# Detailed Judgement
 ## Justification: Both make the sky purple.
 ## Score A: 3.5
 ## Score B: 3.5
-## Winner: Tie
+## Winner: It's a tie
 2. Image Faithfulness:
 ## Justification: Image B changed the building's colour too.
 ## Score A: 4.0
@@ -207,6 +207,6 @@ PAIRWISE_EDIT = """# Detailed Judgement
 ## Justification: No text.
 ## Score A: N/A
 ## Score B: N/A
-## Winner: Tie
+## Winner: It's a tie
 # Summary: Image A preserves more.
 """

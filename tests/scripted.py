@@ -21,7 +21,7 @@ Script = Callable[[Conversation], str]
 
 
 def request_of(conversation: Conversation) -> str:
-    match = re.search(r"User Request: (.*)", conversation.user_text)
+    match = re.search(r"User Instruction: (.*)", conversation.user_text)
     return match.group(1).strip() if match else ""
 
 

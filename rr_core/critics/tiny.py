@@ -88,7 +88,7 @@ def _corpus() -> list[str]:
     lines = [line for line in _PROTOCOL_TEXT.splitlines() if line.strip()]
     for dims in DIMENSIONS.values():
         for dim in dims:
-            lines += [dim.heading, dim.question, *dim.levels, dim.na_rule]
+            lines += [dim.heading, dim.scope, *dim.labels, *dim.levels]
     return lines * 4
 
 

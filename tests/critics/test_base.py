@@ -142,8 +142,8 @@ def test_a_users_template_file_replaces_the_shipped_one(tmp_path):
 
     text = (PROMPTS_DIR / "t2i_pointwise.yaml").read_text(encoding="utf-8")
     mine = tmp_path / "mine.yaml"
-    mine.write_text(text.replace('version: "1.0"', 'version: "7-house"').replace(
-        "The user asked an image generator", "Our house style: the user asked an image generator"))
+    mine.write_text(text.replace('version: "2.0"', 'version: "7-house"').replace(
+        "User Instruction:", "Our house style. User Instruction:"))
     critic = ScriptedCritic(lambda c: critique_text("t2i", 3.0), templates=[mine])
     from PIL import Image
 
@@ -151,7 +151,7 @@ def test_a_users_template_file_replaces_the_shipped_one(tmp_path):
 
     image = Image.new("RGB", (32, 32), "red")
     critique = critic.critique(CritiqueRequest("t2i", "a fox", image))
-    assert critique.template_version == "t2i_pointwise@7-house"
+    assert critique.template_version.startswith("file:t2i_pointwise@7-house#")
     assert "Our house style" in critic.seen[-1].user_text
     critic.compare(PairRequest("t2i", "a fox", image, image))  # pairwise keeps the shipped template
-    assert critic.seen[-1].template_version == "t2i_pairwise@1.0"
+    assert critic.seen[-1].template_version.startswith("shipped:t2i_pairwise@2.0#")

@@ -106,8 +106,9 @@ def test_a_users_template_is_used_and_recorded(tmp_path):
     from rr_core.prompts import PROMPTS_DIR
 
     mine = tmp_path / "house.yaml"
-    mine.write_text((PROMPTS_DIR / "t2i_pointwise.yaml").read_text().replace('version: "1.0"', 'version: "house-2"'))
+    mine.write_text((PROMPTS_DIR / "t2i_pointwise.yaml").read_text().replace('version: "2.0"', 'version: "house-2"'))
     out = tmp_path / "templated"
     assert main(["--prompt", "a red fox", "--rounds", "1", "--preset", "tiny", "--steps", "2", "--template",
                  str(mine), "--out", str(out), "--quiet", *FAST]) == 0
-    assert json.loads((out / "round_0_cand_0.json").read_text())["template_version"] == "t2i_pointwise@house-2"
+    assert json.loads((out / "round_0_cand_0.json").read_text())["template_version"].startswith(
+        "file:t2i_pointwise@house-2#")

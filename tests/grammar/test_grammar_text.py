@@ -206,7 +206,8 @@ def critiques(draw, task):
                     .filter(lambda s: not re.search(r"[:*_>]", s) and s[0] not in "-"))
     analysis = analysis + draw(st.sampled_from(list(grammar.ANALYSIS_END)))
     if re.match(re.escape(fmt.REFINEMENT), analysis, re.IGNORECASE):
-        analysis = "The " + analysis[: caps.analysis - 4]
+        # "The " moves the line off the heading's start, which leaves it the shorter cap.
+        analysis = ("The " + analysis[:-1])[: caps.analysis - len(fmt.REFINEMENT)] + analysis[-1]
     critique = Critique(task=task, analysis=analysis, summary=draw(free_text(caps.summary)),
                         refinement_comments=draw(free_text(caps.comments)),
                         refined_request=draw(free_text(caps.refined)
@@ -291,7 +292,8 @@ def test_whatever_the_grammar_accepts_parses(field, value, end):
 # --- one source of truth, bounds, the HTTP fields ------------------------------------------------
 
 def test_a_dimension_added_to_the_rubric_is_in_the_grammar(monkeypatch):
-    extra = rubric.Dimension(key="aesthetics", heading="Aesthetic Appeal", question="Is it beautiful?",
+    extra = rubric.Dimension(key="aesthetics", heading="Aesthetic Appeal", scope="How beautiful it is",
+                             labels=("w", "x", "y", "z"),
                              levels=("a", "b", "c", "d"), na_allowed=True)
     monkeypatch.setitem(rubric.DIMENSIONS, Task.T2I, rubric.DIMENSIONS[Task.T2I] + (extra,))
     grammar._grammar.cache_clear()

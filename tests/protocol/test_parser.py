@@ -240,3 +240,43 @@ def test_output_format_shown_to_the_model_uses_the_parsed_headings():
     for dim in dimensions(Task.EDIT):
         assert f". {dim.heading}:" in skeleton
     assert f"## {fmt.REFINED}:" in skeleton
+
+
+@pytest.mark.parametrize("task", list(Task))
+@pytest.mark.parametrize("trailing", [" (how well the image follows the request)", " [ scope of the aspect ]",
+                                      " see below"])
+def test_heading_with_text_after_it_on_the_same_line_is_read(task, trailing):
+    """A model that copies the rubric's scope onto the heading line must not lose that dimension."""
+    parts = ["# Detailed Judgement"]
+    expected = {}
+    for number, dim in enumerate(dimensions(task), start=1):
+        expected[dim.key] = 1.0 + number * 0.5
+        parts += [f"{number}. {dim.heading}:{trailing}", f"## Justification: j{number}",
+                  f"## Score: {expected[dim.key]}"]
+    parts += ["# Summary: s", "# User Request Refinement:", "## Refinement Comments: c", "## Refined Request: r"]
+    c = parse_critique("\n".join(parts), task)
+    assert scores(c) == expected, c.problems
+    assert c.status is ParseStatus.OK
+    assert [c.scores[d.key].justification for d in dimensions(task)] == [
+        f"j{n}" for n in range(1, len(dimensions(task)) + 1)]
+
+
+def test_heading_with_fields_on_the_same_line_is_read():
+    text = texts.T2I_OK.replace("1. Text Faithfulness:\n## Justification:", "1. Text Faithfulness: ## Justification:")
+    c = parse_critique(text, "t2i")
+    assert c.status is ParseStatus.OK, c.problems
+    assert c.scores["text_faithfulness"].justification.startswith("The lighthouse, the cliff")
+
+
+@pytest.mark.parametrize("words", ["It's a tie", "It’s a tie", "it is a tie", "A tie", "Tie", "tie (both fine)",
+                                   "Tied", "**It's a tie**"])
+def test_pairwise_tie_wordings(words):
+    text = texts.PAIRWISE_T2I.replace("## Winner: Image A", f"## Winner: {words}")
+    assert parse_pairwise(text, "t2i").dims["text_faithfulness"].winner is Preference.TIE
+
+
+@pytest.mark.parametrize("words,winner", [("Image A", Preference.A), ("B", Preference.B),
+                                          ("Image B is better", Preference.B), ("its colours", None)])
+def test_pairwise_winner_wordings(words, winner):
+    text = texts.PAIRWISE_T2I.replace("## Winner: Image A", f"## Winner: {words}")
+    assert parse_pairwise(text, "t2i").dims["text_faithfulness"].winner is winner
