@@ -42,3 +42,9 @@ def test_the_check_sees_imports_inside_functions(tmp_path):
     sample = tmp_path / "sample.py"
     sample.write_text("import os\n\ndef f():\n    from storage.db import make_engine\n    import studio.runs\n")
     assert [m for _, m in imported_modules(sample)] == ["os", "storage.db", "studio.runs"]
+
+
+def test_storage_does_no_protocol_work():
+    """Exports read what was stored with a critique; they never rebuild a prompt or re-score."""
+    modules = {m for _, m in imported_modules(ROOT / "storage" / "export.py")}
+    assert not modules & {"rr_core.prompts", "rr_core.reward"}
