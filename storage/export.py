@@ -233,10 +233,11 @@ def review(row: CritiqueRow, annotator_id: str | None = None) -> ReviewedCritiqu
 
 def reward_spec(row: CritiqueRow) -> dict[str, Any]:
     """How the critique's reward was made: the stored spec, or for a row older than revision 0003
-    (none stored) its recorded reward dimensions with equal weights."""
+    (none stored) its recorded reward dimensions with equal weights. The shape is rr_core's
+    RewardSpec.to_dict()."""
     if row.reward_spec is not None:
         return dict(row.reward_spec)
-    return {"dimensions": list(row.reward_dimensions) or None, "weights": None}
+    return {"dimensions": list(row.reward_dimensions) or None, "weights": None, "require_all": False}
 
 
 def _critique_query(filters: ExportFilters) -> Any:

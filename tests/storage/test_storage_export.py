@@ -16,6 +16,7 @@ from sqlalchemy import select
 from rr_core.images import prepare_for_critic
 from rr_core.parser import parse_critique
 from rr_core.prompts import build_pointwise
+from rr_core.reward import RewardSpec
 from rr_core.rubric import Task
 from storage import export
 from storage import repository as repo
@@ -214,7 +215,7 @@ def test_parrot(factory, data, tmp_path):
     # Storage does not score: a corrected critique has no reward; the original keeps the stored one.
     assert b["critique"]["reward"] is None and a["critique"]["reward"] == critiques["r0"].reward
     # No reward spec was stored with these rows: the rule is their reward dimensions, equal weights.
-    assert a["reward_spec"] == {"dimensions": list(critiques["r0"].reward_dimensions), "weights": None}
+    assert RewardSpec.from_dict(a["reward_spec"]) == RewardSpec(dimensions=critiques["r0"].reward_dimensions)
     assert parse_critique(b["text"], "t2i").score("physical_quality") == 1.5
     tie = records[f"{ids['e0']}-{ids['e1']}"]
     assert [r["critique_id"] for r in json.loads(tie["rationales"])["A"]] == [cid["e0"]]
