@@ -182,15 +182,17 @@ def export_pairs(session: Session, store: ImageStore, filters: ExportFilters = E
 
 def export_dpo(session: Session, store: ImageStore, filters: ExportFilters = ExportFilters(),
                embed_images: bool = False, include_ties: bool = False) -> Iterator[dict[str, Any]]:
-    """DiffusionDPO / Pick-a-Pic layout: caption, jpg_0, jpg_1, label_0 (1: image 0 preferred, 0: image 1,
-    0.5: tie, only with include_ties). The images are PNG despite the column names (PIL opens both)."""
+    """DiffusionDPO / Pick-a-Pic v2 layout: caption, jpg_0, jpg_1, label_0 (1: image 0 preferred, 0: image
+    1, 0.5: tie, only with include_ties) and label_1 = 1 - label_0 (Pick-a-Pic's readers, training.data
+    among them, need both). The images are PNG despite the column names (PIL opens both)."""
     image = ImageRef(store, embed_images)
     for pair in aggregate_pairs(session, filters):
         if pair.preference == "tie" and not include_ties:
             continue
+        label_0 = {"A": 1.0, "B": 0.0, "tie": 0.5}[pair.preference]
         yield {"caption": pair.round_a.session.prompt, "jpg_0": image(pair.round_a.image_sha256),
                "jpg_1": image(pair.round_b.image_sha256),
-               "label_0": {"A": 1.0, "B": 0.0, "tie": 0.5}[pair.preference]}
+               "label_0": label_0, "label_1": 1.0 - label_0}
 
 
 # --- annotated critiques -----------------------------------------------------------------------

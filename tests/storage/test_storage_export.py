@@ -162,7 +162,8 @@ def test_dpo(factory, data, tmp_path):
     first = next(r for r in rows if _pixels(r["jpg_0"]) == list(images["r0"].getdata()))
     assert first["caption"] == "a lighthouse at dusk" and _pixels(first["jpg_1"]) == list(images["r1"].getdata())
     assert sorted(r["label_0"] for r in _read_jsonl(tmp_path / "t.jsonl")) == [0.0, 0.5, 1.0]
-    assert set(rows[0]) == {"caption", "jpg_0", "jpg_1", "label_0"}
+    assert set(rows[0]) == {"caption", "jpg_0", "jpg_1", "label_0", "label_1"}
+    assert all(r["label_0"] + r["label_1"] == 1.0 for r in rows)
 
 
 def test_sft_sharegpt(factory, data, tmp_path):
