@@ -417,9 +417,11 @@ def rounds_by_ids(session: Session, round_ids: Sequence[int]) -> dict[int, Round
 
 # --- stored critic prompts ---------------------------------------------------------------------
 
-def critiques_without_prompt(session: Session, limit: int = MAX_PAGE) -> list[CritiqueRow]:
-    """Critiques stored before their critic prompt was kept (revision 0003), oldest first."""
-    return list(session.scalars(select(CritiqueRow).where(CritiqueRow.prompt_messages.is_(None))
+def critiques_without_prompt(session: Session, after_id: int = 0, limit: int = MAX_PAGE) -> list[CritiqueRow]:
+    """Critiques stored before their critic prompt was kept (revision 0003), oldest first, from ids
+    above `after_id` (to page past rows that cannot be filled)."""
+    return list(session.scalars(select(CritiqueRow)
+                                .where(CritiqueRow.prompt_messages.is_(None), CritiqueRow.id > after_id)
                                 .order_by(CritiqueRow.id).limit(max(1, int(limit)))))
 
 

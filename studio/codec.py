@@ -99,12 +99,15 @@ def read_run(db: Session, store: ImageStore, row: StudioSession, user_id: str) -
     return run
 
 
-def backfill_critic_prompts(db: Session, store: ImageStore, limit: int = repo.MAX_PAGE) -> int:
-    """Fill in the critic prompt of critiques stored before prompts were kept (revision 0003), from
-    their round's request and images; returns how many were filled. A request the prompt builder
-    refuses stays without a prompt (the SFT export leaves such critiques out)."""
-    filled = 0
-    for critique_row in repo.critiques_without_prompt(db, limit):
+def backfill_critic_prompts(db: Session, store: ImageStore, after_id: int = 0,
+                            limit: int = repo.MAX_PAGE) -> tuple[int, int | None]:
+    """Fill in the critic prompt of one page of critiques stored before prompts were kept (revision
+    0003), from their round's request and images. Returns how many were filled and the last id seen
+    (None when there were no more). A request the prompt builder refuses stays without a prompt (the
+    SFT export leaves such critiques out)."""
+    filled, last = 0, None
+    for critique_row in repo.critiques_without_prompt(db, after_id, limit):
+        last = critique_row.id
         round_row = critique_row.round
         source = store.open(round_row.source_image_sha256) if round_row.source_image_sha256 else None
         messages = critic_messages(round_row.session.task, round_row.prompt, store.open(round_row.image_sha256),
@@ -112,4 +115,4 @@ def backfill_critic_prompts(db: Session, store: ImageStore, limit: int = repo.MA
         if messages is not None:
             repo.set_prompt_messages(db, critique_row.id, messages)
             filled += 1
-    return filled
+    return filled, last

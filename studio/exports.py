@@ -29,13 +29,12 @@ class Exports:
     def backfill(self) -> int:
         """Store the critic prompt of critiques made before prompts were kept (revision 0003), so that
         the SFT export has them; returns how many were filled."""
-        total = 0
-        while True:
+        total, last = 0, 0
+        while last is not None:
             with write_transaction(self.ctx.db) as db:
-                filled = codec.backfill_critic_prompts(db, self.ctx.store)
+                filled, last = codec.backfill_critic_prompts(db, self.ctx.store, after_id=last)
             total += filled
-            if filled == 0:
-                return total
+        return total
 
     def export(self, username: str | None, fmt: str, parquet: bool = False) -> dict[str, Any]:
         """Write one training format from storage; returns the file, the record count and the command

@@ -309,3 +309,4 @@ def test_critique_keeps_its_prompt_and_reward_spec(factory, store, owner, make_i
         assert old.prompt_messages is None and old.reward_spec is None
         assert old.id in {row.id for row in repo.critiques_without_prompt(s, limit=10_000)}
         assert kept.id not in {row.id for row in repo.critiques_without_prompt(s, limit=10_000)}
+        assert old.id not in {row.id for row in repo.critiques_without_prompt(s, after_id=old.id, limit=10_000)}

@@ -51,3 +51,15 @@ def test_export_from_the_app_names_the_command_line_that_does_the_same(services)
     assert result["count"] == 1 and result["file"].endswith(".jsonl")
     assert result["command"].startswith("python -m storage.export --format rl-prompts --out rl-prompts-")
     assert "--database-url" in result["command"] and str(services.store.root) in result["command"]
+
+
+def test_backfill_pages_past_critiques_it_cannot_fill(services, monkeypatch):
+    from studio import codec
+
+    first, second = _old_critique(services), _old_critique(services)
+    rendered = codec.critic_messages
+    monkeypatch.setattr(codec, "critic_messages", lambda *args: None)  # e.g. a request over today's limit
+    assert services.exports.backfill() == 0
+    monkeypatch.setattr(codec, "critic_messages", rendered)
+    with services.sessions() as db:
+        assert codec.backfill_critic_prompts(db, services.store, after_id=first, limit=1) == (1, second)
