@@ -71,3 +71,24 @@ def test_every_stored_critique_keeps_its_prompt_and_reward_spec(services):
     assert RewardSpec.from_dict(row.reward_spec) == RewardSpec(dimensions=("text_faithfulness",))
     assert [m["role"] for m in row.prompt_messages] == ["system", "user"]
     assert "a teapot" in row.prompt_messages[1]["content"] and "<image>" in row.prompt_messages[1]["content"]
+
+
+def test_a_reopened_edit_session_equals_the_live_run_and_keeps_its_source(services, models):
+    from PIL import Image
+
+    models.script = varied
+    source = Image.new("RGB", (40, 32), (200, 30, 90))
+    live = list(services.run_loop(None, "make it blue", {"rounds": 2, "candidates": 2, "stop_threshold": None},
+                                  source))[-1]
+    reopened = services.open_session(None, live.session_id)
+    assert reopened.task == "edit" and reopened.run.summary() == live.run.summary()
+    assert list(reopened.source_image.getdata()) == list(source.getdata())
+
+
+def test_a_round_whose_generation_failed_keeps_its_place_when_reopened(services, models):
+    models.generator_double.fail_times = 1  # round 1 fails and is skipped; round 2 runs
+    live = list(services.run_loop(None, "a windmill", {"rounds": 2, "stop_threshold": None}))[-1]
+    assert [r.skipped for r in live.run.state.rounds] == [True, False]
+    assert any("generate failed" in m for m in live.messages)
+    reopened = services.open_session(None, live.session_id)
+    assert reopened.run.summary() == live.run.summary()
