@@ -29,10 +29,11 @@ from rr_core.errors import RRError
 from rr_core.images import data_url, load_image
 from rr_core.presets import PRESETS
 from rr_core.rubric import dimensions
-from rr_core.auth import OAUTH_PREFIX, AuthSettings
-from rr_core.run_view import RunView, gallery_items, history_rows, prompt_diff, scores_html
-from rr_core.service import StudioService, create_service
-from storage.export import FORMATS
+from studio.container import Services as StudioService
+from studio.container import create_services as create_service
+from studio.exports import FORMATS
+from studio.users import OAUTH_PREFIX, AuthSettings
+from studio.views import RunView, gallery_items, history_rows, prompt_diff, scores_html
 
 logger = logging.getLogger("app")
 

@@ -28,10 +28,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from rr_core.critique import Critique
-from rr_core.errors import InvalidRequest
+from rr_core.images import prepare_for_critic
 from rr_core.parser import render_critique
-from rr_core.prompts import build_pointwise
-from rr_core.reward import RewardSpec, compute_reward
 from rr_core.rubric import Task
 from storage.db import make_engine, make_session_factory
 from storage.images import ImageStore, default_image_store, encode_png
@@ -184,15 +182,17 @@ def export_pairs(session: Session, store: ImageStore, filters: ExportFilters = E
 
 def export_dpo(session: Session, store: ImageStore, filters: ExportFilters = ExportFilters(),
                embed_images: bool = False, include_ties: bool = False) -> Iterator[dict[str, Any]]:
-    """DiffusionDPO / Pick-a-Pic layout: caption, jpg_0, jpg_1, label_0 (1: image 0 preferred, 0: image 1,
-    0.5: tie, only with include_ties). The images are PNG despite the column names (PIL opens both)."""
+    """DiffusionDPO / Pick-a-Pic v2 layout: caption, jpg_0, jpg_1, label_0 (1: image 0 preferred, 0: image
+    1, 0.5: tie, only with include_ties) and label_1 = 1 - label_0 (Pick-a-Pic's readers, training.data
+    among them, need both). The images are PNG despite the column names (PIL opens both)."""
     image = ImageRef(store, embed_images)
     for pair in aggregate_pairs(session, filters):
         if pair.preference == "tie" and not include_ties:
             continue
+        label_0 = {"A": 1.0, "B": 0.0, "tie": 0.5}[pair.preference]
         yield {"caption": pair.round_a.session.prompt, "jpg_0": image(pair.round_a.image_sha256),
                "jpg_1": image(pair.round_b.image_sha256),
-               "label_0": {"A": 1.0, "B": 0.0, "tie": 0.5}[pair.preference]}
+               "label_0": label_0, "label_1": 1.0 - label_0}
 
 
 # --- annotated critiques -----------------------------------------------------------------------
@@ -210,7 +210,9 @@ class ReviewedCritique:
 
 def review(row: CritiqueRow, annotator_id: str | None = None) -> ReviewedCritique | None:
     """Apply the annotations of `row` (the latest per dimension wins; only `annotator_id`'s if given).
-    None when it has no annotation or a dimension was rejected. Corrected critiques are re-rendered."""
+    None when it has no annotation or a dimension was rejected. Corrected critiques are re-rendered
+    with the corrected scores and no reward: the stored reward was made from the critic's scores, and
+    storage does not score (a reader that wants one applies `reward_spec(row)` to the scores)."""
     notes = [a for a in row.annotations if annotator_id is None or a.annotator_id == annotator_id]
     if not notes:
         return None
@@ -225,12 +227,19 @@ def review(row: CritiqueRow, annotator_id: str | None = None) -> ReviewedCritiqu
         scores = dict(critique.scores)
         for key, value in corrections.items():
             scores[key] = replace(scores[key], score=value, not_applicable=False, raw_score=f"{value:g}")
-        critique = replace(critique, scores=scores)
-        spec = RewardSpec(dimensions=critique.reward_dimensions or None)
-        critique = replace(critique, reward=compute_reward(critique, spec))
+        critique = replace(critique, scores=scores, reward=None)
         critique = replace(critique, raw_text=render_critique(critique))
     return ReviewedCritique(row, critique, critique.raw_text, bool(corrections),
                             sorted({n.annotator_id for n in latest.values()}))
+
+
+def reward_spec(row: CritiqueRow) -> dict[str, Any]:
+    """How the critique's reward was made: the stored spec, or for a row older than revision 0003
+    (none stored) its recorded reward dimensions with equal weights. The shape is rr_core's
+    RewardSpec.to_dict()."""
+    if row.reward_spec is not None:
+        return dict(row.reward_spec)
+    return {"dimensions": list(row.reward_dimensions) or None, "weights": None, "require_all": False}
 
 
 def _critique_query(filters: ExportFilters) -> Any:
@@ -250,34 +259,44 @@ def _critique_query(filters: ExportFilters) -> Any:
 
 def export_sft(session: Session, store: ImageStore, filters: ExportFilters = ExportFilters(),
                embed_images: bool = False, image_dir: str | os.PathLike[str] | None = None) -> Iterator[dict[str, Any]]:
-    """Supervised critiques in the sharegpt-with-images layout (LLaMA-Factory, TRL): the project's own
-    pointwise prompt, then the reviewed critique as the assistant turn. The images are the ones the
-    prompt builder prepared for the critic, written to `image_dir` (content-addressed) or embedded."""
+    """Supervised critiques in the sharegpt-with-images layout (LLaMA-Factory, TRL): the critic's system
+    and user turns as stored when the critique was made, then the reviewed critique as the assistant
+    turn. The images are the round's (edits: source first) prepared for the critic as the prompt had
+    them, written to `image_dir` (content-addressed) or embedded. A critique stored without its
+    prompt (older than revision 0003 and not yet filled in by the app) is left out and counted."""
     if not embed_images and image_dir is None:
         raise ValueError("export_sft needs image_dir for the prepared images, or embed_images=True")
     prepared = ImageStore(image_dir) if image_dir is not None else None
+    without_prompt = 0
     for row in session.scalars(_critique_query(filters)):
         reviewed = review(row, filters.annotator_id)
         if reviewed is None:
             continue
-        round_ = row.round
-        source = store.open(round_.source_image_sha256) if round_.source_image_sha256 else None
-        try:
-            conversation = build_pointwise(round_.session.task, round_.prompt, store.open(round_.image_sha256),
-                                           source_image=source)
-        except InvalidRequest as error:
-            log.warning("critique %d left out of the SFT export: %s", row.id, error)
+        if not row.prompt_messages:
+            without_prompt += 1
             continue
-        record = conversation.to_sharegpt()
+        round_ = row.round
+        pictures = ([store.open(round_.source_image_sha256)] if round_.source_image_sha256 else [])
+        pictures.append(store.open(round_.image_sha256))
+        messages = [dict(m) for m in row.prompt_messages]
+        marks = sum(m["content"].count("<image>") for m in messages)
+        if marks != len(pictures):
+            log.warning("critique %d left out of the SFT export: its prompt has %d image marks for %d images",
+                        row.id, marks, len(pictures))
+            continue
         images = []
-        for picture in record["images"]:
+        for picture in map(prepare_for_critic, pictures):
             if prepared is None:
                 images.append(encode_png(picture))
             else:
                 images.append(str(prepared.path(prepared.put(picture).sha256)))
-        yield {"messages": record["messages"] + [{"role": "assistant", "content": reviewed.text}],
+        yield {"messages": messages + [{"role": "assistant", "content": reviewed.text}],
                "images": images, "critique_id": row.id, "model_id": row.model_id,
+               "template_version": row.template_version,
                "constrained": bool(row.constrained), "corrected": reviewed.corrected}
+    if without_prompt:
+        log.warning("%d reviewed critique(s) left out of the SFT export: stored before critic prompts were "
+                    "kept; start the app once (it fills them in), then export again", without_prompt)
 
 
 def export_parrot(session: Session, store: ImageStore, filters: ExportFilters = ExportFilters(),
@@ -300,6 +319,8 @@ def export_parrot(session: Session, store: ImageStore, filters: ExportFilters = 
                 parsed = reviewed.critique.to_dict()
                 parsed.pop("raw_text")
                 rationales[side].append({"critique_id": row.id, "model_id": row.model_id,
+                                         "template_version": row.template_version,
+                                         "reward_spec": reward_spec(row),
                                          "constrained": bool(row.constrained), "text": reviewed.text,
                                          "critique": parsed, "corrected": reviewed.corrected,
                                          "annotators": reviewed.annotators})

@@ -168,7 +168,8 @@ class Round(Base):
 class CritiqueRow(Base):
     """A critic's answer for one round. `parsed` is rr_core Critique.to_dict() without the raw text,
     which has its own column; status, reward and the reward's dimension set are also columns so
-    they can be indexed and filtered."""
+    they can be indexed and filtered. The prompt the critic was given and the reward spec are stored
+    with it, so exports never rebuild a prompt or re-score a critique."""
 
     __tablename__ = "critiques"
     __table_args__ = (
@@ -185,6 +186,11 @@ class CritiqueRow(Base):
     status: Mapped[str] = mapped_column(String(8))
     reward: Mapped[float | None] = mapped_column(Float)
     reward_dimensions: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # How the reward was made (rr_core RewardSpec.to_dict()); NULL on rows older than revision 0003.
+    reward_spec: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
+    # The critic's system and user turns, sharegpt style (images as <image>), as rendered when the
+    # critique was made; NULL on rows older than revision 0003 until the app fills them in.
+    prompt_messages: Mapped[list[dict[str, str]] | None] = mapped_column(JSON(none_as_null=True))
     constrained: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     latency_s: Mapped[float | None] = mapped_column(Float)
     prompt_tokens: Mapped[int | None] = mapped_column(Integer)

@@ -15,7 +15,7 @@ from typing import Any
 from PIL import Image as PILImage
 from sqlalchemy import case, delete, distinct, func, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from rr_core.critique import Critique, Preference
 from rr_core.rubric import SCORE_MAX, SCORE_MIN, Task, dimension_keys
@@ -94,6 +94,21 @@ def list_sessions(session: Session, owner_id: str, search: str | None = None, li
     return list(session.scalars(query))
 
 
+def count_sessions(session: Session, owner_id: str) -> int:
+    """How many sessions `owner_id` has (one COUNT query, no page limit)."""
+    return int(session.scalar(select(func.count()).select_from(StudioSession)
+                              .where(StudioSession.owner_id == owner_id)) or 0)
+
+
+def round_counts(session: Session, session_ids: Sequence[str]) -> dict[str, int]:
+    """Per session id, how many rounds (distinct round indexes) it has stored; absent ids have none."""
+    if not session_ids:
+        return {}
+    query = (select(Round.session_id, func.count(distinct(Round.round_index)))
+             .where(Round.session_id.in_(list(session_ids))).group_by(Round.session_id))
+    return {session_id: int(count) for session_id, count in session.execute(query)}
+
+
 def get_session_for_user(session: Session, session_id: str, user_id: str, *,
                          write: bool = False) -> StudioSession:
     """The session if `user_id` may see it (owner; annotators and admins read all; only the owner or an
@@ -156,11 +171,14 @@ def record_round(session: Session, *, store: ImageStore, session_id: str, owner_
                  image: PILImage.Image, critique: Critique | None, round_index: int, candidate_index: int = 0,
                  used_prompt: str | None = None, refined_prompt: str | None = None, seed: int | None = None,
                  generator_settings: dict[str, Any] | None = None, source_image: PILImage.Image | None = None,
-                 parent_round_id: int | None = None, chosen: bool = False) -> Round:
+                 parent_round_id: int | None = None, chosen: bool = False,
+                 reward_spec: dict[str, Any] | None = None,
+                 prompt_messages: list[dict[str, str]] | None = None) -> Round:
     """Record one candidate of one round: its image (and source image) in the store, the round row and
     the critique row. Commit once per round (write_transaction): a crash then loses at most this round.
 
     `refined_prompt` defaults to the critique's refined request; `used_prompt` to `prompt`.
+    `reward_spec` and `prompt_messages` are stored with the critique (see add_critique).
     """
     owned = get_session_for_user(session, session_id, owner_id, write=True)
     if critique is not None and critique.task.value != owned.task:
@@ -181,7 +199,8 @@ def record_round(session: Session, *, store: ImageStore, session_id: str, owner_
     session.add(row)
     session.flush()
     if critique is not None:
-        add_critique(session, round_id=row.id, critique=critique)
+        add_critique(session, round_id=row.id, critique=critique, reward_spec=reward_spec,
+                     prompt_messages=prompt_messages)
     return row
 
 
@@ -192,16 +211,22 @@ def _round_in_session(session: Session, round_id: int, session_id: str) -> Round
     return row
 
 
-def add_critique(session: Session, *, round_id: int, critique: Critique) -> CritiqueRow:
-    """Store a critique for a round (several critics may judge one round). Not user-facing: the loop
-    calls it with the round it just wrote."""
+def add_critique(session: Session, *, round_id: int, critique: Critique,
+                 reward_spec: dict[str, Any] | None = None,
+                 prompt_messages: list[dict[str, str]] | None = None) -> CritiqueRow:
+    """Store a critique for a round (several critics may judge one round). Not user-facing: the
+    application layer calls it with the round it just wrote. `reward_spec` is how the reward was
+    made and `prompt_messages` the critic's rendered system and user turns, kept so that exports
+    read them instead of rebuilding the prompt or re-scoring."""
     parsed = critique.to_dict()
     raw_text = parsed.pop("raw_text")
     row = CritiqueRow(round_id=round_id, model_id=critique.model_id, template_version=critique.template_version,
                       raw_text=raw_text, parsed=parsed, status=critique.status.value, reward=critique.reward,
                       reward_dimensions=list(critique.reward_dimensions), constrained=critique.constrained,
                       latency_s=critique.latency_s, prompt_tokens=critique.prompt_tokens,
-                      completion_tokens=critique.completion_tokens)
+                      completion_tokens=critique.completion_tokens,
+                      reward_spec=dict(reward_spec) if reward_spec is not None else None,
+                      prompt_messages=[dict(m) for m in prompt_messages] if prompt_messages is not None else None)
     session.add(row)
     session.flush()
     return row
@@ -317,6 +342,21 @@ def add_pair_judgement(session: Session, *, round_a_id: int, round_b_id: int, pr
     return row
 
 
+def first_unjudged_pair(session: Session, judge_id: str) -> tuple[int, int] | None:
+    """The first two images of one session that `judge_id` has not compared yet, in either order:
+    (lower round id, higher round id), sessions in id order, then the lower id, then the higher.
+    One query; None when every pair is judged."""
+    a, b = aliased(Round), aliased(Round)
+    judged = select(PairJudgement.id).where(
+        PairJudgement.judge_id == judge_id,
+        or_((PairJudgement.round_a_id == a.id) & (PairJudgement.round_b_id == b.id),
+            (PairJudgement.round_a_id == b.id) & (PairJudgement.round_b_id == a.id)))
+    query = (select(a.id, b.id).join(b, (b.session_id == a.session_id) & (b.id > a.id))
+             .where(~judged.exists()).order_by(a.session_id, a.id, b.id).limit(1))
+    found = session.execute(query).first()
+    return None if found is None else (int(found[0]), int(found[1]))
+
+
 # --- counts ------------------------------------------------------------------------------------
 
 def count_preference_pairs(session: Session, *, task: Task | str | None = None,
@@ -373,3 +413,23 @@ def delete_unreferenced_image_rows(session: Session, older_than: datetime) -> in
 
 def rounds_by_ids(session: Session, round_ids: Sequence[int]) -> dict[int, Round]:
     return {row.id: row for row in session.scalars(select(Round).where(Round.id.in_(list(round_ids))))}
+
+
+# --- stored critic prompts ---------------------------------------------------------------------
+
+def critiques_without_prompt(session: Session, after_id: int = 0, limit: int = MAX_PAGE) -> list[CritiqueRow]:
+    """Critiques stored before their critic prompt was kept (revision 0003), oldest first, from ids
+    above `after_id` (to page past rows that cannot be filled)."""
+    return list(session.scalars(select(CritiqueRow)
+                                .where(CritiqueRow.prompt_messages.is_(None), CritiqueRow.id > after_id)
+                                .order_by(CritiqueRow.id).limit(max(1, int(limit)))))
+
+
+def set_prompt_messages(session: Session, critique_id: int, messages: list[dict[str, str]]) -> None:
+    """Fill in the critic prompt of an older critique (only where none is stored yet)."""
+    row = session.get(CritiqueRow, critique_id)
+    if row is None:
+        raise NotFound(f"no critique {critique_id}")
+    if row.prompt_messages is None:
+        row.prompt_messages = [dict(m) for m in messages]
+        session.flush()

@@ -14,11 +14,11 @@ import pytest
 
 from rr_core.critics.router import TaskRouter
 from rr_core.loop import RefineLoop
-from rr_core.auth import AuthSettings
-from rr_core.service import StudioService
 from storage.db import make_engine
 from storage.images import ImageStore
 from storage.migrate import upgrade_to_head
+from studio.container import Services as StudioService
+from studio.users import AuthSettings
 from tests.scripted import PaintGenerator, ScriptedCritic, critique_text, request_of
 
 

@@ -9,9 +9,9 @@ import pytest
 from gradio_client import Client
 from sqlalchemy import select
 
-from rr_core.auth import AuthSettings
-from rr_core.service import RunLimitExceeded
 from storage.models import PairJudgement, Round, StudioSession
+from studio.runs import RunLimitExceeded
+from studio.users import AuthSettings
 from tests.app.conftest import ScriptedStudio, launched, make_service
 
 AUTH = "alice:pa:designer,bob:pb:designer,carol:pc:annotator"

@@ -11,8 +11,8 @@ from PIL import Image
 from sqlalchemy import select
 
 from rr_core.images import data_url, decode_data_url
-from rr_core.service import LOCAL_USER
 from storage.models import Annotation, CritiqueRow, PairJudgement, Round, StudioSession
+from studio.users import LOCAL_USER
 from tests.app.conftest import launched, make_service, tiny_studio
 
 pytestmark = pytest.mark.slow

@@ -7,9 +7,9 @@ from types import SimpleNamespace
 import pytest
 
 import app
-from rr_core.auth import AuthSettings
 from storage.errors import SessionAccessDenied
 from storage.models import Role
+from studio.users import AuthSettings
 from tests.app.conftest import ScriptedStudio, make_service
 
 

@@ -15,6 +15,8 @@ from sqlalchemy import select
 
 from rr_core.images import prepare_for_critic
 from rr_core.parser import parse_critique
+from rr_core.prompts import build_pointwise
+from rr_core.reward import RewardSpec
 from rr_core.rubric import Task
 from storage import export
 from storage import repository as repo
@@ -29,6 +31,11 @@ def _pixels(value) -> list:
         value = base64.b64decode(value)
     with PILImage.open(io.BytesIO(value) if isinstance(value, bytes) else value) as image:
         return list(image.convert("RGB").getdata())
+
+
+def _messages(task: str, request: str, image, source=None) -> list[dict]:
+    """The critic prompt the application layer stores with a critique."""
+    return build_pointwise(task, request, image, source_image=source).to_sharegpt()["messages"]
 
 
 def _read_jsonl(path: Path) -> list[dict]:
@@ -54,12 +61,15 @@ def data(factory, store, make_image, make_critique, new_user_id):
             critiques[name] = make_critique("t2i", seed=i)
             ids[name] = repo.record_round(s, store=store, session_id=t2i, owner_id=owner, prompt="a lighthouse at dusk",
                                           used_prompt=f"a lighthouse at dusk, take {i}", image=images[name],
-                                          critique=critiques[name], round_index=0, candidate_index=i, seed=i).id
+                                          critique=critiques[name], round_index=0, candidate_index=i, seed=i,
+                                          prompt_messages=_messages("t2i", "a lighthouse at dusk", images[name])).id
         for i, name in enumerate(["e0", "e1"]):
             critiques[name] = make_critique("edit", seed=10 + i)
             ids[name] = repo.record_round(s, store=store, session_id=edit, owner_id=owner, prompt="add a red scarf",
                                           image=images[name], critique=critiques[name], source_image=source,
-                                          round_index=0, candidate_index=i).id
+                                          round_index=0, candidate_index=i,
+                                          prompt_messages=_messages("edit", "add a red scarf", images[name],
+                                                                    source)).id
     with write_transaction(factory) as s:
         r0, r1, r2, e0, e1 = (ids[n] for n in ["r0", "r1", "r2", "e0", "e1"])
         repo.add_pair_judgement(s, round_a_id=r0, round_b_id=r1, preference="A", judge_id=ann[0])
@@ -152,7 +162,8 @@ def test_dpo(factory, data, tmp_path):
     first = next(r for r in rows if _pixels(r["jpg_0"]) == list(images["r0"].getdata()))
     assert first["caption"] == "a lighthouse at dusk" and _pixels(first["jpg_1"]) == list(images["r1"].getdata())
     assert sorted(r["label_0"] for r in _read_jsonl(tmp_path / "t.jsonl")) == [0.0, 0.5, 1.0]
-    assert set(rows[0]) == {"caption", "jpg_0", "jpg_1", "label_0"}
+    assert set(rows[0]) == {"caption", "jpg_0", "jpg_1", "label_0", "label_1"}
+    assert all(r["label_0"] + r["label_1"] == 1.0 for r in rows)
 
 
 def test_sft_sharegpt(factory, data, tmp_path):
@@ -202,6 +213,10 @@ def test_parrot(factory, data, tmp_path):
     assert (b["critique_id"], b["corrected"], b["annotators"]) == (cid["r1"], True, [data["ann"][1]])
     assert (a["constrained"], b["constrained"]) == (critiques["r0"].constrained, critiques["r1"].constrained)
     assert b["critique"]["scores"]["physical_quality"]["score"] == 1.5
+    # Storage does not score: a corrected critique has no reward; the original keeps the stored one.
+    assert b["critique"]["reward"] is None and a["critique"]["reward"] == critiques["r0"].reward
+    # No reward spec was stored with these rows: the rule is their reward dimensions, equal weights.
+    assert RewardSpec.from_dict(a["reward_spec"]) == RewardSpec(dimensions=critiques["r0"].reward_dimensions)
     assert parse_critique(b["text"], "t2i").score("physical_quality") == 1.5
     tie = records[f"{ids['e0']}-{ids['e1']}"]
     assert [r["critique_id"] for r in json.loads(tie["rationales"])["A"]] == [cid["e0"]]

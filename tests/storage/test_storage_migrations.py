@@ -34,7 +34,7 @@ def test_upgrade_from_empty_and_from_previous_revision(database_url):
             "'[\"text_faithfulness\"]', '2025-01-01 00:00:00')"))
 
     upgrade_to_head(engine)
-    assert current_revision(engine) == head_revision() == "0002"
+    assert current_revision(engine) == head_revision() == "0003"
     from sqlalchemy.orm import Session
 
     with Session(engine) as session:
@@ -42,10 +42,15 @@ def test_upgrade_from_empty_and_from_previous_revision(database_url):
         assert (row.raw_text, row.status, row.reward, row.constrained) == ("raw", "ok", 0.5, False)
         assert row.parsed == {"task": "t2i"} and row.reward_dimensions == ["text_faithfulness"]
         assert row.round.refined_prompt == "a tabby cat" and row.round.session.owner_id == "u1"
+        # Rows older than 0003 have no stored critic prompt or reward spec: SQL NULL, not JSON null.
+        assert row.prompt_messages is None and row.reward_spec is None
+        missing = session.scalar(text("SELECT count(*) FROM critiques WHERE prompt_messages IS NULL "
+                                      "AND reward_spec IS NULL"))
+        assert missing == 1
     assert "ix_critiques_status_reward" in {i["name"] for i in inspect(engine).get_indexes("critiques")}
     with engine.connect() as connection:
         diff = compare_metadata(MigrationContext.configure(connection, opts={"compare_type": True}), Base.metadata)
     assert diff == [], f"models and migrations disagree: {diff}"
     upgrade_to_head(engine)  # idempotent
-    assert current_revision(engine) == "0002"
+    assert current_revision(engine) == "0003"
     engine.dispose()

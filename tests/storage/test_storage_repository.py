@@ -250,3 +250,63 @@ def test_failed_critique_is_kept_without_reward(factory, store, owner, make_imag
         assert (row.status, row.reward, row.raw_text) == ("failed", None, "<html>502</html>")
         assert repo.critique_from_row(row).status is ParseStatus.FAILED
         assert s.get(Round, rid).refined_prompt == ""
+
+
+def test_count_sessions_and_round_counts(factory, store, owner, new_user_id, make_image, make_critique):
+    with write_transaction(factory) as s:
+        fresh = repo.get_or_create_user(s, new_user_id("counter")).id
+    ids = [_session(factory, fresh, prompt=f"kite {i}") for i in range(3)]
+    _round(factory, store, fresh, ids[0], make_image(71), make_critique(seed=71), index=0, candidate=0)
+    _round(factory, store, fresh, ids[0], make_image(72), make_critique(seed=72), index=0, candidate=1)
+    _round(factory, store, fresh, ids[0], make_image(73), make_critique(seed=73), index=1)
+    _round(factory, store, fresh, ids[1], make_image(74), None)
+    with factory() as s:
+        assert repo.count_sessions(s, fresh) == 3
+        assert repo.round_counts(s, ids) == {ids[0]: 2, ids[1]: 1}
+        assert repo.round_counts(s, []) == {}
+
+
+def _brute_force_first_unjudged(s, judge_id):
+    rounds = s.execute(select(Round.session_id, Round.id).order_by(Round.session_id, Round.id)).all()
+    judged = {tuple(sorted(p)) for p in s.execute(select(PairJudgement.round_a_id, PairJudgement.round_b_id)
+                                                  .where(PairJudgement.judge_id == judge_id))}
+    by_session: dict[str, list[int]] = {}
+    for session_id, round_id in rounds:
+        by_session.setdefault(session_id, []).append(round_id)
+    for members in by_session.values():
+        for i, a in enumerate(members):
+            for b in members[i + 1:]:
+                if (a, b) not in judged:
+                    return a, b
+    return None
+
+
+def test_first_unjudged_pair_matches_the_rule(factory, store, owner, new_user_id, make_image):
+    session_id = _session(factory, owner, prompt="pairs")
+    for candidate in range(3):
+        _round(factory, store, owner, session_id, make_image(80 + candidate), None, candidate=candidate)
+    with write_transaction(factory) as s:
+        judge = repo.get_or_create_user(s, new_user_id("judge"), role="annotator").id
+    for _ in range(4):
+        with factory() as s:
+            found = repo.first_unjudged_pair(s, judge)
+            assert found == _brute_force_first_unjudged(s, judge) and found is not None
+        with write_transaction(factory) as s:  # judged in B-A order: still counts as that pair
+            repo.add_pair_judgement(s, round_a_id=found[1], round_b_id=found[0], preference="A", judge_id=judge)
+
+
+def test_critique_keeps_its_prompt_and_reward_spec(factory, store, owner, make_image, make_critique):
+    session_id = _session(factory, owner)
+    messages = [{"role": "system", "content": "You judge."}, {"role": "user", "content": "<image> a kite"}]
+    spec = {"dimensions": ["text_faithfulness"], "weights": None, "require_all": False}
+    with_prompt = _round(factory, store, owner, session_id, make_image(90), make_critique(seed=90), index=0,
+                         reward_spec=spec, prompt_messages=messages)
+    without = _round(factory, store, owner, session_id, make_image(91), make_critique(seed=91), index=1)
+    with factory() as s:
+        kept = s.scalars(select(CritiqueRow).where(CritiqueRow.round_id == with_prompt)).one()
+        assert (kept.prompt_messages, kept.reward_spec) == (messages, spec)
+        old = s.scalars(select(CritiqueRow).where(CritiqueRow.round_id == without)).one()
+        assert old.prompt_messages is None and old.reward_spec is None
+        assert old.id in {row.id for row in repo.critiques_without_prompt(s, limit=10_000)}
+        assert kept.id not in {row.id for row in repo.critiques_without_prompt(s, limit=10_000)}
+        assert old.id not in {row.id for row in repo.critiques_without_prompt(s, after_id=old.id, limit=10_000)}

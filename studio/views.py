@@ -1,11 +1,10 @@
-"""What the UI and the API show of a run: plain dataclasses and formatting helpers (score bars with
-the rubric level beside each number, the prompt diff, the plot's rows, the gallery). No Gradio here.
+"""What the UI and the API show of a run, derived from the run model (studio.run_model): the view
+objects the app reads and the formatting helpers (score bars with the rubric level beside each
+number, the prompt diff, the plot's rows, the gallery). No Gradio here.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import difflib
 import html
 from dataclasses import dataclass, field
@@ -14,32 +13,64 @@ from typing import Any
 from PIL import Image
 
 from rr_core.critique import Critique, ParseStatus
-from rr_core.errors import InvalidImage
-from rr_core.images import data_url, load_image
+from rr_core.images import data_url
+from rr_core.loop import Candidate, RoundResult
 from rr_core.rubric import describe_score, dimensions
+from studio.run_model import Run
 
-@dataclass
+
+@dataclass(frozen=True)
 class CandidateView:
+    """One image of a round as the UI shows it: the loop's candidate with its database id."""
+
     round_index: int
-    candidate_index: int
-    seed: int | None
-    image: Image.Image
-    critique: Critique | None = None
+    candidate: Candidate
     round_id: int | None = None
 
     @property
+    def candidate_index(self) -> int:
+        return self.candidate.index
+
+    @property
+    def seed(self) -> int | None:
+        return self.candidate.seed
+
+    @property
+    def image(self) -> Image.Image:
+        return self.candidate.image
+
+    @property
+    def critique(self) -> Critique | None:
+        return self.candidate.critique
+
+    @property
     def reward(self) -> float | None:
-        return self.critique.reward if self.critique is not None else None
+        return self.candidate.reward
 
 
-@dataclass
+@dataclass(frozen=True)
 class RoundView:
-    index: int
-    prompt: str
-    candidates: list[CandidateView] = field(default_factory=list)
-    pick: int | None = None
-    proposal: str = ""
-    done: bool = False
+    """One round as the UI shows it, derived from the run model's round."""
+
+    result: RoundResult
+    done: bool
+    candidates: list[CandidateView]
+
+    @property
+    def index(self) -> int:
+        return self.result.index
+
+    @property
+    def prompt(self) -> str:
+        return self.result.prompt
+
+    @property
+    def pick(self) -> int | None:
+        return self.result.pick
+
+    @property
+    def proposal(self) -> str:
+        return self.result.proposal
 
     @property
     def shown(self) -> CandidateView | None:
@@ -52,19 +83,48 @@ class RoundView:
 
 @dataclass
 class RunView:
-    """A session as the UI shows it; updated in place while a run streams."""
+    """A session as the UI shows it: the run model plus what only the screen needs (the status line,
+    the critique text streaming in, notes about failed steps). Everything else is read from `run`, so
+    a live run and a reopened one show the same."""
 
-    session_id: str
-    task: str
-    request: str
-    source_image: Image.Image | None = None
-    rounds: list[RoundView] = field(default_factory=list)
-    live_text: str = ""
+    run: Run
     status: str = ""
+    live_text: str = ""
     messages: list[str] = field(default_factory=list)
-    best: tuple[int, int] | None = None
-    done: bool = False
-    stop_reason: str | None = None
+
+    @property
+    def session_id(self) -> str:
+        return self.run.session_id
+
+    @property
+    def task(self) -> str:
+        return self.run.task.value
+
+    @property
+    def request(self) -> str:
+        return self.run.request
+
+    @property
+    def source_image(self) -> Image.Image | None:
+        return self.run.source_image
+
+    @property
+    def done(self) -> bool:
+        return self.run.done
+
+    @property
+    def stop_reason(self) -> str | None:
+        return self.run.stop_reason
+
+    @property
+    def best(self) -> tuple[int, int] | None:
+        return self.run.best
+
+    @property
+    def rounds(self) -> list[RoundView]:
+        return [RoundView(result, done, [CandidateView(result.index, c, self.run.round_id(result.index, c.index))
+                                         for c in result.candidates])
+                for result, done in self.run.rounds]
 
     @property
     def latest(self) -> CandidateView | None:
@@ -77,22 +137,18 @@ class RunView:
     def best_candidate(self) -> CandidateView | None:
         if self.best is None:
             return None
-        return self.rounds[self.best[0]].candidates[self.best[1]]
+        round_index, candidate_index = self.best
+        return next((c for r in self.rounds if r.index == round_index for c in r.candidates
+                     if c.candidate_index == candidate_index), None)
 
     @property
     def next_prompt(self) -> str:
         """The prompt a further round would use: the last finished round's proposal."""
-        for round_ in reversed(self.rounds):
-            if round_.done:
-                return round_.proposal or round_.prompt
-        return self.request
+        return self.run.next_prompt
 
     @property
     def previous_prompt(self) -> str:
-        for round_ in reversed(self.rounds):
-            if round_.done:
-                return round_.prompt
-        return self.request
+        return self.run.previous_prompt
 
     @property
     def parse_failed(self) -> bool:
@@ -119,6 +175,7 @@ class RunView:
 
 
 def critique_dict(critique: Critique | None) -> dict[str, Any] | None:
+    """A critique as API clients read it (None when the image has none yet)."""
     if critique is None:
         return None
     return {"status": critique.status.value, "reward": critique.reward, "summary": critique.summary,
@@ -196,6 +253,7 @@ def history_rows(view: RunView) -> list[dict[str, Any]]:
 
 
 def gallery_items(view: RunView) -> list[tuple[Image.Image, str]]:
+    """Every image of the run with a caption (round, candidate, reward, and a star on the best)."""
     items = []
     for round_ in view.rounds:
         for c in round_.candidates:
@@ -203,19 +261,3 @@ def gallery_items(view: RunView) -> list[tuple[Image.Image, str]]:
             star = "★ best · " if view.best == (round_.index, c.candidate_index) else ""
             items.append((c.image, f"{star}round {round_.index + 1} · #{c.candidate_index + 1} · {reward}"))
     return items
-
-
-def decode_image_payload(payload: str | bytes | Image.Image | None, what: str = "image") -> Image.Image | None:
-    """An API image (a data URL or base64 PNG/JPEG/WebP), a file path the web layer already checked,
-    or a PIL image, through load_image's checks."""
-    if payload is None or (isinstance(payload, str) and not payload.strip()):
-        return None
-    if isinstance(payload, str) and (payload.startswith("data:") or len(payload) > 1024):
-        text = payload.split(",", 1)[1] if payload.startswith("data:") else payload
-        try:
-            payload = base64.b64decode(text, validate=True)
-        except (binascii.Error, ValueError):
-            raise InvalidImage(f"The {what} is not valid base64 image data.") from None
-    elif isinstance(payload, str):
-        raise InvalidImage(f"The {what} must be a data URL (data:image/png;base64,...) or base64 image bytes.")
-    return load_image(payload)

@@ -1,15 +1,23 @@
-"""Who may use the studio: password users with roles, and Hugging Face OAuth users on Spaces.
+"""Who acts: password users with roles, Hugging Face OAuth users on Spaces, and the one local user
+when no sign-in is configured.
 
-The web layer authenticates; this module only maps a signed-in name to a role. Password usernames
-cannot contain ":", and OAuth users are "hf:<name>", so the two kinds of account never collide.
+The web layer authenticates; this module maps a signed-in name to a user row and a role. Who acts is
+never a parameter a caller can choose: every job takes the `username` the web layer authenticated.
+Password usernames cannot contain ":", and OAuth users are "hf:<name>", so the two kinds of account
+never collide.
 """
 
 from __future__ import annotations
 
 import hmac
 import os
+import threading
 from dataclasses import dataclass, field
 
+from sqlalchemy.orm import Session, sessionmaker
+
+from storage import repository as repo
+from storage.db import write_transaction
 from storage.errors import SessionAccessDenied
 from storage.models import Role
 
@@ -68,3 +76,48 @@ class AuthSettings:
         if username not in self.users:
             raise SessionAccessDenied(f"Unknown user {username!r}: sign in again.")
         return Role.ADMIN if username in self.admins else self.users[username][1]
+
+
+LOCAL_USER = "local"
+"""The one user of a studio without sign-in; an admin."""
+
+
+class RoleRequired(SessionAccessDenied):
+    """The view needs the annotator or admin role."""
+
+
+class Users:
+    """Resolves the signed-in name to a user id and role, creating the user row on first sight."""
+
+    def __init__(self, db: sessionmaker[Session], auth: AuthSettings) -> None:
+        self.db = db
+        self.auth = auth
+        self._known: dict[str, Role] = {}
+        self._lock = threading.Lock()
+
+    def user(self, username: str | None) -> str:
+        """The acting user's id, created (or its role synced with the settings) on first sight."""
+        if not self.auth.enabled:
+            user_id, role, name = LOCAL_USER, Role.ADMIN, "Local user"
+        else:
+            if not username:
+                raise SessionAccessDenied("Sign in to use the studio.")
+            user_id, role, name = username, self.auth.role(username), username
+        if self._known.get(user_id) is not role:
+            with write_transaction(self.db) as db:
+                row = repo.get_or_create_user(db, user_id, name, role)
+                row.role = role
+            with self._lock:
+                self._known[user_id] = role
+        return user_id
+
+    def role(self, username: str | None) -> Role:
+        """The acting user's role (after resolving them as `user` does)."""
+        return self._known[self.user(username)]
+
+    def reviewer(self, username: str | None) -> str:
+        """The acting user's id if they may review (annotator or admin); else RoleRequired."""
+        user_id = self.user(username)
+        if self._known[user_id] not in (Role.ANNOTATOR, Role.ADMIN):
+            raise RoleRequired("This view needs the annotator or admin role.")
+        return user_id

@@ -1,0 +1,163 @@
+"""Wires the application layer's jobs together and gives the web layer one object to call.
+
+`Services` holds one instance of each job (users, runs, sessions, review, exports, health) over one
+shared context, and exposes the methods app.py calls, each a one-line hand-off to the job that does
+it. `create_services` builds it the way `python app.py` runs: resolve the preset, upgrade the
+database, open the image store.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from storage.db import database_url, make_session_factory
+from storage.images import ImageStore
+from storage.models import Role
+from studio.context import AppContext, ModelsLike
+from studio.exports import Exports
+from studio.health import Health
+from studio.review import Review
+from studio.runs import Runs
+from studio.sessions import SessionLibrary
+from studio.users import AuthSettings, Users
+from studio.views import RunView
+
+
+class Services:
+    """Every handler the views and API endpoints call. One instance serves all users and sessions.
+
+    Who acts is never a parameter a caller can choose: every method takes the `username` the web
+    layer authenticated (gr.Request.username). Without auth configured there is one local admin; with
+    auth, an anonymous call is refused. A designer sees and changes only their own sessions; review
+    and export need the annotator or admin role; storage checks ownership again on every id.
+    """
+
+    def __init__(self, models: ModelsLike, engine: Engine, store: ImageStore, *,
+                 auth: AuthSettings | None = None, max_runs_per_user: int = 2,
+                 exports_dir: str | os.PathLike[str] | None = None, database_url_text: str | None = None,
+                 remote_critic: bool = False) -> None:
+        self.engine = engine
+        self.sessions: sessionmaker[Session] = make_session_factory(engine)
+        self.store = store
+        self.auth = auth or AuthSettings()
+        self.remote_critic = remote_critic
+        self.users = Users(self.sessions, self.auth)
+        ctx = AppContext(models=models, db=self.sessions, store=store, users=self.users)
+        self.runs = Runs(ctx, max_runs_per_user)
+        self.library = SessionLibrary(ctx)
+        self.review = Review(ctx)
+        self.exports = Exports(ctx, Path(exports_dir) if exports_dir else store.root.parent / "exports",
+                               database_url_text or str(engine.url))
+        self.health_check = Health(models)
+
+    @property
+    def exports_dir(self) -> Path:
+        return self.exports.exports_dir
+
+    # --- identity ---
+
+    def user(self, username: str | None) -> str:
+        return self.users.user(username)
+
+    def role(self, username: str | None) -> Role:
+        return self.users.role(username)
+
+    # --- health ---
+
+    def health(self) -> str:
+        return self.health_check.health()
+
+    def warm_up(self) -> None:
+        self.health_check.warm_up()
+
+    # --- runs ---
+
+    def stop(self, username: str | None) -> str:
+        return self.runs.stop(username)
+
+    def run_loop(self, username: str | None, prompt: str, settings: dict[str, Any] | None = None,
+                 source_image: Any = None) -> Iterator[RunView]:
+        return self.runs.run_loop(username, prompt, settings, source_image)
+
+    def continue_session(self, username: str | None, session_id: str, prompt: str | None = None,
+                         rounds: int = 1) -> Iterator[RunView]:
+        return self.runs.continue_session(username, session_id, prompt, rounds)
+
+    def retry_critique(self, username: str | None, round_id: int) -> RunView:
+        """Critique a stored image again and show its session."""
+        return self.library.open_session(username, self.runs.retry_critique(username, round_id))
+
+    def round_image(self, username: str | None, round_id: int) -> Image.Image:
+        return self.runs.round_image(username, round_id)
+
+    def keep(self, username: str | None, round_id: int) -> str:
+        return self.runs.keep(username, round_id)
+
+    def generate(self, username: str | None, prompt: str, settings: dict[str, Any] | None = None,
+                 source_image: Any = None) -> RunView:
+        return self.runs.generate(username, prompt, settings, source_image)
+
+    def critique(self, username: str | None, prompt: str, image: Any, source_image: Any = None) -> RunView:
+        return self.runs.critique(username, prompt, image, source_image)
+
+    # --- sessions ---
+
+    def open_session(self, username: str | None, session_id: str) -> RunView:
+        return self.library.open_session(username, session_id)
+
+    def list_sessions(self, username: str | None, search: str = "", limit: int = 50) -> list[dict[str, Any]]:
+        return self.library.list_sessions(username, search, limit)
+
+    def delete_session(self, username: str | None, session_id: str) -> str:
+        return self.library.delete_session(username, session_id)
+
+    def stats(self, username: str | None) -> dict[str, int]:
+        return self.library.stats(username)
+
+    # --- review ---
+
+    def next_critique(self, username: str | None) -> dict[str, Any] | None:
+        return self.review.next_critique(username)
+
+    def annotate(self, username: str | None, critique_id: int, verdicts: dict[str, dict[str, Any]]) -> str:
+        return self.review.annotate(username, critique_id, verdicts)
+
+    def next_pair(self, username: str | None) -> dict[str, Any] | None:
+        return self.review.next_pair(username)
+
+    def pick_pair(self, username: str | None, round_a: int, round_b: int, preference: str) -> str:
+        return self.review.pick_pair(username, round_a, round_b, preference)
+
+    # --- export ---
+
+    def export(self, username: str | None, fmt: str, parquet: bool = False) -> dict[str, Any]:
+        return self.exports.export(username, fmt, parquet)
+
+
+def create_services(preset: str = "auto", *, database_url_text: str | None = None, critic_url: str | None = None,
+                    low_memory: bool = False, auth: AuthSettings | None = None,
+                    max_runs_per_user: int = 2) -> Services:
+    """The services `python app.py` runs: resolve the preset, upgrade the database (and fill in the
+    critic prompts of critiques stored before they were kept), open the image store."""
+    from rr_core.paths import data_dir
+    from rr_core.presets import Studio, resolve_preset
+    from storage.db import make_engine
+    from storage.migrate import upgrade_to_head
+
+    url = database_url_text or database_url()
+    engine = make_engine(url)
+    upgrade_to_head(engine)
+    resolved = resolve_preset(preset, critic_url=critic_url, low_memory=low_memory)
+    store = ImageStore(data_dir() / "images")
+    services = Services(Studio(resolved), engine, store, auth=auth or AuthSettings.from_env(),
+                        max_runs_per_user=max_runs_per_user, exports_dir=data_dir() / "exports",
+                        database_url_text=url, remote_critic=resolved.critic_kind == "openai")
+    services.exports.backfill()
+    return services

@@ -1,0 +1,49 @@
+"""The models' health for the UI: loading them ahead of the first run, and one status line."""
+
+from __future__ import annotations
+
+import logging
+
+from rr_core.presets import cuda_available
+from rr_core.rubric import Task
+from studio.context import ModelsLike
+
+logger = logging.getLogger(__name__)
+
+
+class Health:
+    """Warms the models up and says how they are: ready, loading, or failed (with the error)."""
+
+    def __init__(self, models: ModelsLike) -> None:
+        self.models = models
+        self.state = "ready"
+
+    def health(self) -> str:
+        """A line for the UI: preset, models, and the tiny banner or a loading/failure note."""
+        described = self.models.preset.describe()
+        models = ", ".join(f"{task}: {model}" for task, model in described["generators"].items())
+        critics = ", ".join(sorted(set(map(str, described["critic"].values()))))
+        text = f"Preset **{described['preset']}** · critic: {critics} · generators: {models}"
+        if self.state != "ready":
+            text = f"{self.state}\n\n{text}"
+        if described.get("banner"):
+            text = f"{text}\n\n⚠️ {described['banner']}"
+        return text
+
+    def warm_up(self) -> None:
+        """Load the models now (in a background thread at start) so the first run is not slow."""
+        self.state = "⏳ Models are loading…"
+        try:
+            router = self.models.critic()
+            for task in Task:
+                self.models.generator(task)
+            if cuda_available():
+                # Compile and capture the critic's decode step now rather than on a user's first run.
+                self.state = "⏳ Compiling the critic's fast decode path (first start only)…"
+                for critic in {id(c): c for c in router.critics.values()}.values():
+                    if hasattr(critic, "warmup"):
+                        critic.warmup()
+            self.state = "ready"
+        except Exception as exc:  # shown in the UI; runs retry the load
+            logger.exception("model warm-up failed")
+            self.state = f"❌ Models failed to load: {type(exc).__name__}: {exc}"

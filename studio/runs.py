@@ -1,0 +1,280 @@
+"""Running the loop for a user: start a run, continue a stored one, generate or critique once, retry a
+critique, keep an image, stop. Also the per-user limit on runs in flight.
+
+Persistence: the session row is written when a run starts, then every round (all its candidates,
+images and critiques) in one write transaction when the round finishes, so a crash loses at most the
+round in flight.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from PIL import Image
+
+from rr_core.critics.base import CritiqueRequest
+from rr_core.errors import InvalidImage, InvalidRequest, RRError
+from rr_core.generators.base import GenerationRequest
+from rr_core.images import load_image
+from rr_core.limits import MAX_REQUEST_CHARS
+from rr_core.loop import (
+    Candidate,
+    CritiqueParsed,
+    CritiqueToken,
+    ErrorEvent,
+    ImageReady,
+    LoopConfig,
+    LoopDone,
+    RoundDone,
+    RoundResult,
+    RoundStarted,
+)
+from rr_core.prompts import validate_request
+from rr_core.reward import apply_reward
+from rr_core.rubric import Task
+from storage import repository as repo
+from storage.db import write_transaction
+from studio import codec
+from studio.context import AppContext
+from studio.inputs import decode_image_payload
+from studio.run_model import Run, decide_round
+from studio.views import RunView
+
+APP_LOOP_DEFAULTS: dict[str, Any] = {"max_retries": 0, "on_critique_error": "skip"}
+"""A failed critique is shown with its raw text and a retry button rather than retried silently."""
+
+STOP_MESSAGES = {"threshold": "Done: every dimension reached the stop threshold.",
+                 "max_rounds": "Done: all rounds ran.",
+                 "no_improvement": "Done: no further improvement.",
+                 "cancelled": "Stopped.",
+                 "error": "Stopped after an error."}
+
+
+class RunLimitExceeded(RRError):
+    """The user already has as many runs in flight as the server allows."""
+
+
+class RunSlots:
+    """At most `per_user` runs in flight per user, each with a cancel event that `stop` sets."""
+
+    def __init__(self, per_user: int) -> None:
+        self.per_user = per_user
+        self._lock = threading.Lock()
+        self._in_flight: dict[str, int] = {}
+        self._cancels: dict[str, set[threading.Event]] = {}
+
+    @contextmanager
+    def slot(self, user_id: str) -> Iterator[threading.Event]:
+        """Hold one of the user's slots for the block; yields the run's cancel event."""
+        cancel = threading.Event()
+        with self._lock:
+            if self._in_flight.get(user_id, 0) >= self.per_user:
+                raise RunLimitExceeded(
+                    f"You already have {self.per_user} run(s) in progress; wait for one to finish or press Stop.")
+            self._in_flight[user_id] = self._in_flight.get(user_id, 0) + 1
+            self._cancels.setdefault(user_id, set()).add(cancel)
+        try:
+            yield cancel
+        finally:
+            with self._lock:
+                self._in_flight[user_id] -= 1
+                self._cancels[user_id].discard(cancel)
+
+    def cancel_all(self, user_id: str) -> int:
+        """Set the cancel event of every run of this user; returns how many there were."""
+        with self._lock:
+            events = list(self._cancels.get(user_id, ()))
+        for event in events:
+            event.set()
+        return len(events)
+
+
+def loop_config(settings: dict[str, Any] | None) -> LoopConfig:
+    """The loop configuration of a run from the UI's or API's settings (the app's defaults first)."""
+    values = dict(APP_LOOP_DEFAULTS)
+    values.update({k: v for k, v in (settings or {}).items() if v is not None or k == "stop_threshold"})
+    for key in ("rounds", "candidates", "seed", "steps"):
+        if values.get(key) is not None:
+            values[key] = int(values[key])
+    if len(values.get("negative_prompt", "")) > MAX_REQUEST_CHARS:
+        raise InvalidRequest(f"The negative prompt is over {MAX_REQUEST_CHARS} characters; shorten it.")
+    return LoopConfig.from_dict(values)
+
+
+def _image_input(payload: Any, what: str) -> Image.Image | None:
+    if isinstance(payload, Image.Image):
+        return load_image(payload)
+    return decode_image_payload(payload, what)
+
+
+class Runs:
+    """Starts and continues runs of the loop and stores each finished round."""
+
+    def __init__(self, ctx: AppContext, max_runs_per_user: int = 2) -> None:
+        self.ctx = ctx
+        self.slots = RunSlots(max_runs_per_user)
+
+    def stop(self, username: str | None) -> str:
+        """Ask every run of this user to stop after its current step."""
+        count = self.slots.cancel_all(self.ctx.users.user(username))
+        return f"Stopping {count} run(s) after the current step." if count else "Nothing is running."
+
+    def run_loop(self, username: str | None, prompt: str, settings: dict[str, Any] | None = None,
+                 source_image: Any = None) -> Iterator[RunView]:
+        """Start a session and run the loop; yields the view after every event. Edit when a source
+        image is given (a PIL image, or a data URL through decode_image_payload)."""
+        user_id = self.ctx.users.user(username)
+        prompt = validate_request(prompt)
+        source = _image_input(source_image, "source image")
+        task = Task.EDIT if source is not None else Task.T2I
+        config = loop_config(settings)
+        with self.slots.slot(user_id) as cancel:
+            with write_transaction(self.ctx.db) as db:
+                session_id = repo.create_session(db, owner_id=user_id, task=task, prompt=prompt,
+                                                 settings=config.to_dict()).id
+            view = RunView(Run.new(session_id, task, prompt, source))
+            yield from self._drive(user_id, view, prompt, config, cancel)
+
+    def continue_session(self, username: str | None, session_id: str, prompt: str | None = None,
+                         rounds: int = 1) -> Iterator[RunView]:
+        """Run more rounds of a stored session, starting from `prompt` (the edited refined prompt) or
+        the last round's proposal."""
+        user_id = self.ctx.users.user(username)
+        with self.ctx.db() as db:
+            row = repo.get_session_for_user(db, session_id, user_id, write=True)
+            run = codec.read_run(db, self.ctx.store, row, user_id)
+            settings = dict(row.settings)
+        settings["rounds"] = rounds
+        config = LoopConfig.from_dict(settings)
+        prompt = validate_request(prompt) if prompt and prompt.strip() else run.next_prompt
+        with self.slots.slot(user_id) as cancel:
+            yield from self._drive(user_id, RunView(run), prompt, config, cancel)
+
+    def _drive(self, user_id: str, view: RunView, prompt: str, config: LoopConfig,
+               cancel: threading.Event) -> Iterator[RunView]:
+        view.run.done, view.run.stop_reason = False, None
+        view.status = "Starting…"
+        yield view
+        loop = self.ctx.models.loop(view.task)
+        run = view.run
+        for event in loop.run(prompt, config, source_image=run.source_image, cancel=cancel, state=run.state):
+            self._apply(event, view, user_id, config)
+            yield view
+
+    def _apply(self, event: Any, view: RunView, user_id: str, config: LoopConfig) -> None:
+        run = view.run
+        if isinstance(event, RoundStarted):
+            run.start_round(event.round_index, event.prompt)
+            view.live_text = ""
+            view.status = f"Round {event.round_index + 1}: generating…"
+        elif isinstance(event, ImageReady):
+            run.add_image(event.candidate_index, event.seed, event.image)
+            view.status = f"Round {event.round_index + 1}: critiquing…"
+        elif isinstance(event, CritiqueToken):
+            view.live_text += event.text
+        elif isinstance(event, CritiqueParsed):
+            run.set_critique(event.candidate_index, event.critique)
+            if not view.live_text:
+                view.live_text = event.critique.raw_text
+        elif isinstance(event, ErrorEvent):
+            action = {"retry": "retrying", "skip": "skipped", "stop": "stopped"}[event.action]
+            view.messages.append(f"Round {event.round_index + 1}: {event.stage} failed ({event.message}); {action}.")
+        elif isinstance(event, RoundDone):
+            run.finish_round(event.result)
+            view.status = self._store_round(run, event.result, user_id, config)
+        elif isinstance(event, LoopDone):
+            run.finish(event.result)
+            view.status = STOP_MESSAGES.get(event.result.stop_reason, "Done.")
+
+    def _store_round(self, run: Run, result: RoundResult, user_id: str, config: LoopConfig) -> str:
+        """One write transaction for the whole round; returns the status line."""
+        if not result.candidates:
+            return f"Round {result.index + 1} produced no image."
+        with write_transaction(self.ctx.db) as db:
+            ids = codec.write_round(db, self.ctx.store, run, result, user_id, config)
+        run.round_ids.update(ids)
+        return f"Round {result.index + 1} done."
+
+    # --- single steps (API) ---
+
+    def generate(self, username: str | None, prompt: str, settings: dict[str, Any] | None = None,
+                 source_image: Any = None) -> RunView:
+        """Generate one round's images without critiquing them; stored as a session of its own."""
+        user_id = self.ctx.users.user(username)
+        prompt = validate_request(prompt)
+        source = _image_input(source_image, "source image")
+        task = Task.EDIT if source is not None else Task.T2I
+        config = loop_config({**(settings or {}), "rounds": 1})
+        with self.slots.slot(user_id):
+            images = self.ctx.models.generator(task).generate(GenerationRequest(
+                prompt=prompt, negative_prompt=config.negative_prompt, seed=config.seed, steps=config.steps,
+                guidance=config.guidance, width=config.width, height=config.height,
+                num_candidates=config.candidates, source_image=source))
+        candidates = [Candidate(i, config.seed + i, image) for i, image in enumerate(images)]
+        return self._store_single(user_id, task, prompt, config, candidates, source)
+
+    def critique(self, username: str | None, prompt: str, image: Any, source_image: Any = None) -> RunView:
+        """Critique an uploaded image (and source, for an edit); stored as a one-round session."""
+        user_id = self.ctx.users.user(username)
+        prompt = validate_request(prompt)
+        picture = _image_input(image, "image")
+        if picture is None:
+            raise InvalidImage("Upload the image to critique.")
+        source = _image_input(source_image, "source image")
+        task = Task.EDIT if source is not None else Task.T2I
+        config = loop_config({"rounds": 1})
+        with self.slots.slot(user_id):
+            critique = self.ctx.models.critic().critique(CritiqueRequest(task, prompt, picture, source))
+        critique = apply_reward(critique, config.reward)
+        return self._store_single(user_id, task, prompt, config, [Candidate(0, 0, picture, critique)], source)
+
+    def _store_single(self, user_id: str, task: Task, prompt: str, config: LoopConfig,
+                      candidates: list[Candidate], source: Image.Image | None) -> RunView:
+        with write_transaction(self.ctx.db) as db:
+            session_id = repo.create_session(db, owner_id=user_id, task=task, prompt=prompt,
+                                             settings=config.to_dict()).id
+        run = Run.new(session_id, task, prompt, source)
+        pick, proposal = decide_round(candidates, prompt)
+        result = RoundResult(0, prompt, candidates, pick, proposal, request=prompt)
+        run.finish_round(result)
+        view = RunView(run)
+        view.status = self._store_round(run, result, user_id, config)
+        run.done, run.stop_reason = True, "max_rounds"
+        if candidates and candidates[0].critique is not None:
+            view.live_text = candidates[0].critique.raw_text
+        return view
+
+    # --- one stored image ---
+
+    def retry_critique(self, username: str | None, round_id: int) -> str:
+        """Critique a stored image again (after a parse failure) and store the new critique; returns
+        the session id (the caller reopens it)."""
+        user_id = self.ctx.users.user(username)
+        with self.ctx.db() as db:
+            row = repo.get_round_for_user(db, int(round_id), user_id, write=True)
+            session_id, task, prompt = row.session_id, Task.parse(row.session.task), row.prompt
+            image = self.ctx.store.open(row.image_sha256)
+            source = self.ctx.store.open(row.source_image_sha256) if row.source_image_sha256 else None
+            config = LoopConfig.from_dict(dict(row.session.settings))
+        critique = apply_reward(self.ctx.models.critic().critique(CritiqueRequest(task, prompt, image, source)),
+                                config.reward)
+        with write_transaction(self.ctx.db) as db:
+            repo.get_round_for_user(db, int(round_id), user_id, write=True)
+            codec.add_critique(db, int(round_id), critique, config.reward, prompt, task, image, source)
+        return session_id
+
+    def round_image(self, username: str | None, round_id: int) -> Image.Image:
+        """A stored round's image (to send it to Edit as a source)."""
+        user_id = self.ctx.users.user(username)
+        with self.ctx.db() as db:
+            return self.ctx.store.open(repo.get_round_for_user(db, int(round_id), user_id).image_sha256)
+
+    def keep(self, username: str | None, round_id: int) -> str:
+        """Mark a stored image as the one the user keeps."""
+        user_id = self.ctx.users.user(username)
+        with write_transaction(self.ctx.db) as db:
+            row = repo.set_chosen(db, round_id=int(round_id), user_id=user_id, chosen=True)
+            return f"Kept round {row.round_index + 1}, image #{row.candidate_index + 1}."

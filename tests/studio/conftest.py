@@ -1,0 +1,71 @@
+"""The application layer over test doubles: a scripted critic, a painting generator, a temp database
+and image store per test. No Gradio, no models."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from rr_core.critics.router import TaskRouter
+from rr_core.loop import RefineLoop
+from rr_core.prompts import Conversation
+from storage.db import make_engine
+from storage.images import ImageStore
+from storage.migrate import upgrade_to_head
+from studio.container import Services
+from studio.users import AuthSettings
+from tests.scripted import PaintGenerator, ScriptedCritic, critique_text, request_of
+
+
+def task_of(conversation: Conversation) -> str:
+    return "edit" if len(conversation.images) > 1 else "t2i"
+
+
+def refined_by_default(conversation: Conversation) -> str:
+    """Every critique scores 2.5 and proposes "<request> refined"."""
+    return critique_text(task_of(conversation), 2.5, refined=f"{request_of(conversation)} refined")
+
+
+class ScriptedModels:
+    """What rr_core.presets.Studio gives the services, over the test doubles; `script` decides each
+    critique's text and may be replaced by a test."""
+
+    def __init__(self, script: Callable[[Conversation], str] = refined_by_default) -> None:
+        self.preset = SimpleNamespace(describe=lambda: {"preset": "scripted", "critic": {"t2i": "scripted-critic"},
+                                                        "generators": {"t2i": "paint"}, "banner": ""},
+                                      critic_kind="scripted")
+        self.generator_double = PaintGenerator()
+        self.script = script
+        self.critic_double = ScriptedCritic(lambda conversation: self.script(conversation))
+
+    def critic(self) -> TaskRouter:
+        return TaskRouter({"t2i": self.critic_double, "edit": self.critic_double})
+
+    def generator(self, task):
+        return self.generator_double
+
+    def loop(self, task) -> RefineLoop:
+        return RefineLoop(self.generator_double, self.critic(), task)
+
+
+def make_services(root: Path, models=None, auth: AuthSettings | None = None, **kwargs) -> Services:
+    url = f"sqlite:///{root / 'studio.sqlite3'}"
+    engine = make_engine(url)
+    upgrade_to_head(engine)
+    return Services(models or ScriptedModels(), engine, ImageStore(root / "images"), auth=auth,
+                    exports_dir=root / "exports", database_url_text=url, **kwargs)
+
+
+@pytest.fixture
+def models() -> ScriptedModels:
+    return ScriptedModels()
+
+
+@pytest.fixture
+def services(tmp_path, models) -> Iterator[Services]:
+    built = make_services(tmp_path, models)
+    yield built
+    built.engine.dispose()
