@@ -162,7 +162,7 @@ def batch_key(settings: DecodeSettings) -> Any:
 
 
 class ChatBatcher:
-    """Decodes queued chat requests that share decode settings in one `ChatModel.generate` call.
+    """Decodes queued chat requests that share decode settings in one `ChatModel.complete` call.
 
     Streams and plain requests mix in a batch: a row splitter gives every streaming caller its own
     text deltas. Grammar rows and free rows mix too (one GrammarLogitsProcessor, None for free rows).
@@ -188,7 +188,7 @@ class ChatBatcher:
         extra = None
         if any(item.deltas is not None for item in batch):
             extra = {"streamer": row_splitter(chat_model, batch)}
-        return chat_model.generate([job.request.messages for job in jobs], jobs[0].request.settings,
+        return chat_model.complete([job.request.messages for job in jobs], jobs[0].request.settings,
                                    processors, extra)
 
 

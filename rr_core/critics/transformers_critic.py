@@ -23,7 +23,6 @@ from rr_core.critics.base import Critic, DecodeSettings, Generation
 from rr_core.critics.fast_decode import FAST_DECODE_MODES, FastDecoder
 from rr_core.model_ids import CRITIC_IDS
 from rr_core.prompts import Conversation
-from rr_core.reward import RewardSpec
 from rr_core.rubric import Task
 
 logger = logging.getLogger(__name__)
@@ -47,7 +46,7 @@ class TransformersCriticConfig:
     quantization: "none", "8bit" (LLM.int8) or "4bit" (NF4, double quantization) via bitsandbytes;
         the vision tower and lm_head stay unquantized.
     device_map: passed to from_pretrained (accelerate); empty means "auto" on CUDA, "cpu" otherwise.
-    batch_size: requests decoded together by `generate`.
+    batch_size: requests decoded together by `complete`.
     max_new_tokens, temperature, top_p, seed: decoding (temperature 0 is greedy).
     attn_implementation: e.g. "sdpa", "flash_attention_2", "eager"; empty keeps transformers' default.
     max_image_pixels: overrides the processor's pixel budget per image (0 keeps the checkpoint's).
@@ -264,7 +263,7 @@ class ChatModel:
     def load(cls, config: TransformersCriticConfig) -> ChatModel:
         return cls(*load_model_and_processor(config))
 
-    def generate(self, chats: Sequence[list[dict]], settings: DecodeSettings,
+    def complete(self, chats: Sequence[list[dict]], settings: DecodeSettings,
                  logits_processors: Sequence = (), extra: dict[str, Any] | None = None) -> list[Generation]:
         """One left-padded batch: encode, decode, cut each row at its end token."""
         inputs = self.encode(chats)
@@ -398,11 +397,10 @@ class TransformersCritic(Critic):
     def __init__(
         self,
         config: TransformersCriticConfig | None = None,
-        reward_spec: RewardSpec | None = None,
         chat_model: ChatModel | None = None,
     ) -> None:
         config = config or TransformersCriticConfig()
-        super().__init__(config.critic_id, config.tasks, config.decode_settings(), reward_spec,
+        super().__init__(config.critic_id, config.tasks, config.decode_settings(),
                          config.prompt_templates, config.constrained)
         self.config = config
         self.chat_model = chat_model or ChatModel.load(config)
@@ -437,7 +435,7 @@ class TransformersCritic(Critic):
 
         def run(rows: int) -> None:
             conversations = [self._pointwise_conversation(request)] * rows
-            self.chat_model.generate([c.to_transformers() for c in conversations], settings,
+            self.chat_model.complete([c.to_transformers() for c in conversations], settings,
                                      self._logits_processors(rows, conversations),
                                      self._extra_generate_kwargs(conversations))
 
@@ -454,17 +452,17 @@ class TransformersCritic(Critic):
     def processor(self):
         return self.chat_model.processor
 
-    def generate(self, conversations: Sequence[Conversation]) -> list[Generation]:
+    def complete(self, conversations: Sequence[Conversation]) -> list[Generation]:
         results: list[Generation] = []
         for start in range(0, len(conversations), self.config.batch_size):
             batch = list(conversations[start:start + self.config.batch_size])
-            results += self.chat_model.generate(
+            results += self.chat_model.complete(
                 [c.to_transformers() for c in batch], self.settings,
                 self._logits_processors(len(batch), batch), self._extra_generate_kwargs(batch),
             )
         return results
 
-    def generate_stream(self, conversation: Conversation) -> Iterator[str | Generation]:
+    def complete_stream(self, conversation: Conversation) -> Iterator[str | Generation]:
         return self.chat_model.stream(
             conversation.to_transformers(), self.settings,
             self._logits_processors(1, [conversation]), self._extra_generate_kwargs([conversation]),

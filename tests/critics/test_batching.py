@@ -21,13 +21,13 @@ class Recorder(Critic):
         self.batches: list[int] = []
         self.fail = fail
 
-    def generate(self, conversations):
+    def complete(self, conversations):
         self.batches.append(len(conversations))
         if self.fail:
             raise RuntimeError("backend down")
         return [Generation(text=f"row {i}") for i in range(len(conversations))]
 
-    def generate_stream(self, conversation):
+    def complete_stream(self, conversation):
         raise NotImplementedError
 
 

@@ -74,14 +74,14 @@ def build_critic(config: RLConfig):
     if section.kind == "openai":
         from rr_core.critics.openai_critic import OpenAICritic, OpenAICriticConfig
 
-        return OpenAICritic(OpenAICriticConfig.from_dict(settings), config.reward_spec())
+        return OpenAICritic(OpenAICriticConfig.from_dict(settings))
     from rr_core.critics.transformers_critic import TransformersCritic, TransformersCriticConfig
 
     if section.kind == "tiny":
         from rr_core.presets import tiny_critic_settings
 
         settings = {**tiny_critic_settings(), **settings}
-    return TransformersCritic(TransformersCriticConfig.from_dict(settings), config.reward_spec())
+    return TransformersCritic(TransformersCriticConfig.from_dict(settings))
 
 
 def generator_config(config: RLConfig, device: str) -> GeneratorConfig:
