@@ -113,7 +113,7 @@ def test_concurrent_streams_each_see_only_their_own_text(tiny_chat_model, tiny_c
 
 def test_a_wrapped_constrained_critic_still_marks_its_critiques(tiny_chat_model, tiny_critic_path):
     """The constrained flag travels with the wrapper, so stored critiques say how they were decoded."""
-    from rr_core.presets import tiny_critic_settings
+    from rr_core.critics.tiny import tiny_critic_settings
 
     settings = {**tiny_critic_settings(), "model": str(tiny_critic_path)}
     inner = TransformersCritic(TransformersCriticConfig(**settings), chat_model=tiny_chat_model)
