@@ -45,7 +45,8 @@ import torch
 
 from bench.critic_speed import ForcedLength, device_name, real_shape_chat_model
 from bench.loop_overhead import Clock, TimedPipeline
-from rr_core.critics.transformers_critic import ChatModel, TransformersCriticConfig
+from rr_core.critics.chat_model import ChatModel
+from rr_core.critics.transformers_critic import TransformersCriticConfig
 from rr_core.generators.base import GeneratorConfig
 from rr_core.generators.text_to_image import TextToImageGenerator
 from rr_core.generators.tiny import TINY_SIZE, ensure_tiny_text_to_image

@@ -32,7 +32,8 @@ from starlette.concurrency import run_in_threadpool
 from rr_core.critics.base import DecodeSettings, Generation
 from rr_core.critics.batching import BatchItem, RequestBatcher, row_splitter
 from rr_core.critics.constrained import GrammarLogitsProcessor
-from rr_core.critics.transformers_critic import DTYPES, QUANTIZATIONS, ChatModel, TransformersCriticConfig
+from rr_core.critics.chat_model import DTYPES, QUANTIZATIONS, ChatModel
+from rr_core.critics.transformers_critic import TransformersCriticConfig
 from rr_core.errors import InvalidImage, InvalidRequest
 from rr_core.grammar import compile_ebnf, grammar_from_request
 from rr_core.images import decode_data_url

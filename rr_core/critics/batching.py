@@ -191,11 +191,11 @@ def row_splitter(chat_model, batch: Sequence[BatchItem]) -> _RowSplitter:
 
     Rows without a queue (callers that did not ask for a stream) get a streamer nobody reads.
     """
-    from rr_core.critics.transformers_critic import _DeltaStreamer
+    from rr_core.critics.chat_model import DeltaStreamer
 
     row_streamers = []
     for item in batch:
-        streamer = _DeltaStreamer(chat_model.processor.tokenizer, chat_model.eos_ids)
+        streamer = DeltaStreamer(chat_model.processor.tokenizer, chat_model.eos_ids)
         if item.deltas is not None:
             streamer.queue = item.deltas
         row_streamers.append(streamer)
