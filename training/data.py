@@ -60,8 +60,6 @@ Where each layout comes from (checked against public pages in this project's sea
 
 from __future__ import annotations
 
-import base64
-import binascii
 import itertools
 import json
 import logging
@@ -74,7 +72,7 @@ from typing import Any
 from PIL import Image
 
 from rr_core.critique import Preference
-from rr_core.images import load_image
+from rr_core.images import load_image, png_bytes, resolve_image_ref
 from rr_core.rubric import Task
 
 logger = logging.getLogger(__name__)
@@ -86,7 +84,6 @@ FORMATS = ("storage", "hpdv2", "pickapic", "imagerewarddb", "genai-bench-t2i", "
 BENCHMARK_OF = {"mmrb2-t2i": "MMRB2-T2I", "mmrb2-edit": "MMRB2-Edit", "editreward-bench": "EditReward-Bench",
                 "genai-bench-t2i": "GenAI-Bench-T2I", "genai-bench-edit": "GenAI-Bench-Edit"}
 
-_IMAGE_MAGIC = (b"\x89PNG", b"\xff\xd8\xff", b"GIF8", b"BM")
 _LABELS = {
     Preference.A: ("a", "image a", "image_a", "left", "leftvote", "left_vote", "a>b", "response_a"),
     Preference.B: ("b", "image b", "image_b", "right", "rightvote", "right_vote", "b>a", "response_b"),
@@ -214,31 +211,19 @@ def read_rows(path: str | Path) -> Iterator[dict[str, Any]]:
 
 
 def image_data(value: Any, root: Path) -> ImageData | None:
-    """A path (resolved against `root`) or bytes from whatever a layout stores; None when absent."""
-    if value is None:
-        return None
-    if isinstance(value, dict):
-        if value.get("bytes"):
-            return bytes(value["bytes"])
-        return image_data(value.get("path"), root)
-    if isinstance(value, (bytes, bytearray, memoryview)):
-        return bytes(value)
+    """A path (resolved against `root`) or bytes from whatever a layout stores; None when absent.
+
+    A list (a content list of one image) stands for its first item; everything else follows
+    rr_core.images' one rule for image references, without decoding the pixels yet.
+    """
     if isinstance(value, list):
         return image_data(value[0], root) if value else None
-    text = str(value).strip()
-    if not text:
-        return None
-    if text.startswith("data:image"):
-        return base64.b64decode(text.split(",", 1)[1])
-    candidate = Path(text) if Path(text).is_absolute() else root / text
-    if candidate.exists() or "/" in text[:1] or "." in text[-6:]:
-        return str(candidate)
-    try:
-        decoded = base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError):
-        return str(candidate)
-    # base64 text of an image (storage export --embed-images in JSONL), recognized by its magic bytes
-    return decoded if decoded.startswith(_IMAGE_MAGIC) or decoded[8:12] == b"WEBP" else str(candidate)
+    ref = resolve_image_ref(value, "image", base_dir=root)
+    if ref is None or isinstance(ref, bytes):
+        return ref
+    if isinstance(ref, Path):
+        return str(ref)
+    return png_bytes(load_image(ref))
 
 
 # --- readers -----------------------------------------------------------------------------------
