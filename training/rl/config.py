@@ -12,7 +12,7 @@ from typing import Any
 
 from rr_core.critics.factory import CRITIC_KINDS
 from rr_core.reward import RewardSpec
-from training.config import ConfigError, from_mapping, load_config, to_mapping
+from rr_core.config import ConfigError, from_mapping, load_config, to_mapping
 
 ALGORITHMS = ("nft", "grpo")
 MIXED_PRECISION = ("no", "bf16", "fp16")
