@@ -264,3 +264,17 @@ def test_image_references_follow_the_one_reader_rule(tmp_path):
     assert image_data([{"bytes": BLUE, "path": None}], tmp_path) == BLUE
     assert image_data({"bytes": None, "path": None}, tmp_path) is None
     assert image_data(Image.new("RGB", (4, 4)), tmp_path).startswith(b"\x89PNG")
+
+
+def test_one_reader_module_per_publisher_behind_the_old_imports():
+    """training.data is a package: a module per publisher, a shared base, and the old names importable."""
+    import importlib
+
+    import training.data as data
+    from training.data import FORMATS, READERS, DataSource, PreferencePair, image_data, read_rows  # noqa: F401
+
+    assert set(READERS) == set(FORMATS)
+    modules = {getattr(reader, "func", reader).__module__ for reader in READERS.values()}
+    assert modules == {f"training.data.{name}" for name in
+                       ("storage", "hpdv2", "pickapic", "imagerewarddb", "genai_bench", "mmrb2", "editreward_bench")}
+    assert importlib.import_module("training.data.base").PreferencePair is data.PreferencePair
