@@ -38,9 +38,10 @@ class UnknownCriticKind(ValueError):
 
 def critic_config(kind: str, settings: Mapping[str, Any] | None = None,
                   cache_dir: str | Path | None = None) -> TransformersCriticConfig | OpenAICriticConfig:
-    """The backend config that `kind` and `settings` describe, checked, with nothing loaded.
+    """The backend config that `kind` and `settings` describe, checked, with no model loaded.
 
-    `cache_dir` is where the tiny critic is built (kind tiny only; default rr_core.paths.cache_dir()).
+    `cache_dir` is where the tiny critic's checkpoint is built once if missing (kind tiny only;
+    default rr_core.paths.cache_dir()).
     """
     if kind not in CRITIC_KINDS:
         raise UnknownCriticKind(f"Unknown critic kind {kind!r}; choose one of {', '.join(CRITIC_KINDS)}.")
