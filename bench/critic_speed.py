@@ -35,7 +35,8 @@ from PIL import Image
 
 from rr_core.critics.base import CritiqueRequest
 from rr_core.critics.tiny import build_model, ensure_tiny_critic
-from rr_core.critics.transformers_critic import ChatModel, TransformersCritic, TransformersCriticConfig
+from rr_core.critics.chat_model import ChatModel
+from rr_core.critics.transformers_critic import TransformersCritic, TransformersCriticConfig
 from rr_core.rubric import Task
 
 # Qwen3-VL-8B-Instruct's shape (config.json of the checkpoint).

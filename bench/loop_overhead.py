@@ -79,7 +79,7 @@ def main() -> None:
     generator = loop.generator
     generator.pipeline = TimedPipeline(generator.pipeline, clock)
     chat_model = loop.critic.critic_for(Task.T2I).chat_model
-    chat_model.generate = clock.wrap(chat_model.generate)
+    chat_model.complete = clock.wrap(chat_model.complete)
     chat_model.stream = clock.wrap(chat_model.stream)
     config = LoopConfig(rounds=1, candidates=args.candidates, stop_threshold=None, steps=args.steps, max_retries=0)
 

@@ -62,7 +62,8 @@ def real_shape_critic(max_new_tokens: int):
     from transformers import GenerationConfig, Qwen3VLConfig, Qwen3VLForConditionalGeneration
 
     from rr_core.critics.tiny import QWEN_SPECIAL_TOKENS, build_processor, build_tokenizer
-    from rr_core.critics.transformers_critic import ChatModel, TransformersCritic, TransformersCriticConfig
+    from rr_core.critics.chat_model import ChatModel
+    from rr_core.critics.transformers_critic import TransformersCritic, TransformersCriticConfig
 
     tokenizer = build_tokenizer()
     ids = {tok: tokenizer.convert_tokens_to_ids(tok) for tok in QWEN_SPECIAL_TOKENS}

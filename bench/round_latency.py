@@ -45,13 +45,14 @@ import torch
 
 from bench.critic_speed import ForcedLength, device_name, real_shape_chat_model
 from bench.loop_overhead import Clock, TimedPipeline
-from rr_core.critics.transformers_critic import ChatModel, TransformersCriticConfig
+from rr_core.critics.chat_model import ChatModel
+from rr_core.critics.transformers_critic import TransformersCriticConfig
 from rr_core.generators.base import GeneratorConfig
 from rr_core.generators.text_to_image import TextToImageGenerator
 from rr_core.generators.tiny import TINY_SIZE, ensure_tiny_text_to_image
 from rr_core.loop import LoopConfig, RefineLoop, RoundDone
 from rr_core.parser import parse_critique
-from rr_core.presets import tiny_critic_settings
+from rr_core.critics.tiny import tiny_critic_settings
 from rr_core.prompts import build_pointwise
 from rr_core.rubric import Task
 

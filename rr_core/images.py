@@ -1,5 +1,9 @@
 """Image intake and encoding: every upload passes `load_image` before a model or the store sees it.
 
+`read_image_ref` is the one reader of image references (a PIL image, bytes, a data URL, bare base64,
+a file path, a path relative to a base folder): the app's API, the dataset readers and the RL prompt
+files all decide what a value is by its rule, then decode through `load_image`.
+
 Limits and conversions are documented here because users hit them: an image that does not decode,
 is larger than 40 megapixels or 20 MB, is rejected with a message saying which; CMYK, 16-bit,
 palette and alpha images are converted to 8-bit RGB (alpha composited over white, so transparent
@@ -9,9 +13,11 @@ regions read as background rather than black).
 from __future__ import annotations
 
 import base64
+import binascii
 import io
 import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -24,6 +30,13 @@ CRITIC_MAX_SIDE = 1024
 GRID = 16
 
 ImageSource = "bytes | str | Path | Image.Image | np.ndarray"
+ImageRef = bytes | Path | Image.Image | np.ndarray
+"""What a reference resolves to before decoding: image bytes, a file, or an image already in memory."""
+
+# File signatures of the formats PIL reads here: PNG, JPEG, GIF, BMP, TIFF (both byte orders); WebP is
+# RIFF....WEBP. Bare base64 counts as image data only when its bytes start like an image, because a
+# short file name ("cat1") is valid base64 too.
+_SIGNATURES = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a", b"BM", b"II*\x00", b"MM\x00*")
 
 
 def _open(data: bytes) -> Image.Image:
@@ -144,11 +157,105 @@ def data_url(image: Image.Image) -> str:
 
 
 def decode_data_url(url: str) -> Image.Image:
-    """The inverse of `data_url`, for servers that receive OpenAI image_url parts."""
-    if not url.startswith("data:image/"):
+    """The inverse of `data_url`, for servers that receive OpenAI image_url parts (data URLs only)."""
+    if not isinstance(url, str) or not url.startswith("data:"):
         raise InvalidImage("Only base64 data URLs (data:image/...;base64,...) are accepted as images.")
+    return read_image_ref(url)
+
+
+def looks_like_image(data: bytes) -> bool:
+    """Whether `data` starts with the signature of an image format PIL reads here."""
+    return data.startswith(_SIGNATURES) or (data[:4] == b"RIFF" and data[8:12] == b"WEBP")
+
+
+def _data_url_bytes(text: str, what: str) -> bytes:
+    header, comma, payload = text.partition(",")
+    if not comma or not header.endswith(";base64"):
+        raise InvalidImage(f"The {what} data URL must be base64 (data:image/png;base64,...).")
+    media_type = header[len("data:"):-len(";base64")]
+    if media_type and not media_type.startswith("image/"):
+        raise InvalidImage(f"The {what} data URL holds {media_type}, not an image.")
     try:
-        payload = base64.b64decode(url.split(",", 1)[1], validate=True)
-    except (IndexError, ValueError) as exc:
-        raise InvalidImage("The image data URL is not valid base64.") from exc
-    return load_image(payload)
+        return base64.b64decode(payload, validate=True)
+    except (binascii.Error, ValueError):
+        raise InvalidImage(f"The {what} is not valid base64 image data.") from None
+
+
+def _base64_bytes(text: str) -> bytes | None:
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+
+
+def resolve_image_ref(value: Any, what: str = "image", base_dir: str | Path | None = None) -> ImageRef | None:
+    """What an image reference is, without decoding pixels (datasets keep references until used).
+
+    The one rule, in order:
+    - None, an empty or blank string, empty bytes of a dataset dict: no image (None).
+    - A PIL image or a uint8 array: itself. Bytes: themselves. A `Path`: that file (relative ones
+      against `base_dir`).
+    - A dict as datasets store images ({"bytes": ..., "path": ...}): its bytes, else its path.
+    - A string starting with "data:": a base64 data URL of an image type.
+    - Any other string is a file path only when the caller names `base_dir` (dataset and prompt
+      files; the web API never reads the server's files): an existing file (absolute, or relative
+      to `base_dir`) wins; else base64 text whose bytes start like an image; else the path (its
+      absence is reported when it is read).
+    - Without `base_dir`, any other string must be bare base64 of the image bytes.
+    `what` names the value in errors ("source image", "image_a").
+    """
+    if value is None:
+        return None
+    if isinstance(value, (Image.Image, np.ndarray)):
+        return value
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value)
+    if isinstance(value, Path):
+        return value if value.is_absolute() or base_dir is None else Path(base_dir) / value
+    if isinstance(value, dict):
+        if value.get("bytes"):
+            return bytes(value["bytes"])
+        return resolve_image_ref(value.get("path"), what, base_dir)
+    if not isinstance(value, str):
+        raise InvalidImage(f"The {what} must be an image, image bytes, a data URL or base64 text, "
+                           f"got {type(value).__name__}.")
+    text = value.strip()
+    if not text:
+        return None
+    if text.startswith("data:"):
+        return _data_url_bytes(text, what)
+    if base_dir is None:
+        decoded = _base64_bytes(text)
+        if decoded is None:
+            raise InvalidImage(f"The {what} must be a data URL (data:image/png;base64,...) or base64 image bytes.")
+        return decoded
+    path = Path(text) if Path(text).is_absolute() else Path(base_dir) / text
+    if _is_file(path):
+        return path
+    decoded = _base64_bytes(text)
+    if decoded is not None and looks_like_image(decoded):
+        return decoded
+    return path
+
+
+def _is_file(path: Path) -> bool:
+    """`Path.is_file`, False for names the OS refuses (base64 text is often longer than a file name may be)."""
+    try:
+        return path.is_file()
+    except (OSError, ValueError):
+        return False
+
+
+def read_image_ref(value: Any, what: str = "image", base_dir: str | Path | None = None) -> Image.Image | None:
+    """The image an image reference names, decoded and checked by `load_image` (None when there is none).
+
+    See `resolve_image_ref` for what counts as what. Every failure is an InvalidImage naming `what`.
+    """
+    ref = resolve_image_ref(value, what, base_dir)
+    if ref is None:
+        return None
+    if isinstance(ref, Path) and not _is_file(ref):
+        detail = "" if isinstance(value, Path) else " (and the text is not base64 image data)"
+        name = str(ref) if len(str(ref)) <= 200 else str(ref)[:120] + "…"
+        raise InvalidImage(f"No {what} file at {name}{detail}.")
+    return load_image(ref)

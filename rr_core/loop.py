@@ -320,10 +320,11 @@ class RefineLoop:
         """One round: generate K candidates, critique them in one batch, pick, propose.
 
         Ends with RoundDone, or with an ErrorEvent whose action is "stop", or early when cancelled.
+        The prompt is not validated again here: `run` validated it (and every prompt it hands on), and
+        a direct caller's prompt is checked by the `GenerationRequest` built from it.
         """
         cancel = cancel or threading.Event()
         index = len(state.rounds)
-        prompt = validate_request(prompt)
         state.request = state.request or prompt
         base_seed = config.seed + (index * config.candidates if config.fresh_seeds else 0)
         seeds = [base_seed + i for i in range(config.candidates)]
@@ -421,6 +422,7 @@ class RefineLoop:
         else:
             critiques = self.critic.critique_many(requests)
         for i, critique in zip(which, critiques):
+            # The critic returns no reward: the session's RewardSpec is applied here, once.
             candidates[i].critique = apply_reward(critique, config.reward)
             yield CritiqueParsed(index, i, candidates[i].critique)
 

@@ -26,7 +26,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from rr_core.critics import factory
 from rr_core.critics.router import TaskRouter
+from rr_core.critics.tiny import tiny_critic_settings
 from rr_core.generators.base import GeneratorConfig
 from rr_core.loop import RefineLoop
 from rr_core.model_ids import CRITIC_IDS, EDIT_ID, TEXT_TO_IMAGE_ID
@@ -48,7 +50,7 @@ class Preset:
     """A resolved preset: plain settings, nothing loaded yet."""
 
     name: str
-    critic_kind: str  # "transformers" | "openai"
+    critic_kind: str  # a kind of rr_core.critics.factory: "transformers" | "openai"
     critic_settings: dict[Task, dict[str, Any]]
     generators: dict[Task, GeneratorConfig]
     banner: str = ""
@@ -127,20 +129,6 @@ def _resolve(name: str, critic_url: str | None, low_memory: bool, env: Mapping[s
                   description="RationalRewards-8B critics in process" + (" (4-bit, offload)" if low_memory else ""))
 
 
-def tiny_critic_settings(cache_dir: str | None = None) -> dict[str, Any]:
-    """TransformersCriticConfig values of the tiny critic (also used by training's `kind: tiny`).
-
-    Random weights only write parseable critiques under the grammar; the token budget is the
-    grammar's own bound, so a critique always reaches its refined request.
-    """
-    from rr_core.critics.tiny import ensure_tiny_critic
-    from rr_core.grammar import max_tokens_for
-
-    budget = max(max_tokens_for(task, "pointwise") for task in Task)
-    return {"model": str(ensure_tiny_critic(cache_dir)), "tasks": ("t2i", "edit"), "max_new_tokens": budget,
-            "constrained": True}
-
-
 def _tiny(cache_dir: str | None, requested: str) -> Preset:
     from rr_core.generators.tiny import tiny_generator_config
 
@@ -171,13 +159,7 @@ class Studio:
             return TaskRouter(per_task)
 
     def _load_critic(self, settings: dict[str, Any]):
-        if self.preset.critic_kind == "openai":
-            from rr_core.critics.openai_critic import OpenAICritic, OpenAICriticConfig
-
-            return OpenAICritic(OpenAICriticConfig(**settings))
-        from rr_core.critics.transformers_critic import TransformersCritic, TransformersCriticConfig
-
-        return TransformersCritic(TransformersCriticConfig(**settings))
+        return factory.build_critic(self.preset.critic_kind, settings)
 
     def generator(self, task: Task | str):
         task = Task.parse(task)

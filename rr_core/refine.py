@@ -24,8 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rr_core.config import load_mapping
 from rr_core.errors import InvalidRequest, RRError
-from rr_core.images import load_image
+from rr_core.images import read_image_ref
 from rr_core.loop import CritiqueParsed, ErrorEvent, ImageReady, LoopConfig, LoopDone, LoopResult, RoundDone
 from rr_core.presets import PRESETS, Studio, resolve_preset
 from rr_core.reward import RewardSpec
@@ -75,7 +76,7 @@ def run_one(studio: Studio, prompt: str, config: LoopConfig, out: Path, source: 
             on_event=None) -> LoopResult:
     """Run the loop for one prompt and write images, critiques and the summary under `out`."""
     task = Task.EDIT if source is not None else Task.T2I
-    source_image = load_image(source) if source is not None else None
+    source_image = read_image_ref(Path(source), "source image") if source is not None else None
     out.mkdir(parents=True, exist_ok=True)
     if source_image is not None:
         source_image.save(out / "source.png")
@@ -161,6 +162,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--critic-url", help="OpenAI-compatible critic server (preset remote)")
     parser.add_argument("--low-memory", action="store_true", help="4-bit critics and offloaded generators (24 GB GPU)")
     parser.add_argument("--config", type=Path, help="YAML file of loop settings (flags override it)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override one loop setting of the file, e.g. --set reward.dimensions=[text_faithfulness]; "
+                             "repeatable")
     parser.add_argument("--rounds", type=int)
     parser.add_argument("--candidates", type=int)
     parser.add_argument("--seed", type=int)
@@ -187,11 +191,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def loop_config(args: argparse.Namespace) -> LoopConfig:
-    values: dict[str, Any] = {}
-    if args.config:
-        import yaml
-
-        values.update(yaml.safe_load(args.config.read_text(encoding="utf-8")) or {})
+    """The YAML file's loop settings, then `--set key=value` overrides, then the flags; unknown keys rejected."""
+    values: dict[str, Any] = load_mapping(args.config, args.set)
     for name in ("rounds", "candidates", "seed", "fresh_seeds", "stop_threshold", "patience", "steps", "guidance",
                  "width", "height", "negative_prompt", "max_retries"):
         if getattr(args, name) is not None:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from rr_core.critique import Critique
+from rr_core.config import reject_unknown_keys
 from rr_core.rubric import SCORE_MAX, SCORE_MIN, Task, dimension_keys
 
 
@@ -55,9 +56,7 @@ class RewardSpec:
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None) -> "RewardSpec":
         data = data or {}
-        unknown = set(data) - {"dimensions", "weights", "require_all"}
-        if unknown:
-            raise ValueError(f"unknown reward settings {sorted(unknown)}")
+        reject_unknown_keys(cls, data, "reward")
         dims = data.get("dimensions")
         weights = data.get("weights")
         return cls(tuple(dims) if dims else None, tuple(float(w) for w in weights) if weights else None,

@@ -32,7 +32,8 @@ from starlette.concurrency import run_in_threadpool
 from rr_core.critics.base import DecodeSettings, Generation
 from rr_core.critics.batching import BatchItem, RequestBatcher, row_splitter
 from rr_core.critics.constrained import GrammarLogitsProcessor
-from rr_core.critics.transformers_critic import DTYPES, QUANTIZATIONS, ChatModel, TransformersCriticConfig
+from rr_core.critics.chat_model import DTYPES, QUANTIZATIONS, ChatModel
+from rr_core.critics.transformers_critic import TransformersCriticConfig
 from rr_core.errors import InvalidImage, InvalidRequest
 from rr_core.grammar import compile_ebnf, grammar_from_request
 from rr_core.images import decode_data_url
@@ -162,7 +163,7 @@ def batch_key(settings: DecodeSettings) -> Any:
 
 
 class ChatBatcher:
-    """Decodes queued chat requests that share decode settings in one `ChatModel.generate` call.
+    """Decodes queued chat requests that share decode settings in one `ChatModel.complete` call.
 
     Streams and plain requests mix in a batch: a row splitter gives every streaming caller its own
     text deltas. Grammar rows and free rows mix too (one GrammarLogitsProcessor, None for free rows).
@@ -188,7 +189,7 @@ class ChatBatcher:
         extra = None
         if any(item.deltas is not None for item in batch):
             extra = {"streamer": row_splitter(chat_model, batch)}
-        return chat_model.generate([job.request.messages for job in jobs], jobs[0].request.settings,
+        return chat_model.complete([job.request.messages for job in jobs], jobs[0].request.settings,
                                    processors, extra)
 
 

@@ -59,10 +59,10 @@ class ScriptedCritic(Critic):
         return Generation(text=text, prompt_tokens=len(conversation.user_text.split()),
                           completion_tokens=len(text.split()), finish_reason="stop", latency_s=self.delay_s)
 
-    def generate(self, conversations: Sequence[Conversation]) -> list[Generation]:
+    def complete(self, conversations: Sequence[Conversation]) -> list[Generation]:
         return [self._answer(c) for c in conversations]
 
-    def generate_stream(self, conversation: Conversation) -> Iterator[str | Generation]:
+    def complete_stream(self, conversation: Conversation) -> Iterator[str | Generation]:
         generation = self._answer(conversation)
         for start in range(0, len(generation.text), 40):
             yield generation.text[start:start + 40]

@@ -1,9 +1,17 @@
 """What every critic backend shares: requests, decode settings, and turning model text into critiques.
 
-A backend only implements `generate` (a batch of conversations to texts) and `generate_stream`
+A backend only implements `complete` (a batch of conversations to texts) and `complete_stream`
 (one conversation, text deltas then the finished generation). Prompt building, parsing, the
-truncation rule and the reward live here once, so the transformers backend, the OpenAI-compatible
+truncation rule and the metadata live here once, so the transformers backend, the OpenAI-compatible
 server backend and test doubles return critiques built the same way.
+
+A critic returns critiques without a reward (reward None): which dimensions make the reward is the
+caller's setting (the loop's `LoopConfig.reward`, RL's `reward` section, the app's session), so the
+caller applies its `RewardSpec` once with `rr_core.reward.apply_reward` and no default spec ever
+leaks into a recorded critique.
+
+The request text is validated once, when a `CritiqueRequest` or `PairRequest` is built: every
+critique goes through one, so the backends and the prompt builder trust what they are given.
 """
 
 from __future__ import annotations
@@ -27,7 +35,6 @@ from rr_core.prompts import (
     load_template_file,
     validate_request,
 )
-from rr_core.reward import RewardSpec, apply_reward
 from rr_core.rubric import Task
 
 FinishReason = Literal["stop", "length"]
@@ -37,12 +44,14 @@ class UnsupportedTask(InvalidRequest):
     """A request of a task the critic was not trained for (the T2I and Edit checkpoints are separate)."""
 
 
-def _check_common(task: Task, request: str, source_image: Image.Image | None) -> None:
-    validate_request(request)
+def _check_common(task: Task, request: str, source_image: Image.Image | None) -> str:
+    """The request text, validated and stripped (the one check of a direct caller's request)."""
+    request = validate_request(request)
     if task is Task.EDIT and source_image is None:
         raise InvalidRequest("An edit critique needs the source image as well as the edited image.")
     if task is Task.T2I and source_image is not None:
         raise InvalidRequest("A text-to-image critique takes no source image; use task 'edit' for edits.")
+    return request
 
 
 @dataclass(frozen=True)
@@ -56,7 +65,7 @@ class CritiqueRequest:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "task", Task.parse(self.task))
-        _check_common(self.task, self.request, self.source_image)
+        object.__setattr__(self, "request", _check_common(self.task, self.request, self.source_image))
         if not isinstance(self.image, Image.Image):
             raise InvalidRequest(f"The image must be a PIL image, got {type(self.image).__name__}.")
 
@@ -73,7 +82,7 @@ class PairRequest:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "task", Task.parse(self.task))
-        _check_common(self.task, self.request, self.source_image)
+        object.__setattr__(self, "request", _check_common(self.task, self.request, self.source_image))
         for name in ("image_a", "image_b"):
             if not isinstance(getattr(self, name), Image.Image):
                 raise InvalidRequest(f"{name} must be a PIL image, got {type(getattr(self, name)).__name__}.")
@@ -122,14 +131,13 @@ class DecodeSettings:
 
 
 class Critic(abc.ABC):
-    """A reward model that writes critiques. Subclasses implement `generate` and `generate_stream`."""
+    """A reward model that writes critiques. Subclasses implement `complete` and `complete_stream`."""
 
     def __init__(
         self,
         model_id: str,
         tasks: frozenset[Task] | Sequence[Task | str],
         settings: DecodeSettings | None = None,
-        reward_spec: RewardSpec | None = None,
         templates: Sequence[str | Path | PromptTemplate] = (),
         constrained: bool = False,
     ) -> None:
@@ -142,7 +150,6 @@ class Critic(abc.ABC):
         if not self.tasks:
             raise ValueError("a critic must serve at least one task")
         self.settings = settings or DecodeSettings()
-        self.reward_spec = reward_spec or RewardSpec()
         self.templates: dict[tuple[Task, str], PromptTemplate] = {}
         for item in templates:
             template = item if isinstance(item, PromptTemplate) else load_template_file(item)
@@ -151,11 +158,11 @@ class Critic(abc.ABC):
     # --- what a backend implements -------------------------------------------------------------
 
     @abc.abstractmethod
-    def generate(self, conversations: Sequence[Conversation]) -> list[Generation]:
+    def complete(self, conversations: Sequence[Conversation]) -> list[Generation]:
         """One generation per conversation, in order (batched or concurrent as the backend can)."""
 
     @abc.abstractmethod
-    def generate_stream(self, conversation: Conversation) -> Iterator[str | Generation]:
+    def complete_stream(self, conversation: Conversation) -> Iterator[str | Generation]:
         """Text deltas as they are decoded, then the final Generation (whose text is their concatenation)."""
 
     # --- shared behaviour ----------------------------------------------------------------------
@@ -165,7 +172,7 @@ class Critic(abc.ABC):
         for request in requests:
             self._check_task(request.task)
         conversations = [self._pointwise_conversation(r) for r in requests]
-        generations = self.generate(conversations) if conversations else []
+        generations = self.complete(conversations) if conversations else []
         return [self._to_critique(r.task, c, g) for r, c, g in zip(requests, conversations, generations)]
 
     def critique(self, request: CritiqueRequest) -> Critique:
@@ -175,7 +182,7 @@ class Critic(abc.ABC):
         """Text deltas of one critique as the model writes them, then the parsed Critique."""
         self._check_task(request.task)
         conversation = self._pointwise_conversation(request)
-        for item in self.generate_stream(conversation):
+        for item in self.complete_stream(conversation):
             if isinstance(item, Generation):
                 yield self._to_critique(request.task, conversation, item)
             else:
@@ -190,7 +197,7 @@ class Critic(abc.ABC):
                            template=self.templates.get((r.task, "pairwise")))
             for r in requests
         ]
-        generations = self.generate(conversations) if conversations else []
+        generations = self.complete(conversations) if conversations else []
         return [self._to_pairwise(r.task, c, g) for r, c, g in zip(requests, conversations, generations)]
 
     def compare(self, request: PairRequest) -> PairwiseCritique:
@@ -221,7 +228,8 @@ class Critic(abc.ABC):
         }
 
     def _to_critique(self, task: Task, conversation: Conversation, generation: Generation) -> Critique:
-        """Parse, apply the truncation rule and the reward; a backend error gives a failed critique."""
+        """Parse and apply the truncation rule; a backend error gives a failed critique. No reward:
+        the caller applies its own RewardSpec once."""
         if generation.error:
             return Critique.failure(task, generation.error, raw_text=generation.text,
                                     **self._meta(conversation, generation))
@@ -229,7 +237,7 @@ class Critic(abc.ABC):
         _mark_truncation(critique, generation, self.settings.max_new_tokens)
         for name, value in self._meta(conversation, generation).items():
             setattr(critique, name, value)
-        return apply_reward(critique, self.reward_spec)
+        return critique
 
     def _to_pairwise(self, task: Task, conversation: Conversation, generation: Generation) -> PairwiseCritique:
         meta = self._meta(conversation, generation)

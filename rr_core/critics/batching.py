@@ -2,7 +2,7 @@
 
 A GPU decode step costs about the same for 1 row as for 8 (it is bound by reading the weights), so
 callers in different threads (app users, a refine loop, a training rollout) get several times the
-throughput when their requests share a `generate` call. `BatchingCritic` wraps any critic: a worker
+throughput when their requests share one decode call. `BatchingCritic` wraps any critic: a worker
 thread collects the conversations that arrive within `window_s` of the first (up to `max_batch`),
 runs them as one batch and hands every caller its own result. Streams are batched too when the
 wrapped critic runs in this process: a per-row streamer splits each step's tokens by row, so every
@@ -145,7 +145,7 @@ class BatchingCritic(Critic):
 
     def __init__(self, critic: Critic, window_s: float = 0.02, max_batch: int = 8) -> None:
         self.batcher = RequestBatcher(self._run_batch, window_s, max_batch, name="critic-batcher")
-        super().__init__(critic.model_id, critic.tasks, critic.settings, critic.reward_spec,
+        super().__init__(critic.model_id, critic.tasks, critic.settings,
                          list(critic.templates.values()), critic.constrained)
         self.critic = critic
 
@@ -163,13 +163,13 @@ class BatchingCritic(Critic):
 
     # --- the Critic interface ----------------------------------------------------------------
 
-    def generate(self, conversations: Sequence[Conversation]) -> list[Generation]:
+    def complete(self, conversations: Sequence[Conversation]) -> list[Generation]:
         items = [self.batcher.submit(BatchItem(c)) for c in conversations]
         return [item.result.result() for item in items]
 
-    def generate_stream(self, conversation: Conversation) -> Iterator[str | Generation]:
+    def complete_stream(self, conversation: Conversation) -> Iterator[str | Generation]:
         if not hasattr(self.critic, "chat_model"):  # a server critic streams on its own
-            yield from self.critic.generate_stream(conversation)
+            yield from self.critic.complete_stream(conversation)
             return
         yield from self.batcher.submit(BatchItem(conversation, deltas=queue.Queue())).stream()
 
@@ -178,11 +178,11 @@ class BatchingCritic(Critic):
     def _run_batch(self, batch: list[BatchItem]) -> list[Generation]:
         conversations = [item.payload for item in batch]
         if not any(item.deltas is not None for item in batch):
-            return self.critic.generate(conversations)
+            return self.critic.complete(conversations)
         critic = self.critic
         chat_model = critic.chat_model
         extra = {**critic._extra_generate_kwargs(conversations), "streamer": row_splitter(chat_model, batch)}
-        return chat_model.generate([c.to_transformers() for c in conversations], critic.settings,
+        return chat_model.complete([c.to_transformers() for c in conversations], critic.settings,
                                    critic._logits_processors(len(batch), conversations), extra)
 
 
@@ -191,11 +191,11 @@ def row_splitter(chat_model, batch: Sequence[BatchItem]) -> _RowSplitter:
 
     Rows without a queue (callers that did not ask for a stream) get a streamer nobody reads.
     """
-    from rr_core.critics.transformers_critic import _DeltaStreamer
+    from rr_core.critics.chat_model import DeltaStreamer
 
     row_streamers = []
     for item in batch:
-        streamer = _DeltaStreamer(chat_model.processor.tokenizer, chat_model.eos_ids)
+        streamer = DeltaStreamer(chat_model.processor.tokenizer, chat_model.eos_ids)
         if item.deltas is not None:
             streamer.queue = item.deltas
         row_streamers.append(streamer)

@@ -23,7 +23,6 @@ from rr_core.config import from_dict
 from rr_core.critics.base import Critic, DecodeSettings, Generation
 from rr_core.errors import CriticUnavailable
 from rr_core.prompts import Conversation
-from rr_core.reward import RewardSpec
 from rr_core.rubric import Task
 
 logger = logging.getLogger(__name__)
@@ -112,12 +111,12 @@ class OpenAICritic(Critic):
     Extension point: `_extra_body(conversation)` adds JSON fields to a request (e.g. a grammar).
     """
 
-    def __init__(self, config: OpenAICriticConfig, reward_spec: RewardSpec | None = None) -> None:
+    def __init__(self, config: OpenAICriticConfig) -> None:
         self.config = config
         self.client = openai.OpenAI(base_url=config.base_url, api_key=config.api_key,
                                     timeout=config.timeout_s, max_retries=0)
         model = config.model or self._first_served_model()
-        super().__init__(model, config.tasks, config.decode_settings(), reward_spec, config.prompt_templates,
+        super().__init__(model, config.tasks, config.decode_settings(), config.prompt_templates,
                          config.constrained)
 
     @property
@@ -134,14 +133,14 @@ class OpenAICritic(Critic):
 
     # --- Critic interface ----------------------------------------------------------------------
 
-    def generate(self, conversations: Sequence[Conversation]) -> list[Generation]:
+    def complete(self, conversations: Sequence[Conversation]) -> list[Generation]:
         if len(conversations) <= 1 or self.config.concurrency == 1:
             return [self._complete(c) for c in conversations]
         with ThreadPoolExecutor(max_workers=min(self.config.concurrency, len(conversations)),
                                 thread_name_prefix="critic-http") as pool:
             return list(pool.map(self._complete, conversations))
 
-    def generate_stream(self, conversation: Conversation) -> Iterator[str | Generation]:
+    def complete_stream(self, conversation: Conversation) -> Iterator[str | Generation]:
         """Deltas from an SSE stream; a broken stream ends in a failed generation keeping the text so far."""
         start = time.perf_counter()
         stream = self._with_retries(lambda: self.client.chat.completions.create(

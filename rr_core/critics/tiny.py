@@ -13,6 +13,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from rr_core.model_ids import TINY_CRITIC_NAME
 from rr_core.paths import cache_dir as default_cache_dir
@@ -231,3 +232,17 @@ def ensure_tiny_critic(cache_dir: Path | str | None = None) -> Path:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     return target
+
+
+def tiny_critic_settings(cache_dir: Path | str | None = None) -> dict[str, Any]:
+    """TransformersCriticConfig values of the tiny critic (the tiny preset and the factory's `tiny` kind).
+
+    Random weights only write parseable critiques under the grammar; the token budget is the
+    grammar's own bound, so a critique always reaches its refined request.
+    """
+    from rr_core.grammar import max_tokens_for
+    from rr_core.rubric import Task
+
+    budget = max(max_tokens_for(task, "pointwise") for task in Task)
+    return {"model": str(ensure_tiny_critic(cache_dir)), "tasks": ("t2i", "edit"), "max_new_tokens": budget,
+            "constrained": True}

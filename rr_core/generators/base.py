@@ -26,8 +26,8 @@ from PIL import Image
 from rr_core.config import from_dict
 from rr_core.errors import InvalidImage, InvalidRequest, model_unavailable
 from rr_core.images import fit_to_grid, load_image
-from rr_core.limits import MAX_CANDIDATES, MAX_SEED, MAX_STEPS
-from rr_core.limits import MAX_REQUEST_CHARS
+from rr_core.limits import MAX_CANDIDATES, MAX_REQUEST_CHARS, MAX_SEED, MAX_STEPS
+from rr_core.prompts import validate_request
 from rr_core.rubric import Task
 
 logger = logging.getLogger(__name__)
@@ -133,12 +133,8 @@ class GenerationRequest:
     source_image: Image.Image | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
-        if not isinstance(self.prompt, str) or not self.prompt.strip():
-            raise InvalidRequest("The prompt is empty; describe the image (or the edit) to make.")
-        if len(self.prompt) > MAX_REQUEST_CHARS:
-            raise InvalidRequest(
-                f"The prompt is {len(self.prompt)} characters; the limit is {MAX_REQUEST_CHARS}."
-            )
+        # The one request rule (rr_core.prompts): a direct caller gets the loop's and the critic's errors.
+        object.__setattr__(self, "prompt", validate_request(self.prompt))
         if not isinstance(self.negative_prompt, str) or len(self.negative_prompt) > MAX_REQUEST_CHARS:
             raise InvalidRequest(
                 f"The negative prompt must be text of at most {MAX_REQUEST_CHARS} characters."

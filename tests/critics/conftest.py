@@ -8,7 +8,8 @@ import pytest
 from PIL import Image
 
 from rr_core.critics.tiny import ensure_tiny_critic
-from rr_core.critics.transformers_critic import ChatModel, TransformersCriticConfig
+from rr_core.critics.chat_model import ChatModel
+from rr_core.critics.transformers_critic import TransformersCriticConfig
 
 
 @pytest.fixture(scope="session")

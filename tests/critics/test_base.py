@@ -18,7 +18,7 @@ from rr_core.critics.router import TaskRouter
 from rr_core.critique import ParseStatus
 from rr_core.errors import InvalidRequest
 from rr_core.prompts import Conversation
-from rr_core.reward import RewardSpec
+from rr_core.reward import RewardSpec, apply_reward
 from rr_core.rubric import Task
 from tests import critique_texts as texts
 from tests.critics.conftest import solid
@@ -32,11 +32,11 @@ class FixedCritic(Critic):
         self.generation = generation
         self.batches: list[list[Conversation]] = []
 
-    def generate(self, conversations: Sequence[Conversation]) -> list[Generation]:
+    def complete(self, conversations: Sequence[Conversation]) -> list[Generation]:
         self.batches.append(list(conversations))
         return [Generation(**vars(self.generation)) for _ in conversations]
 
-    def generate_stream(self, conversation: Conversation) -> Iterator[str | Generation]:
+    def complete_stream(self, conversation: Conversation) -> Iterator[str | Generation]:
         yield from (self.generation.text[:10], self.generation.text[10:])
         yield Generation(**vars(self.generation))
 
@@ -45,7 +45,7 @@ T2I = CritiqueRequest(Task.T2I, "a lighthouse at sunset", solid(64, 48, (200, 10
 EDIT = CritiqueRequest(Task.EDIT, "make the car red", solid(64, 64, (255, 0, 0)), solid(64, 64, (0, 0, 255)))
 
 
-def test_ok_critique_carries_metadata_and_reward():
+def test_ok_critique_carries_metadata_and_no_reward():
     critic = FixedCritic(Generation(texts.T2I_OK, prompt_tokens=100, completion_tokens=80, latency_s=0.5))
     critique = critic.critique(T2I)
     assert critique.status is ParseStatus.OK
@@ -53,14 +53,28 @@ def test_ok_critique_carries_metadata_and_reward():
     assert (critique.model_id, critique.prompt_tokens, critique.completion_tokens, critique.latency_s) == (
         "fixed", 100, 80, 0.5)
     assert critique.template_version
-    assert critique.reward == pytest.approx(((3.5 + 3.0 + 2.5) / 3 - 1) / 3)
+    # the reward is the caller's setting, applied once by the caller: a critic never guesses a spec
+    assert critique.reward is None and critique.reward_dimensions == ()
+    assert critique.score("text_faithfulness") == 3.5
 
 
-def test_reward_spec_picks_the_dimensions():
+def test_streamed_and_batched_critiques_carry_no_reward():
+    critic = FixedCritic(Generation(texts.T2I_OK))
+    streamed = list(critic.stream(T2I))[-1]
+    [batched] = critic.critique_many([T2I])
+    assert streamed.reward is None and batched.reward is None
+
+
+def test_the_callers_spec_gives_the_reward():
     spec = RewardSpec(dimensions=("text_faithfulness",))
-    critique = FixedCritic(Generation(texts.T2I_OK), reward_spec=spec).critique(T2I)
+    critique = apply_reward(FixedCritic(Generation(texts.T2I_OK)).critique(T2I), spec)
     assert critique.reward == pytest.approx((3.5 - 1) / 3)
     assert critique.reward_dimensions == ("text_faithfulness",)
+
+
+def test_a_critic_takes_no_reward_spec():
+    with pytest.raises(TypeError):
+        FixedCritic(Generation(texts.T2I_OK), reward_spec=RewardSpec())
 
 
 def test_cut_off_critique_is_truncated_and_never_ok():

@@ -21,13 +21,13 @@ class Recorder(Critic):
         self.batches: list[int] = []
         self.fail = fail
 
-    def generate(self, conversations):
+    def complete(self, conversations):
         self.batches.append(len(conversations))
         if self.fail:
             raise RuntimeError("backend down")
         return [Generation(text=f"row {i}") for i in range(len(conversations))]
 
-    def generate_stream(self, conversation):
+    def complete_stream(self, conversation):
         raise NotImplementedError
 
 
@@ -113,7 +113,7 @@ def test_concurrent_streams_each_see_only_their_own_text(tiny_chat_model, tiny_c
 
 def test_a_wrapped_constrained_critic_still_marks_its_critiques(tiny_chat_model, tiny_critic_path):
     """The constrained flag travels with the wrapper, so stored critiques say how they were decoded."""
-    from rr_core.presets import tiny_critic_settings
+    from rr_core.critics.tiny import tiny_critic_settings
 
     settings = {**tiny_critic_settings(), "model": str(tiny_critic_path)}
     inner = TransformersCritic(TransformersCriticConfig(**settings), chat_model=tiny_chat_model)

@@ -11,6 +11,7 @@ from rr_core.critics.transformers_critic import TransformersCritic, Transformers
 from rr_core.critique import ParseStatus
 from rr_core.grammar import SectionCaps, critique_grammar, max_tokens_for
 from rr_core.images import data_url
+from rr_core.reward import RewardSpec, apply_reward
 from rr_core.rubric import Task, dimensions
 from rr_core.serve import build_app
 from tests.critics.conftest import gradient, solid
@@ -42,7 +43,9 @@ def assert_well_formed(critique, task: Task) -> None:
         entry = critique.scores[dim.key]
         assert entry.not_applicable or 1.0 <= entry.score <= 4.0
         assert dim.na_allowed or not entry.not_applicable
-    assert critique.reward is not None and 0.0 <= critique.reward <= 1.0
+    assert critique.reward is None  # the caller applies its reward spec
+    reward = apply_reward(critique, RewardSpec()).reward
+    assert reward is not None and 0.0 <= reward <= 1.0
 
 
 def test_a_mixed_batch_parses_row_by_row(tiny_chat_model):

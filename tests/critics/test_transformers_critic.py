@@ -138,7 +138,7 @@ def test_streaming_decodes_line_by_line_and_loses_nothing(tiny_chat_model):
 
     import torch
 
-    from rr_core.critics.transformers_critic import _DeltaStreamer
+    from rr_core.critics.chat_model import DeltaStreamer
 
     tokenizer = tiny_chat_model.processor.tokenizer
     text = "\n".join(f"## Justification: line {i} with é, ü and 漢字 — a dash." for i in range(60))
@@ -150,7 +150,7 @@ def test_streaming_decodes_line_by_line_and_loses_nothing(tiny_chat_model):
             lengths.append(len(ids))
             return tokenizer.decode(ids, **kwargs)
 
-    streamer = _DeltaStreamer(Counting(), eos_ids=set())
+    streamer = DeltaStreamer(Counting(), eos_ids=set())
     streamer.put(torch.tensor([[0]]))  # the prompt
     rng = random.Random(0)
     position = 0
@@ -168,3 +168,15 @@ def test_a_checkpoint_that_is_not_there_gives_a_clear_error(tmp_path):
 
     with pytest.raises(ModelUnavailable, match=r"critic '.*missing-critic'.*huggingface-cli download"):
         TransformersCritic(TransformersCriticConfig(model=str(tmp_path / "missing-critic")))
+
+
+def test_the_shared_chat_model_is_its_own_module_used_by_critic_and_server(tiny_chat_model):
+    """serve and the fast path share the loaded model without the critique protocol: one ChatModel class."""
+    import rr_core.critics.chat_model as chat_model
+    import rr_core.serve as serve
+
+    assert type(tiny_chat_model) is chat_model.ChatModel is serve.ChatModel
+    critic = TransformersCritic(TransformersCriticConfig(model="unused", tasks=("t2i",), max_new_tokens=4),
+                                chat_model=tiny_chat_model)
+    assert critic.chat_model is tiny_chat_model
+    assert not hasattr(chat_model, "TransformersCritic")

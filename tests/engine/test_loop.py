@@ -3,6 +3,7 @@ import threading
 import pytest
 from PIL import Image
 
+from rr_core.critics.base import CritiqueRequest
 from rr_core.critique import ParseStatus
 from rr_core.errors import CriticUnavailable, InvalidRequest
 from rr_core.loop import (
@@ -59,8 +60,8 @@ def test_k_candidates_are_critiqued_in_one_batch_and_the_best_is_picked():
     scores = iter([2.0, 3.5, 2.5])
     critic = ScriptedCritic(lambda c: critique_text("t2i", next(scores), refined="from the best"))
     batches = []
-    original = critic.generate
-    critic.generate = lambda convs: batches.append(len(convs)) or original(convs)
+    original = critic.complete
+    critic.complete = lambda convs: batches.append(len(convs)) or original(convs)
     events, result = run(RefineLoop(PaintGenerator(), critic, "t2i"), "a fox",
                          LoopConfig(rounds=1, candidates=3, stop_threshold=None))
     assert batches == [3]
@@ -221,6 +222,18 @@ def test_reward_dimensions_are_the_loops_setting():
     _, result = run(RefineLoop(PaintGenerator(), critic, "t2i"), "a fox", LoopConfig(rounds=1, reward=spec))
     critique = result.rounds[0].picked.critique
     assert critique.reward == 1.0 and critique.reward_dimensions == ("text_faithfulness",)
+
+
+def test_the_critic_gives_no_reward_and_the_loop_applies_its_spec_once():
+    spec = RewardSpec(dimensions=("physical_quality",))
+    critic = ScriptedCritic(by_round([{"text_faithfulness": 4.0, "physical_quality": 2.5}]))
+    events, result = run(RefineLoop(PaintGenerator(), critic, "t2i"), "a fox",
+                         LoopConfig(rounds=1, candidates=2, stop_threshold=None, reward=spec))
+    assert critic.critique_many([CritiqueRequest("t2i", "a fox", Image.new("RGB", (8, 8)))])[0].reward is None
+    for event in (e for e in events if isinstance(e, CritiqueParsed)):
+        assert event.critique.reward == pytest.approx(0.5)
+        assert event.critique.reward_dimensions == ("physical_quality",)
+    assert result.rounds[0].reward == pytest.approx(0.5)
 
 
 def test_edit_loop_passes_the_source_image_every_round():

@@ -1,4 +1,6 @@
+import base64
 import io
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -6,7 +8,7 @@ from PIL import Image
 
 from rr_core import images
 from rr_core.errors import InvalidImage
-from rr_core.images import fit_to_grid, load_image
+from rr_core.images import decode_data_url, fit_to_grid, load_image, read_image_ref, resolve_image_ref
 
 
 def encode(image, fmt="PNG", **kw):
@@ -70,3 +72,85 @@ def test_fit_to_grid():
     assert fit_to_grid(Image.new("RGB", (2048, 1000))).size == (1024, 496)
     assert fit_to_grid(Image.new("RGB", (100, 37))).size == (96, 32)
     assert fit_to_grid(Image.new("RGB", (5, 5))).size == (16, 16)
+
+
+# --- read_image_ref: the one reader of image references ------------------------------------------
+
+RED = Image.new("RGB", (8, 6), (255, 0, 0))
+
+
+def b64(image=RED, fmt="PNG") -> str:
+    return base64.b64encode(encode(image, fmt)).decode("ascii")
+
+
+@pytest.mark.parametrize("empty", [None, "", "   \n", {"bytes": None, "path": None}])
+def test_nothing_is_no_image(empty, tmp_path):
+    assert read_image_ref(empty) is None
+    assert read_image_ref(empty, base_dir=tmp_path) is None
+
+
+@pytest.mark.parametrize("value", [
+    RED, encode(RED), bytearray(encode(RED)), "data:image/png;base64," + b64(), b64(), "  " + b64() + "\n",
+    {"bytes": encode(RED), "path": "ignored.png"}, np.asarray(RED), "data:;base64," + b64(),
+])
+def test_every_in_memory_form_reads_as_the_same_rgb_image(value):
+    image = read_image_ref(value)
+    assert image.mode == "RGB" and image.size == (8, 6) and image.getpixel((0, 0)) == (255, 0, 0)
+
+
+def test_jpeg_and_webp_base64_are_images_too(tmp_path):
+    assert read_image_ref(b64(fmt="JPEG"), base_dir=tmp_path).size == (8, 6)
+    assert read_image_ref(b64(fmt="WEBP"), base_dir=tmp_path).size == (8, 6)
+
+
+@pytest.mark.parametrize(("value", "message"), [
+    ("data:image/png;base64,@@not base64@@", "The source image is not valid base64 image data"),
+    ("data:image/png,rawbytes", "The source image data URL must be base64"),
+    ("data:text/plain;base64,aGVsbG8=", "The source image data URL holds text/plain, not an image"),
+    ("just some words", r"The source image must be a data URL \(data:image/png;base64,...\) or base64 image bytes"),
+    ("data:image/png;base64," + "QUJD" * 400, "not a readable image"),
+    (12, "The source image must be an image, image bytes, a data URL or base64 text, got int"),
+])
+def test_bad_references_get_specific_errors(value, message):
+    with pytest.raises(InvalidImage, match=message):
+        read_image_ref(value, "source image")
+
+
+def test_without_a_base_folder_a_string_is_never_a_server_file(tmp_path):
+    """The web API passes user text: it must not read files on the server, even ones that exist."""
+    path = tmp_path / "secret.png"
+    RED.save(path)
+    with pytest.raises(InvalidImage, match="must be a data URL"):
+        read_image_ref(str(path))
+
+
+def test_paths_absolute_and_relative_to_the_base_folder(tmp_path):
+    (tmp_path / "imgs").mkdir()
+    RED.save(tmp_path / "imgs" / "a.png")
+    assert read_image_ref("imgs/a.png", base_dir=tmp_path).size == (8, 6)
+    assert read_image_ref(str(tmp_path / "imgs" / "a.png"), base_dir="/elsewhere").size == (8, 6)
+    assert read_image_ref(Path("imgs/a.png"), base_dir=tmp_path).size == (8, 6)
+    assert read_image_ref({"bytes": None, "path": "imgs/a.png"}, base_dir=tmp_path).size == (8, 6)
+    assert resolve_image_ref("imgs/a.png", base_dir=tmp_path) == tmp_path / "imgs" / "a.png"
+
+
+def test_an_existing_file_wins_over_base64_and_base64_needs_image_bytes(tmp_path):
+    RED.save(tmp_path / "cafe", format="PNG")  # "cafe" is valid base64 too
+    assert resolve_image_ref("cafe", base_dir=tmp_path) == tmp_path / "cafe"
+    assert resolve_image_ref("beef", base_dir=tmp_path) == tmp_path / "beef"  # base64, but not of an image
+    assert isinstance(resolve_image_ref(b64(), base_dir=tmp_path), bytes)
+
+
+def test_a_missing_file_says_so(tmp_path):
+    with pytest.raises(InvalidImage, match=r"No image_a file at .*missing.png \(and the text is not base64"):
+        read_image_ref("missing.png", "image_a", base_dir=tmp_path)
+    with pytest.raises(InvalidImage, match=r"No image file at .*gone.png\.$"):
+        read_image_ref(tmp_path / "gone.png")
+    with pytest.raises(InvalidImage, match="…"):  # long base64-like garbage: a short, readable message
+        read_image_ref("QUJD" * 400, base_dir=tmp_path)
+
+
+def test_data_urls_for_servers_only():
+    assert decode_data_url("data:image/png;base64," + b64()).size == (8, 6)
+    with pytest.raises(InvalidImage, match="Only base64 data URLs"):
+        decode_data_url(b64())

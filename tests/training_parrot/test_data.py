@@ -245,3 +245,36 @@ def test_mmrb2_as_the_publisher_builds_it(tmp_path):
     (tmp_path / "t2i.json").write_text(json.dumps(t2i))
     (only,), _ = read_pairs(DataSource("mmrb2-t2i", str(tmp_path / "t2i.json")))
     assert only.label is Preference.A and only.source_image is None and only.task is Task.T2I
+
+
+def test_image_references_follow_the_one_reader_rule(tmp_path):
+    """Data URLs, base64 of any image format, files whose names are valid base64, and missing files."""
+    import base64
+
+    from training.data import image_data
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (8, 8), (0, 0, 255)).save(buffer, format="WEBP")
+    webp = buffer.getvalue()
+    (tmp_path / "cafe").write_bytes(RED)  # a file name that is valid base64 too
+    assert image_data("data:image/png;base64," + base64.b64encode(RED).decode(), tmp_path) == RED
+    assert image_data(base64.b64encode(webp).decode(), tmp_path) == webp
+    assert image_data("cafe", tmp_path) == str(tmp_path / "cafe")
+    assert image_data("later.png", tmp_path) == str(tmp_path / "later.png")
+    assert image_data([{"bytes": BLUE, "path": None}], tmp_path) == BLUE
+    assert image_data({"bytes": None, "path": None}, tmp_path) is None
+    assert image_data(Image.new("RGB", (4, 4)), tmp_path).startswith(b"\x89PNG")
+
+
+def test_one_reader_module_per_publisher_behind_the_old_imports():
+    """training.data is a package: a module per publisher, a shared base, and the old names importable."""
+    import importlib
+
+    import training.data as data
+    from training.data import FORMATS, READERS, DataSource, PreferencePair, image_data, read_rows  # noqa: F401
+
+    assert set(READERS) == set(FORMATS)
+    modules = {getattr(reader, "func", reader).__module__ for reader in READERS.values()}
+    assert modules == {f"training.data.{name}" for name in
+                       ("storage", "hpdv2", "pickapic", "imagerewarddb", "genai_bench", "mmrb2", "editreward_bench")}
+    assert importlib.import_module("training.data.base").PreferencePair is data.PreferencePair

@@ -5,18 +5,20 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from rr_core.critics import factory
 from rr_core.critics.base import Critic
 
-BACKENDS = ("transformers", "openai")
+BACKENDS = factory.CRITIC_KINDS
 
 
 @dataclass
 class CriticSpec:
-    """A critic backend and its settings.
+    """A critic kind and its settings, as rr_core.critics.factory builds them.
 
     backend: "transformers" (in-process; settings are TransformersCriticConfig fields: model, tasks,
-        dtype, quantization, batch_size, max_new_tokens, ...) or "openai" (an OpenAI-compatible server
-        such as vLLM; settings are OpenAICriticConfig fields: base_url, model, concurrency, ...).
+        dtype, quantization, batch_size, max_new_tokens, ...), "openai" (an OpenAI-compatible server
+        such as vLLM; settings are OpenAICriticConfig fields: base_url, model, concurrency, ...),
+        "tiny" (the offline random-weight critic) or "adapter" (a LoRA student on its base model).
     settings: the backend's config fields; unknown keys are rejected by the backend's config.
     """
 
@@ -29,14 +31,5 @@ class CriticSpec:
 
 
 def build_critic(spec: CriticSpec) -> Critic:
-    """Load the critic a spec names (a model load for the transformers backend)."""
-    if spec.backend == "openai":
-        from rr_core.critics.openai_critic import OpenAICritic, OpenAICriticConfig
-
-        return OpenAICritic(OpenAICriticConfig.from_dict(dict(spec.settings)))
-    from rr_core.critics.transformers_critic import TransformersCritic, TransformersCriticConfig
-
-    settings = dict(spec.settings)
-    if "tasks" in settings:
-        settings["tasks"] = tuple(settings["tasks"])
-    return TransformersCritic(TransformersCriticConfig.from_dict(settings))
+    """Load the critic a spec names, through the one critic factory."""
+    return factory.build_critic(spec.backend, spec.settings)

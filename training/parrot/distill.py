@@ -114,7 +114,7 @@ def load_student(config: DistillConfig, device_map: Any = None):
     dtype = _dtype(config.dtype)
     kwargs: dict[str, Any] = {"dtype": dtype}
     if config.method == "qlora":
-        from rr_core.critics.transformers_critic import QUANT_SKIP_MODULES
+        from rr_core.critics.chat_model import QUANT_SKIP_MODULES
 
         kwargs["quantization_config"] = BitsAndBytesConfig(
             load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,

@@ -193,7 +193,7 @@ def repredict(judge: Critic, items: list[tuple[PreferencePair, PairwiseCritique]
     predictions: dict[int, list[tuple[bool, Preference | None, str]]] = defaultdict(list)
     for start in range(0, len(conversations), config.judge_batch_size):
         batch = conversations[start:start + config.judge_batch_size]
-        generations = judge.generate(batch)
+        generations = judge.complete(batch)
         for (index, swapped), generation in zip(owners[start:start + len(batch)], generations):
             pair = items[index][0]
             parsed = parse_pairwise(generation.text, pair.task, config.rule)

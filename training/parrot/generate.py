@@ -88,7 +88,7 @@ def _run_batch(teacher: Critic, batch: list[PreferencePair], templates: dict[str
         conversations.append(anchored_conversation(pair.task, pair.request, image_a, image_b, source,
                                                    pair.label, templates.get(pair.task.value)))
     try:
-        generations = teacher.generate(conversations)
+        generations = teacher.complete(conversations)
     except Exception as exc:  # noqa: BLE001 - a failed batch is recorded per pair and retried on the next run
         logger.warning("teacher batch failed: %s", exc)
         return [_record(p, None, f"{type(exc).__name__}: {exc}", teacher, c.template_version)

@@ -10,11 +10,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rr_core.critics.factory import CRITIC_KINDS
 from rr_core.reward import RewardSpec
-from training.config import ConfigError, from_mapping, load_config, to_mapping
+from rr_core.config import ConfigError, from_mapping, load_config, to_mapping
 
 ALGORITHMS = ("nft", "grpo")
-CRITIC_KINDS = ("transformers", "openai", "tiny")
 MIXED_PRECISION = ("no", "bf16", "fp16")
 
 
@@ -23,7 +23,8 @@ class CriticSection:
     """Which critic scores the rollouts."""
 
     kind: str = "tiny"
-    """transformers (in process), openai (a vLLM / OpenAI-compatible server), or tiny (offline random weights)."""
+    """A kind of rr_core.critics.factory: transformers (in process), openai (a vLLM / OpenAI-compatible
+    server), tiny (offline random weights) or adapter (a LoRA critic on its base model)."""
     settings: dict[str, Any] = field(default_factory=dict)
     """The backend's own config (TransformersCriticConfig / OpenAICriticConfig keys)."""
     retries: int = 2

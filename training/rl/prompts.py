@@ -1,13 +1,12 @@
 """Training and held-out prompts: storage's rl-prompts export (JSONL or Parquet) or any JSONL file.
 
 A record has `prompt`, optionally `task` (records of another task are skipped) and `source_image`
-for edits: a file path (absolute, or relative to the data file), base64 PNG text, or PNG bytes.
+for edits: a file path (absolute, or relative to the data file), a data URL, base64 image text, or
+image bytes, told apart by rr_core.images.read_image_ref.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import logging
 from dataclasses import dataclass, field
@@ -15,7 +14,8 @@ from pathlib import Path
 
 from PIL import Image
 
-from rr_core.images import load_image
+from rr_core.errors import InvalidImage
+from rr_core.images import read_image_ref
 from rr_core.rubric import Task
 
 logger = logging.getLogger(__name__)
@@ -32,17 +32,11 @@ class PromptItem:
 
 
 def _image(value, base: Path) -> Image.Image:
-    if isinstance(value, bytes):
-        return load_image(value)
-    path = Path(value)
-    if not path.is_absolute():
-        path = base / path
-    if len(value) < 4096 and path.is_file():
-        return load_image(path)
+    """A record's source image by rr_core.images' one rule (a path relative to the data file, base64, bytes)."""
     try:
-        return load_image(base64.b64decode(value, validate=True))
-    except (binascii.Error, ValueError) as exc:
-        raise PromptDataError(f"source_image is neither an existing file nor base64 image data: {exc}") from None
+        return read_image_ref(value, "source_image", base_dir=base)
+    except InvalidImage as exc:
+        raise PromptDataError(str(exc)) from None
 
 
 def _records(path: Path) -> list[dict]:

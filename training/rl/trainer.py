@@ -68,20 +68,10 @@ def used_work(groups: list[Group], used: torch.Tensor) -> list[tuple[Group, torc
 
 
 def build_critic(config: RLConfig):
-    """The critic backend named by the config (the reward rule is applied by RewardScorer, not here)."""
-    section, task = config.critic, config.task
-    settings = {"tasks": (task,), **section.settings}
-    if section.kind == "openai":
-        from rr_core.critics.openai_critic import OpenAICritic, OpenAICriticConfig
+    """The critic the config names, from the one critic factory (the reward rule is RewardScorer's, not the critic's)."""
+    from rr_core.critics.factory import build_critic as build
 
-        return OpenAICritic(OpenAICriticConfig.from_dict(settings), config.reward_spec())
-    from rr_core.critics.transformers_critic import TransformersCritic, TransformersCriticConfig
-
-    if section.kind == "tiny":
-        from rr_core.presets import tiny_critic_settings
-
-        settings = {**tiny_critic_settings(), **settings}
-    return TransformersCritic(TransformersCriticConfig.from_dict(settings), config.reward_spec())
+    return build(config.critic.kind, {"tasks": (config.task,), **config.critic.settings})
 
 
 def generator_config(config: RLConfig, device: str) -> GeneratorConfig:
