@@ -399,9 +399,7 @@ class RefineLoop:
         critique_s = time.perf_counter() - started
 
         # 3. Pick the best reward and propose its refined request.
-        rewarded = [c for c in candidates if c.reward is not None]
-        pick = max(rewarded, key=lambda c: c.reward).index if rewarded else None
-        proposal = _proposal(candidates, pick, prompt)
+        pick, proposal = decide_round(candidates, prompt)
         result = RoundResult(index, prompt, candidates, pick, proposal, generation_s, critique_s,
                              request=state.request)
         state.rounds.append(result)
@@ -448,8 +446,19 @@ def _action(policy: Policy, attempt: int, max_retries: int) -> Policy:
     return policy
 
 
+def decide_round(candidates: list[Candidate], prompt: str) -> tuple[int | None, str]:
+    """A round's pick (the best reward, the first on a tie; None without any reward) and its proposal.
+
+    The one rule for both: the loop applies it when a round finishes and the studio applies it again to
+    rounds read back from storage, so a reopened session proposes exactly what the live one did.
+    """
+    rewarded = [c for c in candidates if c.reward is not None]
+    pick = max(rewarded, key=lambda c: c.reward).index if rewarded else None
+    return pick, _proposal(candidates, pick, prompt)
+
+
 def _proposal(candidates: list[Candidate], pick: int | None, prompt: str) -> str:
-    """The pick's refined request; else any candidate's; else the prompt unchanged."""
+    """The pick's refined request (if it passes the request rule); else any candidate's; else the prompt."""
     ordered = ([candidates[pick]] if pick is not None else []) + candidates
     for candidate in ordered:
         if candidate.critique is not None and candidate.critique.refined_request.strip():

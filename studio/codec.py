@@ -4,7 +4,7 @@ session back to a `Run`.
 Functions here take a database session and never commit; the job that calls them owns the
 transaction (`storage.db.write_transaction`). A round is written as one row per candidate image with
 its critique, the critic's rendered prompt and the reward spec; read back, each image gets its
-newest critique and each round its pick and proposal from `run_model.decide_round` (the loop's rule).
+newest critique and each round its pick and proposal from the loop's own `decide_round`.
 """
 
 from __future__ import annotations
@@ -16,14 +16,14 @@ from sqlalchemy.orm import Session
 
 from rr_core.critique import Critique
 from rr_core.errors import InvalidRequest
-from rr_core.loop import Candidate, LoopConfig, RoundResult
+from rr_core.loop import Candidate, LoopConfig, RoundResult, decide_round
 from rr_core.prompts import build_pointwise
 from rr_core.reward import RewardSpec
 from rr_core.rubric import Task
 from storage import repository as repo
 from storage.images import ImageStore
 from storage.models import Round, StudioSession
-from studio.run_model import Run, decide_round
+from studio.run_model import Run
 
 
 def generator_settings(config: LoopConfig) -> dict[str, Any]:

@@ -4,7 +4,7 @@ proposals, best) plus the database id of every stored candidate and the round in
 A run used to exist three times (the loop's results, a view's copies, the rows) and a reopened
 session recomputed its picks and proposals with a rule of its own. Here the live run *is* the loop's
 `LoopState`, a reopened one is rebuilt into the same `LoopState` by `studio.codec`, and a stored
-round's pick and proposal come from `decide_round`, which applies the loop's rule. What the UI shows
+round's pick and proposal come from the loop's own `decide_round`. What the UI shows
 is derived from this model (`studio.views`).
 """
 
@@ -16,17 +16,8 @@ from typing import Any
 from PIL import Image
 
 from rr_core.critique import Critique
-from rr_core.loop import Candidate, LoopResult, LoopState, RoundResult, _proposal
+from rr_core.loop import Candidate, LoopResult, LoopState, RoundResult
 from rr_core.rubric import Task
-
-
-def decide_round(candidates: list[Candidate], prompt: str) -> tuple[int | None, str]:
-    """The round's pick (the best reward, the first one on a tie; None without any reward) and its
-    proposal (the pick's valid refined request, else any candidate's, else `prompt`): the rule the loop
-    applies when a round finishes, used again for rounds read back from storage."""
-    rewarded = [c for c in candidates if c.reward is not None]
-    pick = max(rewarded, key=lambda c: c.reward).index if rewarded else None
-    return pick, _proposal(candidates, pick, prompt)
 
 
 @dataclass

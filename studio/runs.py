@@ -18,7 +18,7 @@ from PIL import Image
 from rr_core.critics.base import CritiqueRequest
 from rr_core.errors import InvalidImage, InvalidRequest, RRError
 from rr_core.generators.base import GenerationRequest
-from rr_core.images import load_image
+from rr_core.images import load_image, read_image_ref
 from rr_core.limits import MAX_REQUEST_CHARS
 from rr_core.loop import (
     Candidate,
@@ -39,8 +39,8 @@ from storage import repository as repo
 from storage.db import write_transaction
 from studio import codec
 from studio.context import AppContext
-from studio.inputs import decode_image_payload
-from studio.run_model import Run, decide_round
+from studio.run_model import Run
+from rr_core.loop import decide_round
 from studio.views import RunView
 
 APP_LOOP_DEFAULTS: dict[str, Any] = {"max_retries": 0, "on_critique_error": "skip"}
@@ -107,7 +107,7 @@ def loop_config(settings: dict[str, Any] | None) -> LoopConfig:
 def _image_input(payload: Any, what: str) -> Image.Image | None:
     if isinstance(payload, Image.Image):
         return load_image(payload)
-    return decode_image_payload(payload, what)
+    return read_image_ref(payload, what)
 
 
 class Runs:
@@ -125,7 +125,7 @@ class Runs:
     def run_loop(self, username: str | None, prompt: str, settings: dict[str, Any] | None = None,
                  source_image: Any = None) -> Iterator[RunView]:
         """Start a session and run the loop; yields the view after every event. Edit when a source
-        image is given (a PIL image, or a data URL through decode_image_payload)."""
+        image is given (a PIL image, or a data URL / base64 through rr_core.images.read_image_ref)."""
         user_id = self.ctx.users.user(username)
         prompt = validate_request(prompt)
         source = _image_input(source_image, "source image")

@@ -24,7 +24,7 @@ def student(tmp_path_factory):
     config = DistillConfig(base_model=str(ensure_tiny_critic()), dataset=write_sft_dataset(root),
                            output_dir=str(root / "student"), method="lora", lora_r=4, lora_dropout=0.0,
                            learning_rate=5e-2, warmup_ratio=0.0, max_steps=2, batch_size=2, grad_accum=1,
-                           max_length=1024, save_every=0, gradient_checkpointing=False)
+                           max_length=2560, save_every=0, gradient_checkpointing=False)
     return train(config)
 
 

@@ -59,7 +59,7 @@ def config_for(dataset, output_dir) -> DistillConfig:
     # lora_dropout > 0 on purpose: the dropout masks after the resume depend on the restored RNG state.
     return DistillConfig(base_model=str(ensure_tiny_critic()), dataset=str(dataset), output_dir=str(output_dir),
                          method="lora", lora_r=4, lora_dropout=0.1, learning_rate=5e-3, warmup_ratio=0.5,
-                         max_steps=TOTAL, batch_size=2, grad_accum=1, max_length=1024, save_every=SAVE_EVERY,
+                         max_steps=TOTAL, batch_size=2, grad_accum=1, max_length=2560, save_every=SAVE_EVERY,
                          keep_checkpoints=1, merge=False, gradient_checkpointing=False, seed=3)
 
 
