@@ -129,7 +129,7 @@ def test_digits_in_a_verdict_score_or_comment_pick_nothing(annotator_page):
     assert rows(service, PairJudgement) == []
     score.click()
     page.keyboard.press("Enter")  # submits from the number box too
-    wait_reviewed(page, 3)
+    wait_text(page, "#annotate-progress", "Nothing left to review")  # that was the last critique
     assert saved(service, critique) == {"text_faithfulness": ("carol", "correct", 3.0, "2")}
     assert rows(service, PairJudgement) == []
 

@@ -63,11 +63,11 @@ def test_result_values_name_each_component(service, panels):
     assert values[panel.status].startswith("Done")
     assert "scored against your request" in values[panel.status]
     assert values[panel.refined] == view.next_prompt and view.next_prompt.endswith("refined")
-    assert values[panel.round_id] == view.latest.round_id
+    assert values[panel.round_id] == view.best_candidate.round_id  # the best image is the one to keep
     assert len(values[panel.gallery]) == 2
     assert values[panel.retry]["visible"] is False
     assert isinstance(values[panel.plot], pd.DataFrame) and sorted(set(values[panel.plot]["round"])) == [1, 2]
-    assert values[panel.scores].count('class="rr-score"') == 3
+    assert values[panel.scores].count("class='rr-score'") == 3
 
 
 def test_a_light_refresh_only_touches_the_streaming_text(service, panels):
