@@ -25,11 +25,9 @@ from rr_core.service import StudioService, create_service
 from storage.export import FORMATS
 from ui.api import register_api
 from ui.handlers import StudioHandlers
-from ui.identity import username_of
 from ui.panels import StudioUI, annotate_panel, pair_panel, results_panel
 from ui.zerogpu import gpu
 
-__all__ = ["build_app", "launch_kwargs", "main", "username_of"]
 logger = logging.getLogger("app")
 
 ASSETS = Path(__file__).resolve().parent / "assets"
@@ -126,8 +124,9 @@ def build_app(service: StudioService) -> gr.Blocks:
                 export_cmd = gr.Code(label="Same export from the command line (for larger data)", language="shell",
                                      elem_id="export-command")
 
-        ui = StudioUI(create=create, edit=edit, annotate=annotate, pair=pair, create_seed=seed, edit_seed=edit_seed,
-                      source=source, slider=slider, tabs=tabs, table=table, chosen=chosen, counts=counts,
+        ui = StudioUI(create=create, edit=edit, annotate=annotate, pair=pair, create_seed=seed,
+                      edit_seed=edit_seed, source=source, slider=slider, tabs=tabs, table=table, chosen=chosen,
+                      counts=counts,
                       export_file=export_file, export_note=export_note, export_command=export_cmd, who=who,
                       health=health, annotate_tab=annotate_tab, sessions_tab=sessions_tab)
         h = StudioHandlers(service, ui)
@@ -148,11 +147,13 @@ def build_app(service: StudioService) -> gr.Blocks:
                         api_name="ui_more_edit", **gpu_limits, **private)
         for panel, name, retry, select in ((create, "create", h.retry_create, h.select_create),
                                            (edit, "edit", h.retry_edit, h.select_edit)):
-            panel.stop.click(h.stop, None, None, api_name=f"ui_stop_{name}", concurrency_limit=None, **private)
+            panel.stop.click(h.stop, None, None, api_name=f"ui_stop_{name}", concurrency_limit=None,
+                             **private)
             panel.keep.click(h.keep, panel.round_id, None, api_name=f"ui_keep_{name}", **private)
             panel.retry.click(gpu(retry), panel.round_id, panel.outputs, api_name=f"ui_retry_{name}",
                               **critic_limits, **private)
-            panel.gallery.select(select, panel.session, panel.round_id, api_name=f"ui_select_{name}", **private)
+            panel.gallery.select(select, panel.session, panel.round_id, api_name=f"ui_select_{name}",
+                                 **private)
         to_edit.click(h.to_edit, create.round_id, [source, tabs], api_name="ui_to_edit", **private)
 
         search_btn.click(h.sessions, search, table, api_name="ui_sessions", **private)
@@ -160,7 +161,8 @@ def build_app(service: StudioService) -> gr.Blocks:
         sessions_tab.select(h.sessions, search, table, api_name="ui_sessions_tab", **private) \
             .then(h.counts, None, counts, api_name="ui_counts", **private)
         table.select(h.pick_session, table, chosen, api_name="ui_pick_session", **private)
-        open_btn.click(h.open, chosen, create.outputs + edit.outputs + [slider, tabs], api_name="ui_open", **private)
+        open_btn.click(h.open, chosen, create.outputs + edit.outputs + [slider, tabs], api_name="ui_open",
+                       **private)
         delete_btn.click(h.delete, [chosen, search], [table, chosen], api_name="ui_delete", **private)
         export_btn.click(h.export, [fmt, parquet], [export_file, export_note, export_cmd, counts],
                          api_name="ui_export", **private)

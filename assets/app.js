@@ -3,7 +3,8 @@
   // dimension (then move to the next), Enter submits and loads the next critique.
   // Letter and digit keys belong to the field that has focus: they never fire while focus is in a
   // text box, a number box or a verdict radio (typing "2" into a comment must not pick B).
-  // Enter submits from anywhere in the Annotate view, fields included; Shift+Enter is left alone.
+  // Enter submits from anywhere while the Annotate view shows, fields and the tab strip included;
+  // Shift+Enter, and Enter on a button (submit, load, the picks, sign-in), keep their usual meaning.
   let current = 0;
   const visible = (el) => el && el.offsetParent !== null;
   const panel = () => document.querySelector("#annotate-panel");
@@ -11,7 +12,8 @@
   const mark = () => rows().forEach((row, i) => row.classList.toggle("rr-current", i === current));
   const click = (selector) => { const el = document.querySelector(selector); if (visible(el)) { el.click(); return true; } return false; };
   const inField = (el) => !!el && (el.isContentEditable || ["input", "textarea", "select"].includes((el.tagName || "").toLowerCase()));
-  const isButton = (el) => !!el && ((el.tagName || "").toLowerCase() === "button" || el.getAttribute("role") === "button");
+  const plainButton = (el) => !!el && el.getAttribute("role") !== "tab"
+    && ((el.tagName || "").toLowerCase() === "button" || el.getAttribute("role") === "button");
   const choose = (verdict) => {
     const all = rows();
     if (!all.length) return;
@@ -35,9 +37,8 @@
     if (!visible(view)) return;
     if (event.ctrlKey || event.metaKey || event.altKey || event.isComposing) return;
     const target = event.target;
-    const inView = view.contains(target) || target === document.body || target === document.documentElement;
     if (event.key === "Enter") {
-      if (event.shiftKey || !inView || isButton(target)) return;
+      if (event.shiftKey || plainButton(target)) return;
       event.preventDefault();
       event.stopPropagation();
       submit();

@@ -25,14 +25,18 @@ def register_api(service: StudioService, gpu_limits: dict[str, Any], critic_limi
     @shown_errors
     def generate(prompt: str, negative_prompt: str = "", seed: int = 0, steps: int = 0, candidates: int = 1,
                  source_image: str = "", request: gr.Request = None) -> dict:
-        """Generate images for a prompt (or edit source_image) without critiquing them; stored as a session."""
-        settings = {"negative_prompt": negative_prompt, "seed": seed, "steps": steps or None, "candidates": candidates}
-        return service.generate(username_of(request), prompt, settings, source_image or None).to_dict(images=True)
+        """Generate images for a prompt (or edit source_image) without critiquing them; stored as a
+        session."""
+        settings = {"negative_prompt": negative_prompt, "seed": seed, "steps": steps or None,
+                    "candidates": candidates}
+        view = service.generate(username_of(request), prompt, settings, source_image or None)
+        return view.to_dict(images=True)
 
     @gpu
     @shown_errors
     def critique(prompt: str, image: str, source_image: str = "", request: gr.Request = None) -> dict:
-        """Critique an image (a data URL) for a request; with source_image, as an edit. Stored as a session."""
+        """Critique an image (a data URL) for a request; with source_image, as an edit. Stored as a
+        session."""
         return service.critique(username_of(request), prompt, image, source_image or None).to_dict()
 
     @gpu
@@ -123,8 +127,8 @@ def register_api(service: StudioService, gpu_limits: dict[str, Any], critic_limi
     for fn, limits in ((generate, gpu_limits), (critique, critic_limits), (run_loop, gpu_limits),
                        (refine_round, gpu_limits)):
         gr.api(fn, api_name=fn.__name__, **limits)
-    for fn in (session, sessions, delete_session, keep, annotation_queue, annotate, next_pair, pick_pair, export,
-               stats, health):
+    for fn in (session, sessions, delete_session, keep, annotation_queue, annotate, next_pair, pick_pair,
+               export, stats, health):
         gr.api(fn, api_name=fn.__name__, concurrency_limit=None)
     gr.api(stop, api_name="stop", concurrency_limit=None)
 

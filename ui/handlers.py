@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
 
 import gradio as gr
 import pandas as pd
@@ -44,9 +43,9 @@ class StudioHandlers:
         last, previous_rounds = 0.0, -1
         for view in views:
             now = time.monotonic()
-            latest_round = view.rounds[-1] if view.rounds else None
+            candidates = view.rounds[-1].candidates if view.rounds else []
             structural = (view.done or len(view.rounds) != previous_rounds or not view.live_text
-                          or bool(latest_round and latest_round.candidates and latest_round.candidates[-1].critique))
+                          or bool(candidates and candidates[-1].critique))
             if not structural and now - last < TOKEN_REFRESH_S:
                 continue
             previous_rounds, last = len(view.rounds), now
@@ -62,18 +61,21 @@ class StudioHandlers:
                rounds: float | None, candidates: float | None, threshold: float | None, stop_early: bool,
                request: gr.Request) -> Iterator[Values]:
         """Create: run the loop on a prompt."""
-        settings = mappers.settings_of(negative, seed, randomize, steps, rounds, candidates, threshold, stop_early)
+        settings = mappers.settings_of(negative, seed, randomize, steps, rounds, candidates, threshold,
+                                       stop_early)
         views = self.service.run_loop(username_of(request), prompt, settings)
         yield from self._stream(self.ui.create, views, lambda view: {self.ui.create_seed: settings["seed"]})
 
     @shown_errors
-    def edit(self, source: str | None, instruction: str, seed: float | None, randomize: bool, steps: float | None,
-             rounds: float | None, threshold: float | None, stop_early: bool, request: gr.Request) -> Iterator[Values]:
+    def edit(self, source: str | None, instruction: str, seed: float | None, randomize: bool,
+             steps: float | None, rounds: float | None, threshold: float | None, stop_early: bool,
+             request: gr.Request) -> Iterator[Values]:
         """Edit: run the loop on an uploaded source image and an instruction."""
         if not source:
             raise gr.Error("Upload a source image to edit (drag, paste, or send one from Create).")
         settings = mappers.settings_of("", seed, randomize, steps, rounds, 1, threshold, stop_early)
-        views = self.service.run_loop(username_of(request), instruction, settings, source_image=load_image(source))
+        views = self.service.run_loop(username_of(request), instruction, settings,
+                                      source_image=load_image(source))
         yield from self._stream(self.ui.edit, views,
                                 lambda view: {self.ui.edit_seed: settings["seed"], **self._slider(view)})
 
@@ -147,7 +149,8 @@ class StudioHandlers:
     @shown_errors
     def sessions(self, search: str, request: gr.Request) -> Values:
         """This user's sessions, filtered by prompt text."""
-        return {self.ui.table: mappers.sessions_frame(self.service.list_sessions(username_of(request), search))}
+        rows = self.service.list_sessions(username_of(request), search)
+        return {self.ui.table: mappers.sessions_frame(rows)}
 
     @shown_errors
     def pick_session(self, table: pd.DataFrame | None, evt: gr.SelectData, request: gr.Request) -> Values:
@@ -233,8 +236,8 @@ class StudioHandlers:
             role = self.service.role(user)
             who = f"Signed in as **{self.service.user(user)}** ({role.value})"
         except RRError as exc:
-            return {self.ui.who: str(exc), self.ui.health: health, self.ui.annotate_tab: gr.Tab(visible=False),
-                    self.ui.sessions_tab: gr.Tab(visible=False)}
+            return {self.ui.who: str(exc), self.ui.health: health,
+                    self.ui.annotate_tab: gr.Tab(visible=False), self.ui.sessions_tab: gr.Tab(visible=False)}
         reviewer = role.value in ("annotator", "admin")
         return {self.ui.who: who, self.ui.health: health, self.ui.annotate_tab: gr.Tab(visible=reviewer),
                 self.ui.sessions_tab: gr.Tab(visible=True)}

@@ -120,15 +120,18 @@ def verdicts_of(panel: AnnotatePanel, form: Values) -> tuple[int, dict[str, dict
     for key, dim in zip(loaded["keys"], panel.dims):
         verdict = form.get(dim.verdict)
         if verdict:
-            verdicts[key] = {"verdict": verdict, "comment": form.get(dim.comment) or "", "score": form.get(dim.score)}
+            verdicts[key] = {"verdict": verdict, "comment": form.get(dim.comment) or "",
+                             "score": form.get(dim.score)}
     return loaded["id"], verdicts
 
 
 def pair_values(panel: PairPanel, pair: dict[str, Any] | None) -> Values:
     """Two rounds to compare (service.next_pair's dict), or an empty comparison."""
     if pair is None:
-        return {panel.image_a: None, panel.image_b: None, panel.pair: None, panel.text: "No pairs left to compare."}
-    return {panel.image_a: pair["image_a"], panel.image_b: pair["image_b"], panel.pair: [pair["round_a"], pair["round_b"]],
+        return {panel.image_a: None, panel.image_b: None, panel.pair: None,
+                panel.text: "No pairs left to compare."}
+    return {panel.image_a: pair["image_a"], panel.image_b: pair["image_b"],
+            panel.pair: [pair["round_a"], pair["round_b"]],
             panel.text: f"**Request:** {pair['request']}\n\nA: {pair['prompt_a']}\n\nB: {pair['prompt_b']}"}
 
 

@@ -108,7 +108,8 @@ def results_panel(prefix: str) -> ResultsPanel:
     status = gr.Markdown(elem_id=f"{prefix}-status")
     with gr.Row():
         with gr.Column(scale=3):
-            gallery = gr.Gallery(label="Rounds (★ = best)", columns=4, height=320, elem_id=f"{prefix}-gallery")
+            gallery = gr.Gallery(label="Rounds (★ = best)", columns=4, height=320,
+                                 elem_id=f"{prefix}-gallery")
             plot = gr.LinePlot(x="round", y="value", color="series", y_lim=[0.8, 4.2], height=280,
                                label="Scores and reward by round", elem_id=f"{prefix}-plot")
         with gr.Column(scale=2):
@@ -125,8 +126,8 @@ def results_panel(prefix: str) -> ResultsPanel:
         keep = gr.Button("Keep this image", elem_id=f"{prefix}-keep")
     with gr.Accordion("Critique as the critic writes it", open=True):
         raw = gr.Textbox(lines=8, max_lines=20, show_label=False, elem_id=f"{prefix}-raw")
-    return ResultsPanel(status=status, gallery=gallery, plot=plot, scores=scores, summary=summary, retry=retry,
-                        refined=refined, diff=diff, more=more, stop=stop, keep=keep, raw=raw,
+    return ResultsPanel(status=status, gallery=gallery, plot=plot, scores=scores, summary=summary,
+                        retry=retry, refined=refined, diff=diff, more=more, stop=stop, keep=keep, raw=raw,
                         session=gr.State(""), round_id=gr.State(None))
 
 
@@ -136,7 +137,8 @@ def annotate_panel() -> AnnotatePanel:
     loaded = gr.State(None)
     with gr.Row():
         image = gr.Image(label="Image", interactive=False, height=260, elem_id="annotate-image")
-        source = gr.Image(label="Source", interactive=False, height=260, visible=False, elem_id="annotate-source")
+        source = gr.Image(label="Source", interactive=False, height=260, visible=False,
+                          elem_id="annotate-source")
         request = gr.Markdown(elem_id="annotate-request")
     with gr.Accordion("The critique as written", open=False):
         raw = gr.Textbox(lines=6, max_lines=12, show_label=False, elem_id="annotate-raw")
@@ -151,8 +153,8 @@ def annotate_panel() -> AnnotatePanel:
     with gr.Row():
         submit = gr.Button("Submit and next (Enter)", variant="primary", elem_id="annotate-submit")
         load = gr.Button("Load queue", elem_id="annotate-load")
-    return AnnotatePanel(loaded=loaded, progress=progress, image=image, source=source, request=request, raw=raw,
-                         dims=dims, submit=submit, load=load)
+    return AnnotatePanel(loaded=loaded, progress=progress, image=image, source=source, request=request,
+                         raw=raw, dims=dims, submit=submit, load=load)
 
 
 def pair_panel() -> PairPanel:

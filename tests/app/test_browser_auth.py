@@ -7,9 +7,6 @@ critique parses and the test is about the page, not the models."""
 
 from __future__ import annotations
 
-import shutil
-from pathlib import Path
-
 import pytest
 from PIL import Image
 from sqlalchemy import select
@@ -17,35 +14,31 @@ from sqlalchemy import select
 from rr_core.auth import AuthSettings
 from storage.models import Annotation, CritiqueRow, PairJudgement, Round, StudioSession
 from tests.app.conftest import ScriptedStudio, launched, make_service
-from tests.app.test_browser import ARGS, CHROMIUM
+from ui import browser
+from ui.browser import wait_text
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 AUTH = "alice:pa:designer,carol:pc:annotator"
-WAIT_MS = 30_000
 
 
 @pytest.fixture(scope="module")
 def annotator_page(module_dir):
-    if not Path(CHROMIUM).exists() or shutil.which("chromium") is None:
-        pytest.fail("chromium is missing: apt-get install -y chromium")
     from playwright.sync_api import sync_playwright
 
     service = make_service(module_dir, ScriptedStudio(), auth=AuthSettings.parse(AUTH))
     source = Image.new("RGB", (40, 32), (30, 144, 255))
     list(service.run_loop("alice", "make the sky purple", {"rounds": 1, "steps": 1}, source_image=source))
-    list(service.run_loop("alice", "a red fox in the snow", {"rounds": 2, "steps": 1, "stop_threshold": None}))
+    never_stop = {"rounds": 2, "steps": 1, "stop_threshold": None}
+    list(service.run_loop("alice", "a red fox in the snow", never_stop))
     with launched(service) as url, sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1100})
-        signed = page.request.post(f"{url}login", form={"username": "carol", "password": "pc"})
-        assert signed.ok, signed.text()
-        page.goto(url)
-        wait_text(page, "#rr-user", "Signed in as carol")
-        page.get_by_role("tab", name="Annotate").click()
+        chromium = browser.launch_chromium(playwright)
+        page = chromium.new_page(viewport=browser.VIEWPORT)
+        browser.sign_in(page, url, "carol", "pc")
+        browser.open_annotate(page)
         wait_text(page, "#annotate-progress", "Reviewed 0")
-        page.wait_for_selector("#pair-a img", timeout=WAIT_MS)
+        page.wait_for_selector("#pair-a img", timeout=browser.STEP_MS)
         yield page, service
-        browser.close()
+        chromium.close()
 
 
 def rows(service, model, *where):
@@ -64,11 +57,6 @@ def saved(service, critique: CritiqueRow) -> dict[str, tuple]:
             for a in rows(service, Annotation, Annotation.critique_id == critique.id)}
 
 
-def wait_text(page, selector: str, text: str) -> None:
-    page.wait_for_function("([s, t]) => (document.querySelector(s)?.innerText || '').includes(t)",
-                           arg=[selector, text], timeout=WAIT_MS)
-
-
 def wait_reviewed(page, count: int) -> None:
     wait_text(page, "#annotate-progress", f"Reviewed {count}")
 
@@ -81,13 +69,11 @@ def test_review_an_edit_critique_with_the_keyboard(annotator_page):
     page, service = annotator_page
     critique = critique_of(service, "make the sky purple")
     assert page.locator(".rr-dim:visible").count() == 4
-    page.locator("#annotate-progress").click()
-    for key in ("a", "a", "r", "a"):
-        page.keyboard.press(key)
-    page.keyboard.press("Enter")
+    browser.review_with_keys(page, ["a", "a", "r", "a"])
     wait_reviewed(page, 1)
     assert saved(service, critique) == {
-        "text_faithfulness": ("carol", "accept", None, ""), "image_faithfulness": ("carol", "accept", None, ""),
+        "text_faithfulness": ("carol", "accept", None, ""),
+        "image_faithfulness": ("carol", "accept", None, ""),
         "physical_quality": ("carol", "reject", None, ""), "text_rendering": ("carol", "accept", None, "")}
     assert page.locator(".rr-dim:visible").count() == 3
     no_error_badges(page)
@@ -105,8 +91,9 @@ def test_review_a_t2i_critique_and_submit_from_the_comment_box(annotator_page):
     assert comment.input_value() == "colour is off 2 shades"
     page.keyboard.press("Enter")
     wait_reviewed(page, 2)
-    assert saved(service, critique) == {"text_faithfulness": ("carol", "accept", None, "colour is off 2 shades"),
-                                       "physical_quality": ("carol", "reject", None, "")}
+    assert saved(service, critique) == {
+        "text_faithfulness": ("carol", "accept", None, "colour is off 2 shades"),
+        "physical_quality": ("carol", "reject", None, "")}
     assert rows(service, PairJudgement) == []
     no_error_badges(page)
 

@@ -51,7 +51,8 @@ def t2i_view(service):
 
 def edit_view(service):
     source = Image.new("RGB", (40, 32), (30, 144, 255))
-    return list(service.run_loop("alice", "make the sky purple", {"rounds": 1, "steps": 1}, source_image=source))[-1]
+    return list(service.run_loop("alice", "make the sky purple", {"rounds": 1, "steps": 1},
+                                 source_image=source))[-1]
 
 
 def test_result_values_name_each_component(service, panels):
@@ -114,10 +115,11 @@ def test_critique_values_for_an_empty_queue(panels):
 
 def test_verdicts_of_reads_each_loaded_dimension(panels):
     panel = panels.annotate
-    loaded = {"id": 7, "keys": ["text_faithfulness", "image_faithfulness", "physical_quality", "text_rendering"]}
+    loaded = {"id": 7, "keys": ["text_faithfulness", "image_faithfulness", "physical_quality",
+                                "text_rendering"]}
     form = {panel.loaded: loaded}
-    for dim, (verdict, comment, score) in zip(panel.dims, [("accept", "", None), (None, "ignored", 2.0),
-                                                            ("correct", "too high", 2.5), ("reject", None, None)]):
+    entered = [("accept", "", None), (None, "ignored", 2.0), ("correct", "too high", 2.5), ("reject", None, None)]
+    for dim, (verdict, comment, score) in zip(panel.dims, entered):
         form.update({dim.verdict: verdict, dim.comment: comment, dim.score: score})
     assert mappers.verdicts_of(panel, form) == (7, {
         "text_faithfulness": {"verdict": "accept", "comment": "", "score": None},
@@ -136,14 +138,15 @@ def test_pair_values(panels):
     pair = {"round_a": 3, "round_b": 5, "request": "a fox", "prompt_a": "a fox", "prompt_b": "a red fox",
             "image_a": image, "image_b": image}
     values = mappers.pair_values(panel, pair)
-    assert values[panel.pair] == [3, 5] and "A: a fox" in values[panel.text] and "B: a red fox" in values[panel.text]
+    assert values[panel.pair] == [3, 5]
+    assert "A: a fox" in values[panel.text] and "B: a red fox" in values[panel.text]
     assert mappers.pair_values(panel, None) == {panel.image_a: None, panel.image_b: None, panel.pair: None,
                                                 panel.text: "No pairs left to compare."}
 
 
 def test_settings_of():
-    settings = mappers.settings_of(negative="", seed=7.0, randomize=False, steps=4.0, rounds=2.0, candidates=1.0,
-                                   threshold=3.5, stop_early=False)
+    settings = mappers.settings_of(negative="", seed=7.0, randomize=False, steps=4.0, rounds=2.0,
+                                   candidates=1.0, threshold=3.5, stop_early=False)
     assert settings == {"negative_prompt": "", "seed": 7, "steps": 4, "rounds": 2, "candidates": 1,
                         "stop_threshold": None}
     assert mappers.settings_of("", 7, True, 4, 2, 1, 3.5, True)["stop_threshold"] == 3.5
@@ -154,7 +157,8 @@ def test_settings_of():
 def test_every_handler_takes_the_request_by_name(service, panels):
     handlers = StudioHandlers(service, panels)
     public = [name for name, _ in inspect.getmembers(handlers, inspect.ismethod) if not name.startswith("_")]
-    assert {"create", "edit", "submit", "pick_a", "pick_b", "pick_tie", "next_critique", "load"} <= set(public)
+    expected = {"create", "edit", "submit", "pick_a", "pick_b", "pick_tie", "next_critique", "load", "open"}
+    assert expected <= set(public)
     for name in public:
         parameters = inspect.signature(getattr(handlers, name)).parameters
         assert "request" in parameters, name
@@ -200,7 +204,8 @@ def test_picks_are_recorded_for_the_signed_in_user(service, panels):
     pair = shown[panels.pair.pair]
     handlers.pick_b(pair, request=signed_in("carol"))
     with service.sessions() as db:
-        judged = [(j.round_a_id, j.round_b_id, j.preference, j.judge_id) for j in db.scalars(select(PairJudgement))]
+        judged = [(j.round_a_id, j.round_b_id, j.preference, j.judge_id)
+                  for j in db.scalars(select(PairJudgement))]
     assert judged == [(pair[0], pair[1], "B", "carol")]
 
 
