@@ -20,10 +20,10 @@ from storage.models import Annotation, PairJudgement
 from tests.app.conftest import ScriptedStudio, make_service
 from ui import mappers
 from ui.handlers import StudioHandlers
-from ui.panels import annotate_panel, pair_panel, results_panel
+from ui.panels import StudioUI, annotate_panel, pair_panel, results_panel
 
 ROOT = Path(__file__).resolve().parents[2]
-AUTH = "alice:pa:designer,carol:pc:annotator"
+AUTH = "alice:pa:designer,bob:pb:designer,carol:pc:annotator"
 NEVER_STOP = {"rounds": 2, "steps": 1, "stop_threshold": None}
 
 
@@ -40,9 +40,25 @@ def service(tmp_path):
 
 
 @pytest.fixture()
-def panels():
+def panels() -> StudioUI:
+    """Every component a handler sets, laid out plainly (the layout itself is app.py's)."""
     with gr.Blocks():
-        yield SimpleNamespace(create=results_panel("create"), annotate=annotate_panel(), pair=pair_panel())
+        with gr.Tabs() as tabs:
+            with gr.Tab("Create", id="create"):
+                create, create_seed = results_panel("create"), gr.Number()
+            with gr.Tab("Edit", id="edit"):
+                source, slider = gr.Image(type="filepath"), gr.ImageSlider()
+                edit, edit_seed = results_panel("edit"), gr.Number()
+            with gr.Tab("Annotate", id="annotate") as annotate_tab:
+                annotate, pair = annotate_panel(), pair_panel()
+            with gr.Tab("Sessions", id="sessions") as sessions_tab:
+                table, chosen, counts = gr.Dataframe(), gr.Textbox(), gr.Markdown()
+                export_file, export_note, export_command = gr.File(), gr.Markdown(), gr.Code()
+        yield StudioUI(create=create, edit=edit, annotate=annotate, pair=pair, create_seed=create_seed,
+                       edit_seed=edit_seed, source=source, slider=slider, tabs=tabs, table=table, chosen=chosen,
+                       counts=counts, export_file=export_file, export_note=export_note,
+                       export_command=export_command, who=gr.Markdown(), health=gr.Markdown(),
+                       annotate_tab=annotate_tab, sessions_tab=sessions_tab)
 
 
 def t2i_view(service):
@@ -207,6 +223,48 @@ def test_picks_are_recorded_for_the_signed_in_user(service, panels):
         judged = [(j.round_a_id, j.round_b_id, j.preference, j.judge_id)
                   for j in db.scalars(select(PairJudgement))]
     assert judged == [(pair[0], pair[1], "B", "carol")]
+
+
+@pytest.mark.parametrize("make_view, tab", [(t2i_view, "create"), (edit_view, "edit")])
+def test_open_shows_a_session_in_its_own_tab(service, panels, make_view, tab):
+    view = make_view(service)
+    shown = StudioHandlers(service, panels).open(f" {view.session_id} ", request=signed_in("alice"))
+    panel, other = (panels.create, panels.edit) if tab == "create" else (panels.edit, panels.create)
+    assert shown[panel.session] == view.session_id and len(shown[panel.gallery]) == len(view.rounds)
+    assert not set(shown) & set(other.outputs)
+    assert (panels.slider in shown) is (tab == "edit")
+    assert shown[panels.tabs].selected == tab
+
+
+def test_another_user_cannot_open_it(service, panels):
+    view = t2i_view(service)
+    with pytest.raises(gr.Error, match="another user"):
+        StudioHandlers(service, panels).open(view.session_id, request=signed_in("bob"))
+
+
+def test_delete_refreshes_the_table_and_clears_the_id(service, panels):
+    view = t2i_view(service)
+    handlers = StudioHandlers(service, panels)
+    listed = handlers.sessions("fox", request=signed_in("alice"))[panels.table]
+    assert list(listed["id"]) == [view.session_id]
+    after = handlers.delete(view.session_id, "fox", request=signed_in("alice"))
+    assert after[panels.chosen] == "" and after[panels.table].empty
+
+
+@pytest.mark.parametrize("name, who, annotate_tab, sessions_tab", [
+    ("carol", "Signed in as **carol** (annotator)", True, True),
+    ("alice", "Signed in as **alice** (designer)", False, True),
+    (None, "Sign in to use the studio.", False, False),
+])
+def test_load_shows_who_and_the_tabs_their_role_may_see(service, panels, name, who, annotate_tab, sessions_tab):
+    shown = StudioHandlers(service, panels).load(request=signed_in(name))
+    assert shown[panels.who] == who
+    assert shown[panels.annotate_tab].visible is annotate_tab and shown[panels.sessions_tab].visible is sessions_tab
+
+
+def test_a_designer_gets_the_role_message_from_the_queue(service, panels):
+    with pytest.raises(gr.Error, match="annotator or admin role"):
+        StudioHandlers(service, panels).next_critique(request=signed_in("alice"))
 
 
 def test_app_py_is_layout_and_wiring_only():
