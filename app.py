@@ -28,8 +28,6 @@ from ui.handlers import StudioHandlers
 from ui.panels import StudioUI, annotate_panel, pair_panel, results_panel
 from ui.zerogpu import gpu
 
-logger = logging.getLogger("app")
-
 ASSETS = Path(__file__).resolve().parent / "assets"
 
 
@@ -126,9 +124,8 @@ def build_app(service: StudioService) -> gr.Blocks:
 
         ui = StudioUI(create=create, edit=edit, annotate=annotate, pair=pair, create_seed=seed,
                       edit_seed=edit_seed, source=source, slider=slider, tabs=tabs, table=table, chosen=chosen,
-                      counts=counts,
-                      export_file=export_file, export_note=export_note, export_command=export_cmd, who=who,
-                      health=health, annotate_tab=annotate_tab, sessions_tab=sessions_tab)
+                      counts=counts, export_file=export_file, export_note=export_note, export_command=export_cmd,
+                      who=who, health=health, annotate_tab=annotate_tab, sessions_tab=sessions_tab)
         h = StudioHandlers(service, ui)
 
         # --- wiring (UI events are private; the documented API is ui.api) -------------------------
@@ -181,6 +178,8 @@ def build_app(service: StudioService) -> gr.Blocks:
 
 
 def main(argv: list[str] | None = None) -> None:
+    """`python app.py`: flags (each with an environment variable), the service, models warming up in
+    the background, then the server."""
     env = os.environ
     parser = argparse.ArgumentParser(description="RationalRewards Studio")
     parser.add_argument("--host", default=env.get("RR_HOST", "127.0.0.1" if not env.get("SPACE_ID") else "0.0.0.0"))
