@@ -17,7 +17,7 @@ from rr_core.loop import RefineLoop
 from storage.db import make_engine
 from storage.images import ImageStore
 from storage.migrate import upgrade_to_head
-from studio.container import Services as StudioService
+from studio.container import Services
 from studio.users import AuthSettings
 from tests.scripted import PaintGenerator, ScriptedCritic, critique_text, request_of
 
@@ -56,16 +56,16 @@ def tiny_studio():
     return Studio(resolve_preset("tiny"))
 
 
-def make_service(root: Path, studio, auth: AuthSettings | None = None, **kwargs) -> StudioService:
+def make_service(root: Path, studio, auth: AuthSettings | None = None, **kwargs) -> Services:
     url = f"sqlite:///{root / 'studio.sqlite3'}"
     engine = make_engine(url)
     upgrade_to_head(engine)
-    return StudioService(studio, engine, ImageStore(root / "images"), auth=auth, exports_dir=root / "exports",
+    return Services(studio, engine, ImageStore(root / "images"), auth=auth, exports_dir=root / "exports",
                          database_url_text=url, **kwargs)
 
 
 @contextmanager
-def launched(service: StudioService) -> Iterator[str]:
+def launched(service: Services) -> Iterator[str]:
     """The app on 127.0.0.1 at a free port; yields its URL."""
     import app
 

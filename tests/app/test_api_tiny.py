@@ -49,10 +49,10 @@ def test_create_three_rounds_then_one_more(app_client):
         assert service.store.exists(row.image_sha256)
         assert decode_data_url(candidate["image"]).size == service.store.open(row.image_sha256).size
         critique = rows(service, CritiqueRow, CritiqueRow.round_id == row.id)
-        assert len(critique) == 1 and critique[0].status == candidate["critique"]["status"]
+        # the tiny critic decodes under the critique grammar, so every critique parses in full
+        assert len(critique) == 1 and critique[0].status == candidate["critique"]["status"] == "ok"
         assert critique[0].raw_text == candidate["critique"]["raw_text"]
-        if critique[0].status == "failed":  # a failure is never a score
-            assert critique[0].reward is None and candidate["reward"] is None
+        assert critique[0].reward == candidate["reward"] is not None
 
     more = client.predict(session_id=session.id, prompt="a red fox, golden light", api_name="/refine_round")
     assert len(more["rounds"]) == 4 and more["rounds"][3]["prompt"] == "a red fox, golden light"
@@ -71,7 +71,7 @@ def test_edit_session(app_client):
     assert len(stored) == 2 and all(r.source_image_sha256 for r in stored)
     assert service.store.open(stored[0].source_image_sha256).size == (48, 40)
     critiques = rows(service, CritiqueRow, CritiqueRow.round_id.in_([r.id for r in stored]))
-    assert len(critiques) == 2 and all(c.parsed["task"] == "edit" for c in critiques)
+    assert len(critiques) == 2 and all(c.parsed["task"] == "edit" and c.status == "ok" for c in critiques)
 
 
 def test_single_steps_generate_and_critique(app_client):
@@ -83,7 +83,7 @@ def test_single_steps_generate_and_critique(app_client):
     image = candidates[0]["image"]
     judged = client.predict(prompt="a blue cube", image=image, api_name="/critique")
     critique = judged["rounds"][0]["candidates"][0]["critique"]
-    assert critique["status"] in ("ok", "partial", "failed") and critique["raw_text"]
+    assert critique["status"] == "ok" and critique["raw_text"] and critique["reward"] is not None
     stored = rows(service, Round, Round.session_id == judged["session_id"])
     assert len(stored) == 1 and len(rows(service, CritiqueRow, CritiqueRow.round_id == stored[0].id)) == 1
 

@@ -6,11 +6,12 @@ from types import SimpleNamespace
 
 import pytest
 
-import app
+from studio.users import AuthSettings
 from storage.errors import SessionAccessDenied
 from storage.models import Role
 from studio.users import AuthSettings
 from tests.app.conftest import ScriptedStudio, make_service
+from ui.identity import username_of
 
 
 def request(username=None, oauth_name=None):
@@ -19,10 +20,10 @@ def request(username=None, oauth_name=None):
 
 
 def test_identity_comes_from_the_login_never_a_parameter():
-    assert app.username_of(request(username="bob")) == "bob"
-    assert app.username_of(request(oauth_name="alice")) == "hf:alice"
-    assert app.username_of(request()) is None
-    assert app.username_of(None) is None
+    assert username_of(request(username="bob")) == "bob"
+    assert username_of(request(oauth_name="alice")) == "hf:alice"
+    assert username_of(request()) is None
+    assert username_of(None) is None
 
 
 def test_oauth_roles_and_admins():

@@ -1,0 +1,131 @@
+"""Annotation in a browser with sign-in on: an annotator reviews an edit critique (four dimensions)
+and a text-to-image critique with the keyboard, and the rows name who, which critique and which
+verdicts. Digits typed into a verdict, score or comment field never record an A/B pick.
+
+The sessions are made by a designer through the service over the scripted test doubles, so every
+critique parses and the test is about the page, not the models."""
+
+from __future__ import annotations
+
+import pytest
+from PIL import Image
+from sqlalchemy import select
+
+from studio.users import AuthSettings
+from storage.models import Annotation, CritiqueRow, PairJudgement, Round, StudioSession
+from tests.app.conftest import ScriptedStudio, launched, make_service
+from ui import browser
+from ui.browser import wait_text
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+AUTH = "alice:pa:designer,carol:pc:annotator"
+
+
+@pytest.fixture(scope="module")
+def annotator_page(module_dir):
+    from playwright.sync_api import sync_playwright
+
+    service = make_service(module_dir, ScriptedStudio(), auth=AuthSettings.parse(AUTH))
+    source = Image.new("RGB", (40, 32), (30, 144, 255))
+    list(service.run_loop("alice", "make the sky purple", {"rounds": 1, "steps": 1}, source_image=source))
+    never_stop = {"rounds": 2, "steps": 1, "stop_threshold": None}
+    list(service.run_loop("alice", "a red fox in the snow", never_stop))
+    with launched(service) as url, sync_playwright() as playwright:
+        chromium = browser.launch_chromium(playwright)
+        page = chromium.new_page(viewport=browser.VIEWPORT)
+        browser.sign_in(page, url, "carol", "pc")
+        browser.open_annotate(page)
+        wait_text(page, "#annotate-progress", "Reviewed 0")
+        page.wait_for_selector("#pair-a img", timeout=browser.STEP_MS)
+        yield page, service
+        chromium.close()
+
+
+def rows(service, model, *where):
+    with service.sessions() as db:
+        return list(db.scalars(select(model).where(*where)))
+
+
+def critique_of(service, prompt: str, round_index: int = 0) -> CritiqueRow:
+    session = rows(service, StudioSession, StudioSession.prompt == prompt)[0]
+    round_ = rows(service, Round, Round.session_id == session.id, Round.round_index == round_index)[0]
+    return rows(service, CritiqueRow, CritiqueRow.round_id == round_.id)[0]
+
+
+def saved(service, critique: CritiqueRow) -> dict[str, tuple]:
+    return {a.dimension: (a.annotator_id, a.verdict.value, a.corrected_score, a.comment)
+            for a in rows(service, Annotation, Annotation.critique_id == critique.id)}
+
+
+def wait_reviewed(page, count: int) -> None:
+    wait_text(page, "#annotate-progress", f"Reviewed {count}")
+
+
+def no_error_badges(page) -> None:
+    assert "Error" not in page.locator("#annotate-panel").inner_text()
+
+
+def test_review_an_edit_critique_with_the_keyboard(annotator_page):
+    page, service = annotator_page
+    critique = critique_of(service, "make the sky purple")
+    assert page.locator(".rr-dim:visible").count() == 4
+    browser.review_with_keys(page, ["a", "a", "r", "a"])
+    wait_reviewed(page, 1)
+    assert saved(service, critique) == {
+        "text_faithfulness": ("carol", "accept", None, ""),
+        "image_faithfulness": ("carol", "accept", None, ""),
+        "physical_quality": ("carol", "reject", None, ""), "text_rendering": ("carol", "accept", None, "")}
+    assert page.locator(".rr-dim:visible").count() == 3
+    no_error_badges(page)
+
+
+def test_review_a_t2i_critique_and_submit_from_the_comment_box(annotator_page):
+    page, service = annotator_page
+    critique = critique_of(service, "a red fox in the snow", 0)
+    page.locator("#annotate-progress").click()
+    page.keyboard.press("a")
+    page.keyboard.press("r")
+    comment = page.locator("#comment-0 textarea, #comment-0 input").first
+    comment.click()
+    page.keyboard.type("colour is off 2 shades")  # letters and digits stay in the box
+    assert comment.input_value() == "colour is off 2 shades"
+    page.keyboard.press("Enter")
+    wait_reviewed(page, 2)
+    assert saved(service, critique) == {
+        "text_faithfulness": ("carol", "accept", None, "colour is off 2 shades"),
+        "physical_quality": ("carol", "reject", None, "")}
+    assert rows(service, PairJudgement) == []
+    no_error_badges(page)
+
+
+def test_digits_in_a_verdict_score_or_comment_pick_nothing(annotator_page):
+    page, service = annotator_page
+    critique = critique_of(service, "a red fox in the snow", 1)
+    page.locator("#verdict-0 input[value=correct]").click()
+    assert page.evaluate("document.activeElement.type") == "radio"
+    for key in ("1", "2", "3"):
+        page.keyboard.press(key)
+    score = page.locator("#score-0 input[type=number]")
+    score.click()
+    score.fill("")
+    page.keyboard.type("3")
+    comment = page.locator("#comment-0 textarea, #comment-0 input").first
+    comment.click()
+    page.keyboard.type("2")
+    page.wait_for_timeout(500)
+    assert rows(service, PairJudgement) == []
+    score.click()
+    page.keyboard.press("Enter")  # submits from the number box too
+    wait_text(page, "#annotate-progress", "Nothing left to review")  # that was the last critique
+    assert saved(service, critique) == {"text_faithfulness": ("carol", "correct", 3.0, "2")}
+    assert rows(service, PairJudgement) == []
+
+    page.locator("#pair-request").click()  # outside any field the digits pick
+    page.keyboard.press("2")
+    for _ in range(50):
+        judged = rows(service, PairJudgement)
+        if judged:
+            break
+        page.wait_for_timeout(200)
+    assert [(j.preference, j.judge_id) for j in judged] == [("B", "carol")]
+    no_error_badges(page)

@@ -1,0 +1,146 @@
+"""The documented API (docs/api.md): named endpoints with plain JSON in and out for gradio_client;
+images travel as PNG data URLs. Like the UI handlers, each endpoint takes who acts from gr.Request."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import gradio as gr
+
+from rr_core.images import data_url
+from studio.views import RunView
+from studio.container import Services
+from ui.errors import shown_errors
+from ui.handlers import TOKEN_REFRESH_S
+from ui.identity import username_of
+from ui.zerogpu import gpu
+
+
+def register_api(service: Services, gpu_limits: dict[str, Any], critic_limits: dict[str, Any]) -> None:
+    """Named endpoints with plain JSON in and out; images travel as PNG data URLs."""
+
+    @gpu
+    @shown_errors
+    def generate(prompt: str, negative_prompt: str = "", seed: int = 0, steps: int = 0, candidates: int = 1,
+                 source_image: str = "", request: gr.Request = None) -> dict:
+        """Generate images for a prompt (or edit source_image) without critiquing them; stored as a
+        session."""
+        settings = {"negative_prompt": negative_prompt, "seed": seed, "steps": steps or None,
+                    "candidates": candidates}
+        view = service.generate(username_of(request), prompt, settings, source_image or None)
+        return view.to_dict(images=True)
+
+    @gpu
+    @shown_errors
+    def critique(prompt: str, image: str, source_image: str = "", request: gr.Request = None) -> dict:
+        """Critique an image (a data URL) for a request; with source_image, as an edit. Stored as a
+        session."""
+        return service.critique(username_of(request), prompt, image, source_image or None).to_dict()
+
+    @gpu
+    @shown_errors
+    def run_loop(prompt: str, rounds: int = 3, candidates: int = 1, steps: int = 0, seed: int = 0,
+                 stop_threshold: float = 3.5, negative_prompt: str = "", source_image: str = "",
+                 request: gr.Request = None) -> Iterator[dict]:
+        """Run the Generate-Critique-Refine loop; streams progress, the last message has the images.
+        stop_threshold 0 means never stop early."""
+        settings = {"rounds": rounds, "candidates": candidates, "steps": steps or None, "seed": seed,
+                    "stop_threshold": stop_threshold or None, "negative_prompt": negative_prompt}
+        yield from api_stream(service.run_loop(username_of(request), prompt, settings, source_image or None))
+
+    @gpu
+    @shown_errors
+    def refine_round(session_id: str, prompt: str = "", request: gr.Request = None) -> Iterator[dict]:
+        """Run one more round of a session with `prompt` (default: the last refined prompt)."""
+        yield from api_stream(service.continue_session(username_of(request), session_id, prompt or None))
+
+    @shown_errors
+    def session(session_id: str, images: bool = False, request: gr.Request = None) -> dict:
+        """One of your sessions, with every round, critique and (optionally) image."""
+        return service.open_session(username_of(request), session_id).to_dict(images=images)
+
+    @shown_errors
+    def sessions(search: str = "", request: gr.Request = None) -> list:
+        """Your sessions, newest first, optionally filtered by prompt text."""
+        return service.list_sessions(username_of(request), search)
+
+    @shown_errors
+    def delete_session(session_id: str, request: gr.Request = None) -> str:
+        """Delete one of your sessions."""
+        return service.delete_session(username_of(request), session_id)
+
+    @shown_errors
+    def keep(round_id: int, request: gr.Request = None) -> str:
+        """Mark a round's image as kept."""
+        return service.keep(username_of(request), round_id)
+
+    @shown_errors
+    def stop(request: gr.Request = None) -> str:
+        """Stop your runs after their current step."""
+        return service.stop(username_of(request))
+
+    @shown_errors
+    def annotation_queue(request: gr.Request = None) -> dict:
+        """The next critique to review (annotators/admins); {} when the queue is empty."""
+        item = service.next_critique(username_of(request))
+        if item is None:
+            return {}
+        item["image"] = data_url(item["image"])
+        item["source_image"] = data_url(item["source_image"]) if item["source_image"] is not None else None
+        return item
+
+    @shown_errors
+    def annotate(critique_id: int, verdicts: dict, request: gr.Request = None) -> str:
+        """Verdicts per dimension: {"text_faithfulness": {"verdict": "accept"|"reject"|"correct",
+        "score": 2.0, "comment": "..."}}."""
+        return service.annotate(username_of(request), critique_id, verdicts)
+
+    @shown_errors
+    def next_pair(request: gr.Request = None) -> dict:
+        """Two rounds of one request you have not compared; {} when none are left."""
+        pair = service.next_pair(username_of(request))
+        if pair is None:
+            return {}
+        return {**pair, "image_a": data_url(pair["image_a"]), "image_b": data_url(pair["image_b"])}
+
+    @shown_errors
+    def pick_pair(round_a: int, round_b: int, preference: str, request: gr.Request = None) -> str:
+        """Record which image is better: "A", "B" or "tie"."""
+        return service.pick_pair(username_of(request), round_a, round_b, preference)
+
+    @shown_errors
+    def export(format: str = "pairs", parquet: bool = False, request: gr.Request = None) -> dict:
+        """Write a training export on the server; returns its path, record count and the command line."""
+        return service.export(username_of(request), format, parquet)
+
+    @shown_errors
+    def stats(request: gr.Request = None) -> dict:
+        """Counts of preference pairs and annotated critiques."""
+        return service.stats(username_of(request))
+
+    def health() -> str:
+        """The preset, the models and whether they are loaded."""
+        return service.health()
+
+    for fn, limits in ((generate, gpu_limits), (critique, critic_limits), (run_loop, gpu_limits),
+                       (refine_round, gpu_limits)):
+        gr.api(fn, api_name=fn.__name__, **limits)
+    for fn in (session, sessions, delete_session, keep, annotation_queue, annotate, next_pair, pick_pair,
+               export, stats, health):
+        gr.api(fn, api_name=fn.__name__, concurrency_limit=None)
+    gr.api(stop, api_name="stop", concurrency_limit=None)
+
+
+def api_stream(views: Iterator[RunView]) -> Iterator[dict]:
+    """Progress without images while the run streams (at most every TOKEN_REFRESH_S for tokens), then
+    the final view with its images."""
+    last, view = 0.0, None
+    for view in views:
+        now = time.monotonic()
+        if now - last >= TOKEN_REFRESH_S:
+            last = now
+            yield view.to_dict()
+    if view is not None:
+        yield view.to_dict(images=True)
