@@ -224,7 +224,7 @@ def review(row: CritiqueRow, annotator_id: str | None = None) -> ReviewedCritiqu
     if corrections:
         scores = dict(critique.scores)
         for key, value in corrections.items():
-            scores[key] = replace(scores[key], score=value, not_applicable=False, raw_score=f"{value:g}")
+            scores[key] = replace(scores[key], score=value, not_applicable=False, raw_score=f"{value:g}", invalid="")
         critique = replace(critique, scores=scores)
         spec = RewardSpec(dimensions=critique.reward_dimensions or None)
         critique = replace(critique, reward=compute_reward(critique, spec))
