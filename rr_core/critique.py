@@ -16,7 +16,9 @@ def in_range(score: float) -> bool:
 
 
 class ParseStatus(str, enum.Enum):
-    """ok: every dimension and the refined request were read; partial: some were; failed: none."""
+    """ok: every dimension and the refined request were read; partial: some were; failed: none (or
+    only values that are not scores, such as "17"). A dimension with an invalid value keeps a
+    critique from being ok."""
 
     OK = "ok"
     PARTIAL = "partial"
@@ -41,7 +43,9 @@ class DimensionScore:
 
     @property
     def valid(self) -> bool:
-        return self.score is not None and not self.not_applicable and not self.invalid and in_range(self.score)
+        if self.score is None or self.not_applicable or self.invalid:
+            return False
+        return in_range(self.score)
 
 
 def invalid_score_text(entry: DimensionScore) -> str | None:
@@ -60,11 +64,11 @@ def status_of(scores: dict[str, DimensionScore], task: Task, refined_request: st
     """The parse status from what was read: ok needs every dimension (score or allowed N/A) and the
     refined request; a critique with an invalid value and nothing valid is failed; else partial if
     anything was read."""
-    entries = [scores.get(d.key) for d in dimensions(task)]
-    read = [e for e in entries if e is not None and (e.valid or (e.not_applicable and not e.invalid))]
+    entries = [scores.get(d.key) or DimensionScore(key=d.key) for d in dimensions(task)]
+    read = [e for e in entries if e.valid or (e.not_applicable and not e.invalid)]
     if len(read) == len(entries) and refined_request:
         return ParseStatus.OK
-    if any(e is not None and e.invalid for e in entries) and not any(e is not None and e.valid for e in entries):
+    if any(e.invalid for e in entries) and not any(e.valid for e in entries):
         return ParseStatus.FAILED
     return ParseStatus.PARTIAL if read or refined_request else ParseStatus.FAILED
 
@@ -141,7 +145,7 @@ class Preference(str, enum.Enum):
 
 @dataclass
 class PairDimension:
-    """One dimension of a pairwise critique; `a_invalid`/`b_invalid` say why a written value is not a score."""
+    """One dimension of a pairwise critique; `a_invalid`, `b_invalid`: why a written value is no score."""
 
     key: str
     score_a: float | None = None

@@ -204,7 +204,8 @@ def parse_critique(text: str, task: Task | str) -> Critique:
         else:
             entry.raw_score = value
             reading = read_score(value, dim)
-            entry.score, entry.not_applicable, entry.invalid = reading.score, reading.not_applicable, reading.invalid
+            entry.score, entry.not_applicable = reading.score, reading.not_applicable
+            entry.invalid = reading.invalid
             if reading.problem:
                 critique.problems.append(reading.problem)
         critique.scores[dim.key] = entry
