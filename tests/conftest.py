@@ -1,9 +1,10 @@
 """Test-wide settings: offline hub, a shared cache for the tiny models, small thread pools, and a
 data folder of the session's own.
 
-RR_DATA_DIR points at a temporary folder for the whole session, whatever the shell exported: a
-template a developer imported into ./data (or a database there) must not change what a test sees.
-Tests that need a folder of their own still set RR_DATA_DIR per test (tests/protocol does).
+RR_DATA_DIR points at a temporary folder for the whole session, whatever the shell exported, and
+RR_DATABASE_URL is unset (the database is then the SQLite file in that folder): a template a
+developer imported into ./data, or their database, must not change what a test sees. Tests that
+need a folder of their own still set RR_DATA_DIR per test (tests/protocol does).
 """
 
 import os
@@ -26,4 +27,5 @@ def session_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]
     folder = tmp_path_factory.mktemp("rr-data")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("RR_DATA_DIR", str(folder))
+        patch.delenv("RR_DATABASE_URL", raising=False)
         yield folder
