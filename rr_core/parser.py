@@ -89,6 +89,7 @@ class ScoreReading:
 
 
 _SCALE = re.compile(r"[ \t]*/[ \t]*(?P<scale>\d+(?:\.\d+)?)")
+_DECIMAL_COMMA = re.compile(r",\d")
 
 
 def _invalid(dim: Dimension, reason: str) -> ScoreReading:
@@ -111,7 +112,7 @@ def read_score(raw: str, dim: Dimension) -> ScoreReading:
             return ScoreReading(None, True)
         return _invalid(dim, "N/A is not allowed for this dimension")
     match = _NUMBER.search(text)
-    if match is None or match.start() > 3 or re.match(r",\d", text[match.end():]):
+    if match is None or match.start() > 3 or _DECIMAL_COMMA.match(text, match.end()):
         return _invalid(dim, f"unreadable score {text[:40]!r}")
     scale = _SCALE.match(text, match.end())
     if scale and float(scale.group("scale")) != SCORE_MAX:
@@ -250,7 +251,7 @@ def recheck_scores(critique: Critique) -> Critique:
             reason = ""
         if reason:
             scores[key] = replace(entry, score=None, invalid=reason)
-            problems.append(f"{dim.heading}: {reason}; not a 1-4 score, kept as written")
+            problems.append(_invalid(dim, reason).problem)
     if scores == critique.scores:
         return critique
     return replace(critique, scores=scores, problems=problems, reward=None,
@@ -315,9 +316,10 @@ def parse_pairwise(text: str, task: Task | str, rule: PairRule = PairRule()) -> 
             result.problems.append(f"{dim.heading}: missing")
             continue
         entry.justification = _clean(_field_text(block, _JUSTIFICATION))
-        readings = []
+        readings, written = [], []
         for label, pattern in (("A", _SCORE_A), ("B", _SCORE_B)):
             value = _score_value(block, pattern)
+            written.append(value or "")
             if value is None:
                 result.problems.append(f"{dim.heading}: no score {label}")
                 readings.append(ScoreReading(None, False))
@@ -325,11 +327,12 @@ def parse_pairwise(text: str, task: Task | str, rule: PairRule = PairRule()) -> 
             reading = read_score(value, dim)
             if reading.problem:
                 result.problems.append(f"{reading.problem} (image {label})")
-            setattr(entry, f"raw_score_{label.lower()}", value)
             readings.append(reading)
-        (entry.score_a, entry.a_not_applicable, entry.a_invalid), (entry.score_b, entry.b_not_applicable,
-                                                                  entry.b_invalid) = (
-            (r.score, r.not_applicable, r.invalid) for r in readings)
+        a, b = readings
+        entry.score_a, entry.a_not_applicable, entry.a_invalid, entry.raw_score_a = (
+            a.score, a.not_applicable, a.invalid, written[0])
+        entry.score_b, entry.b_not_applicable, entry.b_invalid, entry.raw_score_b = (
+            b.score, b.not_applicable, b.invalid, written[1])
         invalid = invalid or any(r.invalid for r in readings)
         entry.winner = _read_winner(_score_value(block, _WINNER_FIELD))
         values = [rule.na_value if r.not_applicable else r.score for r in readings]
