@@ -6,11 +6,19 @@ import enum
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from rr_core.rubric import Task, dimensions
+from rr_core.rubric import SCORE_MAX, SCORE_MIN, Task, dimensions
+
+
+def in_range(score: float) -> bool:
+    """Whether `score` is on the 1-4 scale. Exact bounds, no tolerance: scores are read from decimal
+    text with no arithmetic in between, so a value above 4.0 (even 4.0000001) was written above 4."""
+    return SCORE_MIN <= score <= SCORE_MAX
 
 
 class ParseStatus(str, enum.Enum):
-    """ok: every dimension and the refined request were read; partial: some were; failed: none."""
+    """ok: every dimension and the refined request were read; partial: some were; failed: none (or
+    only values that are not scores, such as "17"). A dimension with an invalid value keeps a
+    critique from being ok."""
 
     OK = "ok"
     PARTIAL = "partial"
@@ -19,17 +27,50 @@ class ParseStatus(str, enum.Enum):
 
 @dataclass
 class DimensionScore:
-    """One dimension of one critique. `score` is None when missing or N/A; `raw_score` is the text as written."""
+    """One dimension of one critique.
+
+    `score` is None when missing, N/A or invalid; `raw_score` is the value as the model wrote it.
+    `invalid` says why a written value is not a score (outside 1-4, not a number, another scale,
+    N/A where the rubric forbids it); such a dimension never gets a score, not even a clamped one.
+    """
 
     key: str
     score: float | None = None
     not_applicable: bool = False
     justification: str = ""
     raw_score: str = ""
+    invalid: str = ""
 
     @property
     def valid(self) -> bool:
-        return self.score is not None and not self.not_applicable
+        if self.score is None or self.not_applicable or self.invalid:
+            return False
+        return in_range(self.score)
+
+
+def invalid_score_text(entry: DimensionScore) -> str | None:
+    """What a view shows in place of the score of an invalid dimension (None when it is not invalid).
+
+    The value stays visible as written, marked as not a score, so a reader sees what the critic did
+    without the app ever drawing it as one.
+    """
+    if not entry.invalid:
+        return None
+    written = entry.raw_score if len(entry.raw_score) <= 40 else entry.raw_score[:39] + "…"
+    return f"not a score: {written!r} ({entry.invalid})"
+
+
+def status_of(scores: dict[str, DimensionScore], task: Task, refined_request: str) -> ParseStatus:
+    """The parse status from what was read: ok needs every dimension (score or allowed N/A) and the
+    refined request; a critique with an invalid value and nothing valid is failed; else partial if
+    anything was read."""
+    entries = [scores.get(d.key) or DimensionScore(key=d.key) for d in dimensions(task)]
+    read = [e for e in entries if e.valid or (e.not_applicable and not e.invalid)]
+    if len(read) == len(entries) and refined_request:
+        return ParseStatus.OK
+    if any(e.invalid for e in entries) and not any(e.valid for e in entries):
+        return ParseStatus.FAILED
+    return ParseStatus.PARTIAL if read or refined_request else ParseStatus.FAILED
 
 
 @dataclass
@@ -64,6 +105,11 @@ class Critique:
         entry = self.scores.get(key)
         return entry.score if entry is not None and entry.valid else None
 
+    def invalid_keys(self) -> tuple[str, ...]:
+        """Dimensions whose written value is not a 1-4 score (or that hold a score outside 1-4)."""
+        return tuple(key for key, e in self.scores.items()
+                     if e.invalid or (e.score is not None and not e.not_applicable and not in_range(e.score)))
+
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["task"] = self.task.value
@@ -73,12 +119,16 @@ class Critique:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "Critique":
+        """Rebuild a stored critique. Its written scores are read again under today's rules, so a
+        row stored while out-of-range values were clamped comes back invalid, not with a score."""
         data = dict(data)
         data["task"] = Task.parse(data["task"])
         data["status"] = ParseStatus(data.get("status", "failed"))
         data["scores"] = {k: DimensionScore(**v) for k, v in data.get("scores", {}).items()}
         data["reward_dimensions"] = tuple(data.get("reward_dimensions", ()))
-        return cls(**data)
+        from rr_core.parser import recheck_scores  # the parser imports this module
+
+        return recheck_scores(cls(**data))
 
     @classmethod
     def failure(cls, task: Task, error: str, raw_text: str = "", **meta: Any) -> "Critique":
@@ -95,6 +145,8 @@ class Preference(str, enum.Enum):
 
 @dataclass
 class PairDimension:
+    """One dimension of a pairwise critique; `a_invalid`, `b_invalid`: why a written value is no score."""
+
     key: str
     score_a: float | None = None
     score_b: float | None = None
@@ -102,11 +154,19 @@ class PairDimension:
     b_not_applicable: bool = False
     winner: Preference | None = None
     justification: str = ""
+    raw_score_a: str = ""
+    raw_score_b: str = ""
+    a_invalid: str = ""
+    b_invalid: str = ""
 
 
 @dataclass
 class PairwiseCritique:
-    """A pairwise critique of image A against image B; `preference` comes from the summed scores."""
+    """A pairwise critique of image A against image B; `preference` comes from the summed scores.
+
+    A critique with an invalid score on any dimension has no preference (and no totals): the rest
+    of its scores are not trusted to decide it.
+    """
 
     task: Task
     dims: dict[str, PairDimension] = field(default_factory=dict)

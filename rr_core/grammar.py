@@ -212,7 +212,8 @@ def _rules(caps: SectionCaps) -> dict[str, list[str]]:
         "summary": [_text_rule("summary", caps.summary)],
         "comments": [_text_rule("comments", caps.comments)],
         "refined": [_text_rule("refined", caps.refined, _NOT_FIRST_IN_REFINED)],
-        # 1, 2.5, 3.25 ... 4.0; nothing above 4.
+        # 1, 2.5, 3.25 ... 4.0; nothing above 4 or below 1: only values the parser reads as valid
+        # scores (tests/grammar checks the rule's whole language against rr_core.parser.read_score).
         "score": ['score ::= [1-3] ("." [0-9] [0-9]?)? | "4" (".0" "0"?)?'],
         "score_or_na": [f"score_or_na ::= score | {_literal(fmt.NA)}"],
         "winner": [f"winner ::= {winners}"],

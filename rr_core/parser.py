@@ -9,7 +9,7 @@ status says how much was read: a failed parse is its own status, never a low sco
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from rr_core import critique_format as fmt
 from rr_core.critique import (
@@ -19,8 +19,10 @@ from rr_core.critique import (
     PairwiseCritique,
     ParseStatus,
     Preference,
+    in_range,
+    status_of,
 )
-from rr_core.rubric import SCORE_MAX, SCORE_MIN, Dimension, Task, dimensions
+from rr_core.rubric import SCORE_MAX, SCORE_MIN, Dimension, Task, dimension, dimensions
 
 _BOLD = re.compile(r"\*\*|__")
 _NUMBER = re.compile(r"[-+]?\d+(?:\.\d+)?")
@@ -74,27 +76,50 @@ _WINNER_FIELD = _field_line(fmt.WINNER)
 
 @dataclass(frozen=True)
 class ScoreReading:
+    """What one written score says: a score, N/A, or nothing.
+
+    `invalid` says why a written value is not a score (it is then never turned into one);
+    `problem` is the line recorded on the critique.
+    """
+
     score: float | None
     not_applicable: bool
     problem: str = ""
+    invalid: str = ""
+
+
+_SCALE = re.compile(r"[ \t]*/[ \t]*(?P<scale>\d+(?:\.\d+)?)")
+_DECIMAL_COMMA = re.compile(r",\d")
+
+
+def _invalid(dim: Dimension, reason: str) -> ScoreReading:
+    return ScoreReading(None, False, f"{dim.heading}: {reason}; not a 1-4 score, kept as written", reason)
 
 
 def read_score(raw: str, dim: Dimension) -> ScoreReading:
-    """Read "3.5", "**3.5**", "3.5/4", "N/A (no text requested)"; clamp into 1-4 and say so."""
+    """Read "3.5", "**3.5**", "3.5/4", "N/A (no text requested)".
+
+    A value outside 1-4 ("4.2", "17", "-3"), on another scale ("3/5"), with a decimal comma ("3,5"),
+    not a number, or N/A where the rubric forbids it is invalid: never clamped, never a score
+    (upstream clamps; a wrong value must not become a plausible one). The bounds are exact: the text
+    is decimal and compared as written, so "4.0000001" is above 4. An empty value is missing.
+    """
     text = _BOLD.sub("", raw).strip().strip("`'\"")
     if not text:
         return ScoreReading(None, False, f"{dim.heading}: empty score")
     if _NA.match(text):
         if dim.na_allowed:
             return ScoreReading(None, True)
-        return ScoreReading(None, False, f"{dim.heading}: N/A is not allowed for this dimension")
+        return _invalid(dim, "N/A is not allowed for this dimension")
     match = _NUMBER.search(text)
-    if match is None or match.start() > 3:
-        return ScoreReading(None, False, f"{dim.heading}: unreadable score {text[:40]!r}")
+    if match is None or match.start() > 3 or _DECIMAL_COMMA.match(text, match.end()):
+        return _invalid(dim, f"unreadable score {text[:40]!r}")
+    scale = _SCALE.match(text, match.end())
+    if scale and float(scale.group("scale")) != SCORE_MAX:
+        return _invalid(dim, f"score {text[:40]!r} is on a 1-{scale.group('scale')} scale, not 1-4")
     value = float(match.group())
-    if value < SCORE_MIN or value > SCORE_MAX:
-        clamped = min(max(value, SCORE_MIN), SCORE_MAX)
-        return ScoreReading(clamped, False, f"{dim.heading}: score {value:g} clamped to {clamped:g}")
+    if not in_range(value):
+        return _invalid(dim, f"score {match.group()} out of range {SCORE_MIN:g}-{SCORE_MAX:g}")
     return ScoreReading(value, False)
 
 
@@ -181,6 +206,7 @@ def parse_critique(text: str, task: Task | str) -> Critique:
             entry.raw_score = value
             reading = read_score(value, dim)
             entry.score, entry.not_applicable = reading.score, reading.not_applicable
+            entry.invalid = reading.invalid
             if reading.problem:
                 critique.problems.append(reading.problem)
         critique.scores[dim.key] = entry
@@ -197,14 +223,39 @@ def parse_critique(text: str, task: Task | str) -> Critique:
     if not critique.refined_request:
         critique.problems.append(f"{fmt.REFINED}: missing")
 
-    read = [s for s in critique.scores.values() if s.valid or s.not_applicable]
-    if len(read) == len(dimensions(task)) and critique.refined_request:
-        critique.status = ParseStatus.OK
-    elif read or critique.refined_request:
-        critique.status = ParseStatus.PARTIAL
-    else:
-        critique.status = ParseStatus.FAILED
+    critique.status = status_of(critique.scores, task, critique.refined_request)
     return critique
+
+
+def recheck_scores(critique: Critique) -> Critique:
+    """`critique` with every written score read again under `read_score`'s rules.
+
+    For critiques stored before out-of-range values became invalid (they were clamped then): a
+    dimension whose value is not a 1-4 score loses its score, the status is worked out again and the
+    stored reward is dropped. A critique with nothing to change is returned as it is.
+    """
+    scores = dict(critique.scores)
+    problems = list(critique.problems)
+    for key, entry in critique.scores.items():
+        if entry.invalid or entry.not_applicable:
+            continue
+        try:
+            dim = dimension(critique.task, key)
+        except (KeyError, ValueError):
+            continue
+        if entry.raw_score:
+            reason = read_score(entry.raw_score, dim).invalid
+        elif entry.score is not None and not in_range(entry.score):
+            reason = f"score {entry.score:g} out of range {SCORE_MIN:g}-{SCORE_MAX:g}"
+        else:
+            reason = ""
+        if reason:
+            scores[key] = replace(entry, score=None, invalid=reason)
+            problems.append(_invalid(dim, reason).problem)
+    if scores == critique.scores:
+        return critique
+    return replace(critique, scores=scores, problems=problems, reward=None,
+                   status=status_of(scores, critique.task, critique.refined_request))
 
 
 _WINNER = re.compile(r"^\W*(?:image\s*)?(?P<side>[ab])\b", re.IGNORECASE)
@@ -244,7 +295,10 @@ def preference_from_totals(total_a: float, total_b: float, rule: PairRule = Pair
 
 
 def parse_pairwise(text: str, task: Task | str, rule: PairRule = PairRule()) -> PairwiseCritique:
-    """Read a pairwise critique; the preference comes from the summed scores, never from the Winner lines."""
+    """Read a pairwise critique; the preference comes from the summed scores, never from the Winner lines.
+
+    An invalid score on any dimension leaves the preference and totals None (see `read_score`).
+    """
     task = Task.parse(task)
     raw = text if isinstance(text, str) else ""
     body = _BOLD.sub("", raw)
@@ -253,6 +307,7 @@ def parse_pairwise(text: str, task: Task | str, rule: PairRule = PairRule()) -> 
     blocks, result.problems = _blocks(body, task, end)
     total_a = total_b = 0.0
     complete = 0
+    invalid = False
     for dim in dimensions(task):
         entry = PairDimension(key=dim.key)
         result.dims[dim.key] = entry
@@ -261,9 +316,10 @@ def parse_pairwise(text: str, task: Task | str, rule: PairRule = PairRule()) -> 
             result.problems.append(f"{dim.heading}: missing")
             continue
         entry.justification = _clean(_field_text(block, _JUSTIFICATION))
-        readings = []
+        readings, written = [], []
         for label, pattern in (("A", _SCORE_A), ("B", _SCORE_B)):
             value = _score_value(block, pattern)
+            written.append(value or "")
             if value is None:
                 result.problems.append(f"{dim.heading}: no score {label}")
                 readings.append(ScoreReading(None, False))
@@ -272,8 +328,12 @@ def parse_pairwise(text: str, task: Task | str, rule: PairRule = PairRule()) -> 
             if reading.problem:
                 result.problems.append(f"{reading.problem} (image {label})")
             readings.append(reading)
-        (entry.score_a, entry.a_not_applicable), (entry.score_b, entry.b_not_applicable) = (
-            (r.score, r.not_applicable) for r in readings)
+        a, b = readings
+        entry.score_a, entry.a_not_applicable, entry.a_invalid, entry.raw_score_a = (
+            a.score, a.not_applicable, a.invalid, written[0])
+        entry.score_b, entry.b_not_applicable, entry.b_invalid, entry.raw_score_b = (
+            b.score, b.not_applicable, b.invalid, written[1])
+        invalid = invalid or any(r.invalid for r in readings)
         entry.winner = _read_winner(_score_value(block, _WINNER_FIELD))
         values = [rule.na_value if r.not_applicable else r.score for r in readings]
         if None not in values:
@@ -281,7 +341,7 @@ def parse_pairwise(text: str, task: Task | str, rule: PairRule = PairRule()) -> 
             total_b += values[1]
             complete += 1
     result.summary = _clean(_field_text(body[end:], _SUMMARY))
-    if complete:
+    if complete and not invalid:
         result.total_a, result.total_b = total_a, total_b
         result.preference = preference_from_totals(total_a, total_b, rule)
     if complete == len(dimensions(task)):

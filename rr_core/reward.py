@@ -1,9 +1,13 @@
 """The one reward rule: (weighted mean of the chosen dimensions' valid scores - 1) / 3, in [0, 1].
 
-N/A is left out of the mean rather than zeroed, scores are clamped to 1-4, and a critique from
-which no chosen dimension parsed has reward None: a parse failure is never the worst score. Which
-dimensions count is an explicit setting recorded with every reward (upstream's edit RL leaves image
-faithfulness out; its README example keeps it).
+N/A is left out of the mean rather than zeroed, and a critique from which no chosen dimension
+parsed has reward None: a parse failure is never the worst score. A dimension that is missing (cut
+off, never written) is left out like N/A unless `require_all`. A critique with an invalid dimension
+(a value outside 1-4 or not a number, see `rr_core.parser.read_score`) has reward None, whichever
+dimensions the reward uses: upstream clamps such values, the project does not make a score of them,
+nor trusts the rest of a critique that wrote one. Which dimensions count is an explicit setting
+recorded with every reward (upstream's edit RL leaves image faithfulness out; its README example
+keeps it).
 """
 
 from __future__ import annotations
@@ -11,8 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
-from rr_core.critique import Critique
 from rr_core.config import reject_unknown_keys
+from rr_core.critique import Critique, in_range
 from rr_core.rubric import SCORE_MAX, SCORE_MIN, Task, dimension_keys
 
 
@@ -67,13 +71,18 @@ UPSTREAM_EDIT_RL = RewardSpec(dimensions=("text_faithfulness", "physical_quality
 
 
 def normalize(score: float) -> float:
-    """Map a 1-4 score to [0, 1], clamping first."""
-    return (min(max(score, SCORE_MIN), SCORE_MAX) - SCORE_MIN) / (SCORE_MAX - SCORE_MIN)
+    """Map a 1-4 score to [0, 1]; a value outside 1-4 is an error, never clamped."""
+    if not in_range(score):
+        raise ValueError(f"score {score!r} is outside {SCORE_MIN:g}-{SCORE_MAX:g}")
+    return (score - SCORE_MIN) / (SCORE_MAX - SCORE_MIN)
 
 
 def compute_reward(critique: Critique, spec: RewardSpec = RewardSpec()) -> float | None:
-    """The reward of a critique under `spec`, or None when nothing it needs was parsed."""
+    """The reward of a critique under `spec`, or None when nothing it needs was parsed or any
+    dimension holds an invalid value."""
     keys = spec.keys_for(critique.task)
+    if critique.invalid_keys():
+        return None
     weight_of = dict(zip(spec.dimensions, spec.weights)) if spec.weights else {}
     total = weight_sum = 0.0
     for key in keys:

@@ -226,7 +226,7 @@ def review(row: CritiqueRow, annotator_id: str | None = None) -> ReviewedCritiqu
     if corrections:
         scores = dict(critique.scores)
         for key, value in corrections.items():
-            scores[key] = replace(scores[key], score=value, not_applicable=False, raw_score=f"{value:g}")
+            scores[key] = replace(scores[key], score=value, not_applicable=False, raw_score=f"{value:g}", invalid="")
         critique = replace(critique, scores=scores, reward=None)
         critique = replace(critique, raw_text=render_critique(critique))
     return ReviewedCritique(row, critique, critique.raw_text, bool(corrections),

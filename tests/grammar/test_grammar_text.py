@@ -18,7 +18,7 @@ from rr_core.critique import (
     Preference,
 )
 from rr_core.grammar import MODES, SectionCaps, critique_grammar, max_critique_chars, max_tokens_for
-from rr_core.parser import parse_critique, parse_pairwise
+from rr_core.parser import parse_critique, parse_pairwise, read_score
 from rr_core.rubric import Task, dimensions
 from tests import critique_texts as texts
 from tests.grammar.matching import accepts, live_matcher
@@ -89,6 +89,26 @@ def test_score_syntax_accepted(value):
     text = texts.T2I_OK.replace("## Score: 3.5", f"## Score: {value}")
     assert accepts(critique_grammar(Task.T2I, "pointwise", WIDE), text)
     assert parse_critique(text, "t2i").scores["text_faithfulness"].score == float(value)
+
+
+def _candidate_scores() -> list[str]:
+    """Every number 0.00-9.99 in the ways a model writes it, and values seen in the wild."""
+    written = {f"{n / 100:.{places}f}" for n in range(0, 1000) for places in (0, 1, 2)}
+    return sorted(written | {"17", "-3", "-1.0", "99.5", "4.0000001", "4.001", "10", "3,5", "N/A", "good"})
+
+
+def test_the_grammar_writes_only_scores_the_parser_takes_as_valid():
+    """The constrained decoder can never produce a score the parser would reject as out of range."""
+    grammar = critique_grammar(Task.T2I, "pointwise", WIDE)
+    rule = next(line for line in grammar.splitlines() if line.startswith("score ::="))
+    score_only = f"root ::= score\n{rule}\n"
+    accepted = [value for value in _candidate_scores() if accepts(score_only, value)]
+    dim = dimensions(Task.T2I)[0]
+    assert "4.2" not in accepted and "17" not in accepted and "0.5" not in accepted
+    for value in _candidate_scores():
+        reading = read_score(value, dim)
+        assert (value in accepted) <= (reading.score is not None and not reading.invalid), value
+    assert {"1", "1.0", "2.5", "3.25", "4", "4.0", "4.00"} <= set(accepted)
 
 
 @pytest.mark.parametrize("winner", ["Image C", "image a", "A", "Tie (both fine)", ""])

@@ -3,7 +3,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rr_core import critique_format as fmt
-from rr_core.critique import Critique, DimensionScore, ParseStatus, Preference
+from rr_core.critique import Critique, DimensionScore, ParseStatus, Preference, invalid_score_text
 from rr_core.parser import PairRule, parse_critique, parse_pairwise, render_critique
 from rr_core.rubric import Task, dimension_keys, dimensions
 from tests import critique_texts as texts
@@ -83,12 +83,93 @@ def test_na_with_reason_and_slash_four():
     assert c.scores["text_faithfulness"].raw_score == "3.5/4"
 
 
-def test_out_of_range_scores_are_clamped_and_noted():
-    c = parse_critique(texts.OVER_RANGE, "t2i")
-    assert c.scores["text_faithfulness"].score == 4.0
-    assert c.scores["physical_quality"].score == 1.0
-    assert any("4.2 clamped to 4" in p for p in c.problems)
-    assert any("0.5 clamped to 1" in p for p in c.problems)
+@pytest.mark.parametrize("written", ["17", "-3", "99.5", "4.2", "0.5", "4.0000001", "0.9999", "5/4",
+                                     "3/5", "7/10", "3,5", "good", "**excellent**", "three"])
+def test_a_value_that_is_not_a_1_to_4_score_is_invalid_never_clamped(written):
+    """Scores outside 1-4 or not numbers are kept as written and never become a score."""
+    c = parse_critique(texts.T2I_OK.replace("## Score: 3.5", f"## Score: {written}"), "t2i")
+    entry = c.scores["text_faithfulness"]
+    assert entry.score is None and not entry.not_applicable
+    assert entry.invalid and entry.raw_score == written.strip("*")  # bold markup is not part of the value
+    assert not entry.valid and c.score("text_faithfulness") is None
+    assert c.status is ParseStatus.PARTIAL
+    assert any(p.startswith("Text Faithfulness:") and "not a 1-4 score" in p for p in c.problems), c.problems
+    assert c.scores["physical_quality"].score == 3.0 and not c.scores["physical_quality"].invalid
+
+
+@pytest.mark.parametrize("written, value", [("3.5/4", 3.5), ("3.5 / 4", 3.5), ("4/4", 4.0), ("1", 1.0),
+                                            ("4.00", 4.0), ("**3.5**", 3.5), ("3.5 (minor flaws)", 3.5),
+                                            ("`2.75`", 2.75), ("+3", 3.0)])
+def test_scores_on_the_scale_stay_valid(written, value):
+    c = parse_critique(texts.T2I_OK.replace("## Score: 3.5", f"## Score: {written}"), "t2i")
+    entry = c.scores["text_faithfulness"]
+    assert entry.score == value and not entry.invalid
+    assert c.status is ParseStatus.OK, c.problems
+
+
+def test_out_of_range_scores_are_invalid_and_noted():
+    c = parse_critique(texts.OVER_RANGE, "t2i")  # 4.2 and 0.5
+    assert c.scores["text_faithfulness"].score is None and c.scores["text_faithfulness"].raw_score == "4.2"
+    assert c.scores["physical_quality"].score is None and c.scores["physical_quality"].raw_score == "0.5"
+    assert c.status is ParseStatus.PARTIAL
+    assert not any("clamped" in p for p in c.problems)
+    assert any("4.2" in p and "out of range" in p for p in c.problems)
+
+
+def test_nothing_valid_is_failed_even_with_a_refined_request():
+    text = (texts.T2I_OK.replace("## Score: 3.5", "## Score: 17").replace("## Score: 3.0", "## Score: -3")
+            .replace("## Score: 2.5", "## Score: 99.5"))
+    c = parse_critique(text, "t2i")
+    assert c.refined_request
+    assert c.status is ParseStatus.FAILED
+    assert [c.scores[k].raw_score for k in dimension_keys(Task.T2I)] == ["17", "-3", "99.5"]
+
+
+def test_an_empty_score_is_missing_not_invalid():
+    c = parse_critique(texts.T2I_OK.replace("## Score: 3.5", "## Score:"), "t2i")
+    entry = c.scores["text_faithfulness"]
+    assert entry.score is None and not entry.invalid
+    assert c.status is ParseStatus.PARTIAL
+
+
+def test_an_invalid_dimension_survives_serialisation():
+    """Storage keeps a critique as its to_dict JSON: the raw value and the verdict must come back."""
+    import json
+
+    c = parse_critique(texts.T2I_OK.replace("## Score: 3.5", "## Score: 17"), "t2i")
+    back = Critique.from_dict(json.loads(json.dumps(c.to_dict())))
+    entry = back.scores["text_faithfulness"]
+    assert entry.raw_score == "17" and entry.invalid and entry.score is None
+    assert back.status is ParseStatus.PARTIAL
+
+
+def test_a_stored_critique_from_before_the_rule_is_read_again_on_load():
+    """Rows written while the parser clamped hold score 4.0 for "17" and status ok: loading undoes that."""
+    c = parse_critique(texts.T2I_OK, "t2i")
+    data = c.to_dict()
+    data["scores"]["text_faithfulness"] = {"key": "text_faithfulness", "score": 4.0, "not_applicable": False,
+                                           "justification": "j", "raw_score": "17"}
+    data["reward"] = 0.667
+    back = Critique.from_dict(data)
+    assert back.scores["text_faithfulness"].score is None and back.scores["text_faithfulness"].invalid
+    assert back.status is ParseStatus.PARTIAL and back.reward is None
+
+
+def test_the_view_helper_shows_the_value_as_written():
+    c = parse_critique(texts.T2I_OK.replace("## Score: 3.5", "## Score: 17"), "t2i")
+    shown = invalid_score_text(c.scores["text_faithfulness"])
+    assert "17" in shown and "not a score" in shown
+    assert invalid_score_text(c.scores["physical_quality"]) is None
+
+
+def test_pairwise_invalid_score_gives_no_preference():
+    text = texts.PAIRWISE_T2I.replace("## Score A: 4.0", "## Score A: 17", 1)
+    p = parse_pairwise(text, "t2i")
+    entry = p.dims["text_faithfulness"]
+    assert entry.score_a is None and entry.a_invalid and entry.raw_score_a == "17"
+    assert p.status is ParseStatus.PARTIAL
+    assert p.preference is None and p.total_a is None
+    assert any("17" in problem and "image A" in problem for problem in p.problems)
 
 
 def test_na_not_allowed_where_the_rubric_forbids_it():

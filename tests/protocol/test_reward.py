@@ -53,9 +53,33 @@ def test_partial_uses_what_parsed_unless_required():
     assert compute_reward(c, RewardSpec(require_all=True)) is None
 
 
-def test_clamping():
-    c = Critique(task=Task.T2I, scores={"text_faithfulness": DimensionScore("text_faithfulness", 7.0)})
-    assert compute_reward(c) == 1.0
+@pytest.mark.parametrize("value", [7.0, 0.0, 4.0000001, -3.0])
+def test_a_score_outside_1_to_4_gives_no_reward_never_a_clamped_one(value):
+    c = Critique(task=Task.T2I, scores={"text_faithfulness": DimensionScore("text_faithfulness", value),
+                                        "physical_quality": DimensionScore("physical_quality", 3.0)})
+    assert compute_reward(c) is None
+
+
+@pytest.mark.parametrize("written", ["17", "-3", "99.5", "4.2", "good"])
+def test_an_invalid_dimension_means_no_reward_at_all(written):
+    """Not a reward from the other dimensions either: a critic that wrote a wrong value is not trusted."""
+    c = parse_critique(texts.T2I_OK.replace("## Score: 3.0", f"## Score: {written}"), "t2i")
+    assert c.status is ParseStatus.PARTIAL
+    assert compute_reward(c) is None
+    assert compute_reward(c, RewardSpec(dimensions=("text_faithfulness",))) is None
+    assert apply_reward(c).reward is None
+
+
+def test_an_invalid_image_faithfulness_blocks_the_upstream_edit_reward_too():
+    c = parse_critique(texts.EDIT_OK.replace("## Score: 4.0", "## Score: 17"), "edit")
+    assert c.scores["image_faithfulness"].invalid
+    assert compute_reward(c, UPSTREAM_EDIT_RL) is None
+
+
+def test_a_missing_dimension_is_not_an_invalid_one():
+    c = parse_critique(texts.TRUNCATED_LAST_DIMENSION, "t2i")
+    assert not any(entry.invalid for entry in c.scores.values())
+    assert compute_reward(c) is not None
 
 
 def test_all_na_gives_none():

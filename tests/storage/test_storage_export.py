@@ -251,3 +251,20 @@ def test_cli_and_atomic_replace(engine, data, tmp_path, monkeypatch):
                      "--images-dir", str(data["store"].root)])
     assert out.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["pairs.jsonl"]
+
+
+def test_a_correction_turns_an_invalid_dimension_into_a_score():
+    """The critic wrote "17"; the annotator's corrected 3.0 is the score, and the reward follows from it."""
+    from rr_core.critique import ParseStatus
+    from storage.models import Annotation, Verdict
+    from tests.critique_texts import T2I_OK
+
+    critique = parse_critique(T2I_OK.replace("## Score: 3.5", "## Score: 17"), Task.T2I)
+    assert critique.status is ParseStatus.PARTIAL and critique.scores["text_faithfulness"].invalid
+    note = Annotation(id=1, dimension="text_faithfulness", verdict=Verdict.CORRECT, corrected_score=3.0,
+                      annotator_id="ann", created_at=datetime.now(timezone.utc))
+    row = CritiqueRow(parsed=critique.to_dict(), raw_text=critique.raw_text, status=critique.status.value,
+                      annotations=[note])
+    reviewed = export.review(row).critique
+    assert reviewed.score("text_faithfulness") == 3.0 and not reviewed.invalid_keys()
+    assert reviewed.reward == pytest.approx(((3.0 + 3.0 + 2.5) / 3 - 1) / 3)

@@ -35,7 +35,7 @@ def test_format_accepts_real_rationales():
 
 @pytest.mark.parametrize("text, reason", [
     (PAIRWISE_T2I.split("3. Text Rendering:")[0] + "# Summary: cut.", "Text Rendering: missing"),
-    (PAIRWISE_T2I.replace("## Score A: 4.0", "## Score A: 5.5"), "clamped"),
+    (PAIRWISE_T2I.replace("## Score A: 4.0", "## Score A: 5.5"), "out of range"),
     (PAIRWISE_T2I.replace("## Score B: 2.0", "## Score B: N/A"), "N/A is not allowed"),
     (PAIRWISE_T2I.replace("## Score B: 3.5", "## Score B: good"), "unreadable score"),
     ("I like image A.", "missing"),

@@ -47,3 +47,13 @@ def test_a_critic_that_raises_is_a_failure_not_a_crash():
 
     batch = RewardScorer(Down(), RewardSpec(), "t2i", retries=1).score(["x", "y"], _images(2), [None, None])
     assert batch.rewards == [None, None] and batch.failure_share == 1.0
+
+
+@pytest.mark.parametrize("written", ["17", "-3", "99.5", "4.2"])
+def test_an_out_of_range_score_is_masked_never_a_reward(written):
+    """A critique that wrote a value outside 1-4 is a failure: retried, then masked, never clamped."""
+    text = critique_text("t2i", 3.0).replace("## Score: 3.0", f"## Score: {written}", 1)
+    scorer = RewardScorer(ScriptedCritic(lambda c: text), RewardSpec(), "t2i", retries=1)
+    batch = scorer.score(["a cat"], _images(1), [None])
+    assert batch.rewards == [None] and batch.statuses == ["partial"] and batch.attempts == 2
+    assert batch.dimensions["text_faithfulness"] == [None]

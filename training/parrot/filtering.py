@@ -102,11 +102,11 @@ class Check:
 
 def check_format(text: str, task: Task, rule: PairRule, finish_reason: str | None = None
                  ) -> tuple[Check, PairwiseCritique]:
-    """Every dimension read with both scores, scores in range (not clamped), N/A only where allowed."""
+    """Every dimension read with both scores, scores in range, N/A only where allowed."""
     parsed = parse_pairwise(text, task, rule)
     if finish_reason == "length":
         return Check(False, "cut off at the token limit"), parsed
-    out_of_range = [p for p in parsed.problems if "clamped" in p]
+    out_of_range = [p for p in parsed.problems if "out of range" in p]
     bad_na = [p for p in parsed.problems if "N/A is not allowed" in p]
     if bad_na:
         return Check(False, "; ".join(bad_na)), parsed
