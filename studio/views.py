@@ -12,7 +12,7 @@ from typing import Any
 
 from PIL import Image
 
-from rr_core.critique import Critique, ParseStatus
+from rr_core.critique import Critique, ParseStatus, invalid_score_text
 from rr_core.images import data_url
 from rr_core.loop import Candidate, RoundResult
 from rr_core.rubric import describe_score, dimensions
@@ -190,8 +190,11 @@ def score_rows(critique: Critique) -> list[dict[str, Any]]:
         entry = critique.scores.get(dim.key)
         score = entry.score if entry is not None else None
         na = bool(entry and entry.not_applicable)
+        invalid = invalid_score_text(entry) if entry is not None else None
         rows.append({"key": dim.key, "heading": dim.heading, "score": score, "not_applicable": na,
-                     "description": describe_score(critique.task, dim.key, score, na),
+                     "description": invalid or describe_score(critique.task, dim.key, score, na),
+                     "raw_score": entry.raw_score if entry is not None else "",
+                     "invalid": entry.invalid if entry is not None else "",
                      "justification": entry.justification if entry is not None else ""})
     return rows
 
