@@ -46,3 +46,20 @@ def test_grammar_constrained_teacher_writes_parsed_rationales(tmp_path):
     records = read_jsonl(tmp_path / "rationales.jsonl")
     assert summary.failed == 0, [r["error"] for r in records]
     assert [r["status"] for r in records] == [ParseStatus.OK.value] * 2
+
+
+@pytest.mark.slow
+def test_grammar_constrained_judge_answers_every_pair(tmp_path):
+    from training.parrot.circle_critic import CircleCritic
+    from training.parrot.filtering import FilterConfig, filter_rationales
+
+    path = write_synthetic_pairs(tmp_path / "data", n_pairs=2, tie_every=0)
+    pairs, _ = read_pairs(DataSource("storage", str(path), name="synthetic"))
+    generate_rationales(CircleCritic(), pairs, tmp_path / "rationales.jsonl", GenerateConfig(progress=False))
+    judge = TransformersCritic(TransformersCriticConfig(
+        model=str(ensure_tiny_critic()), tasks=("t2i",), constrained=True, batch_size=2,
+        max_new_tokens=max_tokens_for(Task.T2I, "pairwise")))
+    report = filter_rationales(tmp_path / "rationales.jsonl", pairs, tmp_path / "filter",
+                               FilterConfig(both_orders=False, progress=False), judge)
+    assert report["repredict"]["evaluated"] == 2
+    assert report["repredict"]["judge_failed"] == 0
