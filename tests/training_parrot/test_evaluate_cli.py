@@ -12,6 +12,10 @@ from pathlib import Path
 import pytest
 
 from rr_core.critics.tiny import ensure_tiny_critic
+from rr_core.critique import Preference
+from rr_core.rubric import Task
+from tests.critics.servers import MisbehavingPeer, answer
+from tests.training_parrot.conftest import pair_text
 from training.evaluate import EXIT_ERROR, EXIT_NOTHING_JUDGED, EXIT_OK, main, parse_data_arg
 from training.parrot.records import read_jsonl
 from training.parrot.synthetic import write_synthetic_pairs
@@ -90,3 +94,43 @@ def test_two_critics_in_one_folder(tmp_path, capsys):
     assert json.loads((out / "metrics.json").read_text())[tiny_name]["overall"] == tiny["overall"]
     table = capsys.readouterr().out
     assert table.count(tiny_name) >= 2
+
+
+def test_a_critic_at_a_server_url(tmp_path, capsys):
+    """A server that always prefers Image A: right on the A pairs, wrong on the others, never consistent."""
+    data = write_synthetic_pairs(tmp_path / "syn", n_pairs=8, tie_every=0, seed=2)
+    labels = [json.loads(line)["preference"] for line in data.read_text().splitlines()]
+    with MisbehavingPeer([(200, answer(pair_text(Task.T2I, Preference.A)), 0.0)]) as peer:
+        code = main(["--critic-url", peer.url, "--critic-model", "peer", "--data", f"synthetic=storage:{data}",
+                     "--out", str(tmp_path / "eval"), "--no-progress"])
+        assert code == EXIT_OK
+        assert len(peer.requests) == 16 and {r["model"] for r in peer.requests} == {"peer"}
+    metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())["peer"]
+    source = metrics["by_source"]["synthetic"]
+    assert source["accuracy_without_ties"] == labels.count("A") / 8
+    assert source["position_consistency"] == 0.0
+    assert "| peer | synthetic | 8 | 0 |" in capsys.readouterr().out
+
+
+def test_an_adapter_loads_on_the_base_its_config_names(tmp_path, monkeypatch):
+    """The adapter's own config names its base model; --base-model overrides it."""
+    import training.parrot.critics as parrot_critics
+
+    built = []
+
+    def capture(spec):
+        built.append(spec)
+        raise OSError("stop once the spec is built: no model to load here")
+
+    monkeypatch.setattr(parrot_critics, "build_critic", capture)
+    adapter = tmp_path / "adapter"
+    adapter.mkdir()
+    (adapter / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": "org/base-vl"}))
+    data = write_synthetic_pairs(tmp_path / "syn", n_pairs=1)
+    for extra, base in (([], "org/base-vl"), (["--base-model", "local/base"], "local/base")):
+        with pytest.raises(SystemExit):
+            main(["--adapter", str(adapter), *extra, "--data", f"storage:{data}", "--out", str(tmp_path / "o")])
+        spec = built.pop()
+        assert spec.backend == "transformers"
+        assert spec.settings["adapter"] == str(adapter) and spec.settings["model"] == base
+        assert spec.settings["tasks"] == ["t2i"]
