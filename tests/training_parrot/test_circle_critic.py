@@ -6,13 +6,14 @@ from __future__ import annotations
 import pytest
 from PIL import Image
 
+from rr_core.critics.base import PairRequest
 from rr_core.critique import ParseStatus, Preference
 from rr_core.parser import parse_pairwise
 from rr_core.prompts import build_pairwise, build_pointwise
 from rr_core.rubric import Task
 from training.config import from_mapping
 from training.data import DataSource, read_pairs
-from training.parrot.circle_critic import CircleCritic, count_circles, parse_circle_request
+from training.parrot.circle_critic import CircleCritic, circle_rationale, count_circles, parse_circle_request
 from training.parrot.pipeline import PipelineConfig, run_filter, run_generate
 from training.parrot.synthetic import draw_circles, write_synthetic_pairs
 from training.parrot.templates import anchored_conversation
@@ -33,33 +34,30 @@ def test_reads_the_request_and_refuses_other_ones():
 
 def test_judges_from_the_pixels_not_the_announced_label():
     right, wrong = draw_circles(3, "red"), draw_circles(2, "red")
-    critic = CircleCritic()
     for label in Preference:
         conversation = anchored_conversation(Task.T2I, "three red circles", wrong, right, None, label)
-        parsed = parse_pairwise(critic.generate([conversation])[0].text, Task.T2I)
+        parsed = parse_pairwise(circle_rationale(conversation), Task.T2I)
         assert parsed.status is ParseStatus.OK and parsed.preference is Preference.B
-    swapped = parse_pairwise(critic.generate([build_pairwise(Task.T2I, "three red circles", right, wrong)])[0].text,
-                             Task.T2I)
-    assert swapped.preference is Preference.A
+    swapped = build_pairwise(Task.T2I, "three red circles", right, wrong)
+    assert parse_pairwise(circle_rationale(swapped), Task.T2I).preference is Preference.A
     tie = build_pairwise(Task.T2I, "three red circles", right, draw_circles(3, "red", seed=7))
-    assert parse_pairwise(critic.generate([tie])[0].text, Task.T2I).preference is Preference.TIE
+    assert parse_pairwise(circle_rationale(tie), Task.T2I).preference is Preference.TIE
 
 
 def test_agrees_with_every_label_of_the_synthetic_set(tmp_path):
+    """Through the critic interface, as evaluation uses it."""
     pairs, _ = read_pairs(DataSource("storage", str(write_synthetic_pairs(tmp_path, n_pairs=24, seed=3))))
-    critic = CircleCritic()
-    conversations = [build_pairwise(p.task, p.request, *p.open()[:2]) for p in pairs]
-    predicted = [parse_pairwise(g.text, Task.T2I).preference for g in critic.generate(conversations)]
-    assert predicted == [p.label for p in pairs]
+    critiques = CircleCritic().compare_many([PairRequest(p.task, p.request, *p.open()[:2]) for p in pairs])
+    assert [c.status for c in critiques] == [ParseStatus.OK] * 24
+    assert [c.preference for c in critiques] == [p.label for p in pairs]
 
 
 def test_refuses_what_it_cannot_judge():
-    critic = CircleCritic()
     with pytest.raises(ValueError, match="pairwise"):
-        critic.generate([build_pointwise(Task.T2I, "three red circles", draw_circles(3, "red"))])
+        circle_rationale(build_pointwise(Task.T2I, "three red circles", draw_circles(3, "red")))
     blank = Image.new("RGB", (96, 96), "white")
     with pytest.raises(ValueError, match="text-to-image"):
-        critic.generate([build_pairwise(Task.EDIT, "add two blue circles", blank, blank, source_image=blank)])
+        circle_rationale(build_pairwise(Task.EDIT, "add two blue circles", blank, blank, source_image=blank))
 
 
 def test_synthetic_set_is_drawn_on_first_use_and_judged_by_the_circle_counter(tmp_path):
