@@ -432,8 +432,8 @@ def _missing_database(url: str | None) -> str | None:
             return f"no database at {path}: {hint}"
         try:
             with closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)) as connection:
-                found = connection.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'rounds'"
-                                           ).fetchone()
+                found = connection.execute(
+                    "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'rounds'").fetchone()
         except sqlite3.DatabaseError as exc:
             return f"{path} is not a studio database ({exc}): {hint}"
         return None if found else f"the database at {path} has no studio tables: {hint}"

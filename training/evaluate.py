@@ -191,10 +191,11 @@ def evaluate_critic(critic: Critic, pairs: list[PreferencePair], out_path: str |
     config = config or EvaluateConfig()
     # 1. Work left: (critic, pair content, order) keys without a successful result yet.
     identity, name = critic_identity(critic), critic_name(critic)
-    keys = {(p.pair_id, s): result_key(identity, pair_fingerprint(p), s) for p in pairs for s in (False, True)}
+    keys = {(p.pair_id, s): result_key(identity, pair_fingerprint(p), s)
+            for p in pairs for s in (False, True)}
     done = {k for k, r in latest_by_id(out_path, key="key").items() if not r["failed"]}
-    jobs = [(p, s, keys[p.pair_id, s]) for p in pairs for s in ((False, True) if config.both_orders else (False,))
-            if keys[p.pair_id, s] not in done]
+    orders = (False, True) if config.both_orders else (False,)
+    jobs = [(p, s, keys[p.pair_id, s]) for p in pairs for s in orders if keys[p.pair_id, s] not in done]
     if config.limit:
         jobs = jobs[:config.limit * (2 if config.both_orders else 1)]
     batches = [jobs[i:i + config.batch_size] for i in range(0, len(jobs), config.batch_size)]
@@ -204,7 +205,8 @@ def evaluate_critic(critic: Critic, pairs: list[PreferencePair], out_path: str |
     with JsonlWriter(out_path) as writer, tqdm(total=len(jobs), desc="evaluation", unit="judgement",
                                                disable=not config.progress) as bar, \
             ThreadPoolExecutor(max_workers=config.concurrency) as pool:
-        for future in as_completed([pool.submit(_judge_batch, critic, b, config.rule, name) for b in batches]):
+        futures = [pool.submit(_judge_batch, critic, b, config.rule, name) for b in batches]
+        for future in as_completed(futures):
             for record in future.result():
                 writer.write(record)
                 bar.update(1)
@@ -287,17 +289,23 @@ def sources_table(rows: dict[str, dict[str, Any]]) -> str:
              "| position consistency |", "|---" * 7 + "|"]
     for name, metrics in rows.items():
         for source, m in metrics["by_source"].items():
-            lines.append(f"| {name} | {source} | {m['pairs']} | {m['failures']} | {percent(m['accuracy_with_ties'])} "
-                         f"| {percent(m['accuracy_without_ties'])} | {percent(m.get('position_consistency'))} |")
+            cells = [name, source, str(m["pairs"]), str(m["failures"]), percent(m["accuracy_with_ties"]),
+                     percent(m["accuracy_without_ties"]), percent(m.get("position_consistency"))]
+            lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
 # --- command line ------------------------------------------------------------------------------
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_NOTHING_JUDGED = 0, 1, 2, 3
-EPILOG = f"""pair sets: --data [NAME=]FORMAT:PATH, FORMAT one of {', '.join(FORMATS)}; PATH a file or a folder.
-exit codes: {EXIT_OK} evaluated (failed judgements are counted, not fatal); {EXIT_ERROR} the data or the critic
-could not be loaded; {EXIT_USAGE} bad arguments; {EXIT_NOTHING_JUDGED} no judgement succeeded (no accuracy to report)."""
+EPILOG = f"""pair sets:
+  --data [NAME=]FORMAT:PATH, PATH a file or a folder, FORMAT one of
+  {', '.join(FORMATS)}
+exit codes:
+  {EXIT_OK}  evaluated (failed judgements are counted apart, not fatal)
+  {EXIT_ERROR}  the pairs or the critic could not be loaded
+  {EXIT_USAGE}  bad arguments
+  {EXIT_NOTHING_JUDGED}  no judgement succeeded (no accuracy to report)"""
 
 
 def parse_data_arg(text: str) -> DataSource:
@@ -364,8 +372,9 @@ def build_cli_critic(args: argparse.Namespace, tasks: list[str]) -> Any:
         unique = {id(c): c for c in critics.values()}
         return next(iter(unique.values())) if len(unique) == 1 else TaskRouter(critics)
     if args.critic_url:
-        return build_critic(CriticSpec("openai", {"base_url": args.critic_url, "model": args.critic_model or "",
-                                                  "tasks": tasks, "concurrency": args.concurrency, **overrides}))
+        return build_critic(CriticSpec("openai", {
+            "base_url": args.critic_url, "model": args.critic_model or "", "tasks": tasks,
+            "concurrency": args.concurrency, **overrides}))
     settings = {"tasks": tasks, "batch_size": args.batch_size, **overrides}
     if args.adapter:
         settings.update(adapter=args.adapter, model=args.base_model or _adapter_base(args.adapter))
@@ -387,7 +396,8 @@ def _row_name(rows: dict[str, dict[str, Any]], wanted: str | None, metrics: dict
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m training.evaluate", epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+        prog="python -m training.evaluate", epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Pairwise preference accuracy of a critic on one or more pair sets: accuracy with and "
                     "without ties, position-swap consistency, failures counted apart; resumable.")
     critic = parser.add_argument_group("critic (exactly one)").add_mutually_exclusive_group(required=True)
@@ -397,19 +407,24 @@ def _parser() -> argparse.ArgumentParser:
     critic.add_argument("--model", help="a Hugging Face id or local folder of a Qwen3-VL / Qwen2.5-VL critic")
     critic.add_argument("--adapter", help="a PEFT (LoRA) adapter folder, e.g. a PARROT student's")
     parser.add_argument("--base-model", help="the adapter's base model (default: the one its config names)")
-    parser.add_argument("--critic-model", help="the served model name at --critic-url (default: the first listed)")
-    parser.add_argument("--data", action="append", required=True, type=parse_data_arg, metavar="[NAME=]FORMAT:PATH",
-                        help="a pair set (repeatable)")
+    parser.add_argument("--critic-model",
+                        help="the served model name at --critic-url (default: the first listed)")
+    parser.add_argument("--data", action="append", required=True, type=parse_data_arg,
+                        metavar="[NAME=]FORMAT:PATH", help="a pair set (repeatable)")
     parser.add_argument("--out", type=Path, default=Path("runs/evaluate"),
                         help="folder of results.jsonl, metrics.json and table.md (default: %(default)s)")
     parser.add_argument("--name", help="the critic's name in the tables (default: its model id)")
-    parser.add_argument("--one-order", action="store_true", help="skip the A/B-swapped order (no consistency)")
+    parser.add_argument("--one-order", action="store_true",
+                        help="skip the A/B-swapped order (no consistency)")
     parser.add_argument("--limit", type=int, default=0, help="at most this many pairs (0: all)")
-    parser.add_argument("--batch-size", type=int, default=8, help="pairs per critic call (default: %(default)s)")
+    parser.add_argument("--batch-size", type=int, default=8,
+                        help="pairs per critic call (default: %(default)s)")
     parser.add_argument("--concurrency", type=int, default=8, help="requests in flight to a server")
-    parser.add_argument("--max-new-tokens", type=int, default=0, help="critique token limit (0: the critic's)")
+    parser.add_argument("--max-new-tokens", type=int, default=0,
+                        help="critique token limit (0: the critic's)")
     parser.add_argument("--constrained", action="store_true", help="decode under the critique grammar")
-    parser.add_argument("--tie-tolerance", type=float, default=0.0, help="|sum A - sum B| that is still a tie")
+    parser.add_argument("--tie-tolerance", type=float, default=0.0,
+                        help="|sum A - sum B| that is still a tie")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
 
@@ -427,7 +442,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         config = EvaluateConfig(both_orders=not args.one_order, batch_size=args.batch_size,
                                 concurrency=args.concurrency if args.critic_url else 1,
-                                tie_tolerance=args.tie_tolerance, limit=args.limit, progress=not args.no_progress)
+                                tie_tolerance=args.tie_tolerance, limit=args.limit,
+                                progress=not args.no_progress)
         sources = _unique_names(args.data)
         pairs, reports = read_all(sources)
     except (OSError, ValueError) as exc:

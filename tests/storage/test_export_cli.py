@@ -63,7 +63,8 @@ def test_export_of_a_migrated_empty_database_still_works(tmp_path):
 @pytest.mark.postgres
 def test_export_of_an_unmigrated_postgres_database_is_refused(tmp_path, caplog):
     with scratch_postgres_database(postgres_base_url(), "rr_export_cli") as url:
-        code = export.main(["--format", "pairs", "--out", str(tmp_path / "pairs.jsonl"), "--database-url", url])
+        code = export.main(["--format", "pairs", "--out", str(tmp_path / "pairs.jsonl"),
+                            "--database-url", url])
     assert code == 1
     assert "has no studio tables" in caplog.text and "run the app first" in caplog.text
     assert not (tmp_path / "pairs.jsonl").exists()

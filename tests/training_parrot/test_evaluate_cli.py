@@ -101,7 +101,8 @@ def test_a_critic_at_a_server_url(tmp_path, capsys):
     data = write_synthetic_pairs(tmp_path / "syn", n_pairs=8, tie_every=0, seed=2)
     labels = [json.loads(line)["preference"] for line in data.read_text().splitlines()]
     with MisbehavingPeer([(200, answer(pair_text(Task.T2I, Preference.A)), 0.0)]) as peer:
-        code = main(["--critic-url", peer.url, "--critic-model", "peer", "--data", f"synthetic=storage:{data}",
+        code = main(["--critic-url", peer.url, "--critic-model", "peer",
+                     "--data", f"synthetic=storage:{data}",
                      "--out", str(tmp_path / "eval"), "--no-progress"])
         assert code == EXIT_OK
         assert len(peer.requests) == 16 and {r["model"] for r in peer.requests} == {"peer"}
@@ -129,7 +130,8 @@ def test_an_adapter_loads_on_the_base_its_config_names(tmp_path, monkeypatch):
     data = write_synthetic_pairs(tmp_path / "syn", n_pairs=1)
     for extra, base in (([], "org/base-vl"), (["--base-model", "local/base"], "local/base")):
         with pytest.raises(SystemExit):
-            main(["--adapter", str(adapter), *extra, "--data", f"storage:{data}", "--out", str(tmp_path / "o")])
+            main(["--adapter", str(adapter), *extra, "--data", f"storage:{data}",
+                  "--out", str(tmp_path / "o")])
         spec = built.pop()
         assert spec.backend == "transformers"
         assert spec.settings["adapter"] == str(adapter) and spec.settings["model"] == base

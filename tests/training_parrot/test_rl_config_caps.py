@@ -41,4 +41,4 @@ def test_grammar_critic_has_room_for_the_longest_critique(path, task):
     cap = _grammar_token_cap(path)
     needed = max_tokens_for(task, "pointwise")
     assert cap >= needed, (f"{path.name}: critic.max_new_tokens {cap} is below the {needed} tokens of the "
-                           f"grammar's longest {task.value} critique, so such critiques would be cut off and masked")
+                           f"grammar's longest {task.value} critique: such critiques are cut off and masked")

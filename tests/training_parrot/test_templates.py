@@ -42,7 +42,8 @@ def test_grammar_constrained_teacher_writes_parsed_rationales(tmp_path):
     teacher = TransformersCritic(TransformersCriticConfig(
         model=str(ensure_tiny_critic()), tasks=("t2i",), constrained=True, batch_size=2,
         max_new_tokens=max_tokens_for(Task.T2I, "pairwise")))
-    summary = generate_rationales(teacher, pairs, tmp_path / "rationales.jsonl", GenerateConfig(progress=False))
+    summary = generate_rationales(teacher, pairs, tmp_path / "rationales.jsonl",
+                                  GenerateConfig(progress=False))
     records = read_jsonl(tmp_path / "rationales.jsonl")
     assert summary.failed == 0, [r["error"] for r in records]
     assert [r["status"] for r in records] == [ParseStatus.OK.value] * 2

@@ -116,7 +116,7 @@ def circle_rationale(conversation: Conversation) -> str:
                                           "No text was requested in either image.")
         else:
             dims[dim.key] = PairDimension(dim.key, 3.5, 3.5, winner=Preference.TIE,
-                                          justification="Both are clean flat drawings on white without artifacts.")
+                                          justification="Both are clean flat drawings without artifacts.")
     summary = {Preference.A: "Image A follows the request more closely.",
                Preference.B: "Image B follows the request more closely.",
                Preference.TIE: "Both images follow the request equally well."}[winner]
