@@ -32,12 +32,11 @@ import time
 from collections import defaultdict
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, is_dataclass
 from pathlib import Path
 from typing import Any
 
 from PIL import Image
-
 from tqdm import tqdm
 
 from rr_core.critics.base import Critic, PairRequest
@@ -88,18 +87,30 @@ def _folder_stamp(model_id: str) -> str:
     return str(max((f.stat().st_mtime_ns for f in folder.iterdir() if f.is_file()), default=0))
 
 
+# Backend settings that change how fast answers come, not what they say: left out of a critic's identity
+# so that a resumed evaluation with another batch size or server timeout still reuses its results.
+OPERATIONAL_SETTINGS = frozenset({"batch_size", "device_map", "concurrency", "timeout_s", "max_retries",
+                                  "backoff_s", "api_key", "fast_decode", "prefix_reuse", "dynamic_shapes"})
+
+
 def critic_identity(critic: Any) -> str:
-    """What makes a critic's answers differ: model (and its folder's state), decoding, grammar, templates.
+    """What makes a critic's answers differ: model and adapter (and their folders' state), weights
+    precision, decoding, grammar, prompt templates.
 
     A TaskRouter (one critic per task) is the identities of its critics, task by task.
     """
     if hasattr(critic, "critics"):
         return " + ".join(f"{task.value}: {critic_identity(c)}"
                           for task, c in sorted(critic.critics.items(), key=lambda item: item[0].value))
-    parts = {"model": critic.model_id, "stamp": _folder_stamp(critic.model_id),
+    config = getattr(critic, "config", None)
+    backend = ({k: v for k, v in asdict(config).items() if k not in OPERATIONAL_SETTINGS}
+               if is_dataclass(config) else {})
+    folders = {backend.get("model", ""), backend.get("adapter", ""), critic.model_id} - {""}
+    parts = {"model": critic.model_id, "backend": backend,
+             "stamps": {folder: _folder_stamp(folder) for folder in sorted(folders)},
              "decode": asdict(critic.settings), "constrained": critic.constrained,
              "templates": sorted(t.template_version for t in critic.templates.values())}
-    return json.dumps(parts, sort_keys=True)
+    return json.dumps(parts, sort_keys=True, default=str)
 
 
 def critic_name(critic: Any) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from PIL import Image
 
 from rr_core.critique import Preference
@@ -100,3 +102,25 @@ def test_a_changed_pair_with_the_same_id_is_judged_again(tmp_path):
     metrics = evaluate_critic(critic, changed, out, config)["overall"]
     assert len(critic.seen) == 5  # the four first judgements, then only the changed pair
     assert metrics["pairs"] == 4 and metrics["accuracy_with_ties"] == 1.0
+
+
+def test_identity_follows_what_changes_answers_not_speed(tmp_path):
+    from rr_core.critics.transformers_critic import TransformersCriticConfig
+    from training.evaluate import critic_identity
+
+    def identity(**settings) -> str:
+        critic = ScriptedCritic(sees_red)
+        critic.config = TransformersCriticConfig(model="org/critic", **settings)
+        return critic_identity(critic)
+
+    assert identity(batch_size=2) == identity(batch_size=16)
+    assert identity() != identity(quantization="4bit")
+    adapter = tmp_path / "adapter"
+    adapter.mkdir()
+    (adapter / "adapter_model.safetensors").write_bytes(b"1")
+    before = identity(adapter=str(adapter))
+    assert before != identity()
+    import os
+
+    os.utime(adapter / "adapter_model.safetensors", ns=(1, 10**18))  # the adapter trained again
+    assert identity(adapter=str(adapter)) != before
