@@ -14,7 +14,7 @@ is keyed by (critic identity, pair content, order), so several critics can share
 and a changed pair (same id, other images or label) is judged again.
 
 Command line (`python -m training.evaluate --help`):
-    python -m training.evaluate --preset tiny --data storage:runs/syn/pairs.jsonl --out runs/eval
+    python -m training.evaluate --preset tiny --data storage:runs/parrot-tiny/synthetic/pairs.jsonl --one-order
     python -m training.evaluate --critic-url http://127.0.0.1:8000/v1 --data mmrb2-t2i:t2i.json ...
     python -m training.evaluate --adapter runs/parrot/student/adapter --data genai-bench-edit:edit.parquet
 writes <out>/results.jsonl, <out>/metrics.json (one entry per critic evaluated in that folder) and

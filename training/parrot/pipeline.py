@@ -109,7 +109,7 @@ def _critic(spec: CriticSpec | None, role: str) -> Critic:
 
 
 def run_generate(config: PipelineConfig, teacher: Critic | None = None) -> dict[str, Any]:
-    """Phase 1: anchored rationales for every pair in `data`."""
+    """Phase 1: anchored rationales for every training pair (`data` and the synthetic set)."""
     pairs = _pairs(config.sources, config.synthetic)
     teacher = teacher or config.rule_critic() or _critic(config.teacher, "teacher")
     summary = generate_rationales(teacher, pairs, config.root / "rationales.jsonl", config.generate)
