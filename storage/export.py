@@ -427,6 +427,48 @@ def _date(text: str) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
 
 
+def _missing_database(url: str | None) -> str | None:
+    """Why there is nothing to export at `url` (default: the app's database), or None when there is.
+
+    Checked before any engine is made: opening a SQLite URL creates the file (and its folder), and an
+    export must leave a data folder as it found it. A SQLite file is read in read-only mode.
+    """
+    import sqlite3
+    from contextlib import closing
+
+    from sqlalchemy import inspect
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import OperationalError
+
+    from storage.db import database_url
+
+    parsed = make_url(url or database_url())
+    hint = "run the app first (python app.py creates and migrates it) or pass --database-url"
+    if parsed.get_backend_name() == "sqlite":
+        database = parsed.database or ""
+        if database in ("", ":memory:") or database.startswith("file:"):
+            return None
+        path = Path(database)
+        if not path.is_file():
+            return f"no database at {path}: {hint}"
+        try:
+            with closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)) as connection:
+                found = connection.execute(
+                    "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'rounds'").fetchone()
+        except sqlite3.DatabaseError as exc:
+            return f"{path} is not a studio database ({exc}): {hint}"
+        return None if found else f"the database at {path} has no studio tables: {hint}"
+    shown = parsed.render_as_string(hide_password=True)
+    engine = make_engine(url)
+    try:
+        found = inspect(engine).has_table("rounds")
+    except OperationalError as exc:
+        return f"cannot open the database at {shown} ({exc.orig}): {hint}"
+    finally:
+        engine.dispose()
+    return None if found else f"the database at {shown} has no studio tables: {hint}"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m storage.export", description=__doc__.split("\n\n")[0])
     parser.add_argument("--format", required=True, choices=FORMATS)
@@ -450,6 +492,10 @@ def main(argv: list[str] | None = None) -> int:
     filters = ExportFilters(since=args.since, until=args.until, task=args.task, annotator_id=args.annotator,
                             status=args.status, min_agreement=args.min_agreement)
     parquet = args.parquet or (not args.jsonl and args.out.suffix == ".parquet")
+    missing = _missing_database(args.database_url)
+    if missing:
+        log.error("error: %s", missing)
+        return 1
     store = ImageStore(args.images_dir) if args.images_dir else default_image_store()
     engine = make_engine(args.database_url)
     try:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from PIL import Image
 
 from rr_core.critique import Preference
@@ -63,3 +65,60 @@ def test_failures_are_counted_apart_and_retried(tmp_path):
     assert len(list(read_jsonl(out))) == 6  # 4 first-run results + the 2 retried ones
     table = paper_table({"judge": second}, {"mmrb": "mmrb2-t2i"})
     assert table.splitlines()[2] == "| judge | 100.0 | - | - | - | - |"
+
+
+def test_two_critics_in_one_results_file_keep_their_own_numbers(tmp_path):
+    out = tmp_path / "r.jsonl"
+    config = EvaluateConfig(progress=False)
+    perfect = evaluate_critic(ScriptedCritic(sees_red), pairs(), out, config)["overall"]
+    always_a = ScriptedCritic(lambda c: pair_text(Task.T2I, Preference.A))
+    always_a.model_id = "always-a"
+    biased = evaluate_critic(always_a, pairs(), out, config)
+    assert len(always_a.seen) == 8  # judged, not read from the first critic's results
+    assert biased["model_id"] == "always-a"
+    assert biased["overall"]["accuracy_with_ties"] == 0.5 and perfect["accuracy_with_ties"] == 1.0
+    again = evaluate_critic(ScriptedCritic(sees_red), pairs(), out, config)["overall"]
+    assert again["accuracy_with_ties"] == 1.0 and again["position_consistency"] == 1.0
+
+
+def test_same_model_with_other_decoding_is_another_critic(tmp_path):
+    from rr_core.critics.base import DecodeSettings
+
+    out = tmp_path / "r.jsonl"
+    config = EvaluateConfig(both_orders=False, progress=False)
+    evaluate_critic(ScriptedCritic(sees_red), pairs(), out, config)
+    sampled = ScriptedCritic(lambda c: "garbage", settings=DecodeSettings(temperature=0.7))
+    assert evaluate_critic(sampled, pairs(), out, config)["overall"]["failures"] == 4
+    assert len(sampled.seen) == 4
+
+
+def test_a_changed_pair_with_the_same_id_is_judged_again(tmp_path):
+    out = tmp_path / "r.jsonl"
+    config = EvaluateConfig(both_orders=False, progress=False)
+    critic = ScriptedCritic(sees_red)
+    evaluate_critic(critic, pairs(), out, config)
+    changed = pairs()
+    changed[0] = PreferencePair("p0", Task.T2I, "a red square", BLUE, RED, Preference.B, source="mmrb")
+    metrics = evaluate_critic(critic, changed, out, config)["overall"]
+    assert len(critic.seen) == 5  # the four first judgements, then only the changed pair
+    assert metrics["pairs"] == 4 and metrics["accuracy_with_ties"] == 1.0
+
+
+def test_identity_follows_what_changes_answers_not_speed(tmp_path):
+    from rr_core.critics.transformers_critic import TransformersCriticConfig
+    from training.evaluate import critic_identity
+
+    def identity(**settings) -> str:
+        critic = ScriptedCritic(sees_red)
+        critic.config = TransformersCriticConfig(model="org/critic", **settings)
+        return critic_identity(critic)
+
+    assert identity(batch_size=2) == identity(batch_size=16)
+    assert identity() != identity(quantization="4bit")
+    adapter = tmp_path / "adapter"
+    adapter.mkdir()
+    (adapter / "adapter_model.safetensors").write_bytes(b"1")
+    before = identity(adapter=str(adapter))
+    assert before != identity() and identity(adapter=str(adapter)) == before
+    os.utime(adapter / "adapter_model.safetensors", ns=(1, 10**18))  # the adapter trained again
+    assert identity(adapter=str(adapter)) != before

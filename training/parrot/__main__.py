@@ -44,7 +44,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(str(exc))
     config.pointwise_files = [*config.pointwise_files, *args.sft_exports]
     result = PHASES[args.phase](config)
-    table = result.pop("table", None) if isinstance(result, dict) else None
+    metrics = result.get("evaluate", result) if args.phase == "run" else result
+    table = metrics.pop("table", None) if isinstance(metrics, dict) else None
     print(json.dumps(result, indent=2, default=str))
     if table:
         print(table)

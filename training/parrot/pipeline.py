@@ -18,14 +18,18 @@ from typing import Any
 from rr_core.critics.base import Critic
 from training.data import DataSource, PreferencePair, read_all
 from training.evaluate import EvaluateConfig, evaluate_critic, paper_table
+from training.parrot.circle_critic import CircleCritic
 from training.parrot.critics import CriticSpec, build_critic
 from training.parrot.distill import DistillConfig, train
 from training.parrot.filtering import FilterConfig, filter_rationales, kept_records
 from training.parrot.generate import GenerateConfig, generate_rationales
 from training.parrot.records import write_json
 from training.parrot.sft_data import build_sft_dataset
+from training.parrot.synthetic import SyntheticSet
 
 logger = logging.getLogger(__name__)
+
+TINY_BASE_MODEL = "tiny"
 
 
 @dataclass
@@ -39,7 +43,10 @@ class PipelineConfig:
     judge: the label-free re-prediction judge (phase 2); empty means the teacher.
     student: the critic evaluated in phase 4; empty means the distilled model in work_dir/student/merged.
     pointwise_files: sharegpt JSONL files of pointwise critiques mixed into the SFT data.
-    generate, filter, distill, evaluate: each phase's settings.
+    synthetic: the drawn circle set (training.parrot.synthetic.SyntheticSet), added to `data` and
+        drawn on first use; with `circle_critic` its rule-based critic is the teacher and the judge.
+    generate, filter, distill, evaluate: each phase's settings. `distill.base_model: tiny` is the
+        offline random-weight Qwen3-VL (rr_core.critics.tiny), built on first use.
     """
 
     work_dir: str = "runs/parrot"
@@ -49,23 +56,46 @@ class PipelineConfig:
     judge: CriticSpec | None = None
     student: CriticSpec | None = None
     pointwise_files: list[str] = field(default_factory=list)
+    synthetic: SyntheticSet | None = None
     generate: GenerateConfig = field(default_factory=GenerateConfig)
     filter: FilterConfig = field(default_factory=FilterConfig)
     distill: DistillConfig = field(default_factory=DistillConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
 
+    def __post_init__(self) -> None:
+        if self.synthetic and self.synthetic.circle_critic and (self.teacher or self.judge):
+            raise ValueError("synthetic.circle_critic makes the circle counter teacher and judge: "
+                             "name no teacher or judge as well")
+
     @property
     def root(self) -> Path:
         return Path(self.work_dir)
 
+    @property
+    def sources(self) -> list[DataSource]:
+        """The training pairs: `data`, then the synthetic set when one is configured."""
+        return [*self.data, *([self.synthetic.source()] if self.synthetic else [])]
+
     def distill_config(self) -> DistillConfig:
-        return replace(self.distill, dataset=self.distill.dataset or str(self.root / "sft.jsonl"),
+        base_model = self.distill.base_model
+        if base_model == TINY_BASE_MODEL:
+            from rr_core.critics.tiny import ensure_tiny_critic
+
+            base_model = str(ensure_tiny_critic())
+        return replace(self.distill, base_model=base_model,
+                       dataset=self.distill.dataset or str(self.root / "sft.jsonl"),
                        output_dir=self.distill.output_dir or str(self.root / "student"))
 
+    def rule_critic(self) -> Critic | None:
+        """The circle counter when the synthetic set's rule-based critic is the teacher and judge."""
+        return CircleCritic() if self.synthetic and self.synthetic.circle_critic else None
 
-def _pairs(sources: list[DataSource]) -> list[PreferencePair]:
+
+def _pairs(sources: list[DataSource], synthetic: SyntheticSet | None = None) -> list[PreferencePair]:
+    if synthetic:
+        synthetic.ensure()
     if not sources:
-        raise ValueError("no data sources configured (the `data` list is empty)")
+        raise ValueError("no data sources configured (the `data` list is empty and no `synthetic` set)")
     pairs, reports = read_all(sources)
     for report in reports:
         logger.info("read %s", report.to_dict())
@@ -79,9 +109,9 @@ def _critic(spec: CriticSpec | None, role: str) -> Critic:
 
 
 def run_generate(config: PipelineConfig, teacher: Critic | None = None) -> dict[str, Any]:
-    """Phase 1: anchored rationales for every pair in `data`."""
-    pairs = _pairs(config.data)
-    teacher = teacher or _critic(config.teacher, "teacher")
+    """Phase 1: anchored rationales for every training pair (`data` and the synthetic set)."""
+    pairs = _pairs(config.sources, config.synthetic)
+    teacher = teacher or config.rule_critic() or _critic(config.teacher, "teacher")
     summary = generate_rationales(teacher, pairs, config.root / "rationales.jsonl", config.generate)
     write_json(config.root / "generate_summary.json", summary.to_dict())
     return summary.to_dict()
@@ -89,9 +119,9 @@ def run_generate(config: PipelineConfig, teacher: Critic | None = None) -> dict[
 
 def run_filter(config: PipelineConfig, judge: Critic | None = None) -> dict[str, Any]:
     """Phase 2: the four checks, the report, and the SFT dataset built from what was kept."""
-    pairs = _pairs(config.data)
+    pairs = _pairs(config.sources, config.synthetic)
     if config.filter.repredict and judge is None:
-        judge = _critic(config.judge or config.teacher, "judge")
+        judge = config.rule_critic() or _critic(config.judge or config.teacher, "judge")
     report = filter_rationales(config.root / "rationales.jsonl", pairs, config.root / "filter", config.filter, judge)
     counts = build_sft_dataset(kept_records(config.root / "filter"), pairs, config.root / "sft.jsonl",
                                config.pointwise_files, seed=config.distill.seed)
@@ -107,8 +137,8 @@ def run_distill(config: PipelineConfig) -> dict[str, Any]:
 
 def run_evaluate(config: PipelineConfig, critic: Critic | None = None) -> dict[str, Any]:
     """Phase 4: pairwise accuracy of the student (or the configured critic) on eval_data."""
-    sources = config.eval_data or config.data
-    pairs = _pairs(sources)
+    sources = config.eval_data or config.sources
+    pairs = _pairs(sources, None if config.eval_data else config.synthetic)
     if critic is None:
         spec = config.student or CriticSpec("transformers", {
             "model": str(Path(config.distill_config().output_dir) / "merged"),

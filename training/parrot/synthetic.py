@@ -8,10 +8,12 @@ PARROT phase can be run end to end offline (tests, smoke runs) without any publi
 from __future__ import annotations
 
 import random
+from dataclasses import dataclass
 from pathlib import Path
 
 from PIL import Image, ImageDraw
 
+from training.data import DataSource
 from training.parrot.records import JsonlWriter
 
 COLOURS = {"red": (220, 30, 30), "blue": (30, 60, 220), "green": (30, 170, 60), "yellow": (235, 200, 20)}
@@ -68,3 +70,38 @@ def write_synthetic_pairs(out_dir: str | Path, n_pairs: int = 12, tie_every: int
                           "provenance": {"synthetic": True, "count": count, "colour": colour}})
     path.with_suffix(".tmp").replace(path)
     return path
+
+
+@dataclass
+class SyntheticSet:
+    """The synthetic set as a PARROT data source, drawn on first use (the offline smoke run needs no
+    preparation step).
+
+    out_dir: where `pairs.jsonl` and its PNGs are written; an existing `pairs.jsonl` is used as it is.
+    n_pairs, tie_every, seed: as in `write_synthetic_pairs`.
+    circle_critic: the rule-based circle counter (training.parrot.circle_critic) is the teacher and
+        the judge; a config that sets this names no `teacher` or `judge` of its own.
+    """
+
+    out_dir: str = "runs/synthetic"
+    n_pairs: int = 12
+    tie_every: int = 4
+    seed: int = 0
+    circle_critic: bool = False
+
+    def __post_init__(self) -> None:
+        if self.n_pairs < 1:
+            raise ValueError(f"synthetic.n_pairs must be >= 1, got {self.n_pairs}")
+
+    @property
+    def path(self) -> Path:
+        return Path(self.out_dir) / "pairs.jsonl"
+
+    def source(self) -> DataSource:
+        return DataSource("storage", str(self.path), name="synthetic")
+
+    def ensure(self) -> Path:
+        """The pairs file, drawn now if it is not there yet."""
+        if self.path.is_file():
+            return self.path
+        return write_synthetic_pairs(self.out_dir, self.n_pairs, self.tie_every, self.seed)

@@ -6,7 +6,7 @@ the template only adds the anchoring text (phase 1) or the judge's text (phase 2
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
 
@@ -61,8 +61,10 @@ def _pairwise(task: Task, request: str, image_a: Image.Image, image_b: Image.Ima
 
 
 def _append(conversation: Conversation, text: str, template: ParrotTemplate) -> Conversation:
-    return Conversation(system=conversation.system, parts=[*conversation.parts, "\n\n" + text],
-                        template_version=f"{conversation.template_version}+{template.template_version}")
+    """The conversation with `text` after its user message; task and mode are kept, because a
+    grammar-constrained backend picks the critique grammar from them."""
+    return replace(conversation, parts=[*conversation.parts, "\n\n" + text],
+                   template_version=f"{conversation.template_version}+{template.template_version}")
 
 
 def anchored_conversation(task: Task, request: str, image_a: Image.Image, image_b: Image.Image,
