@@ -35,6 +35,9 @@ def result_values(panel: ResultsPanel, view: RunView, light: bool = False,
     status = view.status + "".join(f"\n\n⚠️ {m}" for m in view.messages)
     if len(view.rounds) > 1:  # refined prompts drive the generator; the scores stay comparable
         status += f"\n\nEvery round is scored against your request: “{view.request}”."
+    if view.done and view.stop_reason == "threshold" and view.settings.get("rounds", 0) > len(view.rounds):
+        status += (f"\n\nStopped early after {len(view.rounds)} of {view.settings['rounds']} rounds: every score "
+                   f"reached {view.settings.get('stop_threshold')}. Turn off “stop early” to run them all.")
     summary = f"**Summary.** {critique.summary}" if critique is not None and critique.summary else ""
     live = view.live_text if not view.done and selected is None else ""
     values = {
@@ -53,9 +56,6 @@ def result_values(panel: ResultsPanel, view: RunView, light: bool = False,
         panel.caption: focus_caption(view, focus),
         panel.selected: (focus.round_index, focus.candidate_index) if selected is not None and focus else None,
     }
-    if view.done and view.stop_reason == "threshold" and view.settings.get("rounds", 0) > len(view.rounds):
-        status += (f"\n\nStopped early after {len(view.rounds)} of {view.settings['rounds']} rounds: every score "
-                   f"reached {view.settings.get('stop_threshold')}. Turn off “stop early” to run them all.")
     if view.done or (view.rounds and view.rounds[-1].done):  # never overwrite a prompt being edited mid-round
         values[panel.refined] = view.next_prompt
     return values
