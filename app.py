@@ -179,7 +179,8 @@ def build_app(service: Services) -> gr.Blocks:
             gr.on([form.rounds.change, form.threshold.change, form.stop_early.change], h.plan,
                   [form.rounds, form.threshold, form.stop_early], form.plan, api_name=f"ui_plan_{name}",
                   **private)
-        upload.change(h.upload_source, upload, [source, upload_note, upload], api_name="ui_upload", **private)
+        upload.change(h.check_upload, upload, None, api_name="ui_check_upload", **private) \
+            .success(h.upload_source, upload, [source, upload_note], api_name="ui_upload", **private)
         for panel, name, retry, select, use in ((create, "create", h.retry_create, h.select_create,
                                                  h.use_prompt_create),
                                                 (edit, "edit", h.retry_edit, h.select_edit, h.use_prompt_edit)):
@@ -214,7 +215,7 @@ def build_app(service: Services) -> gr.Blocks:
         for button, pick, name in ((pair.pick_a, h.pick_a, "A"), (pair.pick_b, h.pick_b, "B"),
                                    (pair.pick_tie, h.pick_tie, "tie")):
             button.click(pick, pair.pair, pair.outputs, api_name=f"ui_pick_{name}", **private)
-        demo.load(h.load, None, [who, annotate_tab, sessions_tab], api_name="ui_load", **private)
+        demo.load(h.load, None, [who, health, annotate_tab, sessions_tab], api_name="ui_load", **private)
 
         register_api(service, gpu_limits, critic_limits)
     return demo

@@ -203,6 +203,12 @@ class StudioHandlers:
         return self._use_prompt(self.ui.edit, session_id, selected, request)
 
     @shown_errors
+    def check_upload(self, path: str | None, request: gr.Request) -> None:
+        """Answer a file that is not a usable image at once, in words, with no output touched."""
+        if path:
+            prepare_upload(path)
+
+    @shown_errors
     def upload_source(self, path: str | None, request: gr.Request) -> Values:
         """Read a dropped file as the Edit source at once: a specific message for a file that is not
         a usable image, and a note when it was scaled down to the working size."""
