@@ -26,7 +26,7 @@ from studio.exports import FORMATS
 from ui.api import register_api
 from ui.handlers import StudioHandlers
 from ui.examples import EXAMPLES_DIR, T2I_EXAMPLES, edit_examples
-from ui.mappers import plan_text
+from ui.mappers import SESSION_COLUMNS, plan_text
 from ui.panels import RunForm, StudioUI, annotate_panel, pair_panel, results_panel
 from ui.zerogpu import gpu
 
@@ -123,12 +123,21 @@ def build_app(service: Services) -> gr.Blocks:
                 with gr.Row():
                     search = gr.Textbox(label="Search your sessions by prompt", scale=4, elem_id="sessions-search")
                     search_btn = gr.Button("Search", scale=1, elem_id="sessions-search-btn")
-                table = gr.Dataframe(headers=["id", "title", "task", "rounds", "created"], interactive=False,
+                sessions_gallery = gr.Gallery(label="Your sessions: best image · best reward · request (click to select)",
+                                              columns=6, height="auto", object_fit="contain", allow_preview=False,
+                                              elem_id="sessions-gallery")
+                table = gr.Dataframe(headers=list(SESSION_COLUMNS), interactive=False, wrap=True,
                                      elem_id="sessions-table")
+                chosen = gr.State("")
+                selected_note = gr.Markdown("Click a session (its image or its row) to open or delete it.",
+                                            elem_id="sessions-selected")
                 with gr.Row():
-                    chosen = gr.Textbox(label="Session id (click a row)", scale=3, elem_id="sessions-id")
-                    open_btn = gr.Button("Open and continue", scale=1, elem_id="sessions-open")
-                    delete_btn = gr.Button("Delete", variant="stop", scale=1, elem_id="sessions-delete")
+                    open_btn = gr.Button("Open and continue", variant="primary", elem_id="sessions-open")
+                    delete_btn = gr.Button("Delete…", variant="stop", elem_id="sessions-delete")
+                with gr.Row(visible=False, elem_id="sessions-confirm") as confirm_row:
+                    confirm_text = gr.Markdown(elem_id="sessions-confirm-text")
+                    confirm_yes = gr.Button("Yes, delete it", variant="stop", elem_id="sessions-confirm-delete")
+                    confirm_no = gr.Button("Cancel", elem_id="sessions-cancel-delete")
                 gr.Markdown("### Export training data (annotators and admins)")
                 counts = gr.Markdown(elem_id="export-counts")
                 with gr.Row():
@@ -150,7 +159,8 @@ def build_app(service: Services) -> gr.Blocks:
                       edit_form=RunForm(prompt=instruction, seed=edit_seed, randomize=edit_randomize,
                                         steps=edit_steps, rounds=edit_rounds, threshold=edit_threshold,
                                         stop_early=edit_stop_early, plan=edit_plan),
-                      health_timer=health_timer, upload_note=upload_note)
+                      health_timer=health_timer, upload_note=upload_note, sessions_gallery=sessions_gallery,
+                      selected_note=selected_note, confirm_row=confirm_row, confirm_text=confirm_text)
         h = StudioHandlers(service, ui)
 
         # --- wiring (UI events are private; the documented API is ui.api) -------------------------
@@ -197,14 +207,22 @@ def build_app(service: Services) -> gr.Blocks:
                                   api_name=f"ui_edit_this_{name}", **private)
         health_timer.tick(h.health_tick, None, [health, health_timer], api_name="ui_health", **private)
 
-        search_btn.click(h.sessions, search, table, api_name="ui_sessions", **private)
-        search.submit(h.sessions, search, table, api_name="ui_sessions_submit", **private)
-        sessions_tab.select(h.sessions, search, table, api_name="ui_sessions_tab", **private) \
+        listing = [table, sessions_gallery]
+        search_btn.click(h.sessions, search, listing, api_name="ui_sessions", **private)
+        search.submit(h.sessions, search, listing, api_name="ui_sessions_submit", **private)
+        sessions_tab.select(h.sessions, search, listing, api_name="ui_sessions_tab", **private) \
             .then(h.counts, None, counts, api_name="ui_counts", **private)
-        table.select(h.pick_session, table, chosen, api_name="ui_pick_session", **private)
-        open_btn.click(h.open, chosen, create.outputs + edit.outputs + [slider, tabs], api_name="ui_open",
-                       **private)
-        delete_btn.click(h.delete, [chosen, search], [table, chosen], api_name="ui_delete", **private)
+        picked = [chosen, selected_note, confirm_row]
+        table.select(h.pick_session, table, picked, api_name="ui_pick_session", **private)
+        sessions_gallery.select(h.pick_session, table, picked, api_name="ui_pick_card", **private)
+        form_outputs = [c for form in (ui.create_form, ui.edit_form) for c in vars(form).values()
+                        if isinstance(c, gr.components.Component)]
+        open_btn.click(h.open, chosen, create.outputs + edit.outputs + form_outputs + [slider, source, tabs],
+                       api_name="ui_open", **private)
+        delete_btn.click(h.ask_delete, [chosen, table], [confirm_row, confirm_text], api_name="ui_ask_delete",
+                         **private)
+        confirm_no.click(h.cancel_delete, None, confirm_row, api_name="ui_cancel_delete", **private)
+        confirm_yes.click(h.delete, [chosen, search], listing + picked, api_name="ui_delete", **private)
         export_btn.click(h.export, [fmt, parquet], [export_file, export_note, export_cmd, counts],
                          api_name="ui_export", **private)
 

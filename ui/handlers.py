@@ -17,6 +17,7 @@ import pandas as pd
 from rr_core.errors import RRError
 from rr_core.images import load_image
 from studio.runs import check_run
+from studio.session_cards import session_cards
 from studio.uploads import prepare_upload
 from studio.views import RunView
 from studio.container import Services
@@ -235,18 +236,30 @@ class StudioHandlers:
 
     @shown_errors
     def sessions(self, search: str, request: gr.Request) -> Values:
-        """This user's sessions, filtered by prompt text."""
-        rows = self.service.list_sessions(username_of(request), search)
-        return {self.ui.table: mappers.sessions_frame(rows)}
+        """This user's sessions, filtered by prompt text: the table and, above it, their best images."""
+        cards = session_cards(self.service, username_of(request), search)
+        values: Values = {self.ui.table: mappers.sessions_frame(cards)}
+        if self.ui.sessions_gallery is not None:
+            values[self.ui.sessions_gallery] = mappers.session_gallery(cards)
+        return values
 
     @shown_errors
     def pick_session(self, table: pd.DataFrame | None, evt: gr.SelectData, request: gr.Request) -> Values:
-        """A click on a sessions row fills in its id (the row is this user's already)."""
-        return {self.ui.chosen: mappers.picked_session(table, evt.index)}
+        """A click on a session (its row or its image; both lists share one order) selects it and says
+        which one in words; any pending delete question is withdrawn."""
+        index = evt.index[0] if isinstance(evt.index, (list, tuple)) else evt.index
+        session_id = mappers.picked_session(table, index)
+        values: Values = {self.ui.chosen: session_id}
+        if self.ui.selected_note is not None:
+            values[self.ui.selected_note] = mappers.selected_text(table, session_id)
+        if self.ui.confirm_row is not None:
+            values[self.ui.confirm_row] = gr.Row(visible=False)
+        return values
 
     @shown_errors
     def open(self, session_id: str, request: gr.Request) -> Values:
-        """Reopen a session in its own tab, ready to continue."""
+        """Reopen a session in its own tab, ready to continue: its results, its request and the
+        settings it ran with."""
         if not (session_id or "").strip():
             raise gr.Error("Pick a session first: click its row in the table.")
         view = self.service.open_session(username_of(request), session_id.strip())
@@ -258,12 +271,36 @@ class StudioHandlers:
         return {**mappers.result_values(self.ui.create, view), **restored, self.ui.tabs: gr.Tabs(selected="create")}
 
     @shown_errors
+    def ask_delete(self, session_id: str, table: pd.DataFrame | None, request: gr.Request) -> Values:
+        """Ask before deleting, naming the session by its request and saying what happens."""
+        if not (session_id or "").strip():
+            raise gr.Error("Pick a session first: click its row in the table.")
+        values: Values = {}
+        if self.ui.confirm_row is not None:
+            values[self.ui.confirm_row] = gr.Row(visible=True)
+        if self.ui.confirm_text is not None:
+            values[self.ui.confirm_text] = (
+                f"**Delete {mappers.selected_text(table, session_id).removeprefix('Selected: ')}?** It leaves your "
+                "sessions list for good. Reviews and A/B picks that annotators made of its images are kept "
+                "for training.")
+        return values
+
+    def cancel_delete(self, request: gr.Request) -> Values:
+        """Keep the session; hide the question."""
+        return {self.ui.confirm_row: gr.Row(visible=False)} if self.ui.confirm_row is not None else {}
+
+    @shown_errors
     def delete(self, session_id: str, search: str, request: gr.Request) -> Values:
-        """Delete a session, then refresh the table."""
+        """Delete the selected session (after the question), then refresh the list."""
         if not (session_id or "").strip():
             raise gr.Error("Pick a session first: click its row in the table.")
         gr.Info(self.service.delete_session(username_of(request), session_id.strip()))
-        return {**self.sessions(search, request), self.ui.chosen: ""}
+        values = {**self.sessions(search, request), self.ui.chosen: ""}
+        if self.ui.selected_note is not None:
+            values[self.ui.selected_note] = mappers.selected_text(None, "")
+        if self.ui.confirm_row is not None:
+            values[self.ui.confirm_row] = gr.Row(visible=False)
+        return values
 
     @shown_errors
     def counts(self, request: gr.Request) -> Values:

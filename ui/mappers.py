@@ -15,6 +15,7 @@ import pandas as pd
 from PIL import Image
 
 from rr_core.critique import ParseStatus
+from studio.session_cards import SessionCard
 from studio.views import RunView, focus_caption, gallery_items, history_svg, prompt_diff, scores_html
 from ui.panels import AnnotatePanel, PairPanel, ResultsPanel, RunForm
 
@@ -179,9 +180,30 @@ def counts_text(stats: dict[str, int]) -> str:
             f"**{stats['annotated_critiques']}** · your sessions: **{stats['my_sessions']}**")
 
 
-def sessions_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
-    """service.list_sessions's rows as the sessions table."""
-    return pd.DataFrame(rows, columns=["id", "title", "task", "rounds", "created"])
+SESSION_COLUMNS = ("request", "best reward", "rounds", "task", "date", "id")
+"""The sessions table, what a designer recognises first; the id comes last (opening needs it)."""
+
+
+def sessions_frame(cards: list[SessionCard]) -> pd.DataFrame:
+    """The sessions table from studio.session_cards."""
+    return pd.DataFrame([{"request": c.request, "best reward": "—" if c.best_reward is None else f"{c.best_reward:.2f}",
+                          "rounds": c.rounds, "task": "edit" if c.task == "edit" else "text-to-image",
+                          "date": c.created.strftime("%Y-%m-%d %H:%M"), "id": c.session_id} for c in cards],
+                        columns=list(SESSION_COLUMNS))
+
+
+def session_gallery(cards: list[SessionCard]) -> list[tuple[Image.Image, str]]:
+    """The sessions as thumbnails of their best images (same order as the table)."""
+    blank = Image.new("RGB", (64, 64), (225, 225, 225))
+    return [(c.image if c.image is not None else blank, c.caption) for c in cards]
+
+
+def selected_text(table: pd.DataFrame | None, session_id: str) -> str:
+    """What the Sessions view says is selected: the request and its rounds, never the id."""
+    if not session_id or table is None:
+        return "Click a session (its image or its row) to open or delete it."
+    row = table[table["id"] == session_id].iloc[0]
+    return f"Selected: “{row['request']}” · {row['rounds']} round(s) · best reward {row['best reward']}"
 
 
 def picked_session(table: pd.DataFrame | None, index: int | list[int] | tuple[int, ...]) -> str:

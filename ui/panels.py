@@ -231,3 +231,7 @@ class StudioUI:
     edit_form: RunForm | None = None
     health_timer: gr.Timer | None = None
     upload_note: gr.Markdown | None = None
+    sessions_gallery: gr.Gallery | None = None
+    selected_note: gr.Markdown | None = None
+    confirm_row: gr.Row | None = None
+    confirm_text: gr.Markdown | None = None

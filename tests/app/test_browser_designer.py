@@ -130,3 +130,19 @@ def test_the_header_is_one_line_and_every_tab_is_reachable(page):
         page.get_by_role("tab", name=name).click()
         page.wait_for_selector(panel, state="visible")
     assert page.evaluate("() => document.documentElement.scrollWidth") <= page.viewport_size["width"] + 1
+
+
+def test_sessions_show_images_and_delete_asks_first(page):
+    page.get_by_role("tab", name="Sessions").click()
+    page.wait_for_selector("#sessions-gallery img")
+    header = page.locator("#sessions-table").inner_text().split("\n")[0].lower()
+    assert header.startswith("request")
+    page.locator("#sessions-gallery .thumbnail-item").first.click()
+    browser.wait_text(page, "#sessions-selected", "Selected:")
+    before = session_count(page.service)
+    page.click("#sessions-delete")
+    browser.wait_text(page, "#sessions-confirm-text", "kept for training")
+    page.click("#sessions-cancel-delete")
+    page.wait_for_selector("#sessions-confirm", state="hidden")
+    assert session_count(page.service) == before
+    page.get_by_role("tab", name="Create").click()

@@ -71,12 +71,17 @@ def ui() -> StudioUI:
             with gr.Tab("Sessions", id="sessions") as sessions_tab:
                 table, chosen, counts = gr.Dataframe(), gr.Textbox(), gr.Markdown()
                 export_file, export_note, export_command = gr.File(), gr.Markdown(), gr.Code()
+                sessions_gallery, selected_note = gr.Gallery(), gr.Markdown()
+                with gr.Row(visible=False) as confirm_row:
+                    confirm_text = gr.Markdown()
         yield StudioUI(create=create, edit=edit, annotate=annotate, pair=pair, create_seed=create_form.seed,
                        edit_seed=edit_form.seed, source=source, slider=slider, tabs=tabs, table=table,
                        chosen=chosen, counts=counts, export_file=export_file, export_note=export_note,
                        export_command=export_command, who=gr.Markdown(), health=gr.Markdown(),
                        annotate_tab=annotate_tab, sessions_tab=sessions_tab, create_form=create_form,
-                       edit_form=edit_form, health_timer=gr.Timer(1.0), upload_note=gr.Markdown())
+                       edit_form=edit_form, health_timer=gr.Timer(1.0), upload_note=gr.Markdown(),
+                       sessions_gallery=sessions_gallery, selected_note=selected_note, confirm_row=confirm_row,
+                       confirm_text=confirm_text)
 
 
 def finished(service, prompt="a red fox in the snow", settings=TWO_ROUNDS):
@@ -300,3 +305,32 @@ def test_examples_exist_for_both_tasks():
     assert len(T2I_EXAMPLES) >= 3 and all(row[0].strip() for row in T2I_EXAMPLES)
     for path, instruction in edit_examples():
         assert Image.open(path).size == (512, 384) and instruction
+
+
+# --- 15 and 8. the sessions list and the delete question ----------------------------------------------
+
+def test_sessions_show_best_image_reward_request_rounds_and_date(service, ui):
+    view = finished(service)
+    shown = StudioHandlers(service, ui).sessions("", request=signed_in())
+    table = shown[ui.table]
+    assert list(table.columns)[:5] == ["request", "best reward", "rounds", "task", "date"]
+    row = table.iloc[0]
+    assert (row["request"], row["best reward"], row["rounds"]) == ("a red fox in the snow", "0.67", 2)
+    (image, caption), = shown[ui.sessions_gallery]
+    assert image.tobytes() == view.best_candidate.image.convert("RGB").tobytes()
+    assert caption == "0.67 · a red fox in the snow"
+
+
+def test_delete_asks_first_and_names_the_session_by_its_request(service, ui):
+    view = finished(service)
+    handlers = StudioHandlers(service, ui)
+    table = handlers.sessions("", request=signed_in())[ui.table]
+    picked = handlers.pick_session(table, SimpleNamespace(index=[0, 1]), request=signed_in())
+    assert picked[ui.chosen] == view.session_id and view.session_id not in picked[ui.selected_note]
+    asked = handlers.ask_delete(view.session_id, table, request=signed_in())
+    assert asked[ui.confirm_row].visible is True
+    assert "a red fox in the snow" in asked[ui.confirm_text] and view.session_id not in asked[ui.confirm_text]
+    assert "kept" in asked[ui.confirm_text]
+    assert service.list_sessions(None)  # asking deletes nothing
+    done = handlers.delete(view.session_id, "", request=signed_in())
+    assert done[ui.confirm_row].visible is False and done[ui.table].empty
