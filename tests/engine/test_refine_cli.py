@@ -16,7 +16,7 @@ from rr_core.errors import InvalidRequest
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
-FAST = ["--critic-max-tokens", "48", "--retries", "0"]
+FAST = ["--retries", "0"]
 
 
 def test_single_prompt_writes_images_critiques_and_summary(tmp_path):
@@ -32,9 +32,8 @@ def test_single_prompt_writes_images_critiques_and_summary(tmp_path):
             assert Image.open(out / f"round_{r}_cand_{k}.png").size == (64, 64)
             critique = json.loads((out / f"round_{r}_cand_{k}.json").read_text())
             assert critique["raw_text"] and critique["model_id"]
-            assert critique["status"] in ("ok", "partial", "failed")
-            if critique["status"] == "failed":
-                assert critique["reward"] is None
+            # The tiny critic decodes under the critique grammar, so every critique it writes parses.
+            assert critique["status"] == "ok" and critique["reward"] is not None
     assert summary["rounds"][0]["prompt"] == "a red fox in the snow"
 
 
@@ -49,7 +48,7 @@ def test_edit_session(tmp_path):
     assert summary["task"] == "edit"
     assert (out / "source.png").exists() and (out / "round_0_cand_0.png").exists()
     critique = json.loads((out / "round_0_cand_0.json").read_text())
-    assert critique["task"] == "edit"
+    assert critique["task"] == "edit" and critique["status"] == "ok"
 
 
 def test_bad_inputs_give_an_error_and_exit_code_2(tmp_path, capsys):
