@@ -85,7 +85,7 @@ def list_sessions(session: Session, owner_id: str, search: str | None = None, li
                   offset: int = 0) -> list[StudioSession]:
     """The owner's sessions, newest first; `search` matches title or prompt (case-insensitive)."""
     limit = max(1, min(int(limit), MAX_PAGE))
-    query = select(StudioSession).where(StudioSession.owner_id == owner_id)
+    query = select(StudioSession).where(StudioSession.owner_id == owner_id, StudioSession.hidden_at.is_(None))
     if search:
         pattern = "%" + search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         query = query.where(or_(StudioSession.title.ilike(pattern, escape="\\"),
@@ -95,9 +95,9 @@ def list_sessions(session: Session, owner_id: str, search: str | None = None, li
 
 
 def count_sessions(session: Session, owner_id: str) -> int:
-    """How many sessions `owner_id` has (one COUNT query, no page limit)."""
+    """How many sessions `owner_id` has and sees (one COUNT query, no page limit; hidden ones left out)."""
     return int(session.scalar(select(func.count()).select_from(StudioSession)
-                              .where(StudioSession.owner_id == owner_id)) or 0)
+                              .where(StudioSession.owner_id == owner_id, StudioSession.hidden_at.is_(None))) or 0)
 
 
 def round_counts(session: Session, session_ids: Sequence[str]) -> dict[str, int]:
@@ -112,17 +112,19 @@ def round_counts(session: Session, session_ids: Sequence[str]) -> dict[str, int]
 def get_session_for_user(session: Session, session_id: str, user_id: str, *,
                          write: bool = False) -> StudioSession:
     """The session if `user_id` may see it (owner; annotators and admins read all; only the owner or an
-    admin may change it). Raises NotFound or SessionAccessDenied."""
+    admin may change it). A session the user may not see raises the same NotFound, with the same
+    text, as one that does not exist, so ids cannot be probed. SessionAccessDenied is left for a
+    reviewer who can read the session but not change it."""
     row = session.get(StudioSession, session_id) if isinstance(session_id, str) else None
-    if row is None:
-        raise NotFound(f"no session {str(session_id)[:40]!r}")
-    if row.owner_id == user_id:
-        return row
-    user = session.get(User, user_id)
+    user = session.get(User, user_id) if row is not None else None
     role = user.role if user is not None else None
-    if role is Role.ADMIN or (role is Role.ANNOTATOR and not write):
-        return row
-    raise SessionAccessDenied("this session belongs to another user")
+    readable = row is not None and (role in (Role.ADMIN, Role.ANNOTATOR)
+                                    or (row.owner_id == user_id and row.hidden_at is None))
+    if not readable:
+        raise NotFound(f"no session {str(session_id)[:40]!r}")
+    if write and row.owner_id != user_id and role is not Role.ADMIN:
+        raise SessionAccessDenied("this session belongs to another user")
+    return row
 
 
 def delete_session(session: Session, session_id: str, user_id: str) -> None:
@@ -245,9 +247,12 @@ def session_rounds(session: Session, session_id: str, user_id: str) -> list[Roun
 
 def get_round_for_user(session: Session, round_id: int, user_id: str, *, write: bool = False) -> Round:
     row = session.get(Round, round_id)
-    if row is None:
-        raise NotFound(f"no round {round_id}")
-    get_session_for_user(session, row.session_id, user_id, write=write)
+    try:
+        if row is None:
+            raise NotFound("")
+        get_session_for_user(session, row.session_id, user_id, write=write)
+    except NotFound:
+        raise NotFound(f"no round {round_id}") from None
     return row
 
 
@@ -261,9 +266,12 @@ def set_chosen(session: Session, *, round_id: int, user_id: str, chosen: bool = 
 
 def get_critique_for_user(session: Session, critique_id: int, user_id: str) -> CritiqueRow:
     row = session.get(CritiqueRow, critique_id)
-    if row is None:
-        raise NotFound(f"no critique {critique_id}")
-    get_session_for_user(session, row.round.session_id, user_id)
+    try:
+        if row is None:
+            raise NotFound("")
+        get_session_for_user(session, row.round.session_id, user_id)
+    except NotFound:
+        raise NotFound(f"no critique {critique_id}") from None
     return row
 
 
@@ -360,38 +368,44 @@ def first_unjudged_pair(session: Session, judge_id: str) -> tuple[int, int] | No
 # --- counts ------------------------------------------------------------------------------------
 
 def count_preference_pairs(session: Session, *, task: Task | str | None = None,
-                           source: PairSource | str | None = None) -> int:
-    """Distinct unordered image pairs with at least one judgement."""
-    pairs = _pair_key_query(task, source).subquery()
+                           source: PairSource | str | None = None, owner_id: str | None = None) -> int:
+    """Distinct unordered image pairs with at least one judgement (of `owner_id`'s sessions, if given)."""
+    pairs = _pair_key_query(task, source, owner_id).subquery()
     return int(session.scalar(select(func.count()).select_from(pairs)) or 0)
 
 
-def _pair_key_query(task: Task | str | None, source: PairSource | str | None) -> Any:
+def _pair_key_query(task: Task | str | None, source: PairSource | str | None, owner_id: str | None = None) -> Any:
     low = case((PairJudgement.round_a_id < PairJudgement.round_b_id, PairJudgement.round_a_id),
                else_=PairJudgement.round_b_id)
     high = case((PairJudgement.round_a_id < PairJudgement.round_b_id, PairJudgement.round_b_id),
                 else_=PairJudgement.round_a_id)
     query = select(low.label("low"), high.label("high")).distinct()
-    if task is not None:
+    if task is not None or owner_id is not None:
         query = (query.join(Round, PairJudgement.round_a_id == Round.id)
-                 .join(StudioSession, Round.session_id == StudioSession.id)
-                 .where(StudioSession.task == Task.parse(task).value))
+                 .join(StudioSession, Round.session_id == StudioSession.id))
+    if task is not None:
+        query = query.where(StudioSession.task == Task.parse(task).value)
+    if owner_id is not None:
+        query = query.where(StudioSession.owner_id == owner_id)
     if source is not None:
         query = query.where(PairJudgement.source == PairSource(source))
     return query
 
 
 def count_annotated_critiques(session: Session, *, task: Task | str | None = None,
-                              annotator_id: str | None = None) -> int:
-    """Critiques with at least one annotation (by `annotator_id`, if given)."""
+                              annotator_id: str | None = None, owner_id: str | None = None) -> int:
+    """Critiques with at least one annotation (by `annotator_id`, of `owner_id`'s sessions, if given)."""
     query = select(func.count(distinct(Annotation.critique_id)))
     if annotator_id is not None:
         query = query.where(Annotation.annotator_id == annotator_id)
-    if task is not None:
+    if task is not None or owner_id is not None:
         query = (query.join(CritiqueRow, Annotation.critique_id == CritiqueRow.id)
                  .join(Round, CritiqueRow.round_id == Round.id)
-                 .join(StudioSession, Round.session_id == StudioSession.id)
-                 .where(StudioSession.task == Task.parse(task).value))
+                 .join(StudioSession, Round.session_id == StudioSession.id))
+    if task is not None:
+        query = query.where(StudioSession.task == Task.parse(task).value)
+    if owner_id is not None:
+        query = query.where(StudioSession.owner_id == owner_id)
     return int(session.scalar(query) or 0)
 
 

@@ -6,6 +6,7 @@ from typing import Any
 
 from storage import repository as repo
 from storage.db import write_transaction
+from storage.models import Role
 from studio import codec
 from studio.context import AppContext
 from studio.views import RunView
@@ -42,10 +43,13 @@ class SessionLibrary:
         return "Session deleted."
 
     def stats(self, username: str | None) -> dict[str, int]:
-        """Counts for the Sessions view: judged pairs and annotated critiques overall and the user's own."""
+        """Counts for the Sessions view: judged pairs and annotated critiques, and the user's own work.
+        Reviewers (who see every session) get the global counts; a designer gets the counts of their
+        own sessions only, since the global ones would tell them about other users' data."""
         user_id = self.ctx.users.user(username)
+        owner = None if self.ctx.users.role(username) in (Role.ANNOTATOR, Role.ADMIN) else user_id
         with self.ctx.db() as db:
-            return {"preference_pairs": repo.count_preference_pairs(db),
-                    "annotated_critiques": repo.count_annotated_critiques(db),
+            return {"preference_pairs": repo.count_preference_pairs(db, owner_id=owner),
+                    "annotated_critiques": repo.count_annotated_critiques(db, owner_id=owner),
                     "my_annotated_critiques": repo.count_annotated_critiques(db, annotator_id=user_id),
                     "my_sessions": repo.count_sessions(db, user_id)}
