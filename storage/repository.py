@@ -71,11 +71,14 @@ def set_role(session: Session, *, admin_id: str, user_id: str, role: Role | str)
 # --- sessions ----------------------------------------------------------------------------------
 
 def create_session(session: Session, *, owner_id: str, task: Task | str, prompt: str, title: str = "",
-                   settings: dict[str, Any] | None = None) -> StudioSession:
-    """A new session owned by `owner_id` (who must exist)."""
+                   settings: dict[str, Any] | None = None, session_id: str | None = None) -> StudioSession:
+    """A new session owned by `owner_id` (who must exist). `session_id` lets a run name its session
+    before the row is written (with its first round); a fresh random id otherwise."""
     get_user(session, owner_id)
     row = StudioSession(owner_id=owner_id, task=Task.parse(task).value, prompt=prompt,
                         title=(title or prompt)[:300], settings=dict(settings or {}))
+    if session_id is not None:
+        row.id = session_id
     session.add(row)
     session.flush()
     return row
