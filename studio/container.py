@@ -137,8 +137,9 @@ class Services:
 
     # --- export ---
 
-    def export(self, username: str | None, fmt: str, parquet: bool = False) -> dict[str, Any]:
-        return self.exports.export(username, fmt, parquet)
+    def export(self, username: str | None, fmt: str, parquet: bool = False,
+               portable: bool = False) -> dict[str, Any]:
+        return self.exports.export(username, fmt, parquet, portable)
 
 
 def create_services(preset: str = "auto", *, database_url_text: str | None = None, critic_url: str | None = None,
