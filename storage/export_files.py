@@ -74,7 +74,8 @@ def _lock_new(fd: int, path: Path) -> None:
         raise FileNotFoundError(f"{path} was removed as a leftover before it could be locked; export again")
 
 
-def _remove(path: Path) -> None:
+def remove_entry(path: Path) -> None:
+    """Delete a file, or a folder with everything in it."""
     if path.is_dir() and not path.is_symlink():
         shutil.rmtree(path, ignore_errors=True)
     else:
@@ -166,7 +167,7 @@ class ExportTarget:
             os.replace(self.temp_images, self.final_images)
         os.replace(self.temp_path, self.out)
         if stale is not None:
-            _remove(stale)
+            remove_entry(stale)
         self.committed = True
 
     def __enter__(self) -> ExportTarget:
@@ -180,7 +181,7 @@ class ExportTarget:
         if not self.committed:
             self.temp_path.unlink(missing_ok=True)
         if self.temp_images.name.endswith(TEMP_SUFFIX):
-            _remove(self.temp_images)
+            remove_entry(self.temp_images)
 
 
 def write_zip(out: str | os.PathLike[str], zip_path: str | os.PathLike[str] | None = None) -> Path:
@@ -203,6 +204,13 @@ def write_zip(out: str | os.PathLike[str], zip_path: str | os.PathLike[str] | No
     return zip_path
 
 
+def entry_files(path: Path) -> int:
+    """Files in a folder (1 for a file)."""
+    if path.is_dir() and not path.is_symlink():
+        return sum(1 for p in path.rglob("*") if p.is_file())
+    return 1
+
+
 def entry_bytes(path: Path) -> int:
     """Bytes a file, or every file under a folder, takes."""
     if path.is_dir() and not path.is_symlink():
@@ -213,11 +221,12 @@ def entry_bytes(path: Path) -> int:
         return 0
 
 
-def remove_abandoned_temp_entries(folder: str | os.PathLike[str], dry_run: bool = False) -> list[tuple[Path, int]]:
+def remove_abandoned_temp_entries(folder: str | os.PathLike[str],
+                                  dry_run: bool = False) -> list[tuple[Path, int, int]]:
     """Remove the temp files and folders exports left in `folder` when they were killed: `.*.tmp`
     entries whose lock nobody holds (a running export holds its lock, so its entries stay). Each is
     removed while this process holds its lock; an export that locks a name just removed sees it gone
-    and fails rather than writing into nothing. Returns (path, bytes) of each (to be) removed."""
+    and fails rather than writing into nothing. Returns (path, files, bytes) of each (to be) removed."""
     removed = []
     for path in sorted(Path(folder).glob(f".*{TEMP_SUFFIX}")):
         try:
@@ -229,10 +238,10 @@ def remove_abandoned_temp_entries(folder: str | os.PathLike[str], dry_run: bool 
                 _lock(fd)
             except BlockingIOError:
                 continue
-            size = entry_bytes(path)
+            found = (path, entry_files(path), entry_bytes(path))
             if not dry_run:
-                _remove(path)
-            removed.append((path, size))
+                remove_entry(path)
+            removed.append(found)
         finally:
             os.close(fd)
     return removed

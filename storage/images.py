@@ -130,24 +130,46 @@ class ImageStore:
             if _HASH_RE.fullmatch(path.stem):
                 yield path.stem
 
+    def garbage(self, referenced: Iterable[str], grace_s: float = GC_GRACE_S) -> list[tuple[Path, int]]:
+        """What `collect_garbage` would delete, with each file's size: files whose hash is not in
+        `referenced` and that are older than `grace_s`, and stale temp files."""
+        keep = set(referenced)
+        cutoff = time.time() - grace_s
+        found = []
+        for sha256 in list(self.iter_hashes()):
+            path = self.path(sha256)
+            if sha256 not in keep and _mtime(path) <= cutoff:
+                found.append((path, _size(path)))
+        for temp in self.root.glob(f"??/??/{_TEMP_PREFIX}*"):
+            if _mtime(temp) <= cutoff:
+                found.append((temp, _size(temp)))
+        return found
+
     def collect_garbage(self, referenced: Iterable[str], grace_s: float = GC_GRACE_S) -> list[str]:
         """Delete files whose hash is not in `referenced` and that are older than `grace_s`, and stale
         temp files. Returns the deleted hashes. The grace period protects rounds in flight: their file
         exists before their row is committed."""
-        keep = set(referenced)
-        cutoff = time.time() - grace_s
         deleted = []
-        for sha256 in list(self.iter_hashes()):
-            path = self.path(sha256)
-            if sha256 in keep or _mtime(path) > cutoff:
-                continue
+        for path, _ in self.garbage(referenced, grace_s):
             path.unlink(missing_ok=True)
-            deleted.append(sha256)
-        for temp in self.root.glob(f"??/??/{_TEMP_PREFIX}*"):
-            if _mtime(temp) <= cutoff:
-                temp.unlink(missing_ok=True)
+            if _HASH_RE.fullmatch(path.stem):
+                deleted.append(path.stem)
         log.info("image store gc: deleted %d unreferenced files", len(deleted))
         return deleted
+
+    def remove_unless_touched(self, sha256: str, since: float) -> int:
+        """Delete the file of `sha256` unless it was written or re-put after `since` (a time.time()):
+        a round storing the same pixels refreshes the file's age before it commits its row, so a
+        file touched since then may be about to be named again. Returns the bytes freed."""
+        path = self.path(sha256)
+        try:
+            info = path.stat()
+        except FileNotFoundError:
+            return 0
+        if info.st_mtime > since:
+            return 0
+        path.unlink(missing_ok=True)
+        return info.st_size
 
     def _write_atomic(self, target: Path, data: bytes) -> None:
         try:
@@ -185,6 +207,13 @@ def _mtime(path: Path) -> float:
         return path.stat().st_mtime
     except FileNotFoundError:
         return float("inf")
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
 
 
 def _fsync_dir(folder: Path) -> None:

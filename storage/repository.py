@@ -9,6 +9,7 @@ may read and annotate every session's critiques, and only admins may delete anot
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -32,6 +33,7 @@ from storage.models import (
     StudioSession,
     User,
     Verdict,
+    utcnow,
 )
 
 MAX_PAGE = 500
@@ -130,11 +132,54 @@ def get_session_for_user(session: Session, session_id: str, user_id: str, *,
     return row
 
 
-def delete_session(session: Session, session_id: str, user_id: str) -> None:
-    """Delete a session and its rounds, critiques, annotations and pair judgements. Image files are
-    left to collect_garbage (another session may share them)."""
-    row = get_session_for_user(session, session_id, user_id, write=True)
+@dataclass(frozen=True)
+class SessionRemoval:
+    """What deleting a session did: hidden from its owner (other users' data hangs on it), or purged;
+    `freed_images` are the image rows deleted with it, whose files the caller may now delete."""
+
+    hidden: bool
+    freed_images: list[str]
+
+
+def others_data_on_session(session: Session, row: StudioSession) -> bool:
+    """Whether users other than the owner annotated a critique of this session or picked between two
+    of its images: their training data, which deleting the session would take with it."""
     round_ids = select(Round.id).where(Round.session_id == row.id)
+    annotations = (select(Annotation.id).join(CritiqueRow, Annotation.critique_id == CritiqueRow.id)
+                   .where(CritiqueRow.round_id.in_(round_ids), Annotation.annotator_id != row.owner_id))
+    picks = select(PairJudgement.id).where(
+        or_(PairJudgement.round_a_id.in_(round_ids), PairJudgement.round_b_id.in_(round_ids)),
+        PairJudgement.judge_id.is_not(None), PairJudgement.judge_id != row.owner_id)
+    return bool(session.scalar(select(annotations.exists())) or session.scalar(select(picks.exists())))
+
+
+def delete_session(session: Session, session_id: str, user_id: str) -> SessionRemoval:
+    """Delete a session for its owner (or an admin). When other users' annotations or A/B picks hang
+    on it, it is only hidden from its owner (their training data stays; `purge_session` is the admin's
+    way to remove it anyway). Otherwise its rounds, critiques, annotations, pair judgements and the
+    image rows no other session uses are deleted; their files are the caller's to delete after the
+    commit (`ImageStore.remove_unless_touched`), since a rollback must not lose a file."""
+    row = get_session_for_user(session, session_id, user_id, write=True)
+    if others_data_on_session(session, row):
+        row.hidden_at = utcnow()
+        session.flush()
+        return SessionRemoval(hidden=True, freed_images=[])
+    return SessionRemoval(hidden=False, freed_images=_purge(session, row))
+
+
+def purge_session(session: Session, session_id: str, admin_id: str) -> list[str]:
+    """An admin's explicit removal of a session with everything on it, other users' annotations and
+    picks included. Returns the freed image hashes (as delete_session)."""
+    user = session.get(User, admin_id)
+    if user is None or user.role is not Role.ADMIN:
+        raise SessionAccessDenied("only an admin can purge a session")
+    return _purge(session, get_session_for_user(session, session_id, admin_id, write=True))
+
+
+def _purge(session: Session, row: StudioSession) -> list[str]:
+    round_ids = select(Round.id).where(Round.session_id == row.id)
+    used = {sha for pair in session.execute(select(Round.image_sha256, Round.source_image_sha256)
+                                            .where(Round.session_id == row.id)) for sha in pair if sha}
     # Explicit deletes so the result does not depend on the backend enforcing ON DELETE CASCADE.
     session.execute(delete(PairJudgement).where(
         or_(PairJudgement.round_a_id.in_(round_ids), PairJudgement.round_b_id.in_(round_ids))))
@@ -145,6 +190,12 @@ def delete_session(session: Session, session_id: str, user_id: str) -> None:
         synchronize_session=False))
     session.delete(row)
     session.flush()
+    still_used = (select(Round.image_sha256).where(Round.image_sha256.in_(used))
+                  .union(select(Round.source_image_sha256).where(Round.source_image_sha256.in_(used))))
+    freed = sorted(used - set(session.scalars(still_used)))
+    if freed:
+        session.execute(delete(Image).where(Image.sha256.in_(freed)).execution_options(synchronize_session=False))
+    return freed
 
 
 # --- images and rounds -------------------------------------------------------------------------
@@ -419,11 +470,22 @@ def referenced_image_hashes(session: Session) -> set[str]:
     return set(session.scalars(select(Image.sha256)))
 
 
-def delete_unreferenced_image_rows(session: Session, older_than: datetime) -> int:
-    """Delete image rows no round uses (left behind by delete_session) created before `older_than`."""
+def unreferenced_image_rows(session: Session, older_than: datetime) -> list[str]:
+    """Image rows no round uses (left behind by a crash or an older delete) created before `older_than`."""
     used = select(Round.image_sha256).union(
         select(Round.source_image_sha256).where(Round.source_image_sha256.is_not(None)))
-    result = session.execute(delete(Image).where(Image.sha256.not_in(used), Image.created_at < older_than)
+    return list(session.scalars(select(Image.sha256).where(Image.sha256.not_in(used), Image.created_at < older_than)
+                                .order_by(Image.sha256)))
+
+
+def delete_image_rows(session: Session, hashes: Sequence[str]) -> int:
+    """Delete these image rows (the garbage collector's pick from unreferenced_image_rows), checking
+    again in the same statement that no round uses them."""
+    if not hashes:
+        return 0
+    used = select(Round.image_sha256).union(
+        select(Round.source_image_sha256).where(Round.source_image_sha256.is_not(None)))
+    result = session.execute(delete(Image).where(Image.sha256.in_(list(hashes)), Image.sha256.not_in(used))
                              .execution_options(synchronize_session=False))
     return int(result.rowcount or 0)
 
