@@ -21,6 +21,7 @@ import fcntl
 import hashlib
 import os
 import shutil
+import stat
 import tempfile
 import zipfile
 from pathlib import Path
@@ -28,34 +29,11 @@ from types import TracebackType
 
 from PIL import Image as PILImage
 
+from storage.file_modes import file_mode, folder_mode
 from storage.images import ImageStore, encode_png
 
 IMAGES_SUFFIX = ".images"
 TEMP_SUFFIX = ".tmp"
-
-
-def process_umask() -> int:
-    """The process umask, read without changing it where the OS tells (Linux), else set and reset."""
-    try:
-        with open("/proc/self/status", encoding="ascii") as status:
-            for line in status:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
-    except (OSError, ValueError):
-        pass
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-def file_mode() -> int:
-    """What `open(path, "w")` would give a new file: 0666 less the umask."""
-    return 0o666 & ~process_umask()
-
-
-def folder_mode() -> int:
-    """What `mkdir` would give a new folder: 0777 less the umask."""
-    return 0o777 & ~process_umask()
 
 
 def images_folder(out: Path) -> Path:
@@ -82,6 +60,19 @@ def remove_entry(path: Path) -> None:
         path.unlink(missing_ok=True)
 
 
+def _link_or_copy(source: Path, target: Path) -> None:
+    """Hard-link a store file into the export (no copy, and the export outlives the store's garbage
+    collection of it), unless its permissions are not what a new file would get here or the two
+    folders are on different file systems: then copy."""
+    if stat.S_IMODE(source.stat().st_mode) == file_mode():
+        try:
+            os.link(source, target)
+            return
+        except OSError:
+            pass
+    shutil.copyfile(source, target)
+
+
 class ExportImages:
     """Turns an image into what a record holds: PNG bytes when embedding, else a copy in the export's
     image folder named by its path relative to the export file."""
@@ -98,7 +89,7 @@ class ExportImages:
             return None
         if self.embed:
             return self.store.read_bytes(sha256)
-        return self._place(sha256, lambda target: shutil.copyfile(self.store.path(sha256), target))
+        return self._place(sha256, lambda target: _link_or_copy(self.store.path(sha256), target))
 
     def picture(self, image: PILImage.Image) -> str | bytes:
         """An image made for the export (the SFT export's prepared critic inputs)."""

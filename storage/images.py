@@ -5,7 +5,8 @@ Why this shape:
 - No path from user input reaches the filesystem: lookups take a hash, which must be 64 lowercase
   hex digits before any path is built from it.
 - Writes are atomic (temp file in the same folder, fsync, os.replace, fsync of the folder): a crash
-  leaves either the whole file or none. A full disk raises StorageFull and removes the temp file.
+  leaves either the whole file or none. Files get the umask's permissions (0644 under 022), so an
+  export can hard-link them instead of copying. A full disk raises StorageFull and removes the temp file.
 - Files are written before the database row that names them is committed, so a crash can leave an
   unreferenced file, never a row without its file. `collect_garbage` removes unreferenced files
   older than a grace period, so a file written for a round still in flight is kept.
@@ -29,6 +30,7 @@ from PIL import Image as PILImage
 
 from rr_core.paths import data_dir
 from storage.errors import ImageNotFound, ImageTooLarge, InvalidImageHash, StorageFull
+from storage.file_modes import file_mode
 
 log = logging.getLogger(__name__)
 
@@ -178,6 +180,7 @@ class ImageStore:
         except OSError as error:
             raise _storage_error(error) from error
         try:
+            os.fchmod(fd, file_mode())  # mkstemp's 0600 would keep the group's trainers out
             with os.fdopen(fd, "wb") as handle:
                 handle.write(data)
                 handle.flush()
