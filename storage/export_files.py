@@ -2,13 +2,14 @@
 
 Why this shape:
 - An export must keep working where it is moved or unpacked, so it never names the image store.
-  Images are either embedded (PNG bytes; base64 in JSONL) or copied into a folder beside the file,
+  Images are either embedded (PNG bytes; base64 in JSONL) or copied (hard-linked from the store when
+  the file system and permissions allow) into a folder beside the file,
   `<file>.images/ab/cd/<sha256>.png`, and named by a path relative to the file's folder.
 - Nothing half-written is ever seen under the final name: the records go to a temp file and the
   images to a temp folder beside the target (`.<name>.<random>.tmp`, `.<name>.images.<random>.tmp`),
   renamed into place at the end (the folder first, then the file).
 - A killed export leaves those temp entries behind. While an export runs it holds an exclusive
-  `flock` on each of them; the lock dies with the process, so `abandoned_temp_entries` can tell a
+  `flock` on each of them; the lock dies with the process, so `remove_abandoned_temp_entries` can tell a
   leftover (lock free) from an export in progress (lock held) without guessing from ages.
 - Files are created with the permissions an ordinary file gets under the process umask (0644
   under the usual 022), not the 0600 that `tempfile` uses, so a trainer running as another user
@@ -127,12 +128,12 @@ class ExportTarget:
         fd, temp = tempfile.mkstemp(prefix=f".{self.out.name}.", suffix=TEMP_SUFFIX, dir=self.out.parent)
         self.temp_path = Path(temp)
         self._fds.append(fd)
-        self.temp_images = self.out.parent / f".{self.final_images.name}.unmade{TEMP_SUFFIX}"
+        self._made_images: Path | None = None
         try:
             _lock_new(fd, self.temp_path)
             os.fchmod(fd, file_mode())
-            self.temp_images = Path(tempfile.mkdtemp(prefix=f".{self.final_images.name}.", suffix=TEMP_SUFFIX,
-                                                     dir=self.out.parent))
+            self._made_images = Path(tempfile.mkdtemp(prefix=f".{self.final_images.name}.", suffix=TEMP_SUFFIX,
+                                                      dir=self.out.parent))
             folder_fd = os.open(self.temp_images, os.O_RDONLY)
             self._fds.append(folder_fd)
             _lock_new(folder_fd, self.temp_images)
@@ -140,6 +141,13 @@ class ExportTarget:
         except BaseException:
             self.__exit__(None, None, None)
             raise
+
+    @property
+    def temp_images(self) -> Path:
+        """The locked temp folder the images go to until `commit`."""
+        if self._made_images is None:
+            raise RuntimeError("the export's temp folder was not made")
+        return self._made_images
 
     def images(self, store: ImageStore, embed: bool) -> ExportImages:
         """Where this export's images go; paths in records are relative to the export file."""
@@ -171,8 +179,8 @@ class ExportTarget:
         self._fds.clear()
         if not self.committed:
             self.temp_path.unlink(missing_ok=True)
-        if self.temp_images.name.endswith(TEMP_SUFFIX):
-            remove_entry(self.temp_images)
+        if self._made_images is not None:
+            remove_entry(self._made_images)
 
 
 def write_zip(out: str | os.PathLike[str], zip_path: str | os.PathLike[str] | None = None) -> Path:
