@@ -142,17 +142,21 @@ def test_export_files_follow_the_umask(studio_data, umask, expected):
     assert set().union(*map(_modes, results)) == {expected}
 
 
-def test_trl_form_interleaves_images_where_the_served_prompt_had_them(studio_data):
+@pytest.mark.parametrize("parquet", [False, True], ids=["jsonl", "parquet"])
+def test_trl_form_interleaves_images_where_the_served_prompt_had_them(studio_data, parquet):
     """The seam: the TRL record's user turn, images filled in from `images` in order, equals the
     conversation the critic was served (rr_core.prompts.build_pointwise), part by part."""
     services = studio_data["services"]
-    out = Path(services.export(None, "sft-trl")["file"])
-    records = [json.loads(line) for line in out.read_text().splitlines()]
-    assert records
+    out = Path(services.export(None, "sft-trl", parquet=parquet)["file"])
+    if parquet:
+        records = pq.read_table(out).to_pylist()
+    else:
+        records = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(records) == 4
     for record in records:
         system, user, assistant = record["messages"]
         assert [m["role"] for m in (system, user, assistant)] == ["system", "user", "assistant"]
-        text = "".join(part.get("text", "") for turn in record["messages"] for part in turn["content"])
+        text = "".join(part.get("text") or "" for turn in record["messages"] for part in turn["content"])
         assert "<image>" not in text
         images = [load_image(out.parent / path) for path in record["images"]]
         request = "add a yellow hat" if len(images) == 2 else "a red kite over a beach"
@@ -174,5 +178,5 @@ def test_trl_form_interleaves_images_where_the_served_prompt_had_them(studio_dat
                 assert mine["text"] == theirs["text"]
             else:
                 assert _pixels(mine["image"]) == _pixels(theirs["image"])
-        assert system["content"] == [{"type": "text", "text": served.system}]
+        assert [(p["type"], p["text"]) for p in system["content"]] == [("text", served.system)]
         assert assistant["content"][0]["text"].startswith("# User Request Analysis")
