@@ -18,6 +18,7 @@ Every run reports what it removed, or with --dry-run would remove: files and byt
 from __future__ import annotations
 
 import argparse
+import glob
 import logging
 import os
 import sys
@@ -98,7 +99,7 @@ class GcReport:
 def _export_in_progress(folder: Path, export_name: str) -> bool:
     """Whether an export of this name holds a temp file (it is between renaming its images in and
     renaming its file in)."""
-    return any(path.is_file() for path in folder.glob(f".{export_name}.*{TEMP_SUFFIX}"))
+    return any(path.is_file() for path in folder.glob(f".{glob.escape(export_name)}.*{TEMP_SUFFIX}"))
 
 
 def collect_export_leftovers(exports_dir: str | os.PathLike[str], retention_days: float | None = None, *,
