@@ -112,3 +112,9 @@ def test_a_users_template_is_used_and_recorded(tmp_path):
                  str(mine), "--out", str(out), "--quiet", *FAST]) == 0
     assert json.loads((out / "round_0_cand_0.json").read_text())["template_version"].startswith(
         "file:t2i_pointwise@house-2#")
+
+
+def test_upstream_flag_refuses_settings_that_bend_the_rule(tmp_path, capsys):
+    code = main(["--prompt", "a fox", "--upstream", "--rounds", "3", "--preset", "tiny",
+                 "--out", str(tmp_path / "u"), "--quiet"])
+    assert code == 2 and "upstream's rule fixes rounds" in capsys.readouterr().err
