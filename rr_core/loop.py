@@ -39,8 +39,11 @@ StopReason = Literal["threshold", "no_improvement", "max_rounds", "cancelled", "
 
 
 class CriticLike(Protocol):
-    def critique_many(self, requests: list[CritiqueRequest]) -> list[Critique]: ...
-    def stream(self, request: CritiqueRequest) -> Iterator[str | Critique]: ...
+    """A critic or a TaskRouter; `cancel` lets a remote critic abandon a request in flight."""
+
+    def critique_many(self, requests: list[CritiqueRequest],
+                      cancel: threading.Event | None = None) -> list[Critique]: ...
+    def stream(self, request: CritiqueRequest, cancel: threading.Event | None = None) -> Iterator[str | Critique]: ...
 
 
 class GeneratorLike(Protocol):
@@ -389,10 +392,12 @@ class RefineLoop:
             if cancel.is_set():
                 return
             try:
-                yield from self._critique(index, candidates, pending, state, config)
+                yield from self._critique(index, candidates, pending, state, config, cancel)
             except InvalidRequest:
                 raise
             except Exception as exc:
+                if cancel.is_set():  # the critic abandoned its request because the caller cancelled
+                    return
                 logger.exception("critique failed in round %d", index)
                 action = _action(config.on_critique_error, attempt, config.max_retries)
                 yield ErrorEvent(index, "critique", f"{type(exc).__name__}: {exc}", action, attempt + 1)
@@ -425,18 +430,18 @@ class RefineLoop:
         yield RoundDone(result)
 
     def _critique(self, index: int, candidates: list[Candidate], which: list[int],
-                  state: LoopState, config: LoopConfig) -> Iterator[LoopEvent]:
+                  state: LoopState, config: LoopConfig, cancel: threading.Event) -> Iterator[LoopEvent]:
         requests = [CritiqueRequest(self.task, state.request, candidates[i].image, state.source_image)
                     for i in which]
         if config.stream_tokens and len(which) == 1:
             critiques = []
-            for item in self.critic.stream(requests[0]):
+            for item in self.critic.stream(requests[0], cancel):
                 if isinstance(item, Critique):
                     critiques.append(item)
                 else:
                     yield CritiqueToken(index, which[0], item)
         else:
-            critiques = self.critic.critique_many(requests)
+            critiques = self.critic.critique_many(requests, cancel)
         for i, critique in zip(which, critiques):
             # The critic returns no reward: the session's RewardSpec is applied here, once.
             candidates[i].critique = apply_reward(critique, config.reward)
