@@ -32,7 +32,7 @@ from typing import Any
 
 from rr_core.critics import factory
 from rr_core.critics.router import TaskRouter
-from rr_core.critics.openai_critic import transport_from_env
+from rr_core.critics.openai_critic import DEFAULT_RETRIES, DEFAULT_TIMEOUT_S, transport_from_env
 from rr_core.critics.tiny import tiny_critic_settings
 from rr_core.generators.base import GeneratorConfig
 from rr_core.loop import RefineLoop
@@ -101,7 +101,7 @@ def resolve_preset(name: str = "auto", *, critic_url: str | None = None, low_mem
     preset = _resolve(name, critic_url, urls, low_memory, env, cache_dir)
     if critic_max_new_tokens is not None and critic_max_new_tokens < 1:
         raise ValueError(f"critic max new tokens must be >= 1, got {critic_max_new_tokens}")
-    transport = transport_from_env(env)
+    transport = {"timeout_s": DEFAULT_TIMEOUT_S, "max_retries": DEFAULT_RETRIES, **transport_from_env(env)}
     if critic_timeout is not None:
         if not critic_timeout > 0:
             raise ValueError(f"the critic timeout must be a positive number of seconds, got {critic_timeout}")

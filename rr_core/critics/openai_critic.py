@@ -364,13 +364,13 @@ class OpenAICritic(Critic):
         return CriticTimedOut(f"The critic server at {self.url} timed out: the critique did not finish within "
                               f"its {deadline.seconds:g} s deadline (it was {stage.now}).")
 
-    def _client(self, stage: _Stage) -> httpx.AsyncClient:
+    def _client(self) -> httpx.AsyncClient:
         # The deadline is enforced by BoundedLoop; httpx's own per-read timeouts stay out of the way.
         return httpx.AsyncClient(timeout=None, headers={"Authorization": f"Bearer {self.config.api_key}"})
 
     async def _post(self, payload: dict[str, Any], stage: _Stage) -> str:
         """POST /chat/completions; the raw body of a 2xx answer."""
-        async with self._client(stage) as client:
+        async with self._client() as client:
             try:
                 async with client.stream("POST", f"{self.url}/chat/completions", json=payload,
                                          extensions={"trace": stage.trace}) as response:
@@ -385,7 +385,7 @@ class OpenAICritic(Critic):
         return body
 
     async def _get_models(self, stage: _Stage) -> tuple[int, str]:
-        async with self._client(stage) as client:
+        async with self._client() as client:
             try:
                 response = await client.get(f"{self.url}/models", extensions={"trace": stage.trace})
             except httpx.TransportError as exc:
@@ -395,7 +395,7 @@ class OpenAICritic(Critic):
     async def _stream_deltas(self, payload: dict[str, Any], stage: _Stage,
                              state: dict[str, Any]) -> AsyncIterator[str]:
         """The content deltas of an SSE answer; records finish_reason and usage into `state`."""
-        async with self._client(stage) as client:
+        async with self._client() as client:
             try:
                 async with client.stream("POST", f"{self.url}/chat/completions", json=payload,
                                          extensions={"trace": stage.trace}) as response:
