@@ -41,7 +41,7 @@ def test_refused_connection_fails_fast_and_names_the_server():
     error, elapsed = timed(lambda: critic_at(url, max_retries=2).critique(REQUEST))
     assert isinstance(error, CriticUnavailable) and not isinstance(error, CriticTimedOut)
     assert url in str(error) and "3 attempts" in str(error) and "refused" in str(error)
-    assert elapsed < 0.5
+    assert elapsed < 1.0
 
 
 @pytest.mark.parametrize("retries", [0, 2])
@@ -56,7 +56,7 @@ def test_backoff_never_runs_past_the_deadline():
     with MisbehavingPeer([(503, "{}", 0.0)]) as peer:
         error, elapsed = timed(lambda: critic_at(peer.url, backoff_s=5.0, timeout_s=0.5).critique(REQUEST))
     assert isinstance(error, CriticTimedOut) and peer.url in str(error) and "between retries" in str(error)
-    assert 0.4 < elapsed < 1.0
+    assert 0.4 < elapsed < 1.5, "the 5 s backoff is cut short by the 0.5 s deadline"
 
 
 def test_a_hanging_server_is_cut_off_at_the_total_deadline_not_per_attempt():
@@ -64,7 +64,7 @@ def test_a_hanging_server_is_cut_off_at_the_total_deadline_not_per_attempt():
         error, elapsed = timed(lambda: critic_at(peer.url, timeout_s=0.5, max_retries=3).critique(REQUEST))
     assert isinstance(error, CriticTimedOut)
     assert peer.url in str(error) and "0.5 s" in str(error) and "waiting for the answer" in str(error)
-    assert 0.45 < elapsed < 1.0 and len(peer.requests) == 1
+    assert 0.45 < elapsed < 1.5 and len(peer.requests) == 1  # four 0.5 s attempts would take 2 s
 
 
 def test_a_trickling_server_is_cut_off_although_every_read_gets_a_byte():
@@ -73,7 +73,7 @@ def test_a_trickling_server_is_cut_off_although_every_read_gets_a_byte():
         time.sleep(0.3)
         disconnects = list(peer.disconnects)
     assert isinstance(error, CriticTimedOut) and "reading the answer" in str(error)
-    assert 0.55 < elapsed < 1.2
+    assert 0.55 < elapsed < 1.5
     assert disconnects, "the connection is closed, so the server can stop"
 
 
@@ -88,17 +88,17 @@ def test_a_streamed_critique_is_bounded_too():
     with MisbehavingPeer([(200, answer(texts.T2I_OK), 20.0)]) as peer:
         error, elapsed = timed(lambda: list(critic_at(peer.url, timeout_s=0.5).stream(REQUEST)))
     assert isinstance(error, CriticTimedOut) and "waiting for the first token" in str(error)
-    assert elapsed < 1.0
+    assert elapsed < 1.5
     with MisbehavingPeer([(200, TRICKLE, 0.1)]) as peer:
         error, elapsed = timed(lambda: list(critic_at(peer.url, timeout_s=0.5).stream(REQUEST)))
-    assert isinstance(error, CriticTimedOut) and elapsed < 1.0
+    assert isinstance(error, CriticTimedOut) and elapsed < 1.5
 
 
 def test_a_hanging_models_check_is_bounded_and_names_the_check():
     with MisbehavingPeer([(200, "{}", 0.0)], models_delay_s=20.0) as peer:
         error, elapsed = timed(lambda: critic_at(peer.url, model="", health_timeout_s=0.4))
     assert isinstance(error, CriticTimedOut) and peer.url in str(error) and "GET /models" in str(error)
-    assert elapsed < 0.8
+    assert elapsed < 1.2
 
 
 @pytest.mark.parametrize("candidates", [1, 2])  # 1 streams the critique, 2 critiques a batch

@@ -128,7 +128,7 @@ def test_a_hanging_start_up_check_holds_no_lock_a_generation_needs(monkeypatch):
         warm_up.join(timeout=5)
         waited = time.monotonic() - started
     assert isinstance(errors[0], CriticUnavailable) and "GET /models" in str(errors[0])
-    assert waited < 1.6, "the start-up check is bounded by the critic timeout"
+    assert waited < 2.0, "the start-up check is bounded by the critic timeout (1 s), not the server's 20 s"
 
 
 def _raised(call):
