@@ -111,3 +111,28 @@ def test_a_users_template_is_used_and_recorded(tmp_path):
                  str(mine), "--out", str(out), "--quiet", *FAST]) == 0
     assert json.loads((out / "round_0_cand_0.json").read_text())["template_version"].startswith(
         "file:t2i_pointwise@house-2#")
+
+
+def test_upstream_flag_refuses_settings_that_bend_the_rule(tmp_path, capsys):
+    code = main(["--prompt", "a fox", "--upstream", "--rounds", "3", "--preset", "tiny",
+                 "--out", str(tmp_path / "u"), "--quiet"])
+    assert code == 2 and "upstream's rule fixes rounds" in capsys.readouterr().err
+
+
+def test_critic_flags_reach_the_preset(tmp_path, capsys, monkeypatch):
+    import rr_core.refine as refine
+
+    seen = {}
+
+    def capture(name, **kwargs):
+        seen.update(kwargs, name=name)
+        raise ValueError("stop here")
+    monkeypatch.setattr(refine, "resolve_preset", capture)
+    main(["--prompt", "a fox", "--preset", "remote", "--critic-t2i-url", "http://t2i:8000", "--critic-edit-url",
+          "http://edit:8000", "--critic-timeout", "12.5", "--critic-retries", "0", "--out", str(tmp_path / "f")])
+    assert (seen["critic_t2i_url"], seen["critic_edit_url"], seen["critic_timeout"], seen["critic_retries"]) == (
+        "http://t2i:8000", "http://edit:8000", 12.5, 0)
+    monkeypatch.undo()
+    code = main(["--prompt", "a fox", "--preset", "remote", "--critic-url", "http://c:8000", "--critic-timeout", "0",
+                 "--out", str(tmp_path / "g"), "--quiet"])
+    assert code == 2 and "critic timeout must be a positive" in capsys.readouterr().err
