@@ -146,6 +146,8 @@ class Services:
 
 
 def create_services(preset: str = "auto", *, database_url_text: str | None = None, critic_url: str | None = None,
+                    critic_t2i_url: str | None = None, critic_edit_url: str | None = None,
+                    critic_timeout: float | None = None, critic_retries: int | None = None,
                     low_memory: bool = False, auth: AuthSettings | None = None,
                     max_runs_per_user: int = 2) -> Services:
     """The services `python app.py` runs: resolve the preset, upgrade the database (and fill in the
@@ -160,7 +162,9 @@ def create_services(preset: str = "auto", *, database_url_text: str | None = Non
     url = database_url_text or database_url()
     engine = make_engine(url)
     upgrade_to_head(engine)
-    resolved = resolve_preset(preset, critic_url=critic_url, low_memory=low_memory)
+    resolved = resolve_preset(preset, critic_url=critic_url, low_memory=low_memory, critic_t2i_url=critic_t2i_url,
+                              critic_edit_url=critic_edit_url, critic_timeout=critic_timeout,
+                              critic_retries=critic_retries)
     store = ImageStore(data_dir() / "images")
     services = Services(Studio(resolved), engine, store, auth=auth or AuthSettings.from_env(),
                         max_runs_per_user=max_runs_per_user, exports_dir=data_dir() / "exports",
