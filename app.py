@@ -249,6 +249,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--preset", choices=PRESETS, default=env.get("RR_PRESET", "auto"))
     parser.add_argument("--database-url", default=env.get("RR_DATABASE_URL") or None)
     parser.add_argument("--critic-url", default=env.get("RR_CRITIC_URL") or None)
+    parser.add_argument("--critic-t2i-url", default=None, help="the T2I critic's server (RR_CRITIC_T2I_URL)")
+    parser.add_argument("--critic-edit-url", default=None, help="the edit critic's server (RR_CRITIC_EDIT_URL)")
+    parser.add_argument("--critic-timeout", type=float, default=None,
+                        help="total seconds per remote critique, retries included (RR_CRITIC_TIMEOUT, 300)")
+    parser.add_argument("--critic-retries", type=int, default=None,
+                        help="extra attempts after a refused connection or a 5xx (RR_CRITIC_RETRIES, 2)")
     parser.add_argument("--low-memory", action="store_true", default=env.get("RR_LOW_MEMORY", "") in ("1", "true"))
     parser.add_argument("--auth", default=env.get("RR_AUTH", ""), help='"alice:pw:designer,bob:pw:annotator"')
     parser.add_argument("--max-runs-per-user", type=int, default=int(env.get("RR_MAX_RUNS_PER_USER", "2")))
@@ -257,7 +263,9 @@ def main(argv: list[str] | None = None) -> None:
 
     auth = AuthSettings.from_env({**env, "RR_AUTH": args.auth})
     service = create_services(args.preset, database_url_text=args.database_url, critic_url=args.critic_url,
-                             low_memory=args.low_memory, auth=auth, max_runs_per_user=args.max_runs_per_user)
+                              critic_t2i_url=args.critic_t2i_url, critic_edit_url=args.critic_edit_url,
+                              critic_timeout=args.critic_timeout, critic_retries=args.critic_retries,
+                              low_memory=args.low_memory, auth=auth, max_runs_per_user=args.max_runs_per_user)
     threading.Thread(target=service.warm_up, name="warm-up", daemon=True).start()
     demo = build_app(service)
     demo.queue(default_concurrency_limit=8)

@@ -7,7 +7,7 @@
 #   bash bench/gpu_checks.sh run critic constrained    # then, in a second call: run round
 #   (any of: critic round constrained rl sft; RR_GPU_BUDGET_S caps one call, default 570 s)
 # Each benchmark gets its own time limit and writes its log to $OUT/<name>.log; the figures go into
-# the README with the device name the logs print.
+# bench/README.md (and the summary in the README) with the device name the logs print.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 

@@ -26,7 +26,7 @@ from rr_core.critique import Critique, DimensionScore, ParseStatus
 from rr_core.rubric import Task
 from storage import repository as repo
 from storage.db import make_engine, make_session_factory, scratch_postgres_database, write_transaction
-from storage.export import ExportFilters, export_pairs, write_jsonl
+from storage.export import export_to_file
 from storage.images import PNG_COMPRESS_LEVEL, ImageStore
 from storage.migrate import upgrade_to_head
 from storage.models import PairJudgement, PairSource, StudioSession, User, utcnow
@@ -114,7 +114,7 @@ def bench_list_sessions(engine: Engine, total: int = 10_000, users: int = 100) -
 
 
 def bench_export(engine: Engine, store: ImageStore, pairs: int, out_dir: Path) -> tuple[float, float]:
-    """Pairs per second exported to JSONL, with image paths and with embedded images."""
+    """Pairs per second exported to JSONL, with images copied beside the file and with embedded images."""
     factory = make_session_factory(engine)
     with write_transaction(factory) as s:
         owner = repo.get_or_create_user(s, f"exporter-{uuid.uuid4().hex[:8]}").id
@@ -129,7 +129,7 @@ def bench_export(engine: Engine, store: ImageStore, pairs: int, out_dir: Path) -
     for embed in (False, True):
         with factory() as s:
             start = time.perf_counter()
-            count = write_jsonl(export_pairs(s, store, ExportFilters(), embed_images=embed), out_dir / "pairs.jsonl")
+            count = export_to_file(s, store, "pairs", out_dir / "pairs.jsonl", embed_images=embed)
             rates.append(count / (time.perf_counter() - start))
     return rates[0], rates[1]
 

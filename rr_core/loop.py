@@ -34,12 +34,16 @@ from rr_core.rubric import Task, dimension_keys
 logger = logging.getLogger(__name__)
 
 Policy = Literal["retry", "skip", "stop"]
+Keep = Literal["best", "last"]
 StopReason = Literal["threshold", "no_improvement", "max_rounds", "cancelled", "error"]
 
 
 class CriticLike(Protocol):
-    def critique_many(self, requests: list[CritiqueRequest]) -> list[Critique]: ...
-    def stream(self, request: CritiqueRequest) -> Iterator[str | Critique]: ...
+    """A critic or a TaskRouter; `cancel` lets a remote critic abandon a request in flight."""
+
+    def critique_many(self, requests: list[CritiqueRequest],
+                      cancel: threading.Event | None = None) -> list[Critique]: ...
+    def stream(self, request: CritiqueRequest, cancel: threading.Event | None = None) -> Iterator[str | Critique]: ...
 
 
 class GeneratorLike(Protocol):
@@ -60,6 +64,10 @@ class LoopConfig:
     """Dimensions the threshold applies to; None means the reward's dimensions. N/A counts as met."""
     patience: int | None = None
     """Stop after this many rounds without a better reward than the best so far (None: never)."""
+    keep: Keep = "best"
+    """Which image is the answer. best: the best reward of any round (keep-best, the default). last:
+    the last round's pick replaces the earlier ones whatever it scores (upstream's rule: the refined
+    image always replaces the first; its critique is recorded but decides nothing)."""
     fresh_seeds: bool = False
     """False: every round reuses the same seeds, isolating the effect of the prompt. True: new seeds."""
     seed: int = 0
@@ -94,6 +102,8 @@ class LoopConfig:
                 raise InvalidRequest(f"{name} must be retry, skip or stop, got {getattr(self, name)!r}.")
         if self.max_retries < 0:
             raise InvalidRequest("max_retries must be >= 0.")
+        if self.keep not in ("best", "last"):
+            raise InvalidRequest(f"keep must be best or last, got {self.keep!r}.")
         if isinstance(self.reward, Mapping):
             self.reward = RewardSpec.from_dict(dict(self.reward))
         if self.stop_dimensions is not None:
@@ -101,11 +111,15 @@ class LoopConfig:
 
     @classmethod
     def upstream(cls, **overrides: Any) -> "LoopConfig":
-        """Upstream's test-time refinement: one refinement round, skipped when text faithfulness
-        and physical quality are both >= 3.0."""
-        values = dict(rounds=2, stop_threshold=3.0, stop_dimensions=("text_faithfulness", "physical_quality"))
-        values.update(overrides)
-        return cls(**values)
+        """Upstream's test-time refinement, exactly: one image, one refinement round, skipped when
+        text faithfulness and physical quality are both >= 3.0; the refined image always replaces the
+        first (no re-scoring decides). Settings that would change the rule cannot be overridden."""
+        fixed = dict(rounds=2, candidates=1, stop_threshold=3.0,
+                     stop_dimensions=("text_faithfulness", "physical_quality"), patience=None, keep="last")
+        clashing = sorted(k for k, v in overrides.items() if k in fixed and v != fixed[k])
+        if clashing:
+            raise InvalidRequest(f"upstream's rule fixes {', '.join(clashing)}; drop them or leave --upstream out.")
+        return cls(**{**overrides, **fixed})
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> "LoopConfig":
@@ -250,8 +264,15 @@ class LoopState:
     best_reward: float | None = None
     rounds_since_improvement: int = 0
 
-    def update_best(self, result: RoundResult) -> None:
-        if result.reward is not None and (self.best_reward is None or result.reward > self.best_reward):
+    def update_best(self, result: RoundResult, keep: Keep = "best") -> None:
+        """Track the answer: the best reward so far (keep best), or the newest round's image (keep last:
+        its pick, or its first candidate when none has a reward, since no score decides)."""
+        if keep == "last" and result.candidates:
+            improved = self.best_reward is None or (result.reward is not None and result.reward > self.best_reward)
+            pick = result.pick if result.pick is not None else result.candidates[0].index
+            self.best_round, self.best_candidate, self.best_reward = result.index, pick, result.reward
+            self.rounds_since_improvement = 0 if improved else self.rounds_since_improvement + 1
+        elif result.reward is not None and (self.best_reward is None or result.reward > self.best_reward):
             self.best_round, self.best_candidate, self.best_reward = result.index, result.pick, result.reward
             self.rounds_since_improvement = 0
         else:
@@ -357,7 +378,7 @@ class RefineLoop:
             result = RoundResult(index, prompt, [], None, prompt, generation_s=generation_s, skipped=True,
                                  request=state.request)
             state.rounds.append(result)
-            state.update_best(result)
+            state.update_best(result, config.keep)
             yield RoundDone(result)
             return
         candidates = [Candidate(i, seed, image) for i, (seed, image) in enumerate(zip(seeds, images))]
@@ -371,10 +392,12 @@ class RefineLoop:
             if cancel.is_set():
                 return
             try:
-                yield from self._critique(index, candidates, pending, state, config)
+                yield from self._critique(index, candidates, pending, state, config, cancel)
             except InvalidRequest:
                 raise
             except Exception as exc:
+                if cancel.is_set():  # the critic abandoned its request because the caller cancelled
+                    return
                 logger.exception("critique failed in round %d", index)
                 action = _action(config.on_critique_error, attempt, config.max_retries)
                 yield ErrorEvent(index, "critique", f"{type(exc).__name__}: {exc}", action, attempt + 1)
@@ -403,22 +426,22 @@ class RefineLoop:
         result = RoundResult(index, prompt, candidates, pick, proposal, generation_s, critique_s,
                              request=state.request)
         state.rounds.append(result)
-        state.update_best(result)
+        state.update_best(result, config.keep)
         yield RoundDone(result)
 
     def _critique(self, index: int, candidates: list[Candidate], which: list[int],
-                  state: LoopState, config: LoopConfig) -> Iterator[LoopEvent]:
+                  state: LoopState, config: LoopConfig, cancel: threading.Event) -> Iterator[LoopEvent]:
         requests = [CritiqueRequest(self.task, state.request, candidates[i].image, state.source_image)
                     for i in which]
         if config.stream_tokens and len(which) == 1:
             critiques = []
-            for item in self.critic.stream(requests[0]):
+            for item in self.critic.stream(requests[0], cancel):
                 if isinstance(item, Critique):
                     critiques.append(item)
                 else:
                     yield CritiqueToken(index, which[0], item)
         else:
-            critiques = self.critic.critique_many(requests)
+            critiques = self.critic.critique_many(requests, cancel)
         for i, critique in zip(which, critiques):
             # The critic returns no reward: the session's RewardSpec is applied here, once.
             candidates[i].critique = apply_reward(critique, config.reward)

@@ -5,16 +5,20 @@ Presets:
   CUDA GPU with about 60 GB is comfortable; `low_memory=True` (flag --low-memory) fits a single 24 GB
   GPU: critics in 4-bit NF4 (~6 GB each while loaded), generator transformers in 4-bit NF4 with model
   CPU offload (FLUX peaks near 12 GB that way; bf16 with offload alone peaks near 23 GB).
-- remote: the critic at an OpenAI-compatible URL (vLLM, or `python -m rr_core.serve`); generators local.
+- remote: the critics at OpenAI-compatible URLs (vLLM, or `python -m rr_core.serve`); generators local.
+  One server may serve both tasks (RR_CRITIC_URL), or each task its own checkpoint
+  (RR_CRITIC_T2I_URL / RR_CRITIC_EDIT_URL, each falling back to RR_CRITIC_URL).
 - tiny: random-weight models built offline. Output is meaningless; it exists for wiring, tests and
   demos without downloads. Its critic decodes under the critique grammar so its critiques parse.
 - auto: a CUDA GPU -> rationalrewards; else a critic URL configured -> remote; else tiny, with a
   banner saying how to get real critiques.
 
 Model ids can be overridden by environment variables (Spaces secrets): RR_T2I_MODEL,
-RR_EDIT_MODEL, RR_CRITIC_T2I_MODEL, RR_CRITIC_EDIT_MODEL; the critic server by RR_CRITIC_URL,
-RR_CRITIC_MODEL, RR_CRITIC_API_KEY, and RR_CRITIC_CONSTRAINED=1 sends the critique grammar with
-every request (vLLM structured outputs).
+RR_EDIT_MODEL, RR_CRITIC_T2I_MODEL, RR_CRITIC_EDIT_MODEL (in preset remote: the served model name on
+that task's server); the critic server by RR_CRITIC_URL, RR_CRITIC_T2I_URL, RR_CRITIC_EDIT_URL,
+RR_CRITIC_MODEL, RR_CRITIC_API_KEY; RR_CRITIC_TIMEOUT (total seconds per critique) and
+RR_CRITIC_RETRIES bound every remote critique; RR_CRITIC_CONSTRAINED=1 sends the critique grammar
+with every request (vLLM structured outputs).
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from typing import Any
 
 from rr_core.critics import factory
 from rr_core.critics.router import TaskRouter
+from rr_core.critics.openai_critic import DEFAULT_RETRIES, DEFAULT_TIMEOUT_S, transport_from_env
 from rr_core.critics.tiny import tiny_critic_settings
 from rr_core.generators.base import GeneratorConfig
 from rr_core.loop import RefineLoop
@@ -79,31 +84,51 @@ def cuda_available() -> bool:
 
 def resolve_preset(name: str = "auto", *, critic_url: str | None = None, low_memory: bool = False,
                    env: Mapping[str, str] | None = None, cache_dir: str | None = None,
-                   critic_max_new_tokens: int | None = None, prompt_templates: tuple[str, ...] = ()) -> Preset:
+                   critic_max_new_tokens: int | None = None, prompt_templates: tuple[str, ...] = (),
+                   critic_t2i_url: str | None = None, critic_edit_url: str | None = None,
+                   critic_timeout: float | None = None, critic_retries: int | None = None) -> Preset:
     """Turn a preset name (and the environment) into concrete settings.
 
     `critic_max_new_tokens` caps every critique's length (a critique cut off there is marked
     truncated); `prompt_templates` are the user's template files replacing the shipped ones.
+    `critic_t2i_url` / `critic_edit_url` give a task its own critic server (else `critic_url` serves
+    both). `critic_timeout` (total seconds per critique) and `critic_retries` bound every remote
+    critique; unset, RR_CRITIC_TIMEOUT and RR_CRITIC_RETRIES apply, then the defaults. They only
+    concern server critics: an in-process critic has no network to wait on.
     """
-    preset = _resolve(name, critic_url, low_memory, os.environ if env is None else env, cache_dir)
+    env = os.environ if env is None else env
+    urls = {Task.T2I: critic_t2i_url or None, Task.EDIT: critic_edit_url or None}
+    preset = _resolve(name, critic_url, urls, low_memory, env, cache_dir)
     if critic_max_new_tokens is not None and critic_max_new_tokens < 1:
         raise ValueError(f"critic max new tokens must be >= 1, got {critic_max_new_tokens}")
+    transport = {"timeout_s": DEFAULT_TIMEOUT_S, "max_retries": DEFAULT_RETRIES, **transport_from_env(env)}
+    if critic_timeout is not None:
+        if not critic_timeout > 0:
+            raise ValueError(f"the critic timeout must be a positive number of seconds, got {critic_timeout}")
+        transport["timeout_s"] = float(critic_timeout)
+    if critic_retries is not None:
+        if critic_retries < 0:
+            raise ValueError(f"the critic's retries must be >= 0, got {critic_retries}")
+        transport["max_retries"] = int(critic_retries)
     for settings in preset.critic_settings.values():
         if critic_max_new_tokens is not None:
             settings["max_new_tokens"] = critic_max_new_tokens
         if prompt_templates:
             settings["prompt_templates"] = tuple(str(p) for p in prompt_templates)
+        if preset.critic_kind == "openai":
+            settings.update(transport)
     return preset
 
 
-def _resolve(name: str, critic_url: str | None, low_memory: bool, env: Mapping[str, str],
-             cache_dir: str | None) -> Preset:
+def _resolve(name: str, critic_url: str | None, task_urls: dict[Task, str | None], low_memory: bool,
+             env: Mapping[str, str], cache_dir: str | None) -> Preset:
     if name not in PRESETS:
         raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
     critic_url = critic_url or env.get("RR_CRITIC_URL") or None
+    task_urls = {task: task_urls.get(task) or env.get(f"RR_CRITIC_{task.name}_URL") or critic_url for task in Task}
     requested = name
     if name == "auto":
-        name = "rationalrewards" if cuda_available() else ("remote" if critic_url else "tiny")
+        name = "rationalrewards" if cuda_available() else ("remote" if any(task_urls.values()) else "tiny")
     if name == "tiny":
         return _tiny(cache_dir, requested)
 
@@ -114,19 +139,32 @@ def _resolve(name: str, critic_url: str | None, low_memory: bool, env: Mapping[s
                                    cpu_offload=low_memory, quantize_4bit=low_memory),
     }
     if name == "remote":
-        if not critic_url:
-            raise ValueError("preset remote needs a critic URL: set RR_CRITIC_URL or pass --critic-url")
-        settings = {"base_url": critic_url, "model": env.get("RR_CRITIC_MODEL", ""),
-                    "api_key": env.get("RR_CRITIC_API_KEY") or "EMPTY", "tasks": ("t2i", "edit"),
-                    "constrained": env.get("RR_CRITIC_CONSTRAINED", "") in ("1", "true", "yes")}
-        return Preset("remote", "openai", {Task.T2I: settings, Task.EDIT: settings}, generators,
-                      requested=requested, description="critic at an OpenAI-compatible server; generators local")
+        return Preset("remote", "openai", _remote_critics(task_urls, env), generators, requested=requested,
+                      description="critic at an OpenAI-compatible server; generators local")
     critic_models = {Task.T2I: env.get("RR_CRITIC_T2I_MODEL") or CRITIC_IDS[Task.T2I],
                      Task.EDIT: env.get("RR_CRITIC_EDIT_MODEL") or CRITIC_IDS[Task.EDIT]}
     settings = {task: {"model": model, "tasks": (task.value,), "quantization": "4bit" if low_memory else "none"}
                 for task, model in critic_models.items()}
     return Preset("rationalrewards", "transformers", settings, generators, requested=requested,
                   description="RationalRewards-8B critics in process" + (" (4-bit, offload)" if low_memory else ""))
+
+
+def _remote_critics(task_urls: dict[Task, str | None], env: Mapping[str, str]) -> dict[Task, dict[str, Any]]:
+    """One server critic per task. Tasks that end up at the same URL and model share one critic
+    (one server serving both tasks); a task without any URL has no critic (its requests get a clear
+    "no critic for this task" error)."""
+    if not any(task_urls.values()):
+        raise ValueError("preset remote needs a critic URL: set RR_CRITIC_URL (or RR_CRITIC_T2I_URL / "
+                         "RR_CRITIC_EDIT_URL) or pass --critic-url")
+    wanted = {task: (url, env.get(f"RR_CRITIC_{task.name}_MODEL") or env.get("RR_CRITIC_MODEL", ""))
+              for task, url in task_urls.items() if url}
+    critics: dict[Task, dict[str, Any]] = {}
+    for task, (url, model) in wanted.items():
+        sharing = tuple(t.value for t, target in wanted.items() if target == (url, model))
+        critics[task] = {"base_url": url, "model": model, "api_key": env.get("RR_CRITIC_API_KEY") or "EMPTY",
+                         "tasks": sharing,
+                         "constrained": env.get("RR_CRITIC_CONSTRAINED", "") in ("1", "true", "yes")}
+    return critics
 
 
 def _tiny(cache_dir: str | None, requested: str) -> Preset:
@@ -140,35 +178,52 @@ def _tiny(cache_dir: str | None, requested: str) -> Preset:
 
 @dataclass
 class Studio:
-    """The loaded models of a preset. Models load on first use, each once, thread-safely."""
+    """The loaded models of a preset. Models load on first use, each once, thread-safely.
+
+    Each model has its own load lock, so a slow load (or a remote critic's start-up check) only
+    holds up the requests that need that very model: a generation never waits on a critic server.
+    """
 
     preset: Preset
     _critics: dict[str, Any] = field(default_factory=dict)
     _generators: dict[Task, Any] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _load_locks: dict[Any, threading.Lock] = field(default_factory=dict)
 
     def critic(self) -> TaskRouter:
         """One critic per task; tasks that share settings share one loaded model."""
-        with self._lock:
-            per_task = {}
-            for task, settings in self.preset.critic_settings.items():
-                key = repr(sorted(settings.items()))
-                if key not in self._critics:
-                    self._critics[key] = self._load_critic(settings)
-                per_task[task] = self._critics[key]
-            return TaskRouter(per_task)
+        per_task = {}
+        for task, settings in self.preset.critic_settings.items():
+            key = repr(sorted(settings.items()))
+            per_task[task] = self._load_once(self._critics, key, lambda s=settings: self._load_critic(s))
+        return TaskRouter(per_task)
 
     def _load_critic(self, settings: dict[str, Any]):
         return factory.build_critic(self.preset.critic_kind, settings)
 
     def generator(self, task: Task | str):
         task = Task.parse(task)
-        with self._lock:
-            if task not in self._generators:
-                from rr_core.generators.factory import load_generator
 
-                self._generators[task] = load_generator(self.preset.generators[task])
-            return self._generators[task]
+        def load():
+            from rr_core.generators.factory import load_generator
+
+            return load_generator(self.preset.generators[task])
+        return self._load_once(self._generators, task, load)
+
+    def _load_once(self, loaded: dict, key: Any, load) -> Any:
+        """`loaded[key]`, loading it under that model's own lock; `_lock` is only held for dict access."""
+        with self._lock:
+            if key in loaded:
+                return loaded[key]
+            lock = self._load_locks.setdefault((id(loaded), key), threading.Lock())
+        with lock:
+            with self._lock:
+                if key in loaded:
+                    return loaded[key]
+            model = load()
+            with self._lock:
+                loaded[key] = model
+            return model
 
     def loop(self, task: Task | str) -> RefineLoop:
         task = Task.parse(task)

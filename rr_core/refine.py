@@ -159,7 +159,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--image", type=Path, help="source image: makes this an edit session")
     parser.add_argument("--out", type=Path, required=True, help="output folder")
     parser.add_argument("--preset", default="auto", choices=PRESETS)
-    parser.add_argument("--critic-url", help="OpenAI-compatible critic server (preset remote)")
+    parser.add_argument("--critic-url", help="OpenAI-compatible critic server for both tasks (preset remote)")
+    parser.add_argument("--critic-t2i-url", help="the text-to-image critic's server (else --critic-url)")
+    parser.add_argument("--critic-edit-url", help="the edit critic's server (else --critic-url)")
+    parser.add_argument("--critic-timeout", type=float, metavar="S",
+                        help="total seconds a remote critique may take, retries included "
+                             "(default: RR_CRITIC_TIMEOUT, else 300)")
+    parser.add_argument("--critic-retries", type=int, metavar="N",
+                        help="extra attempts after a refused connection or a 5xx (default: RR_CRITIC_RETRIES, else 2)")
     parser.add_argument("--low-memory", action="store_true", help="4-bit critics and offloaded generators (24 GB GPU)")
     parser.add_argument("--config", type=Path, help="YAML file of loop settings (flags override it)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -212,6 +219,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = loop_config(args)
         preset = resolve_preset(args.preset, critic_url=args.critic_url, low_memory=args.low_memory,
+                                critic_t2i_url=args.critic_t2i_url, critic_edit_url=args.critic_edit_url,
+                                critic_timeout=args.critic_timeout, critic_retries=args.critic_retries,
                                 critic_max_new_tokens=args.critic_max_tokens,
                                 prompt_templates=tuple(str(p) for p in args.template))
         if preset.banner and not args.quiet:

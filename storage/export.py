@@ -1,12 +1,15 @@
 """Export the studio's data for training, one function per format (storage/FORMATS.md describes each).
 
-    python -m storage.export --format {pairs,parrot,sft,dpo,rl-prompts} --out PATH [--jsonl|--parquet]
-        [--embed-images] [--since DATE] [--until DATE] [--task t2i|edit] [--annotator ID]
-        [--status ok|partial|failed] [--min-agreement 0.75] [--include-ties]
+    python -m storage.export --format {pairs,parrot,sft,sft-trl,dpo,rl-prompts} --out PATH
+        [--jsonl|--parquet] [--embed-images|--image-paths] [--since DATE] [--until DATE]
+        [--task t2i|edit] [--annotator ID] [--status ok|partial|failed] [--min-agreement 0.75]
+        [--include-ties]
 
 Every export is written to a temp file beside PATH and renamed over it at the end, so a crash mid-export
-leaves the previous file (or none), never half of one. Images are absolute paths into the image store,
-or with --embed-images the PNG bytes themselves (base64 in JSONL, binary in Parquet).
+leaves the previous file (or none), never half of one (storage/export_files.py). Images are embedded
+(PNG bytes: base64 in JSONL, binary in Parquet) or copied into `PATH.images/` and named by paths
+relative to PATH's folder, so an export keeps working when moved with its folder; never paths into
+the image store. DPO embeds by default (DiffusionDPO's loader reads bytes); the others copy.
 """
 
 from __future__ import annotations
@@ -16,7 +19,6 @@ import base64
 import json
 import logging
 import os
-import tempfile
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
@@ -32,12 +34,15 @@ from rr_core.images import prepare_for_critic
 from rr_core.parser import render_critique
 from rr_core.rubric import Task
 from storage.db import make_engine, make_session_factory
-from storage.images import ImageStore, default_image_store, encode_png
+from storage.export_files import ExportImages, ExportTarget
+from storage.images import ImageStore, default_image_store
 from storage.models import Annotation, CritiqueRow, PairJudgement, PairSource, Round, StudioSession, Verdict
 
 log = logging.getLogger(__name__)
 
-FORMATS = ("pairs", "parrot", "sft", "dpo", "rl-prompts")
+FORMATS = ("pairs", "parrot", "sft", "sft-trl", "dpo", "rl-prompts")
+EMBEDDED_BY_DEFAULT = frozenset({"dpo"})
+"""Formats whose readers need the image bytes in the record (DiffusionDPO opens `jpg_0` as bytes)."""
 # Free-form nested fields, stored as JSON text in Parquet so every row has the same column type.
 JSON_FIELDS = {"pairs": {"provenance"}, "parrot": {"rationales", "provenance"}}
 
@@ -73,18 +78,6 @@ class ExportFilters:
         if self.until:
             query = query.where(column < self.until)
         return query
-
-
-class ImageRef:
-    """Turns a stored image into what a record holds: an absolute path, or its PNG bytes."""
-
-    def __init__(self, store: ImageStore, embed: bool) -> None:
-        self.store, self.embed = store, embed
-
-    def __call__(self, sha256: str | None) -> str | bytes | None:
-        if sha256 is None:
-            return None
-        return self.store.read_bytes(sha256) if self.embed else str(self.store.path(sha256))
 
 
 # --- pairs -------------------------------------------------------------------------------------
@@ -155,7 +148,7 @@ def _provenance(pair: AggregatedPair) -> dict[str, Any]:
     }
 
 
-def _pair_base(pair: AggregatedPair, image: ImageRef) -> dict[str, Any]:
+def _pair_base(pair: AggregatedPair, image: ExportImages) -> dict[str, Any]:
     studio = pair.round_a.session
     return {
         "pair_id": f"{pair.round_a.id}-{pair.round_b.id}",
@@ -172,20 +165,19 @@ def _pair_base(pair: AggregatedPair, image: ImageRef) -> dict[str, Any]:
     }
 
 
-def export_pairs(session: Session, store: ImageStore, filters: ExportFilters = ExportFilters(),
-                 embed_images: bool = False) -> Iterator[dict[str, Any]]:
+def export_pairs(session: Session, image: ExportImages,
+                 filters: ExportFilters = ExportFilters()) -> Iterator[dict[str, Any]]:
     """Preference pairs: two images of one request, the (majority) preference and its provenance."""
-    image = ImageRef(store, embed_images)
     for pair in aggregate_pairs(session, filters):
         yield {**_pair_base(pair, image), "provenance": _provenance(pair)}
 
 
-def export_dpo(session: Session, store: ImageStore, filters: ExportFilters = ExportFilters(),
-               embed_images: bool = False, include_ties: bool = False) -> Iterator[dict[str, Any]]:
+def export_dpo(session: Session, image: ExportImages, filters: ExportFilters = ExportFilters(),
+               include_ties: bool = False) -> Iterator[dict[str, Any]]:
     """DiffusionDPO / Pick-a-Pic v2 layout: caption, jpg_0, jpg_1, label_0 (1: image 0 preferred, 0: image
     1, 0.5: tie, only with include_ties) and label_1 = 1 - label_0 (Pick-a-Pic's readers, training.data
-    among them, need both). The images are PNG despite the column names (PIL opens both)."""
-    image = ImageRef(store, embed_images)
+    among them, need both). The images are PNG despite the column names (PIL opens both); embedded
+    unless the caller asked for paths, since DiffusionDPO's loader opens the column's bytes."""
     for pair in aggregate_pairs(session, filters):
         if pair.preference == "tie" and not include_ties:
             continue
@@ -257,16 +249,19 @@ def _critique_query(filters: ExportFilters) -> Any:
     return query
 
 
-def export_sft(session: Session, store: ImageStore, filters: ExportFilters = ExportFilters(),
-               embed_images: bool = False, image_dir: str | os.PathLike[str] | None = None) -> Iterator[dict[str, Any]]:
-    """Supervised critiques in the sharegpt-with-images layout (LLaMA-Factory, TRL): the critic's system
-    and user turns as stored when the critique was made, then the reviewed critique as the assistant
-    turn. The images are the round's (edits: source first) prepared for the critic as the prompt had
-    them, written to `image_dir` (content-addressed) or embedded. A critique stored without its
-    prompt (older than revision 0003 and not yet filled in by the app) is left out and counted."""
-    if not embed_images and image_dir is None:
-        raise ValueError("export_sft needs image_dir for the prepared images, or embed_images=True")
-    prepared = ImageStore(image_dir) if image_dir is not None else None
+def export_sft(session: Session, image: ExportImages, filters: ExportFilters = ExportFilters(),
+               layout: str = "sharegpt") -> Iterator[dict[str, Any]]:
+    """Supervised critiques: the critic's system and user turns as stored when the critique was made,
+    then the reviewed critique as the assistant turn. The images are the round's (edits: source
+    first) prepared for the critic as the prompt had them.
+
+    `layout` "sharegpt" (LLaMA-Factory) keeps each turn a string with `<image>` marks; "trl" makes
+    each turn a list of typed parts with an `{"type": "image"}` part where the served prompt had
+    the image, since TRL puts every image of a string turn first and leaves the marks as text.
+    A critique stored without its prompt (older than revision 0003 and not yet filled in by the
+    app) is left out and counted."""
+    if layout not in ("sharegpt", "trl"):
+        raise ValueError(f"unknown SFT layout {layout!r}: expected sharegpt or trl")
     without_prompt = 0
     for row in session.scalars(_critique_query(filters)):
         reviewed = review(row, filters.annotator_id)
@@ -276,21 +271,16 @@ def export_sft(session: Session, store: ImageStore, filters: ExportFilters = Exp
             without_prompt += 1
             continue
         round_ = row.round
-        pictures = ([store.open(round_.source_image_sha256)] if round_.source_image_sha256 else [])
-        pictures.append(store.open(round_.image_sha256))
-        messages = [dict(m) for m in row.prompt_messages]
+        pictures = ([image.store.open(round_.source_image_sha256)] if round_.source_image_sha256 else [])
+        pictures.append(image.store.open(round_.image_sha256))
+        messages = [dict(m) for m in row.prompt_messages] + [{"role": "assistant", "content": reviewed.text}]
         marks = sum(m["content"].count("<image>") for m in messages)
         if marks != len(pictures):
             log.warning("critique %d left out of the SFT export: its prompt has %d image marks for %d images",
                         row.id, marks, len(pictures))
             continue
-        images = []
-        for picture in map(prepare_for_critic, pictures):
-            if prepared is None:
-                images.append(encode_png(picture))
-            else:
-                images.append(str(prepared.path(prepared.put(picture).sha256)))
-        yield {"messages": messages + [{"role": "assistant", "content": reviewed.text}],
+        images = [image.picture(prepare_for_critic(picture)) for picture in pictures]
+        yield {"messages": messages if layout == "sharegpt" else [_typed_parts(m) for m in messages],
                "images": images, "critique_id": row.id, "model_id": row.model_id,
                "template_version": row.template_version,
                "constrained": bool(row.constrained), "corrected": reviewed.corrected}
@@ -299,11 +289,21 @@ def export_sft(session: Session, store: ImageStore, filters: ExportFilters = Exp
                     "kept; start the app once (it fills them in), then export again", without_prompt)
 
 
-def export_parrot(session: Session, store: ImageStore, filters: ExportFilters = ExportFilters(),
-                  embed_images: bool = False) -> Iterator[dict[str, Any]]:
+def _typed_parts(message: dict[str, str]) -> dict[str, Any]:
+    """A sharegpt turn as TRL's typed content: text parts, and an image part at each `<image>` mark."""
+    content: list[dict[str, str]] = []
+    for index, piece in enumerate(message["content"].split("<image>")):
+        if index:
+            content.append({"type": "image"})
+        if piece:
+            content.append({"type": "text", "text": piece})
+    return {"role": message["role"], "content": content}
+
+
+def export_parrot(session: Session, image: ExportImages,
+                  filters: ExportFilters = ExportFilters()) -> Iterator[dict[str, Any]]:
     """PARROT input: the request, both candidates, the human preference, and the reviewed critiques of
     each candidate as rationale supervision (possibly none). Only pairs with a human judgement."""
-    image = ImageRef(store, embed_images)
     for pair in aggregate_pairs(session, filters):
         if not any(j.source is PairSource.HUMAN for j in pair.judgements):
             continue
@@ -327,10 +327,9 @@ def export_parrot(session: Session, store: ImageStore, filters: ExportFilters = 
         yield {**_pair_base(pair, image), "rationales": rationales, "provenance": _provenance(pair)}
 
 
-def export_rl_prompts(session: Session, store: ImageStore, filters: ExportFilters = ExportFilters(),
-                      embed_images: bool = False) -> Iterator[dict[str, Any]]:
+def export_rl_prompts(session: Session, image: ExportImages,
+                      filters: ExportFilters = ExportFilters()) -> Iterator[dict[str, Any]]:
     """Distinct requests (with the source image for edits) for RL rollouts."""
-    image = ImageRef(store, embed_images)
     query = (select(StudioSession.task, Round.prompt, Round.source_image_sha256)
              .join(StudioSession, Round.session_id == StudioSession.id)
              .group_by(StudioSession.task, Round.prompt, Round.source_image_sha256)
@@ -354,72 +353,54 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def _temp_beside(out: Path) -> tuple[int, str]:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    return tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-
-
-def write_jsonl(records: Iterable[dict[str, Any]], out: str | os.PathLike[str]) -> int:
-    """Write records as JSON lines (bytes as base64) atomically; returns the record count."""
-    out = Path(out)
-    fd, temp = _temp_beside(out)
+def write_jsonl(records: Iterable[dict[str, Any]], path: str | os.PathLike[str]) -> int:
+    """Write records as JSON lines (bytes as base64) to `path` (an ExportTarget's temp file); returns
+    the record count."""
     count = 0
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            for record in records:
-                handle.write(json.dumps(_jsonable(record), ensure_ascii=False) + "\n")
-                count += 1
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, out)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
+    with open(path, "w", encoding="utf-8") as handle:
+        for record in records:
+            handle.write(json.dumps(_jsonable(record), ensure_ascii=False) + "\n")
+            count += 1
     return count
 
 
-def write_parquet(records: Iterable[dict[str, Any]], out: str | os.PathLike[str],
+def write_parquet(records: Iterable[dict[str, Any]], path: str | os.PathLike[str],
                   json_fields: set[str] = frozenset()) -> int:
-    """Write records as one Parquet table atomically; `json_fields` are stored as JSON text."""
+    """Write records as one Parquet table to `path`; `json_fields` are stored as JSON text."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     rows = [{k: json.dumps(_jsonable(v), ensure_ascii=False) if k in json_fields else v for k, v in r.items()}
             for r in records]
-    table = pa.Table.from_pylist(rows)
-    out = Path(out)
-    fd, temp = _temp_beside(out)
-    os.close(fd)
-    try:
-        pq.write_table(table, temp)
-        with open(temp, "rb") as handle:
-            os.fsync(handle.fileno())
-        os.replace(temp, out)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
+    pq.write_table(pa.Table.from_pylist(rows), path)
     return len(rows)
 
 
 def export_to_file(session: Session, store: ImageStore, fmt: str, out: str | os.PathLike[str], *,
-                   parquet: bool = False, embed_images: bool = False, filters: ExportFilters = ExportFilters(),
-                   include_ties: bool = False) -> int:
-    """Run one exporter and write its records to `out`; returns the record count. SFT images that are
-    not embedded go to `<out>.images/`."""
-    producers: dict[str, Callable[[], Iterable[dict[str, Any]]]] = {
-        "pairs": lambda: export_pairs(session, store, filters, embed_images),
-        "parrot": lambda: export_parrot(session, store, filters, embed_images),
-        "sft": lambda: export_sft(session, store, filters, embed_images,
-                                  None if embed_images else Path(f"{out}.images")),
-        "dpo": lambda: export_dpo(session, store, filters, embed_images, include_ties),
-        "rl-prompts": lambda: export_rl_prompts(session, store, filters, embed_images),
+                   parquet: bool = False, embed_images: bool | None = None,
+                   filters: ExportFilters = ExportFilters(), include_ties: bool = False) -> int:
+    """Run one exporter and write its records to `out`; returns the record count. `embed_images`
+    None takes the format's default (embedded for dpo, else copied to `<out>.images/` and named
+    relative to `out`'s folder)."""
+    producers: dict[str, Callable[[ExportImages], Iterable[dict[str, Any]]]] = {
+        "pairs": lambda image: export_pairs(session, image, filters),
+        "parrot": lambda image: export_parrot(session, image, filters),
+        "sft": lambda image: export_sft(session, image, filters),
+        "sft-trl": lambda image: export_sft(session, image, filters, layout="trl"),
+        "dpo": lambda image: export_dpo(session, image, filters, include_ties),
+        "rl-prompts": lambda image: export_rl_prompts(session, image, filters),
     }
     if fmt not in producers:
         raise ValueError(f"unknown export format {fmt!r}: expected one of {', '.join(FORMATS)}")
-    records = producers[fmt]()
-    if parquet:
-        return write_parquet(records, out, JSON_FIELDS.get(fmt, set()))
-    return write_jsonl(records, out)
+    embed = fmt in EMBEDDED_BY_DEFAULT if embed_images is None else embed_images
+    with ExportTarget(out) as target:
+        records = producers[fmt](target.images(store, embed))
+        if parquet:
+            count = write_parquet(records, target.temp_path, JSON_FIELDS.get(fmt, set()))
+        else:
+            count = write_jsonl(records, target.temp_path)
+        target.commit()
+    return count
 
 
 def _date(text: str) -> datetime:
@@ -476,7 +457,12 @@ def main(argv: list[str] | None = None) -> int:
     kind = parser.add_mutually_exclusive_group()
     kind.add_argument("--jsonl", action="store_true", help="JSON lines (default unless --out ends in .parquet)")
     kind.add_argument("--parquet", action="store_true")
-    parser.add_argument("--embed-images", action="store_true", help="PNG bytes instead of paths")
+    images = parser.add_mutually_exclusive_group()
+    images.add_argument("--embed-images", action="store_true", default=None,
+                        help="PNG bytes in the records (the default for dpo)")
+    images.add_argument("--image-paths", dest="embed_images", action="store_false", default=None,
+                        help="copy images to OUT.images/ and give paths relative to OUT (the default "
+                             "for every format but dpo)")
     parser.add_argument("--since", type=_date, help="ISO date or time, inclusive (UTC unless given)")
     parser.add_argument("--until", type=_date, help="ISO date or time, exclusive")
     parser.add_argument("--task", choices=("t2i", "edit"))

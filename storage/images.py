@@ -5,7 +5,8 @@ Why this shape:
 - No path from user input reaches the filesystem: lookups take a hash, which must be 64 lowercase
   hex digits before any path is built from it.
 - Writes are atomic (temp file in the same folder, fsync, os.replace, fsync of the folder): a crash
-  leaves either the whole file or none. A full disk raises StorageFull and removes the temp file.
+  leaves either the whole file or none. Files get the umask's permissions (0644 under 022), so an
+  export can hard-link them instead of copying. A full disk raises StorageFull and removes the temp file.
 - Files are written before the database row that names them is committed, so a crash can leave an
   unreferenced file, never a row without its file. `collect_garbage` removes unreferenced files
   older than a grace period, so a file written for a round still in flight is kept.
@@ -29,6 +30,7 @@ from PIL import Image as PILImage
 
 from rr_core.paths import data_dir
 from storage.errors import ImageNotFound, ImageTooLarge, InvalidImageHash, StorageFull
+from storage.file_modes import file_mode
 
 log = logging.getLogger(__name__)
 
@@ -130,24 +132,46 @@ class ImageStore:
             if _HASH_RE.fullmatch(path.stem):
                 yield path.stem
 
+    def garbage(self, referenced: Iterable[str], grace_s: float = GC_GRACE_S) -> list[tuple[Path, int]]:
+        """What `collect_garbage` would delete, with each file's size: files whose hash is not in
+        `referenced` and that are older than `grace_s`, and stale temp files."""
+        keep = set(referenced)
+        cutoff = time.time() - grace_s
+        found = []
+        for sha256 in list(self.iter_hashes()):
+            path = self.path(sha256)
+            if sha256 not in keep and _mtime(path) <= cutoff:
+                found.append((path, _size(path)))
+        for temp in self.root.glob(f"??/??/{_TEMP_PREFIX}*"):
+            if _mtime(temp) <= cutoff:
+                found.append((temp, _size(temp)))
+        return found
+
     def collect_garbage(self, referenced: Iterable[str], grace_s: float = GC_GRACE_S) -> list[str]:
         """Delete files whose hash is not in `referenced` and that are older than `grace_s`, and stale
         temp files. Returns the deleted hashes. The grace period protects rounds in flight: their file
         exists before their row is committed."""
-        keep = set(referenced)
-        cutoff = time.time() - grace_s
         deleted = []
-        for sha256 in list(self.iter_hashes()):
-            path = self.path(sha256)
-            if sha256 in keep or _mtime(path) > cutoff:
-                continue
+        for path, _ in self.garbage(referenced, grace_s):
             path.unlink(missing_ok=True)
-            deleted.append(sha256)
-        for temp in self.root.glob(f"??/??/{_TEMP_PREFIX}*"):
-            if _mtime(temp) <= cutoff:
-                temp.unlink(missing_ok=True)
+            if _HASH_RE.fullmatch(path.stem):
+                deleted.append(path.stem)
         log.info("image store gc: deleted %d unreferenced files", len(deleted))
         return deleted
+
+    def remove_unless_touched(self, sha256: str, since: float) -> int:
+        """Delete the file of `sha256` unless it was written or re-put after `since` (a time.time()):
+        a round storing the same pixels refreshes the file's age before it commits its row, so a
+        file touched since then may be about to be named again. Returns the bytes freed."""
+        path = self.path(sha256)
+        try:
+            info = path.stat()
+        except FileNotFoundError:
+            return 0
+        if info.st_mtime > since:
+            return 0
+        path.unlink(missing_ok=True)
+        return info.st_size
 
     def _write_atomic(self, target: Path, data: bytes) -> None:
         try:
@@ -156,6 +180,7 @@ class ImageStore:
         except OSError as error:
             raise _storage_error(error) from error
         try:
+            os.fchmod(fd, file_mode())  # mkstemp's 0600 would keep the group's trainers out
             with os.fdopen(fd, "wb") as handle:
                 handle.write(data)
                 handle.flush()
@@ -185,6 +210,13 @@ def _mtime(path: Path) -> float:
         return path.stat().st_mtime
     except FileNotFoundError:
         return float("inf")
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
 
 
 def _fsync_dir(folder: Path) -> None:

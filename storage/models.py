@@ -113,6 +113,9 @@ class StudioSession(Base):
     prompt: Mapped[str] = mapped_column(Text, default="")
     settings: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Set when the owner deleted the session but other users' annotations or A/B picks hang on it:
+    # hidden from the owner, kept for training until an admin purges it.
+    hidden_at: Mapped[datetime | None] = mapped_column(default=None)
 
     owner: Mapped[User] = relationship()
     rounds: Mapped[list[Round]] = relationship(

@@ -9,6 +9,7 @@ may read and annotate every session's critiques, and only admins may delete anot
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -32,6 +33,7 @@ from storage.models import (
     StudioSession,
     User,
     Verdict,
+    utcnow,
 )
 
 MAX_PAGE = 500
@@ -71,11 +73,14 @@ def set_role(session: Session, *, admin_id: str, user_id: str, role: Role | str)
 # --- sessions ----------------------------------------------------------------------------------
 
 def create_session(session: Session, *, owner_id: str, task: Task | str, prompt: str, title: str = "",
-                   settings: dict[str, Any] | None = None) -> StudioSession:
-    """A new session owned by `owner_id` (who must exist)."""
+                   settings: dict[str, Any] | None = None, session_id: str | None = None) -> StudioSession:
+    """A new session owned by `owner_id` (who must exist). `session_id` lets a run name its session
+    before the row is written (with its first round); a fresh random id otherwise."""
     get_user(session, owner_id)
     row = StudioSession(owner_id=owner_id, task=Task.parse(task).value, prompt=prompt,
                         title=(title or prompt)[:300], settings=dict(settings or {}))
+    if session_id is not None:
+        row.id = session_id
     session.add(row)
     session.flush()
     return row
@@ -85,7 +90,7 @@ def list_sessions(session: Session, owner_id: str, search: str | None = None, li
                   offset: int = 0) -> list[StudioSession]:
     """The owner's sessions, newest first; `search` matches title or prompt (case-insensitive)."""
     limit = max(1, min(int(limit), MAX_PAGE))
-    query = select(StudioSession).where(StudioSession.owner_id == owner_id)
+    query = select(StudioSession).where(StudioSession.owner_id == owner_id, StudioSession.hidden_at.is_(None))
     if search:
         pattern = "%" + search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         query = query.where(or_(StudioSession.title.ilike(pattern, escape="\\"),
@@ -95,9 +100,9 @@ def list_sessions(session: Session, owner_id: str, search: str | None = None, li
 
 
 def count_sessions(session: Session, owner_id: str) -> int:
-    """How many sessions `owner_id` has (one COUNT query, no page limit)."""
+    """How many sessions `owner_id` has and sees (one COUNT query, no page limit; hidden ones left out)."""
     return int(session.scalar(select(func.count()).select_from(StudioSession)
-                              .where(StudioSession.owner_id == owner_id)) or 0)
+                              .where(StudioSession.owner_id == owner_id, StudioSession.hidden_at.is_(None))) or 0)
 
 
 def round_counts(session: Session, session_ids: Sequence[str]) -> dict[str, int]:
@@ -112,24 +117,69 @@ def round_counts(session: Session, session_ids: Sequence[str]) -> dict[str, int]
 def get_session_for_user(session: Session, session_id: str, user_id: str, *,
                          write: bool = False) -> StudioSession:
     """The session if `user_id` may see it (owner; annotators and admins read all; only the owner or an
-    admin may change it). Raises NotFound or SessionAccessDenied."""
+    admin may change it). A session the user may not see raises the same NotFound, with the same
+    text, as one that does not exist, so ids cannot be probed. SessionAccessDenied is left for a
+    reviewer who can read the session but not change it."""
     row = session.get(StudioSession, session_id) if isinstance(session_id, str) else None
-    if row is None:
-        raise NotFound(f"no session {str(session_id)[:40]!r}")
-    if row.owner_id == user_id:
-        return row
-    user = session.get(User, user_id)
+    user = session.get(User, user_id) if row is not None else None
     role = user.role if user is not None else None
-    if role is Role.ADMIN or (role is Role.ANNOTATOR and not write):
-        return row
-    raise SessionAccessDenied("this session belongs to another user")
+    readable = row is not None and (role in (Role.ADMIN, Role.ANNOTATOR)
+                                    or (row.owner_id == user_id and row.hidden_at is None))
+    if not readable:
+        raise NotFound(f"no session {str(session_id)[:40]!r}")
+    if write and row.owner_id != user_id and role is not Role.ADMIN:
+        raise SessionAccessDenied("this session belongs to another user")
+    return row
 
 
-def delete_session(session: Session, session_id: str, user_id: str) -> None:
-    """Delete a session and its rounds, critiques, annotations and pair judgements. Image files are
-    left to collect_garbage (another session may share them)."""
-    row = get_session_for_user(session, session_id, user_id, write=True)
+@dataclass(frozen=True)
+class SessionRemoval:
+    """What deleting a session did: hidden from its owner (other users' data hangs on it), or purged;
+    `freed_images` are the image rows deleted with it, whose files the caller may now delete."""
+
+    hidden: bool
+    freed_images: list[str]
+
+
+def others_data_on_session(session: Session, row: StudioSession) -> bool:
+    """Whether users other than the owner annotated a critique of this session or picked between two
+    of its images: their training data, which deleting the session would take with it."""
     round_ids = select(Round.id).where(Round.session_id == row.id)
+    annotations = (select(Annotation.id).join(CritiqueRow, Annotation.critique_id == CritiqueRow.id)
+                   .where(CritiqueRow.round_id.in_(round_ids), Annotation.annotator_id != row.owner_id))
+    picks = select(PairJudgement.id).where(
+        or_(PairJudgement.round_a_id.in_(round_ids), PairJudgement.round_b_id.in_(round_ids)),
+        PairJudgement.judge_id.is_not(None), PairJudgement.judge_id != row.owner_id)
+    return bool(session.scalar(select(annotations.exists())) or session.scalar(select(picks.exists())))
+
+
+def delete_session(session: Session, session_id: str, user_id: str) -> SessionRemoval:
+    """Delete a session for its owner (or an admin). When other users' annotations or A/B picks hang
+    on it, it is only hidden from its owner (their training data stays; `purge_session` is the admin's
+    way to remove it anyway). Otherwise its rounds, critiques, annotations, pair judgements and the
+    image rows no other session uses are deleted; their files are the caller's to delete after the
+    commit (`ImageStore.remove_unless_touched`), since a rollback must not lose a file."""
+    row = get_session_for_user(session, session_id, user_id, write=True)
+    if others_data_on_session(session, row):
+        row.hidden_at = utcnow()
+        session.flush()
+        return SessionRemoval(hidden=True, freed_images=[])
+    return SessionRemoval(hidden=False, freed_images=_purge(session, row))
+
+
+def purge_session(session: Session, session_id: str, admin_id: str) -> list[str]:
+    """An admin's explicit removal of a session with everything on it, other users' annotations and
+    picks included. Returns the freed image hashes (as delete_session)."""
+    user = session.get(User, admin_id)
+    if user is None or user.role is not Role.ADMIN:
+        raise SessionAccessDenied("only an admin can purge a session")
+    return _purge(session, get_session_for_user(session, session_id, admin_id, write=True))
+
+
+def _purge(session: Session, row: StudioSession) -> list[str]:
+    round_ids = select(Round.id).where(Round.session_id == row.id)
+    used = {sha for pair in session.execute(select(Round.image_sha256, Round.source_image_sha256)
+                                            .where(Round.session_id == row.id)) for sha in pair if sha}
     # Explicit deletes so the result does not depend on the backend enforcing ON DELETE CASCADE.
     session.execute(delete(PairJudgement).where(
         or_(PairJudgement.round_a_id.in_(round_ids), PairJudgement.round_b_id.in_(round_ids))))
@@ -140,6 +190,12 @@ def delete_session(session: Session, session_id: str, user_id: str) -> None:
         synchronize_session=False))
     session.delete(row)
     session.flush()
+    still_used = (select(Round.image_sha256).where(Round.image_sha256.in_(used))
+                  .union(select(Round.source_image_sha256).where(Round.source_image_sha256.in_(used))))
+    freed = sorted(used - set(session.scalars(still_used)))
+    if freed:
+        session.execute(delete(Image).where(Image.sha256.in_(freed)).execution_options(synchronize_session=False))
+    return freed
 
 
 # --- images and rounds -------------------------------------------------------------------------
@@ -245,9 +301,12 @@ def session_rounds(session: Session, session_id: str, user_id: str) -> list[Roun
 
 def get_round_for_user(session: Session, round_id: int, user_id: str, *, write: bool = False) -> Round:
     row = session.get(Round, round_id)
-    if row is None:
-        raise NotFound(f"no round {round_id}")
-    get_session_for_user(session, row.session_id, user_id, write=write)
+    try:
+        if row is None:
+            raise NotFound("")
+        get_session_for_user(session, row.session_id, user_id, write=write)
+    except NotFound:
+        raise NotFound(f"no round {round_id}") from None
     return row
 
 
@@ -261,9 +320,12 @@ def set_chosen(session: Session, *, round_id: int, user_id: str, chosen: bool = 
 
 def get_critique_for_user(session: Session, critique_id: int, user_id: str) -> CritiqueRow:
     row = session.get(CritiqueRow, critique_id)
-    if row is None:
-        raise NotFound(f"no critique {critique_id}")
-    get_session_for_user(session, row.round.session_id, user_id)
+    try:
+        if row is None:
+            raise NotFound("")
+        get_session_for_user(session, row.round.session_id, user_id)
+    except NotFound:
+        raise NotFound(f"no critique {critique_id}") from None
     return row
 
 
@@ -360,38 +422,44 @@ def first_unjudged_pair(session: Session, judge_id: str) -> tuple[int, int] | No
 # --- counts ------------------------------------------------------------------------------------
 
 def count_preference_pairs(session: Session, *, task: Task | str | None = None,
-                           source: PairSource | str | None = None) -> int:
-    """Distinct unordered image pairs with at least one judgement."""
-    pairs = _pair_key_query(task, source).subquery()
+                           source: PairSource | str | None = None, owner_id: str | None = None) -> int:
+    """Distinct unordered image pairs with at least one judgement (of `owner_id`'s sessions, if given)."""
+    pairs = _pair_key_query(task, source, owner_id).subquery()
     return int(session.scalar(select(func.count()).select_from(pairs)) or 0)
 
 
-def _pair_key_query(task: Task | str | None, source: PairSource | str | None) -> Any:
+def _pair_key_query(task: Task | str | None, source: PairSource | str | None, owner_id: str | None = None) -> Any:
     low = case((PairJudgement.round_a_id < PairJudgement.round_b_id, PairJudgement.round_a_id),
                else_=PairJudgement.round_b_id)
     high = case((PairJudgement.round_a_id < PairJudgement.round_b_id, PairJudgement.round_b_id),
                 else_=PairJudgement.round_a_id)
     query = select(low.label("low"), high.label("high")).distinct()
-    if task is not None:
+    if task is not None or owner_id is not None:
         query = (query.join(Round, PairJudgement.round_a_id == Round.id)
-                 .join(StudioSession, Round.session_id == StudioSession.id)
-                 .where(StudioSession.task == Task.parse(task).value))
+                 .join(StudioSession, Round.session_id == StudioSession.id))
+    if task is not None:
+        query = query.where(StudioSession.task == Task.parse(task).value)
+    if owner_id is not None:
+        query = query.where(StudioSession.owner_id == owner_id)
     if source is not None:
         query = query.where(PairJudgement.source == PairSource(source))
     return query
 
 
 def count_annotated_critiques(session: Session, *, task: Task | str | None = None,
-                              annotator_id: str | None = None) -> int:
-    """Critiques with at least one annotation (by `annotator_id`, if given)."""
+                              annotator_id: str | None = None, owner_id: str | None = None) -> int:
+    """Critiques with at least one annotation (by `annotator_id`, of `owner_id`'s sessions, if given)."""
     query = select(func.count(distinct(Annotation.critique_id)))
     if annotator_id is not None:
         query = query.where(Annotation.annotator_id == annotator_id)
-    if task is not None:
+    if task is not None or owner_id is not None:
         query = (query.join(CritiqueRow, Annotation.critique_id == CritiqueRow.id)
                  .join(Round, CritiqueRow.round_id == Round.id)
-                 .join(StudioSession, Round.session_id == StudioSession.id)
-                 .where(StudioSession.task == Task.parse(task).value))
+                 .join(StudioSession, Round.session_id == StudioSession.id))
+    if task is not None:
+        query = query.where(StudioSession.task == Task.parse(task).value)
+    if owner_id is not None:
+        query = query.where(StudioSession.owner_id == owner_id)
     return int(session.scalar(query) or 0)
 
 
@@ -402,11 +470,22 @@ def referenced_image_hashes(session: Session) -> set[str]:
     return set(session.scalars(select(Image.sha256)))
 
 
-def delete_unreferenced_image_rows(session: Session, older_than: datetime) -> int:
-    """Delete image rows no round uses (left behind by delete_session) created before `older_than`."""
+def unreferenced_image_rows(session: Session, older_than: datetime) -> list[str]:
+    """Image rows no round uses (left behind by a crash or an older delete) created before `older_than`."""
     used = select(Round.image_sha256).union(
         select(Round.source_image_sha256).where(Round.source_image_sha256.is_not(None)))
-    result = session.execute(delete(Image).where(Image.sha256.not_in(used), Image.created_at < older_than)
+    return list(session.scalars(select(Image.sha256).where(Image.sha256.not_in(used), Image.created_at < older_than)
+                                .order_by(Image.sha256)))
+
+
+def delete_image_rows(session: Session, hashes: Sequence[str]) -> int:
+    """Delete these image rows (the garbage collector's pick from unreferenced_image_rows), checking
+    again in the same statement that no round uses them."""
+    if not hashes:
+        return 0
+    used = select(Round.image_sha256).union(
+        select(Round.source_image_sha256).where(Round.source_image_sha256.is_not(None)))
+    result = session.execute(delete(Image).where(Image.sha256.in_(list(hashes)), Image.sha256.not_in(used))
                              .execution_options(synchronize_session=False))
     return int(result.rowcount or 0)
 

@@ -118,6 +118,9 @@ class Services:
     def delete_session(self, username: str | None, session_id: str) -> str:
         return self.library.delete_session(username, session_id)
 
+    def purge_session(self, username: str | None, session_id: str) -> str:
+        return self.library.purge_session(username, session_id)
+
     def stats(self, username: str | None) -> dict[str, int]:
         return self.library.stats(username)
 
@@ -137,27 +140,35 @@ class Services:
 
     # --- export ---
 
-    def export(self, username: str | None, fmt: str, parquet: bool = False) -> dict[str, Any]:
-        return self.exports.export(username, fmt, parquet)
+    def export(self, username: str | None, fmt: str, parquet: bool = False,
+               portable: bool = False) -> dict[str, Any]:
+        return self.exports.export(username, fmt, parquet, portable)
 
 
 def create_services(preset: str = "auto", *, database_url_text: str | None = None, critic_url: str | None = None,
+                    critic_t2i_url: str | None = None, critic_edit_url: str | None = None,
+                    critic_timeout: float | None = None, critic_retries: int | None = None,
                     low_memory: bool = False, auth: AuthSettings | None = None,
                     max_runs_per_user: int = 2) -> Services:
     """The services `python app.py` runs: resolve the preset, upgrade the database (and fill in the
-    critic prompts of critiques stored before they were kept), open the image store."""
+    critic prompts of critiques stored before they were kept), open the image store, and clear what
+    killed or expired exports left in the exports folder (storage.gc)."""
     from rr_core.paths import data_dir
     from rr_core.presets import Studio, resolve_preset
     from storage.db import make_engine
+    from storage.gc import collect_export_leftovers, export_retention_days
     from storage.migrate import upgrade_to_head
 
     url = database_url_text or database_url()
     engine = make_engine(url)
     upgrade_to_head(engine)
-    resolved = resolve_preset(preset, critic_url=critic_url, low_memory=low_memory)
+    resolved = resolve_preset(preset, critic_url=critic_url, low_memory=low_memory, critic_t2i_url=critic_t2i_url,
+                              critic_edit_url=critic_edit_url, critic_timeout=critic_timeout,
+                              critic_retries=critic_retries)
     store = ImageStore(data_dir() / "images")
     services = Services(Studio(resolved), engine, store, auth=auth or AuthSettings.from_env(),
                         max_runs_per_user=max_runs_per_user, exports_dir=data_dir() / "exports",
                         database_url_text=url, remote_critic=resolved.critic_kind == "openai")
     services.exports.backfill()
+    collect_export_leftovers(services.exports_dir, export_retention_days()).log()
     return services

@@ -1,4 +1,5 @@
-"""Export for training from the app: one format to a file under the exports folder, plus the command
+"""Export for training from the app: one format to a file under the exports folder (its images beside
+it, or embedded), optionally packed as a portable zip the UI can offer for download, plus the command
 line that writes the same from the database for larger data."""
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from sqlalchemy.engine import make_url
 from rr_core.errors import InvalidRequest
 from storage.db import database_url, write_transaction
 from storage.export import FORMATS, export_to_file
+from storage.export_files import write_zip
 from studio import codec
 from studio.context import AppContext
 
@@ -36,9 +38,12 @@ class Exports:
             total += filled
         return total
 
-    def export(self, username: str | None, fmt: str, parquet: bool = False) -> dict[str, Any]:
+    def export(self, username: str | None, fmt: str, parquet: bool = False,
+               portable: bool = False) -> dict[str, Any]:
         """Write one training format from storage; returns the file, the record count and the command
-        line that does the same for larger data."""
+        line that does the same for larger data. With `portable`, also a zip of the file and its
+        images (`zip`): unpacked anywhere, its records still find their images, so it is what a
+        browser download should serve."""
         self.ctx.users.reviewer(username)
         if fmt not in FORMATS:
             raise InvalidRequest(f"Unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}.")
@@ -52,4 +57,7 @@ class Exports:
             shown = make_url(self.database_url_text).render_as_string(hide_password=True)
             command += f" --database-url '{shown}'"
         command += f" --images-dir {self.ctx.store.root}"
-        return {"file": str(out), "count": count, "command": command}
+        result: dict[str, Any] = {"file": str(out), "count": count, "command": command}
+        if portable:
+            result["zip"] = str(write_zip(out))
+        return result

@@ -1,8 +1,10 @@
 """Running the loop for a user: start a run, continue a stored one, generate or critique once, retry a
 critique, keep an image, stop. Also the per-user limit on runs in flight.
 
-Persistence: the session row is written when a run starts, then every round (all its candidates,
-images and critiques) in one write transaction when the round finishes, so a crash loses at most the
+Persistence: nothing is written until the first round is finished. Its transaction writes the session
+row together with the round (all its candidates, images and critiques); every later round is one
+write transaction of its own. So a run refused by a check, by a model that fails to load or by a
+first round that produces nothing leaves no empty session behind, and a crash loses at most the
 round in flight.
 """
 
@@ -11,6 +13,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from PIL import Image
@@ -37,6 +40,7 @@ from rr_core.reward import apply_reward
 from rr_core.rubric import Task
 from storage import repository as repo
 from storage.db import write_transaction
+from storage.models import new_session_id
 from studio import codec
 from studio.context import AppContext
 from studio.run_model import Run
@@ -92,6 +96,16 @@ class RunSlots:
         return len(events)
 
 
+@dataclass
+class PendingSession:
+    """The session row of a new run, written in the transaction of its first stored round."""
+
+    task: Task
+    prompt: str
+    settings: dict[str, Any]
+    written: bool = False
+
+
 def loop_config(settings: dict[str, Any] | None) -> LoopConfig:
     """The loop configuration of a run from the UI's or API's settings (the app's defaults first)."""
     values = dict(APP_LOOP_DEFAULTS)
@@ -142,12 +156,11 @@ class Runs:
         prompt, config = check_run(prompt, settings)
         source = _image_input(source_image, "source image")
         task = Task.EDIT if source is not None else Task.T2I
+        loop = self.ctx.models.loop(task)
         with self.slots.slot(user_id) as cancel:
-            with write_transaction(self.ctx.db) as db:
-                session_id = repo.create_session(db, owner_id=user_id, task=task, prompt=prompt,
-                                                 settings=config.to_dict()).id
-            view = RunView(Run.new(session_id, task, prompt, source), settings=config.to_dict())
-            yield from self._drive(user_id, view, prompt, config, cancel)
+            view = RunView(Run.new(new_session_id(), task, prompt, source), settings=config.to_dict())
+            pending = PendingSession(task, prompt, config.to_dict())
+            yield from self._drive(user_id, view, prompt, config, cancel, loop, pending)
 
     def continue_session(self, username: str | None, session_id: str, prompt: str | None = None,
                          rounds: int = 1) -> Iterator[RunView]:
@@ -161,21 +174,22 @@ class Runs:
         settings["rounds"] = rounds
         config = LoopConfig.from_dict(settings)
         prompt = validate_request(prompt) if prompt and prompt.strip() else run.next_prompt
+        loop = self.ctx.models.loop(run.task)
         with self.slots.slot(user_id) as cancel:
-            yield from self._drive(user_id, RunView(run), prompt, config, cancel)
+            yield from self._drive(user_id, RunView(run), prompt, config, cancel, loop)
 
     def _drive(self, user_id: str, view: RunView, prompt: str, config: LoopConfig,
-               cancel: threading.Event) -> Iterator[RunView]:
+               cancel: threading.Event, loop: Any, pending: PendingSession | None = None) -> Iterator[RunView]:
         view.run.done, view.run.stop_reason = False, None
         view.status = "Starting…"
         yield view
-        loop = self.ctx.models.loop(view.task)
         run = view.run
         for event in loop.run(prompt, config, source_image=run.source_image, cancel=cancel, state=run.state):
-            self._apply(event, view, user_id, config)
+            self._apply(event, view, user_id, config, pending)
             yield view
 
-    def _apply(self, event: Any, view: RunView, user_id: str, config: LoopConfig) -> None:
+    def _apply(self, event: Any, view: RunView, user_id: str, config: LoopConfig,
+               pending: PendingSession | None = None) -> None:
         run = view.run
         if isinstance(event, RoundStarted):
             run.start_round(event.round_index, event.prompt)
@@ -195,17 +209,24 @@ class Runs:
             view.messages.append(f"Round {event.round_index + 1}: {event.stage} failed ({event.message}); {action}.")
         elif isinstance(event, RoundDone):
             run.finish_round(event.result)
-            view.status = self._store_round(run, event.result, user_id, config)
+            view.status = self._store_round(run, event.result, user_id, config, pending)
         elif isinstance(event, LoopDone):
             run.finish(event.result)
             view.status = STOP_MESSAGES.get(event.result.stop_reason, "Done.")
 
-    def _store_round(self, run: Run, result: RoundResult, user_id: str, config: LoopConfig) -> str:
-        """One write transaction for the whole round; returns the status line."""
+    def _store_round(self, run: Run, result: RoundResult, user_id: str, config: LoopConfig,
+                     pending: PendingSession | None = None) -> str:
+        """One write transaction for the whole round (with the session row when `pending` has not
+        been written yet); returns the status line."""
         if not result.candidates:
             return f"Round {result.index + 1} produced no image."
         with write_transaction(self.ctx.db) as db:
+            if pending is not None and not pending.written:
+                repo.create_session(db, session_id=run.session_id, owner_id=user_id, task=pending.task,
+                                    prompt=pending.prompt, settings=pending.settings)
             ids = codec.write_round(db, self.ctx.store, run, result, user_id, config)
+        if pending is not None:
+            pending.written = True
         run.round_ids.update(ids)
         return f"Round {result.index + 1} done."
 
@@ -244,15 +265,12 @@ class Runs:
 
     def _store_single(self, user_id: str, task: Task, prompt: str, config: LoopConfig,
                       candidates: list[Candidate], source: Image.Image | None) -> RunView:
-        with write_transaction(self.ctx.db) as db:
-            session_id = repo.create_session(db, owner_id=user_id, task=task, prompt=prompt,
-                                             settings=config.to_dict()).id
-        run = Run.new(session_id, task, prompt, source)
+        run = Run.new(new_session_id(), task, prompt, source)
         pick, proposal = decide_round(candidates, prompt)
         result = RoundResult(0, prompt, candidates, pick, proposal, request=prompt)
         run.finish_round(result)
         view = RunView(run)
-        view.status = self._store_round(run, result, user_id, config)
+        view.status = self._store_round(run, result, user_id, config, PendingSession(task, prompt, config.to_dict()))
         run.done, run.stop_reason = True, "max_rounds"
         if candidates and candidates[0].critique is not None:
             view.live_text = candidates[0].critique.raw_text

@@ -17,6 +17,7 @@ critique goes through one, so the backends and the prompt builder trust what the
 from __future__ import annotations
 
 import abc
+import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -133,6 +134,11 @@ class DecodeSettings:
 class Critic(abc.ABC):
     """A reward model that writes critiques. Subclasses implement `complete` and `complete_stream`."""
 
+    interruptible: bool = False
+    """True when the backend's `complete` and `complete_stream` take a `cancel` event and abandon the
+    request in flight when it is set (the server backend). The others finish the batch they started;
+    the loop checks its cancel event between steps."""
+
     def __init__(
         self,
         model_id: str,
@@ -167,28 +173,33 @@ class Critic(abc.ABC):
 
     # --- shared behaviour ----------------------------------------------------------------------
 
-    def critique_many(self, requests: Sequence[CritiqueRequest]) -> list[Critique]:
-        """Critique a batch of images; one Critique per request, in order."""
+    def critique_many(self, requests: Sequence[CritiqueRequest],
+                      cancel: threading.Event | None = None) -> list[Critique]:
+        """Critique a batch of images; one Critique per request, in order. `cancel`, when set, abandons
+        a remote request in flight (CritiqueCancelled)."""
         for request in requests:
             self._check_task(request.task)
         conversations = [self._pointwise_conversation(r) for r in requests]
-        generations = self.complete(conversations) if conversations else []
+        generations = self._complete_all(conversations, cancel) if conversations else []
         return [self._to_critique(r.task, c, g) for r, c, g in zip(requests, conversations, generations)]
 
-    def critique(self, request: CritiqueRequest) -> Critique:
-        return self.critique_many([request])[0]
+    def critique(self, request: CritiqueRequest, cancel: threading.Event | None = None) -> Critique:
+        return self.critique_many([request], cancel)[0]
 
-    def stream(self, request: CritiqueRequest) -> Iterator[str | Critique]:
+    def stream(self, request: CritiqueRequest, cancel: threading.Event | None = None) -> Iterator[str | Critique]:
         """Text deltas of one critique as the model writes them, then the parsed Critique."""
         self._check_task(request.task)
         conversation = self._pointwise_conversation(request)
-        for item in self.complete_stream(conversation):
+        chunks = (self.complete_stream(conversation, cancel=cancel) if self.interruptible
+                  else self.complete_stream(conversation))
+        for item in chunks:
             if isinstance(item, Generation):
                 yield self._to_critique(request.task, conversation, item)
             else:
                 yield item
 
-    def compare_many(self, requests: Sequence[PairRequest]) -> list[PairwiseCritique]:
+    def compare_many(self, requests: Sequence[PairRequest],
+                     cancel: threading.Event | None = None) -> list[PairwiseCritique]:
         """Pairwise critiques (Image A vs Image B), one per pair, in order."""
         for request in requests:
             self._check_task(request.task)
@@ -197,13 +208,19 @@ class Critic(abc.ABC):
                            template=self.templates.get((r.task, "pairwise")))
             for r in requests
         ]
-        generations = self.complete(conversations) if conversations else []
+        generations = self._complete_all(conversations, cancel) if conversations else []
         return [self._to_pairwise(r.task, c, g) for r, c, g in zip(requests, conversations, generations)]
 
-    def compare(self, request: PairRequest) -> PairwiseCritique:
-        return self.compare_many([request])[0]
+    def compare(self, request: PairRequest, cancel: threading.Event | None = None) -> PairwiseCritique:
+        return self.compare_many([request], cancel)[0]
 
     # --- helpers -------------------------------------------------------------------------------
+
+    def _complete_all(self, conversations: Sequence[Conversation],
+                      cancel: threading.Event | None) -> list[Generation]:
+        if self.interruptible:
+            return self.complete(conversations, cancel=cancel)
+        return self.complete(conversations)
 
     def _check_task(self, task: Task) -> None:
         if task not in self.tasks:

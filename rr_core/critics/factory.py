@@ -6,7 +6,9 @@ same way, as a kind plus that backend's own config keys, so they load it here:
 - transformers: in process; settings are `TransformersCriticConfig` fields (model, tasks, dtype,
   quantization, batch_size, max_new_tokens, adapter, ...).
 - openai: an OpenAI-compatible server (vLLM, `python -m rr_core.serve`); settings are
-  `OpenAICriticConfig` fields (base_url, model, concurrency, ...).
+  `OpenAICriticConfig` fields (base_url, model, concurrency, timeout_s, max_retries, ...); a
+  timeout_s or max_retries the settings leave out comes from RR_CRITIC_TIMEOUT / RR_CRITIC_RETRIES
+  when set, so every server critic (app, PARROT, RL) is bounded the same way.
 - tiny: the offline random-weight critic (built once in the cache folder); settings override its
   defaults (`rr_core.critics.tiny.tiny_critic_settings`), e.g. tasks or max_new_tokens.
 - adapter: a transformers critic whose LoRA adapter sits on its base model (a distilled student);
@@ -50,9 +52,9 @@ def critic_config(kind: str, settings: Mapping[str, Any] | None = None,
     values = {key: tuple(value) if key in _SEQUENCE_KEYS and isinstance(value, list) else value
               for key, value in (settings or {}).items()}
     if kind == "openai":
-        from rr_core.critics.openai_critic import OpenAICriticConfig
+        from rr_core.critics.openai_critic import OpenAICriticConfig, transport_from_env
 
-        return OpenAICriticConfig.from_dict(values)
+        return OpenAICriticConfig.from_dict({**transport_from_env(), **values})
     from rr_core.critics.transformers_critic import TransformersCriticConfig
 
     if kind == "tiny":
@@ -62,6 +64,26 @@ def critic_config(kind: str, settings: Mapping[str, Any] | None = None,
     if kind == "adapter" and not (values.get("adapter") and values.get("model")):
         raise ValueError("an adapter critic needs `adapter` (the LoRA folder) and `model` (its base checkpoint).")
     return TransformersCriticConfig.from_dict(values)
+
+
+def with_transport(kind: str, settings: Mapping[str, Any] | None, timeout_s: float | None,
+                   max_retries: int | None) -> dict[str, Any]:
+    """`settings` with a server critic's deadline and retry budget set from a config's own fields
+    (the training configs name them next to the kind). Either set for an in-process kind is an
+    error: there is no request to time out."""
+    values = dict(settings or {})
+    given = {key: value for key, value in (("timeout_s", timeout_s), ("max_retries", max_retries))
+             if value is not None}
+    if given and kind != "openai":
+        names = " and ".join(given)
+        raise ValueError(f"{names} {'apply' if len(given) > 1 else 'applies'} to a server critic "
+                         f"(kind openai) only, not {kind!r}.")
+    if "timeout_s" in given and not given["timeout_s"] > 0:
+        raise ValueError(f"the critic timeout must be a positive number of seconds, got {given['timeout_s']}")
+    if "max_retries" in given and given["max_retries"] < 0:
+        raise ValueError(f"the critic's retries must be >= 0, got {given['max_retries']}")
+    values.update(given)
+    return values
 
 
 def build_critic(kind: str, settings: Mapping[str, Any] | None = None,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TypeVar
 
@@ -38,20 +39,22 @@ class TaskRouter:
             raise UnsupportedTask(f"No critic is loaded for task {task.value!r} (loaded: {served}).")
         return self.critics[task]
 
-    def critique_many(self, requests: Sequence[CritiqueRequest]) -> list[Critique]:
-        return self._split(requests, lambda critic, batch: critic.critique_many(batch))
+    def critique_many(self, requests: Sequence[CritiqueRequest],
+                      cancel: threading.Event | None = None) -> list[Critique]:
+        return self._split(requests, lambda critic, batch: critic.critique_many(batch, cancel))
 
-    def critique(self, request: CritiqueRequest) -> Critique:
-        return self.critic_for(request.task).critique(request)
+    def critique(self, request: CritiqueRequest, cancel: threading.Event | None = None) -> Critique:
+        return self.critic_for(request.task).critique(request, cancel)
 
-    def stream(self, request: CritiqueRequest) -> Iterator[str | Critique]:
-        return self.critic_for(request.task).stream(request)
+    def stream(self, request: CritiqueRequest, cancel: threading.Event | None = None) -> Iterator[str | Critique]:
+        return self.critic_for(request.task).stream(request, cancel)
 
-    def compare_many(self, requests: Sequence[PairRequest]) -> list[PairwiseCritique]:
-        return self._split(requests, lambda critic, batch: critic.compare_many(batch))
+    def compare_many(self, requests: Sequence[PairRequest],
+                     cancel: threading.Event | None = None) -> list[PairwiseCritique]:
+        return self._split(requests, lambda critic, batch: critic.compare_many(batch, cancel))
 
-    def compare(self, request: PairRequest) -> PairwiseCritique:
-        return self.critic_for(request.task).compare(request)
+    def compare(self, request: PairRequest, cancel: threading.Event | None = None) -> PairwiseCritique:
+        return self.critic_for(request.task).compare(request, cancel)
 
     def _split(self, requests: Sequence[_Request], run) -> list:
         groups: dict[int, tuple[Critic, list[int]]] = {}

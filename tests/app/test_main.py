@@ -44,3 +44,25 @@ def test_python_app_py_starts_and_serves_the_named_endpoints(tmp_path):
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+def test_the_critic_flags_reach_the_services(monkeypatch):
+    """`--critic-timeout`, `--critic-retries` and the per-task URLs are passed on, not dropped."""
+    import app
+
+    seen: dict = {}
+
+    class Started(Exception):
+        pass
+
+    def fake_create_services(preset, **kwargs):
+        seen.update(kwargs, preset=preset)
+        raise Started
+
+    monkeypatch.setattr(app, "create_services", fake_create_services)
+    with pytest.raises(Started):
+        app.main(["--preset", "remote", "--critic-url", "http://a:8000/v1", "--critic-edit-url", "http://b:8000/v1",
+                  "--critic-timeout", "12.5", "--critic-retries", "0"])
+    assert seen["preset"] == "remote" and seen["critic_url"] == "http://a:8000/v1"
+    assert seen["critic_edit_url"] == "http://b:8000/v1" and seen["critic_t2i_url"] is None
+    assert seen["critic_timeout"] == 12.5 and seen["critic_retries"] == 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import select
 import socket
 import threading
 import time
@@ -45,13 +46,24 @@ GOOD_ANSWER = {
 }
 
 
-class MisbehavingPeer:
-    """A chat-completions server whose answers a test scripts, one per request: (status, body, delay_s)."""
+TRICKLE = "<trickle>"
+"""A scripted body meaning: send the headers, then one whitespace byte every `delay_s`, and never finish
+(whitespace is valid before JSON and is an empty line to an SSE reader, so only a total deadline ends it)."""
 
-    def __init__(self, answers: list[tuple[int, str, float]], repeat_last: bool = True) -> None:
+
+class MisbehavingPeer:
+    """A chat-completions server whose answers a test scripts, one per request: (status, body, delay_s).
+
+    `models_delay_s` delays GET /models (a start-up check that hangs). `disconnects` records when each
+    client went away while the peer was still hanging or trickling."""
+
+    def __init__(self, answers: list[tuple[int, str, float]], repeat_last: bool = True,
+                 models_delay_s: float = 0.0, name: str = "peer") -> None:
         self.answers = answers
         self.repeat_last = repeat_last
+        self.models_delay_s = models_delay_s
         self.requests: list[dict] = []
+        self.disconnects: list[float] = []
         peer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -59,15 +71,44 @@ class MisbehavingPeer:
                 return
 
             def do_GET(self) -> None:
-                self._send(200, json.dumps({"object": "list", "data": [{"id": "peer", "object": "model"}]}))
+                time.sleep(peer.models_delay_s)
+                self._send(200, json.dumps({"object": "list", "data": [{"id": name, "object": "model"}]}))
 
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 peer.requests.append(json.loads(body))
                 index = min(len(peer.requests), len(peer.answers)) - 1
                 status, text, delay_s = peer.answers[index]
-                time.sleep(delay_s)
+                if text == TRICKLE:
+                    self._trickle(delay_s)
+                    return
+                if not self._wait(delay_s):
+                    return
                 self._send(status, text)
+
+            def _wait(self, seconds: float) -> bool:
+                """Sleep, watching the socket: False (and a recorded disconnect) when the client leaves."""
+                end = time.monotonic() + seconds
+                while time.monotonic() < end:
+                    readable, _, _ = select.select([self.connection], [], [], min(0.02, end - time.monotonic()))
+                    if readable and not self.connection.recv(1, socket.MSG_PEEK):
+                        peer.disconnects.append(time.monotonic())
+                        return False
+                return True
+
+            def _trickle(self, interval_s: float) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.end_headers()
+                for _ in range(int(30 / max(interval_s, 0.01))):
+                    try:
+                        self.wfile.write(b"\n")
+                        self.wfile.flush()
+                    except (BrokenPipeError, ConnectionResetError):
+                        peer.disconnects.append(time.monotonic())
+                        return
+                    if not self._wait(interval_s):
+                        return
 
             def _send(self, status: int, text: str) -> None:
                 payload = text.encode()

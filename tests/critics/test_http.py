@@ -111,8 +111,8 @@ def test_a_slow_server_times_out_into_unavailable():
         with pytest.raises(CriticUnavailable, match="timed out"):
             OpenAICritic(fast_config(peer.url, timeout_s=0.3, max_retries=1)).critique(REQUEST)
         elapsed = time.monotonic() - started
-    assert elapsed < 3.0, "two 0.3 s attempts must give up long before the 4 s answer"
-    assert len(peer.requests) == 2
+    assert elapsed < 1.0, "the 0.3 s deadline covers the whole critique, retries included"
+    assert len(peer.requests) == 1, "a timeout spends the deadline: there is no time left to retry"
 
 
 @pytest.mark.parametrize("body", [

@@ -104,6 +104,37 @@ def test_upstream_rule_skips_refinement_when_good_enough():
     assert len(result.rounds) == 2 and result.stop_reason == "max_rounds"
 
 
+def test_upstream_rule_refines_once_and_the_refined_image_replaces_the_first():
+    # the refined image scores lower than the first: keep-best would answer round 0, upstream answers round 1
+    critic = ScriptedCritic(by_round([2.0, 1.5, 3.9]))
+    _, result = run(RefineLoop(PaintGenerator(), critic, "t2i"), "a fox", LoopConfig.upstream())
+    assert len(result.rounds) == 2 and result.stop_reason == "max_rounds"  # one refinement, never a third
+    assert (result.best_round, result.best_candidate) == (1, 0)
+    assert result.rounds[1].prompt == "refined prompt 1"
+    keep_best = LoopConfig(rounds=2, stop_threshold=3.0, stop_dimensions=("text_faithfulness", "physical_quality"))
+    _, best = run(RefineLoop(PaintGenerator(), ScriptedCritic(by_round([2.0, 1.5])), "t2i"), "a fox", keep_best)
+    assert best.best_round == 0, "the default stays keep-best"
+
+
+def test_upstream_rule_no_score_of_the_refined_image_decides():
+    answers = iter([critique_text("t2i", 2.0, refined="a fox, sharper"), "not a critique at all"])
+    _, result = run(RefineLoop(PaintGenerator(), ScriptedCritic(lambda c: next(answers)), "t2i"), "a fox",
+                    LoopConfig.upstream(max_retries=0, on_critique_error="skip"))
+    assert result.rounds[1].reward is None
+    assert (result.best_round, result.best_candidate) == (1, 0)
+
+
+def test_upstream_rule_cannot_be_bent_by_overrides():
+    for clash in ({"rounds": 3}, {"candidates": 2}, {"stop_threshold": 3.5}, {"patience": 1}, {"keep": "best"},
+                  {"stop_dimensions": ("text_faithfulness",)}):
+        with pytest.raises(InvalidRequest, match="upstream"):
+            LoopConfig.upstream(**clash)
+    config = LoopConfig.upstream(seed=7, rounds=2)
+    assert (config.seed, config.rounds, config.candidates, config.keep) == (7, 2, 1, "last")
+    with pytest.raises(InvalidRequest, match="keep"):
+        LoopConfig(keep="worst")
+
+
 def test_patience_stop_rule():
     critic = ScriptedCritic(by_round([3.0, 2.0, 2.5, 3.9]))
     _, result = run(RefineLoop(PaintGenerator(), critic, "t2i"), "a fox",

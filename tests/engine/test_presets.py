@@ -43,3 +43,97 @@ def test_model_ids_from_the_environment_and_bad_names():
         resolve_preset("huge")
     with pytest.raises(ValueError, match="needs a critic URL"):
         resolve_preset("remote", env={})
+
+
+# --- a critic per task, bounded remote critics -------------------------------------------------
+
+def _requests():
+    from rr_core.critics.base import CritiqueRequest
+    from tests.critics.conftest import gradient, solid
+
+    return (CritiqueRequest(Task.T2I, "a lighthouse at dusk", gradient(32, 32)),
+            CritiqueRequest(Task.EDIT, "make the car red", gradient(32, 32), source_image=solid(32, 32, (0, 0, 200))))
+
+
+def test_each_task_goes_to_its_own_critic_server():
+    from rr_core.presets import Studio
+    from tests import critique_texts as texts
+    from tests.critics.servers import MisbehavingPeer, answer
+
+    t2i, edit = _requests()
+    with MisbehavingPeer([(200, answer(texts.T2I_OK), 0.0)], name="rr-t2i") as t2i_peer, \
+            MisbehavingPeer([(200, answer(texts.T2I_OK), 0.0)], name="rr-edit") as edit_peer:
+        preset = resolve_preset("auto", env={"RR_CRITIC_T2I_URL": t2i_peer.url, "RR_CRITIC_EDIT_URL": edit_peer.url,
+                                             "RR_CRITIC_EDIT_MODEL": "rr-edit"})
+        assert preset.name == "remote"
+        router = Studio(preset).critic()
+        router.critique_many([t2i, edit, t2i])
+        router.critique(edit)
+    assert len(t2i_peer.requests) == 2 and len(edit_peer.requests) == 2
+    assert {r["model"] for r in t2i_peer.requests} == {"rr-t2i"}  # no model named: the server's first
+    assert {r["model"] for r in edit_peer.requests} == {"rr-edit"}
+    images = lambda r: sum(part.get("type") == "image_url" for part in r["messages"][1]["content"])  # noqa: E731
+    assert [images(r) for r in t2i_peer.requests] == [1, 1] and [images(r) for r in edit_peer.requests] == [2, 2]
+    assert preset.describe()["critic"] == {"t2i": t2i_peer.url, "edit": "rr-edit"}
+
+
+def test_one_url_serves_both_tasks_and_a_task_url_overrides_it():
+    both = resolve_preset("remote", env={"RR_CRITIC_URL": "http://both:8000", "RR_CRITIC_MODEL": "rr"})
+    assert both.critic_settings[Task.T2I] == both.critic_settings[Task.EDIT]
+    assert both.critic_settings[Task.T2I]["tasks"] == ("t2i", "edit")
+    split = resolve_preset("remote", critic_url="http://both:8000", critic_edit_url="http://edit:8000",
+                           env={"RR_CRITIC_EDIT_MODEL": "rr-edit"})
+    assert split.critic_settings[Task.T2I]["base_url"] == "http://both:8000"
+    assert split.critic_settings[Task.T2I]["tasks"] == ("t2i",)
+    assert (split.critic_settings[Task.EDIT]["base_url"], split.critic_settings[Task.EDIT]["model"]) == (
+        "http://edit:8000", "rr-edit")
+    only_t2i = resolve_preset("remote", env={"RR_CRITIC_T2I_URL": "http://t2i:8000"})
+    assert set(only_t2i.critic_settings) == {Task.T2I}
+
+
+def test_the_critic_timeout_and_retries_reach_every_remote_critic():
+    env = {"RR_CRITIC_URL": "http://c:8000", "RR_CRITIC_EDIT_URL": "http://e:8000",
+           "RR_CRITIC_TIMEOUT": "9", "RR_CRITIC_RETRIES": "1"}
+    preset = resolve_preset("remote", env=env)
+    assert all((s["timeout_s"], s["max_retries"]) == (9.0, 1) for s in preset.critic_settings.values())
+    flags = resolve_preset("remote", env=env, critic_timeout=3, critic_retries=0)
+    assert all((s["timeout_s"], s["max_retries"]) == (3.0, 0) for s in flags.critic_settings.values())
+    assert "timeout_s" not in resolve_preset("rationalrewards", env=env).critic_settings[Task.T2I]
+    with pytest.raises(ValueError, match="critic timeout must be a positive"):
+        resolve_preset("remote", env=env, critic_timeout=0)
+    with pytest.raises(ValueError, match="retries must be >= 0"):
+        resolve_preset("remote", env=env, critic_retries=-1)
+    with pytest.raises(ValueError, match="RR_CRITIC_TIMEOUT"):
+        resolve_preset("remote", env={**env, "RR_CRITIC_TIMEOUT": "a while"})
+
+
+def test_a_hanging_start_up_check_holds_no_lock_a_generation_needs(monkeypatch):
+    import threading
+    import time
+
+    from rr_core.errors import CriticUnavailable
+    from rr_core.presets import Studio
+    from tests.critics.servers import MisbehavingPeer
+
+    monkeypatch.setattr("rr_core.generators.factory.load_generator", lambda config: f"generator {config.task.value}")
+    with MisbehavingPeer([(200, "{}", 0.0)], models_delay_s=20.0) as peer:
+        studio = Studio(resolve_preset("remote", env={"RR_CRITIC_URL": peer.url, "RR_CRITIC_TIMEOUT": "1"}))
+        errors = []
+        warm_up = threading.Thread(target=lambda: errors.append(_raised(studio.critic)))
+        started = time.monotonic()
+        warm_up.start()
+        time.sleep(0.1)
+        assert studio.generator("t2i") == "generator t2i"
+        assert time.monotonic() - started < 0.5, "the generation waited on the critic server"
+        warm_up.join(timeout=5)
+        waited = time.monotonic() - started
+    assert isinstance(errors[0], CriticUnavailable) and "GET /models" in str(errors[0])
+    assert waited < 2.0, "the start-up check is bounded by the critic timeout (1 s), not the server's 20 s"
+
+
+def _raised(call):
+    try:
+        call()
+    except Exception as exc:
+        return exc
+    return None

@@ -16,7 +16,7 @@ from rr_core.errors import InvalidRequest
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
-FAST = ["--critic-max-tokens", "48", "--retries", "0"]
+FAST = ["--retries", "0"]
 
 
 def test_single_prompt_writes_images_critiques_and_summary(tmp_path):
@@ -32,9 +32,8 @@ def test_single_prompt_writes_images_critiques_and_summary(tmp_path):
             assert Image.open(out / f"round_{r}_cand_{k}.png").size == (64, 64)
             critique = json.loads((out / f"round_{r}_cand_{k}.json").read_text())
             assert critique["raw_text"] and critique["model_id"]
-            assert critique["status"] in ("ok", "partial", "failed")
-            if critique["status"] == "failed":
-                assert critique["reward"] is None
+            # The tiny critic decodes under the critique grammar, so every critique it writes parses.
+            assert critique["status"] == "ok" and critique["reward"] is not None
     assert summary["rounds"][0]["prompt"] == "a red fox in the snow"
 
 
@@ -49,7 +48,7 @@ def test_edit_session(tmp_path):
     assert summary["task"] == "edit"
     assert (out / "source.png").exists() and (out / "round_0_cand_0.png").exists()
     critique = json.loads((out / "round_0_cand_0.json").read_text())
-    assert critique["task"] == "edit"
+    assert critique["task"] == "edit" and critique["status"] == "ok"
 
 
 def test_bad_inputs_give_an_error_and_exit_code_2(tmp_path, capsys):
@@ -112,3 +111,28 @@ def test_a_users_template_is_used_and_recorded(tmp_path):
                  str(mine), "--out", str(out), "--quiet", *FAST]) == 0
     assert json.loads((out / "round_0_cand_0.json").read_text())["template_version"].startswith(
         "file:t2i_pointwise@house-2#")
+
+
+def test_upstream_flag_refuses_settings_that_bend_the_rule(tmp_path, capsys):
+    code = main(["--prompt", "a fox", "--upstream", "--rounds", "3", "--preset", "tiny",
+                 "--out", str(tmp_path / "u"), "--quiet"])
+    assert code == 2 and "upstream's rule fixes rounds" in capsys.readouterr().err
+
+
+def test_critic_flags_reach_the_preset(tmp_path, capsys, monkeypatch):
+    import rr_core.refine as refine
+
+    seen = {}
+
+    def capture(name, **kwargs):
+        seen.update(kwargs, name=name)
+        raise ValueError("stop here")
+    monkeypatch.setattr(refine, "resolve_preset", capture)
+    main(["--prompt", "a fox", "--preset", "remote", "--critic-t2i-url", "http://t2i:8000", "--critic-edit-url",
+          "http://edit:8000", "--critic-timeout", "12.5", "--critic-retries", "0", "--out", str(tmp_path / "f")])
+    assert (seen["critic_t2i_url"], seen["critic_edit_url"], seen["critic_timeout"], seen["critic_retries"]) == (
+        "http://t2i:8000", "http://edit:8000", 12.5, 0)
+    monkeypatch.undo()
+    code = main(["--prompt", "a fox", "--preset", "remote", "--critic-url", "http://c:8000", "--critic-timeout", "0",
+                 "--out", str(tmp_path / "g"), "--quiet"])
+    assert code == 2 and "critic timeout must be a positive" in capsys.readouterr().err

@@ -22,13 +22,18 @@ from storage import export
 from storage import repository as repo
 from storage.db import write_transaction
 from storage.export import ExportFilters
+from storage.export_files import ExportImages
 from storage.models import CritiqueRow, PairSource
 
 
-def _pixels(value) -> list:
-    """Pixels of an image given as a path, PNG bytes or base64 text."""
-    if isinstance(value, str) and not value.startswith("/"):
+def _pixels(value, root: Path | None = None) -> list:
+    """Pixels of an image given as PNG bytes, base64 text, or (with `root`, the export's folder) a
+    path relative to the export file."""
+    if isinstance(value, str) and root is None:
         value = base64.b64decode(value)
+    elif isinstance(value, str):
+        assert not Path(value).is_absolute(), f"an export holds an absolute path: {value}"
+        value = root / value
     with PILImage.open(io.BytesIO(value) if isinstance(value, bytes) else value) as image:
         return list(image.convert("RGB").getdata())
 
@@ -103,8 +108,8 @@ def test_pairs_jsonl_field_by_field(factory, data, tmp_path):
     assert main["agreement"] == pytest.approx(2 / 3)
     assert (main["prompt_a"], main["prompt_b"], main["source_image"]) == (
         "a lighthouse at dusk, take 0", "a lighthouse at dusk, take 1", None)
-    assert _pixels(main["image_a"]) == list(images["r0"].getdata())
-    assert _pixels(main["image_b"]) == list(images["r1"].getdata())
+    assert _pixels(main["image_a"], tmp_path) == list(images["r0"].getdata())
+    assert _pixels(main["image_b"], tmp_path) == list(images["r1"].getdata())
     prov = main["provenance"]
     assert (prov["round_a_id"], prov["round_b_id"], prov["votes"]) == (ids["r0"], ids["r1"], {"A": 2, "B": 1})
     assert [j["judge_id"] for j in prov["judgements"]] == data["ann"]
@@ -114,7 +119,7 @@ def test_pairs_jsonl_field_by_field(factory, data, tmp_path):
     assert (derived["preference"], derived["agreement"]) == ("B", 1.0)  # judged as (r2, r1) -> A, stored as r1-r2
     assert derived["provenance"]["judgements"][0]["source"] == "derived"
     tie = records[f"{ids['e0']}-{ids['e1']}"]
-    assert tie["preference"] == "tie" and _pixels(tie["source_image"]) == list(data["source"].getdata())
+    assert tie["preference"] == "tie" and _pixels(tie["source_image"], tmp_path) == list(data["source"].getdata())
 
 
 def test_pairs_parquet_with_embedded_images_matches_jsonl(factory, data, tmp_path):
@@ -139,7 +144,7 @@ def test_pair_filters(factory, data):
 
     def pair_ids(**kw):
         with factory() as s:
-            return {r["pair_id"]: r["preference"] for r in export.export_pairs(s, store, ExportFilters(**kw))}
+            return {r["pair_id"]: r["preference"] for r in export.export_pairs(s, ExportImages(store, embed=True), ExportFilters(**kw))}
 
     main, derived, tie = (f"{ids['r0']}-{ids['r1']}", f"{ids['r1']}-{ids['r2']}", f"{ids['e0']}-{ids['e1']}")
     assert pair_ids(min_agreement=0.7) == {derived: "B", tie: "tie"}
@@ -177,25 +182,26 @@ def test_sft_sharegpt(factory, data, tmp_path):
         roles = [m["role"] for m in record["messages"]]
         assert roles == ["system", "user", "assistant"]
         assert record["messages"][1]["content"].count("<image>") == len(record["images"])
-        assert all(Path(p).is_file() and Path(p).is_relative_to(Path(f"{out}.images")) for p in record["images"])
+        assert all(not Path(p).is_absolute() and p.startswith("sft.jsonl.images/") and (tmp_path / p).is_file()
+                   for p in record["images"])
     for name in ("r0", "r1", "e0"):  # critiques decoded under the grammar stay marked as such
         assert records[cid[name]]["constrained"] is critiques[name].constrained
     assert records[cid["r1"]]["corrected"] and not records[cid["r0"]]["corrected"]
     accepted = records[cid["r0"]]
     assert accepted["messages"][2]["content"] == critiques["r0"].raw_text
     assert "a lighthouse at dusk" in accepted["messages"][1]["content"]
-    assert _pixels(accepted["images"][0]) == list(prepare_for_critic(images["r0"]).getdata())
+    assert _pixels(accepted["images"][0], tmp_path) == list(prepare_for_critic(images["r0"]).getdata())
     corrected = parse_critique(records[cid["r1"]]["messages"][2]["content"], Task.T2I)
     assert corrected.score("physical_quality") == 1.5
     assert corrected.score("text_faithfulness") == critiques["r1"].score("text_faithfulness")
     assert corrected.refined_request == critiques["r1"].refined_request
     edit = records[cid["e0"]]
     assert len(edit["images"]) == 2
-    assert _pixels(edit["images"][0]) == list(prepare_for_critic(data["source"]).getdata())  # source first
-    assert _pixels(edit["images"][1]) == list(images["e0"].getdata())
+    assert _pixels(edit["images"][0], tmp_path) == list(prepare_for_critic(data["source"]).getdata())  # source 1st
+    assert _pixels(edit["images"][1], tmp_path) == list(images["e0"].getdata())
     with factory() as s:
-        embedded = list(export.export_sft(s, data["store"], ExportFilters(task="t2i", annotator_id=data["ann"][1]),
-                                          embed_images=True))
+        embedded = list(export.export_sft(s, ExportImages(data["store"], embed=True),
+                                          ExportFilters(task="t2i", annotator_id=data["ann"][1])))
     assert [r["critique_id"] for r in embedded] == [cid["r1"]]
     assert _pixels(embedded[0]["images"][0]) == list(images["r1"].getdata())
 
@@ -221,7 +227,7 @@ def test_parrot(factory, data, tmp_path):
     tie = records[f"{ids['e0']}-{ids['e1']}"]
     assert [r["critique_id"] for r in json.loads(tie["rationales"])["A"]] == [cid["e0"]]
     assert json.loads(tie["rationales"])["B"] == []
-    assert _pixels(tie["source_image"]) == list(data["source"].getdata())
+    assert _pixels(tie["source_image"], tmp_path) == list(data["source"].getdata())
 
 
 def test_rl_prompts(factory, data, tmp_path):
@@ -250,11 +256,12 @@ def test_cli_and_atomic_replace(engine, data, tmp_path, monkeypatch):
         export.main(["--format", "pairs", "--out", str(out), "--database-url", url,
                      "--images-dir", str(data["store"].root)])
     assert out.read_bytes() == before
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["pairs.jsonl"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pairs.jsonl", "pairs.jsonl.images"]  # no temp left
 
 
 def test_a_correction_turns_an_invalid_dimension_into_a_score():
-    """The critic wrote "17"; the annotator's corrected 3.0 is the score, and the reward follows from it."""
+    """The critic wrote "17"; the annotator's corrected 3.0 is the score. Storage does not score, so the
+    reward is left to whoever reads the export (each record carries its reward spec)."""
     from rr_core.critique import ParseStatus
     from storage.models import Annotation, Verdict
     from tests.critique_texts import T2I_OK
@@ -267,4 +274,4 @@ def test_a_correction_turns_an_invalid_dimension_into_a_score():
                       annotations=[note])
     reviewed = export.review(row).critique
     assert reviewed.score("text_faithfulness") == 3.0 and not reviewed.invalid_keys()
-    assert reviewed.reward == pytest.approx(((3.0 + 3.0 + 2.5) / 3 - 1) / 3)
+    assert reviewed.reward is None

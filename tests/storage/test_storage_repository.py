@@ -156,11 +156,12 @@ def test_other_users_sessions_are_refused(factory, store, owner, make_image, mak
         intruder = repo.get_or_create_user(s, new_user_id("intruder")).id
         annotator = repo.get_or_create_user(s, new_user_id("annotator"), role=Role.ANNOTATOR).id
     with factory() as s:
-        with pytest.raises(SessionAccessDenied):
+        # Another designer's session answers exactly like a missing one.
+        with pytest.raises(NotFound, match=f"^no session '{sid}'$"):
             repo.get_session_for_user(s, sid, intruder)
-        with pytest.raises(SessionAccessDenied):
+        with pytest.raises(NotFound):
             repo.session_rounds(s, sid, intruder)
-        with pytest.raises(SessionAccessDenied):
+        with pytest.raises(NotFound, match=f"^no round {rid}$"):
             repo.get_round_for_user(s, rid, intruder)
         with pytest.raises(NotFound):
             repo.get_session_for_user(s, "0" * 32, owner)
@@ -168,17 +169,17 @@ def test_other_users_sessions_are_refused(factory, store, owner, make_image, mak
         critique_id = s.scalar(select(CritiqueRow.id).where(CritiqueRow.round_id == rid))
         assert critique_id not in [c.id for c in repo.annotation_queue(s, annotator_id=intruder, limit=500)]
         assert repo.get_session_for_user(s, sid, annotator).id == sid  # annotators read every session
-    with pytest.raises(SessionAccessDenied), write_transaction(factory) as s:
+    with pytest.raises(NotFound, match=f"^no critique {critique_id}$"), write_transaction(factory) as s:
         repo.add_annotation(s, critique_id=critique_id, annotator_id=intruder, dimension="text_faithfulness",
                             verdict="accept")
     with pytest.raises(SessionAccessDenied), write_transaction(factory) as s:
         repo.delete_session(s, sid, annotator)
-    with pytest.raises(SessionAccessDenied), write_transaction(factory) as s:
+    with pytest.raises(NotFound), write_transaction(factory) as s:
         repo.record_round(s, store=store, session_id=sid, owner_id=intruder, prompt="x", image=make_image(402),
                           critique=make_critique(), round_index=5)
-    with pytest.raises(SessionAccessDenied), write_transaction(factory) as s:
+    with pytest.raises(NotFound), write_transaction(factory) as s:
         repo.add_pair_judgement(s, round_a_id=rid, round_b_id=rid2, preference="A", judge_id=intruder)
-    with pytest.raises(SessionAccessDenied), write_transaction(factory) as s:
+    with pytest.raises(NotFound), write_transaction(factory) as s:
         repo.set_chosen(s, round_id=rid, user_id=intruder)
 
 

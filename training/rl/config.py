@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rr_core.critics.factory import CRITIC_KINDS
+from rr_core.critics.factory import CRITIC_KINDS, with_transport
 from rr_core.reward import RewardSpec
 from rr_core.config import ConfigError, from_mapping, load_config, to_mapping
 
@@ -29,12 +29,22 @@ class CriticSection:
     """The backend's own config (TransformersCriticConfig / OpenAICriticConfig keys)."""
     retries: int = 2
     """Extra critique attempts for images whose critique failed or came back partial."""
+    timeout_s: float | None = None
+    """Kind openai: the total seconds one critique may take, its HTTP retries included (unset:
+    RR_CRITIC_TIMEOUT, else the critic's default). A hanging server then costs a step this long, not forever."""
+    request_retries: int | None = None
+    """Kind openai: extra HTTP attempts after a refused connection or a 5xx, within timeout_s (unset:
+    RR_CRITIC_RETRIES, else the critic's default)."""
 
     def __post_init__(self) -> None:
         if self.kind not in CRITIC_KINDS:
             raise ConfigError(f"critic.kind must be one of {', '.join(CRITIC_KINDS)}, got {self.kind!r}.")
         if self.retries < 0:
             raise ConfigError("critic.retries must be >= 0.")
+        try:
+            self.settings = with_transport(self.kind, self.settings, self.timeout_s, self.request_retries)
+        except ValueError as exc:
+            raise ConfigError(f"critic: {exc}") from None
 
 
 @dataclass
