@@ -144,10 +144,10 @@ def build_app(service: Services) -> gr.Blocks:
                     fmt = gr.Dropdown(list(FORMATS), value="pairs", label="Format", elem_id="export-format")
                     parquet = gr.Checkbox(label="Parquet (default JSONL)", value=False)
                     export_btn = gr.Button("Export", elem_id="export-run")
-                export_file = gr.File(label="Exported file", elem_id="export-file")
+                export_file = gr.File(label="Download: the export and its images (zip)", elem_id="export-file")
                 export_note = gr.Markdown(elem_id="export-note")
-                export_cmd = gr.Code(label="Same export from the command line (for larger data)", language="shell",
-                                     elem_id="export-command")
+                export_cmd = gr.Code(label="The same export from a shell on the server, in the app's folder "
+                                           "(for larger data)", language="shell", elem_id="export-command")
 
         ui = StudioUI(create=create, edit=edit, annotate=annotate, pair=pair, create_seed=seed,
                       edit_seed=edit_seed, source=source, slider=slider, tabs=tabs, table=table, chosen=chosen,

@@ -309,10 +309,11 @@ class StudioHandlers:
 
     @shown_errors
     def export(self, fmt: str, parquet: bool, request: gr.Request) -> Values:
-        """Write a training export and show the file, its size and the same command line."""
-        result = self.service.export(username_of(request), fmt, parquet)
-        return {self.ui.export_file: result["file"],
-                self.ui.export_note: f"Wrote **{result['count']}** {fmt} record(s).",
+        """Write a training export; offer the portable zip (the file with its images, relative paths)
+        for download, say plainly when nothing matched, and show the command line that does the same."""
+        result = self.service.export(username_of(request), fmt, parquet, portable=True)
+        return {self.ui.export_file: result.get("zip") if result["count"] else None,
+                self.ui.export_note: mappers.export_note(fmt, result["count"]),
                 self.ui.export_command: result["command"], **self.counts(request)}
 
     # --- annotation ----------------------------------------------------------------------------

@@ -174,6 +174,15 @@ def pair_values(panel: PairPanel, pair: dict[str, Any] | None) -> Values:
             panel.text: f"**Request:** {pair['request']}\n\nA: {pair['prompt_a']}\n\nB: {pair['prompt_b']}"}
 
 
+def export_note(fmt: str, count: int) -> str:
+    """The export panel's line after an export: how many records, or that nothing matched and why."""
+    if count == 0:
+        return (f"Nothing to export: no **{fmt}** records match yet (they come from annotated critiques and "
+                "A/B picks), so there is no file to download.")
+    return (f"Wrote **{count}** {fmt} record(s). The download is a zip of the file and its images with "
+            "relative paths: unpack it anywhere and the records find their images.")
+
+
 def counts_text(stats: dict[str, int]) -> str:
     """The export panel's counts line from service.stats."""
     return (f"Preference pairs: **{stats['preference_pairs']}** · annotated critiques: "

@@ -334,3 +334,21 @@ def test_delete_asks_first_and_names_the_session_by_its_request(service, ui):
     assert service.list_sessions(None)  # asking deletes nothing
     done = handlers.delete(view.session_id, "", request=signed_in())
     assert done[ui.confirm_row].visible is False and done[ui.table].empty
+
+
+# --- 16. export ------------------------------------------------------------------------------------------
+
+def test_an_empty_export_says_so_and_offers_no_file(service, ui):
+    shown = StudioHandlers(service, ui).export("pairs", False, request=signed_in())
+    assert shown[ui.export_file] is None and "Nothing to export" in shown[ui.export_note]
+
+
+def test_an_export_offers_the_portable_zip_and_a_command_that_names_the_data(service, ui):
+    import zipfile
+
+    finished(service)
+    shown = StudioHandlers(service, ui).export("rl-prompts", False, request=signed_in())
+    assert shown[ui.export_file].endswith(".zip") and zipfile.is_zipfile(shown[ui.export_file])
+    assert "Wrote **1** rl-prompts" in shown[ui.export_note]
+    command = shown[ui.export_command]
+    assert "--database-url" in command and "--images-dir" in command
