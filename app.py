@@ -123,7 +123,7 @@ def build_app(service: Services) -> gr.Blocks:
                 with gr.Row():
                     search = gr.Textbox(label="Search your sessions by prompt", scale=4, elem_id="sessions-search")
                     search_btn = gr.Button("Search", scale=1, elem_id="sessions-search-btn")
-                sessions_gallery = gr.Gallery(label="Your sessions: best image · best reward · request (click to select)",
+                sessions_gallery = gr.Gallery(label="Your sessions: best image · reward · request (click to select)",
                                               columns=6, height="auto", object_fit="contain", allow_preview=False,
                                               elem_id="sessions-gallery")
                 table = gr.Dataframe(headers=list(SESSION_COLUMNS), interactive=False, wrap=True,

@@ -16,6 +16,7 @@ import pandas as pd
 
 from rr_core.errors import RRError
 from rr_core.images import load_image
+from storage.errors import NotFound
 from studio.runs import check_run
 from studio.session_cards import session_cards
 from studio.uploads import prepare_upload
@@ -27,6 +28,7 @@ from ui.identity import username_of
 from ui.panels import ResultsPanel, StudioUI
 
 TOKEN_REFRESH_S = 0.25
+NO_SESSION = "That session is not in your sessions list any more (deleted, or someone else's)."
 Values = mappers.Values
 
 
@@ -157,10 +159,17 @@ class StudioHandlers:
             raise gr.Error("No stored image to keep yet: wait for its round to finish (or run one).")
         gr.Info(self.service.keep(username_of(request), round_id))
 
+    def _open_session(self, session_id: str, request: gr.Request) -> RunView:
+        """A session by id, with "not found" said in the user's terms (never the id itself)."""
+        try:
+            return self.service.open_session(username_of(request), session_id)
+        except NotFound as exc:
+            raise gr.Error(NO_SESSION) from exc
+
     def _select(self, panel: ResultsPanel, session_id: str, index: int, request: gr.Request) -> Values:
         if not session_id:
             raise gr.Error("No images yet: run a round first.")
-        view = self.service.open_session(username_of(request), session_id)
+        view = self._open_session(session_id, request)
         chosen = view.candidate_at(index)
         if chosen is None:
             raise gr.Error("That image is no longer in this session; run or reopen it.")
@@ -186,7 +195,7 @@ class StudioHandlers:
                     request: gr.Request) -> Values:
         if not session_id:
             raise gr.Error("No images yet: run a round first.")
-        view = self.service.open_session(username_of(request), session_id)
+        view = self._open_session(session_id, request)
         focus = view.focus(tuple(selected) if selected else None)
         if focus is None:
             raise gr.Error("No images yet: run a round first.")
@@ -262,7 +271,7 @@ class StudioHandlers:
         settings it ran with."""
         if not (session_id or "").strip():
             raise gr.Error("Pick a session first: click its row in the table.")
-        view = self.service.open_session(username_of(request), session_id.strip())
+        view = self._open_session(session_id.strip(), request)
         form = self.ui.edit_form if view.task == "edit" else self.ui.create_form
         restored = mappers.form_values(form, view) if form is not None else {}
         if view.task == "edit":
@@ -294,7 +303,10 @@ class StudioHandlers:
         """Delete the selected session (after the question), then refresh the list."""
         if not (session_id or "").strip():
             raise gr.Error("Pick a session first: click its row in the table.")
-        gr.Info(self.service.delete_session(username_of(request), session_id.strip()))
+        try:
+            gr.Info(self.service.delete_session(username_of(request), session_id.strip()))
+        except NotFound as exc:
+            raise gr.Error(NO_SESSION) from exc
         values = {**self.sessions(search, request), self.ui.chosen: ""}
         if self.ui.selected_note is not None:
             values[self.ui.selected_note] = mappers.selected_text(None, "")

@@ -195,7 +195,8 @@ SESSION_COLUMNS = ("request", "best reward", "rounds", "task", "date", "id")
 
 def sessions_frame(cards: list[SessionCard]) -> pd.DataFrame:
     """The sessions table from studio.session_cards."""
-    return pd.DataFrame([{"request": c.request, "best reward": "—" if c.best_reward is None else f"{c.best_reward:.2f}",
+    return pd.DataFrame([{"request": c.request,
+                          "best reward": "—" if c.best_reward is None else f"{c.best_reward:.2f}",
                           "rounds": c.rounds, "task": "edit" if c.task == "edit" else "text-to-image",
                           "date": c.created.strftime("%Y-%m-%d %H:%M"), "id": c.session_id} for c in cards],
                         columns=list(SESSION_COLUMNS))
