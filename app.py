@@ -124,7 +124,7 @@ def build_app(service: Services) -> gr.Blocks:
                     search = gr.Textbox(label="Search your sessions by prompt", scale=4, elem_id="sessions-search")
                     search_btn = gr.Button("Search", scale=1, elem_id="sessions-search-btn")
                 sessions_gallery = gr.Gallery(label="Your sessions: best image · reward · request (click to select)",
-                                              columns=6, height="auto", object_fit="contain", allow_preview=False,
+                                              columns=6, height=230, object_fit="contain", allow_preview=False, fit_columns=False,
                                               elem_id="sessions-gallery")
                 table = gr.Dataframe(headers=list(SESSION_COLUMNS), interactive=False, wrap=True,
                                      elem_id="sessions-table")
