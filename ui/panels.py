@@ -119,8 +119,8 @@ def results_panel(prefix: str) -> ResultsPanel:
             caption = gr.Markdown(elem_id=f"{prefix}-caption")
             image = gr.Image(show_label=False, interactive=False, height=420, elem_id=f"{prefix}-image",
                              elem_classes=["rr-focus"], buttons=["download", "fullscreen"])
-            gallery = gr.Gallery(label="All images (click one to inspect it; ★ = best)", columns=8, rows=1,
-                                 height=150, object_fit="contain", allow_preview=False, fit_columns=False,
+            gallery = gr.Gallery(label="All images (click one to inspect it; ★ = best)", columns=5, rows=1,
+                                 height=170, object_fit="contain", allow_preview=False, fit_columns=False,
                                  elem_id=f"{prefix}-gallery", elem_classes=["rr-strip"])
         with gr.Column(scale=2, min_width=280):
             scores = gr.HTML(elem_id=f"{prefix}-scores")
