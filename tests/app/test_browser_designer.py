@@ -152,3 +152,14 @@ def test_sessions_show_images_and_delete_asks_first(page):
     page.wait_for_selector("#sessions-confirm", state="hidden")
     assert session_count(page.service) == before
     page.get_by_role("tab", name="Create").click()
+
+
+def test_examples_fill_the_forms(page):
+    page.get_by_role("tab", name="Create").click()
+    page.locator("#create-examples").get_by_text("a watercolour of a lighthouse in a storm").click()
+    page.wait_for_function("() => document.querySelector('#create-prompt textarea').value.includes('lighthouse')")
+    page.get_by_role("tab", name="Edit").click()
+    page.locator("#edit-examples").get_by_text("make the mug blue").click()
+    page.wait_for_selector("#edit-source img")
+    page.wait_for_function("() => document.querySelector('#edit-instruction textarea').value === 'make the mug blue'")
+    page.get_by_role("tab", name="Create").click()
