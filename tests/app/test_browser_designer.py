@@ -163,3 +163,11 @@ def test_examples_fill_the_forms(page):
     page.wait_for_selector("#edit-source img")
     page.wait_for_function("() => document.querySelector('#edit-instruction textarea').value === 'make the mug blue'")
     page.get_by_role("tab", name="Create").click()
+
+
+def test_destructive_buttons_look_destructive(page):
+    page.get_by_role("tab", name="Sessions").click()
+    color = page.locator("#sessions-delete").evaluate("(el) => getComputedStyle(el).backgroundColor")
+    red, green, blue = (int(v) for v in re.findall(r"\d+", color)[:3])
+    assert red > 180 and green < 90 and blue < 90, color
+    page.get_by_role("tab", name="Create").click()
