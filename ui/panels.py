@@ -115,21 +115,21 @@ def results_panel(prefix: str) -> ResultsPanel:
     and the critique as it streams in."""
     status = gr.Markdown(elem_id=f"{prefix}-status")
     with gr.Row(elem_classes=["rr-results"]):
-        with gr.Column(scale=3, min_width=300):
+        with gr.Column(scale=3, min_width=240):
             caption = gr.Markdown(elem_id=f"{prefix}-caption")
             image = gr.Image(show_label=False, interactive=False, height=420, elem_id=f"{prefix}-image",
                              elem_classes=["rr-focus"], buttons=["download", "fullscreen"])
             gallery = gr.Gallery(label="All images (click one to inspect it; ★ = best)", columns=5, rows=1,
                                  height=170, object_fit="contain", allow_preview=False, fit_columns=False,
                                  elem_id=f"{prefix}-gallery", elem_classes=["rr-strip"])
-        with gr.Column(scale=2, min_width=280):
+        with gr.Column(scale=2, min_width=240):
             scores = gr.HTML(elem_id=f"{prefix}-scores")
             summary = gr.Markdown(elem_id=f"{prefix}-summary")
             retry = gr.Button("Retry the critique", visible=False, elem_id=f"{prefix}-retry")
             with gr.Row(elem_classes=["rr-actions"]):
-                keep = gr.Button("Keep", size="sm", elem_id=f"{prefix}-keep")
-                use_prompt = gr.Button("Use its prompt", size="sm", elem_id=f"{prefix}-use-prompt")
-                edit_this = gr.Button("Edit this image", size="sm", elem_id=f"{prefix}-edit-this")
+                keep = gr.Button("Keep", size="sm", min_width=70, elem_id=f"{prefix}-keep")
+                use_prompt = gr.Button("Use its prompt", size="sm", min_width=90, elem_id=f"{prefix}-use-prompt")
+                edit_this = gr.Button("Edit this image", size="sm", min_width=90, elem_id=f"{prefix}-edit-this")
     plot = gr.HTML(elem_id=f"{prefix}-plot")
     refined = gr.Textbox(label="Prompt for the next round (editable)", lines=3, elem_id=f"{prefix}-refined")
     diff = gr.HighlightedText(label="Change from the previous prompt", color_map={"+": "green", "-": "red"},

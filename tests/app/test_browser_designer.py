@@ -132,6 +132,9 @@ def test_the_header_is_one_line_and_every_tab_is_reachable(page):
         page.get_by_role("tab", name=name).click()
         page.wait_for_selector(panel, state="visible")
     assert page.evaluate("() => document.documentElement.scrollWidth") <= page.viewport_size["width"] + 1
+    for selector in ("#create-image", "#create-scores", "#create-edit-this", "#create-plot", "#create-refined"):
+        box = page.locator(selector).bounding_box()
+        assert box["x"] + box["width"] <= page.viewport_size["width"] + 1, selector  # nothing cut off
 
 
 def test_sessions_show_images_and_delete_asks_first(page):
