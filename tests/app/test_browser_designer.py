@@ -174,3 +174,19 @@ def test_destructive_buttons_look_destructive(page):
     red, green, blue = (int(v) for v in re.findall(r"\d+", color)[:3])
     assert red > 180 and green < 90 and blue < 90, color
     page.get_by_role("tab", name="Create").click()
+
+
+def test_reopen_restores_the_prompt_and_the_settings(page):
+    page.fill("#create-prompt textarea", "something else entirely")
+    browser.set_number(page, "create-rounds", 5)
+    page.get_by_role("tab", name="Sessions").click()
+    page.fill("#sessions-search textarea, #sessions-search input", "snow")
+    page.click("#sessions-search-btn")
+    page.wait_for_selector("#sessions-gallery img")
+    page.locator("#sessions-gallery .thumbnail-item").first.click()
+    browser.wait_text(page, "#sessions-selected", "Selected:")
+    page.click("#sessions-open")
+    page.wait_for_function("() => document.querySelector('#create-prompt textarea').value === 'a red fox\\nin the snow'")
+    assert page.locator("#create-rounds input[type=number]").input_value() == "2"
+    assert not page.locator("#create-stop-early input").is_checked()
+    browser.wait_text(page, "#create-plan", "stopping early is off")
