@@ -4,6 +4,7 @@ no third-party pictures) and kept in assets/examples; `python -m ui.examples` dr
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from PIL import Image, ImageDraw
@@ -66,5 +67,6 @@ def edit_examples() -> list[list[str]]:
 
 
 if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
     for written in make_examples():
-        print(written)
+        logging.getLogger("ui.examples").info("%s", written)

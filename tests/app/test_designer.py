@@ -106,8 +106,7 @@ def test_bad_create_input_is_refused_by_the_check_before_any_output(service, ui,
     with pytest.raises(gr.Error, match=message):
         handlers.check_create(**args, request=signed_in())
     assert handlers.check_create(**create_args(), request=signed_in()) is None
-    with service.sessions() as db:  # nothing was started
-        assert service.list_sessions(None) == []
+    assert service.list_sessions(None) == []  # nothing was started
 
 
 def test_the_check_runs_before_the_run_in_the_app_wiring(service):

@@ -10,7 +10,6 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import gradio as gr
-import pandas as pd
 import pytest
 from PIL import Image
 from sqlalchemy import select
