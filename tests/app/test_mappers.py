@@ -239,9 +239,14 @@ def test_open_shows_a_session_in_its_own_tab(service, panels, make_view, tab):
 
 
 def test_another_user_cannot_open_it(service, panels):
+    """Another user's session gets the same answer as one that does not exist (nothing is revealed)."""
     view = t2i_view(service)
-    with pytest.raises(gr.Error, match="another user"):
-        StudioHandlers(service, panels).open(view.session_id, request=signed_in("bob"))
+    handlers = StudioHandlers(service, panels)
+    with pytest.raises(gr.Error) as theirs:
+        handlers.open(view.session_id, request=signed_in("bob"))
+    with pytest.raises(gr.Error) as missing:
+        handlers.open("0" * 32, request=signed_in("bob"))
+    assert str(theirs.value).replace(view.session_id, "0" * 32) == str(missing.value)
 
 
 def test_delete_refreshes_the_table_and_clears_the_id(service, panels):
