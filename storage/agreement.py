@@ -56,7 +56,7 @@ def reviewer_pairs(labels: Mapping[str, Mapping[Hashable, str]]) -> list[Reviewe
         b = [labels[second][item] for item in shared]
         observed = sum(x == y for x, y in zip(a, b)) / len(shared)
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
+            warnings.simplefilter("ignore")  # an undefined kappa is reported as None below
             kappa = float(cohen_kappa_score(a, b))
         pairs.append(ReviewerPair(first, second, len(shared), observed, None if math.isnan(kappa) else kappa))
     return pairs
