@@ -167,7 +167,9 @@ class Review:
             sides[side] = {"round_id": row.id, "label": round_label(row), "prompt": row.used_prompt,
                            "image": self.ctx.store.open(row.image_sha256)}
             request = row.session.prompt
+        # round_a / round_b: the left and right round ids, for pick_pair callers (A = left).
         return {"key": repo.pair_item(low, high), "request": request, **sides,
+                "round_a": left_id, "round_b": right_id,
                 "progress": self._pair_progress(db, user_id)}
 
     def pick_pair(self, username: str | None, round_a: int, round_b: int, preference: str,

@@ -127,15 +127,13 @@ def critique_values(panel: AnnotatePanel, item: dict[str, Any] | None, trail: di
 
 def verdicts_of(panel: AnnotatePanel, form: Values) -> tuple[int, dict[str, dict[str, Any]]]:
     """The review form's values as (critique id, verdicts per dimension key) for service.annotate;
-    dimensions without a verdict are left out, and a score typed without a verdict means "correct"."""
+    dimensions without a verdict are left out; only a correction carries its score."""
     loaded = form.get(panel.loaded)
     if not loaded:
         raise ValueError("No critique loaded: open the queue first.")
     verdicts = {}
     for key, dim in zip(loaded["keys"], panel.dims):
         verdict, score = form.get(dim.verdict), form.get(dim.score)
-        if not verdict and score not in (None, ""):
-            verdict = "correct"
         if verdict:
             verdicts[key] = {"verdict": verdict, "comment": form.get(dim.comment) or "",
                              "score": score if verdict == "correct" else None}
