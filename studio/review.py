@@ -247,6 +247,7 @@ class Review:
 
     def disagreements(self, username: str | None) -> list[dict[str, Any]]:
         """Admins only: the items reviewers disagree on, least agreement first."""
+        self.ctx.users.reviewer(username)
         if self.ctx.users.role(username) is not Role.ADMIN:
             raise RoleRequired("The disagreement queue is for admins.")
         found = self.agreement(username)
