@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from PIL import Image as PILImage
-from sqlalchemy import String, case, cast, delete, distinct, func, literal, or_, select
+from sqlalchemy import String, case, cast, delete, distinct, func, literal, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, aliased
@@ -423,16 +423,19 @@ def _leased_by_others(item: Any, holder_id: str, now: datetime) -> Any:
 
 def take_lease(session: Session, *, item: str, holder_id: str, now: datetime, until: datetime) -> bool:
     """Hand `item` to `holder_id` until `until`, unless another reviewer's lease on it still holds.
-    False when someone else has it (also when another worker took it a moment ago)."""
-    row = session.get(ReviewLease, item)
-    if row is not None and row.holder_id != holder_id and row.expires_at > now:
+    One conditional UPDATE (or an INSERT when there is no row), so two workers racing for the same
+    item cannot both win: False for the one that lost, and whenever someone else has it."""
+    renewed = session.execute(
+        update(ReviewLease).where(ReviewLease.item == item,
+                                  or_(ReviewLease.holder_id == holder_id, ReviewLease.expires_at <= now))
+        .values(holder_id=holder_id, expires_at=until).execution_options(synchronize_session=False))
+    if renewed.rowcount:
+        return True
+    if session.get(ReviewLease, item) is not None:
         return False
     try:
         with session.begin_nested():
-            if row is None:
-                session.add(ReviewLease(item=item, holder_id=holder_id, expires_at=until))
-            else:
-                row.holder_id, row.expires_at = holder_id, until
+            session.add(ReviewLease(item=item, holder_id=holder_id, expires_at=until))
             session.flush()
     except IntegrityError:
         return False

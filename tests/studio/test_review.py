@@ -3,6 +3,9 @@ with the side stored, agreement and position bias, and who may do what."""
 
 from __future__ import annotations
 
+import os
+import threading
+from contextlib import ExitStack
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -10,27 +13,53 @@ from PIL import Image
 from sqlalchemy import select
 
 from storage import repository as repo
-from storage.db import write_transaction
+from storage.db import make_engine, scratch_postgres_database, write_transaction
+from storage.images import ImageStore
+from storage.migrate import upgrade_to_head
 from storage.export import ExportFilters, aggregate_pairs
 from storage.models import Annotation, PairJudgement, ReviewLease
 from studio import review as review_module
 from studio.review import left_first
 from studio.users import AuthSettings, RoleRequired
-from tests.studio.conftest import make_services
+from studio.container import Services
+from tests.studio.conftest import ScriptedModels, make_services
 
 AUTH = "alice:pa:designer,carol:pc:annotator,dave:pd:annotator,erin:pe:admin"
 ONCE = {"rounds": 1, "steps": 1}
 TWO_ROUNDS = {"rounds": 2, "steps": 1, "candidates": 2, "stop_threshold": None}
 
 
-@pytest.fixture
-def studio(tmp_path):
-    built = make_services(tmp_path, auth=AuthSettings.parse(AUTH))
+def postgres_url() -> str:
+    url = os.environ.get("RR_TEST_POSTGRES_URL", "").strip()
+    if not url:
+        if os.environ.get("CI"):
+            pytest.fail("CI is set but RR_TEST_POSTGRES_URL is not")
+        pytest.skip("RR_TEST_POSTGRES_URL is not set; the PostgreSQL review tests run in CI")
+    return url
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def studio(request, tmp_path):
+    """The services over a fresh database of each backend, with an edit session (one critique) and a
+    text-to-image session of two rounds of two candidates (four critiques, six pairs) by alice."""
+    with ExitStack() as stack:
+        if request.param == "sqlite":
+            built = make_services(tmp_path, auth=AuthSettings.parse(AUTH))
+        else:
+            url = stack.enter_context(scratch_postgres_database(postgres_url(), "rr_review"))
+            engine = make_engine(url)
+            upgrade_to_head(engine)
+            built = Services(ScriptedModels(), engine, ImageStore(tmp_path / "images"),
+                             auth=AuthSettings.parse(AUTH), exports_dir=tmp_path / "exports", database_url_text=url)
+        stack.callback(built.engine.dispose)
+        yield from _with_sessions(built)
+
+
+def _with_sessions(built):
     list(built.run_loop("alice", "make the sky purple", ONCE,
                         source_image=Image.new("RGB", (40, 32), (30, 144, 255))))
     list(built.run_loop("alice", "a red fox in the snow", TWO_ROUNDS))
     yield built
-    built.engine.dispose()
 
 
 def accept_all(item: dict) -> dict:
@@ -188,3 +217,27 @@ def test_a_lease_held_by_another_worker_is_respected(studio):
                                    until=now + timedelta(minutes=1))
         assert repo.take_lease(db, item=repo.critique_item(item["critique_id"]), holder_id="dave",
                                now=now + timedelta(hours=1), until=now + timedelta(hours=2))
+
+
+def test_reviewers_asking_at_the_same_moment_get_different_critiques(studio):
+    names = ["carol", "dave", "erin"]
+    for name in names:
+        studio.user(name)
+    barrier, got, errors = threading.Barrier(len(names)), {}, []
+
+    def ask(name: str) -> None:
+        try:
+            barrier.wait(10)
+            got[name] = studio.next_critique(name)["critique_id"]
+        except Exception as exc:  # surfaced below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=ask, args=(name,)) for name in names]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert errors == [] and len(set(got.values())) == len(names)
+    with studio.sessions() as db:
+        holders = {lease.holder_id for lease in db.scalars(select(ReviewLease))}
+    assert holders == set(names)
