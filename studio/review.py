@@ -302,4 +302,5 @@ def position_bias(judgements: list[PairJudgement]) -> dict[str, dict[str, Any]]:
         picked = j.round_a_id if j.preference == "A" else j.round_b_id
         counts[j.judge_id][0] += int(picked == j.left_round_id)
         counts[j.judge_id][1] += 1
-    return {judge: {"left": left, "picks": picks, "left_share": left / picks} for judge, (left, picks) in counts.items()}
+    return {judge: {"left": left, "picks": picks, "left_share": left / picks}
+            for judge, (left, picks) in counts.items()}

@@ -85,7 +85,8 @@ def register_api(service: Services, gpu_limits: dict[str, Any], critic_limits: d
         if item is None:
             return {}
         source = item["source_image"]
-        return {**item, "image": data_url(item["image"]), "source_image": data_url(source) if source is not None else None}
+        return {**item, "image": data_url(item["image"]),
+                "source_image": data_url(source) if source is not None else None}
 
     def pair_json(pair: dict | None) -> dict:
         if pair is None:

@@ -3,8 +3,9 @@
 Starts the app on a free local port with a fresh data folder (a temporary one unless --data-dir is
 given, so the user's own sessions never appear), takes the browser tour of ui.browser (two Create
 rounds, one edit, one keyboard review, one A/B pick, a search and an export) and saves create.png,
-edit.png, review.png (the Review critiques view), compare.png (the Compare A/B view) and sessions.png. The tiny preset (the default) makes noise images and
-nonsense critiques, which is what the README's screenshots show.
+edit.png, review.png (the Review critiques view), compare.png (the Compare A/B view) and
+sessions.png. The tiny preset (the default) makes noise images and nonsense critiques, which is what
+the README's screenshots show.
 """
 
 from __future__ import annotations

@@ -144,7 +144,8 @@ def test_pairs_are_shuffled_reproducibly_and_the_shown_side_is_stored(studio):
     pair = studio.next_pair("carol")
     left, right = pair["left"], pair["right"]
     assert pair["request"] == "a red fox in the snow"
-    assert left["label"].startswith("round ") and " · #" in left["label"] and str(left["round_id"]) not in left["label"]
+    assert left["label"].startswith("round ") and " · #" in left["label"]
+    assert str(left["round_id"]) not in left["label"]
     low, high = sorted((left["round_id"], right["round_id"]))
     assert (left["round_id"] == low) is left_first(low, high) is left_first(high, low)
     sides = []
