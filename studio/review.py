@@ -21,6 +21,7 @@ from typing import Any
 
 from rr_core.errors import InvalidRequest
 from rr_core.limits import MAX_COMMENT_CHARS
+from rr_core.rubric import dimensions
 from storage import repository as repo
 from storage.agreement import majority, reviewer_pairs
 from storage.db import write_transaction
@@ -253,7 +254,22 @@ class Review:
         found = self.agreement(username)
         items = [{**item, "kind": kind} for kind in ("critiques", "pairs")
                  for item in found[kind]["items"] if item["agreement"] < 1.0]
+        with self.ctx.db() as db:
+            for item in items:
+                item["label"] = _item_label(db, item["kind"], item["item"])
         return sorted(items, key=lambda item: (item["agreement"], item["kind"], str(item["item"])))
+
+
+def _item_label(db: Any, kind: str, item: list[Any]) -> str:
+    """How the UI names a review item: the request, the image(s) as the gallery names them and, for a
+    critique, the dimension."""
+    if kind == "critiques":
+        row = db.get(CritiqueRow, item[0])
+        heading = next((d.heading for d in dimensions(row.round.session.task) if d.key == item[1]), item[1])
+        return f"“{row.round.session.prompt}” · {round_label(row.round)} · {heading}"
+    rounds = repo.rounds_by_ids(db, item)
+    first, second = rounds[item[0]], rounds[item[1]]
+    return f"“{first.session.prompt}” · {round_label(first)} vs {round_label(second)}"
 
 
 def _verdict_labels(annotations: list[Annotation]) -> dict[str, dict[tuple[int, str], str]]:

@@ -191,9 +191,7 @@ def agreement_text(found: dict[str, Any], disagreements: list[dict[str, Any]] | 
     if disagreements is not None:
         lines.append(f"**Disagreements to settle (admins): {len(disagreements)}**")
         for item in disagreements[:50]:
-            what = (f"critique {item['item'][0]} · {item['item'][1]}" if item["kind"] == "critiques"
-                    else f"images {item['item'][0]} vs {item['item'][1]}")
-            lines.append(f"- {what}: {item['judgements']} judgements, {item['agreement']:.0%} agree")
+            lines.append(f"- {item['label']}: {item['judgements']} judgements, {item['agreement']:.0%} agree")
     return "\n".join(line if line.startswith("- ") else f"\n{line}\n" for line in lines).strip()
 
 

@@ -164,3 +164,9 @@ def test_the_whole_annotator_flow_with_the_keyboard(flow):
     left_share = sum(1 for j in judged if j.preference == "A") / 2
     assert f"your left picks: {left_share:.0%}" in page.locator("#pair-progress").inner_text()
     assert rows(service, ReviewLease) == []  # every item handed out was judged, skipped or given back
+
+    # 5. The agreement panel shows each reviewer's share of left picks (no disagreement queue: not an admin).
+    page.get_by_text("Agreement between reviewers").click()
+    page.locator("#agreement-refresh").click()
+    wait_text(page, "#agreement-text", f"carol {left_share:.0%} of 2")
+    assert "Disagreements" not in page.locator("#agreement-text").inner_text()

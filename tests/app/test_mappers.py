@@ -291,3 +291,18 @@ def test_app_py_is_layout_and_wiring_only():
     nested = [node.name for node in ast.walk(build_app)
               if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node is not build_app]
     assert nested == [], f"handlers defined inside build_app: {nested}"
+
+
+def test_agreement_text_shows_kappa_bias_and_for_admins_the_queue():
+    found = {"critiques": {"items": [{"item": [1, "text_faithfulness"], "judgements": 2, "majority": None,
+                                      "agreement": 0.5}],
+                           "reviewer_pairs": [{"first": "carol", "second": "dave", "items": 3, "observed": 2 / 3,
+                                               "kappa": 0.25}]},
+             "pairs": {"items": [], "reviewer_pairs": []},
+             "position_bias": {"carol": {"left": 3, "picks": 4, "left_share": 0.75}}}
+    queue = [{"kind": "critiques", "item": [1, "text_faithfulness"], "judgements": 2, "agreement": 0.5,
+              "label": "“a fox” · round 1 · #1 · Text Faithfulness"}]
+    text = mappers.agreement_text(found, queue)
+    assert "carol & dave: 3 shared, 67% same, Cohen's κ 0.25" in text and "carol 75% of 4" in text
+    assert "- “a fox” · round 1 · #1 · Text Faithfulness: 2 judgements, 50% agree" in text
+    assert "Disagreements" not in mappers.agreement_text(found, None)

@@ -207,8 +207,9 @@ def test_agreement_per_item_and_per_reviewer_pair_and_the_export_reads_the_same_
     assert (a, b) not in {(p.round_a.id, p.round_b.id) for p in kept}
 
     queue = studio.disagreements("erin")
-    assert [q["kind"] for q in queue].count("critiques") == 1
-    assert all(q["agreement"] < 1 for q in queue)
+    assert [(q["kind"], q["agreement"]) for q in queue] == [("critiques", 0.5), ("pairs", pytest.approx(2 / 3))]
+    assert queue[0]["label"].endswith(f"· round 1 · #1 · {critique['scores'][0]['heading']}")
+    assert queue[1]["label"] == "“a red fox in the snow” · round 1 · #1 vs round 1 · #2"
 
 
 def test_a_lease_held_by_another_worker_is_respected(studio):
