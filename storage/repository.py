@@ -270,25 +270,6 @@ def get_critique_for_user(session: Session, critique_id: int, user_id: str) -> C
     return row
 
 
-def annotation_queue(session: Session, *, annotator_id: str, task: Task | str | None = None,
-                     status: str | None = None, limit: int = 20) -> list[CritiqueRow]:
-    """Critiques `annotator_id` has not yet annotated, oldest first. Designers see their own sessions'
-    critiques only; annotators and admins see every session's."""
-    user = get_user(session, annotator_id)
-    done = select(Annotation.critique_id).where(Annotation.annotator_id == annotator_id)
-    query = (select(CritiqueRow).join(Round, CritiqueRow.round_id == Round.id)
-             .join(StudioSession, Round.session_id == StudioSession.id)
-             .where(CritiqueRow.id.not_in(done)))
-    if user.role is Role.DESIGNER:
-        query = query.where(StudioSession.owner_id == annotator_id)
-    if task is not None:
-        query = query.where(StudioSession.task == Task.parse(task).value)
-    if status is not None:
-        query = query.where(CritiqueRow.status == status)
-    query = query.order_by(CritiqueRow.created_at, CritiqueRow.id).limit(max(1, min(int(limit), MAX_PAGE)))
-    return list(session.scalars(query))
-
-
 def add_annotation(session: Session, *, critique_id: int, annotator_id: str, dimension: str,
                    verdict: Verdict | str, corrected_score: float | None = None, comment: str = "") -> Annotation:
     """Record (or replace) the annotator's verdict on one dimension of one critique."""
@@ -348,21 +329,6 @@ def add_pair_judgement(session: Session, *, round_a_id: int, round_b_id: int, pr
     session.add(row)
     session.flush()
     return row
-
-
-def first_unjudged_pair(session: Session, judge_id: str) -> tuple[int, int] | None:
-    """The first two images of one session that `judge_id` has not compared yet, in either order:
-    (lower round id, higher round id), sessions in id order, then the lower id, then the higher.
-    One query; None when every pair is judged."""
-    a, b = aliased(Round), aliased(Round)
-    judged = select(PairJudgement.id).where(
-        PairJudgement.judge_id == judge_id,
-        or_((PairJudgement.round_a_id == a.id) & (PairJudgement.round_b_id == b.id),
-            (PairJudgement.round_a_id == b.id) & (PairJudgement.round_b_id == a.id)))
-    query = (select(a.id, b.id).join(b, (b.session_id == a.session_id) & (b.id > a.id))
-             .where(~judged.exists()).order_by(a.session_id, a.id, b.id).limit(1))
-    found = session.execute(query).first()
-    return None if found is None else (int(found[0]), int(found[1]))
 
 
 # --- counts ------------------------------------------------------------------------------------
