@@ -94,7 +94,9 @@ def build_app(service: Services) -> gr.Blocks:
                                                           scale=2, elem_id="edit-stop-early")
                 edit_run = gr.Button("Edit, critique and refine", variant="primary", elem_id="edit-run")
                 edit = results_panel("edit")
-            with gr.Tab("Annotate", id="annotate", elem_id="tab-annotate") as annotate_tab:
+            # Hidden until the page load shows it to an annotator or admin: Gradio shows a tab that
+            # starts hidden when told to, but does not hide a shown tab again.
+            with gr.Tab("Annotate", id="annotate", elem_id="tab-annotate", visible=False) as annotate_tab:
                 gr.HTML(keys_html(), elem_id="rr-help-host")
                 with gr.Tabs(elem_id="annotate-views"):
                     with gr.Tab("Review critiques", id="review", elem_id="tab-review") as review_tab:

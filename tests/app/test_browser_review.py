@@ -170,3 +170,22 @@ def test_the_whole_annotator_flow_with_the_keyboard(flow):
     page.locator("#agreement-refresh").click()
     wait_text(page, "#agreement-text", f"carol {left_share:.0%} of 2")
     assert "Disagreements" not in page.locator("#agreement-text").inner_text()
+
+
+def test_a_designer_sees_neither_review_view_nor_the_export_panel(flow):
+    page, _ = flow
+    designer = page.context.browser.new_page(viewport=browser.VIEWPORT)
+    try:
+        url = page.url.split("?")[0]
+        browser.sign_in(designer, url, "alice", "pa")
+        assert designer.get_by_role("tab", name="Create").is_visible()
+        assert designer.get_by_role("tab", name="Annotate").count() == 0 or \
+            not designer.get_by_role("tab", name="Annotate").is_visible()
+        designer.get_by_role("tab", name="Sessions").click()
+        designer.wait_for_selector("#sessions-table", timeout=browser.STEP_MS)
+        designer.wait_for_timeout(1000)  # the tab's events have run
+        assert not designer.locator("#export-panel").is_visible()
+        assert not designer.locator("#export-run").is_visible()
+        assert designer.locator(".toast-body.error").count() == 0  # hidden, not a red error
+    finally:
+        designer.close()
