@@ -408,11 +408,14 @@ def take_lease(session: Session, *, item: str, holder_id: str, now: datetime, un
     return True
 
 
-def release_leases(session: Session, holder_id: str, item: str | None = None) -> None:
-    """Give back `holder_id`'s lease on `item` (every lease they hold when None)."""
+def release_leases(session: Session, holder_id: str, item: str | None = None, kind: str | None = None) -> None:
+    """Give back `holder_id`'s lease on `item`, or on every item of `kind` ("critique", "pair"), or
+    every lease they hold when both are None."""
     query = delete(ReviewLease).where(ReviewLease.holder_id == holder_id)
     if item is not None:
         query = query.where(ReviewLease.item == item)
+    if kind is not None:
+        query = query.where(ReviewLease.item.startswith(f"{kind}:", autoescape=True))
     session.execute(query)
 
 

@@ -63,37 +63,42 @@ class Review:
         the ones in `exclude` (skipped in this visit); None when none is left."""
         user_id = self.ctx.users.reviewer(username)
         now = _now()
-        with write_transaction(self.ctx.db) as db:
-            repo.release_leases(db, user_id)
+        chosen = None
+        with write_transaction(self.ctx.db) as db:  # the lease only; the item is read afterwards
+            repo.release_leases(db, user_id, kind="critique")
             for row in repo.review_queue(db, annotator_id=user_id, now=now, exclude=exclude):
                 if repo.take_lease(db, item=repo.critique_item(row.id), holder_id=user_id, now=now,
                                    until=now + LEASE):
-                    return self._critique_item(db, row, user_id)
-        return None
+                    chosen = row.id
+                    break
+        return None if chosen is None else self._critique_item(chosen, user_id)
 
     def critique(self, username: str | None, critique_id: int) -> dict[str, Any]:
-        """One critique by id with this reviewer's own verdicts on it (Back, and after Undo)."""
+        """One critique by id with this reviewer's own verdicts on it (Back, and after Undo); leased
+        to them again unless someone else has it open now."""
         user_id = self.ctx.users.reviewer(username)
         with write_transaction(self.ctx.db) as db:
             row = repo.get_critique_for_user(db, int(critique_id), user_id)
             now = _now()
-            repo.release_leases(db, user_id)
+            repo.release_leases(db, user_id, kind="critique")
             repo.take_lease(db, item=repo.critique_item(row.id), holder_id=user_id, now=now, until=now + LEASE)
-            return self._critique_item(db, row, user_id)
+        return self._critique_item(int(critique_id), user_id)
 
-    def _critique_item(self, db: Any, row: CritiqueRow, user_id: str) -> dict[str, Any]:
-        round_ = row.round
-        critique = repo.critique_from_row(row)
+    def _critique_item(self, critique_id: int, user_id: str) -> dict[str, Any]:
         store = self.ctx.store
-        mine = {a.dimension: {"verdict": a.verdict.value, "score": a.corrected_score, "comment": a.comment}
-                for a in repo.my_annotations(db, row.id, user_id)}
-        return {"critique_id": row.id, "round_id": round_.id, "session_id": round_.session_id,
-                "label": round_label(round_), "task": round_.session.task, "request": round_.session.prompt,
-                "prompt": round_.used_prompt, "status": row.status, "summary": critique.summary,
-                "raw_text": row.raw_text, "scores": score_rows(critique), "mine": mine,
-                "image": store.open(round_.image_sha256),
-                "source_image": store.open(round_.source_image_sha256) if round_.source_image_sha256 else None,
-                "progress": self._critique_progress(db, user_id)}
+        with self.ctx.db() as db:
+            row = db.get(CritiqueRow, critique_id)
+            round_ = row.round
+            critique = repo.critique_from_row(row)
+            mine = {a.dimension: {"verdict": a.verdict.value, "score": a.corrected_score, "comment": a.comment}
+                    for a in repo.my_annotations(db, row.id, user_id)}
+            return {"critique_id": row.id, "round_id": round_.id, "session_id": round_.session_id,
+                    "label": round_label(round_), "task": round_.session.task, "request": round_.session.prompt,
+                    "prompt": round_.used_prompt, "status": row.status, "summary": critique.summary,
+                    "raw_text": row.raw_text, "scores": score_rows(critique), "mine": mine,
+                    "image": store.open(round_.image_sha256),
+                    "source_image": store.open(round_.source_image_sha256) if round_.source_image_sha256 else None,
+                    "progress": self._critique_progress(db, user_id)}
 
     def annotate(self, username: str | None, critique_id: int, verdicts: dict[str, dict[str, Any]]) -> str:
         """Store the reviewer's verdict per dimension: {"key": {"verdict": accept|reject|correct,
@@ -152,26 +157,27 @@ class Review:
         holds the pair keys ("pair:<low>-<high>") skipped in this visit. None when none is left."""
         user_id = self.ctx.users.reviewer(username)
         now = _now()
-        with write_transaction(self.ctx.db) as db:
-            repo.release_leases(db, user_id)
+        chosen = None
+        with write_transaction(self.ctx.db) as db:  # the lease only; the pair is read afterwards
+            repo.release_leases(db, user_id, kind="pair")
             for low, high in repo.pair_queue(db, judge_id=user_id, now=now, exclude=exclude):
                 if repo.take_lease(db, item=repo.pair_item(low, high), holder_id=user_id, now=now,
                                    until=now + LEASE):
-                    return self._pair_item(db, low, high, user_id)
-        return None
+                    chosen = (low, high)
+                    break
+        return None if chosen is None else self._pair_item(*chosen, user_id)
 
-    def _pair_item(self, db: Any, low: int, high: int, user_id: str) -> dict[str, Any]:
+    def _pair_item(self, low: int, high: int, user_id: str) -> dict[str, Any]:
         left_id, right_id = (low, high) if left_first(low, high) else (high, low)
-        sides = {}
-        for side, round_id in (("left", left_id), ("right", right_id)):
-            row = repo.get_round_for_user(db, round_id, user_id)
-            sides[side] = {"round_id": row.id, "label": round_label(row), "prompt": row.used_prompt,
-                           "image": self.ctx.store.open(row.image_sha256)}
-            request = row.session.prompt
-        # round_a / round_b: the left and right round ids, for pick_pair callers (A = left).
-        return {"key": repo.pair_item(low, high), "request": request, **sides,
-                "round_a": left_id, "round_b": right_id,
-                "progress": self._pair_progress(db, user_id)}
+        with self.ctx.db() as db:
+            sides = {}
+            for side, round_id in (("left", left_id), ("right", right_id)):
+                row = repo.get_round_for_user(db, round_id, user_id)
+                sides[side] = {"round_id": row.id, "label": round_label(row), "prompt": row.used_prompt,
+                               "image": self.ctx.store.open(row.image_sha256)}
+            # round_a / round_b: the left and right round ids, for pick_pair callers (A = left).
+            return {"key": repo.pair_item(low, high), "request": row.session.prompt, **sides,
+                    "round_a": left_id, "round_b": right_id, "progress": self._pair_progress(db, user_id)}
 
     def pick_pair(self, username: str | None, round_a: int, round_b: int, preference: str,
                   left_round: int | None = None) -> str:
@@ -215,9 +221,9 @@ class Review:
             db.delete(row)
             db.flush()
             now = _now()
-            repo.release_leases(db, user_id)
+            repo.release_leases(db, user_id, kind="pair")
             repo.take_lease(db, item=repo.pair_item(low, high), holder_id=user_id, now=now, until=now + LEASE)
-            return self._pair_item(db, low, high, user_id)
+        return self._pair_item(low, high, user_id)
 
     def pair_progress(self, username: str | None) -> dict[str, Any]:
         """This view's counts: pairs judged by you, left for you, judged by anyone, in all; and your

@@ -245,3 +245,13 @@ def test_reviewers_asking_at_the_same_moment_get_different_critiques(studio):
     with studio.sessions() as db:
         holders = {lease.holder_id for lease in db.scalars(select(ReviewLease))}
     assert holders == set(names)
+
+
+def test_each_view_keeps_its_own_lease(studio):
+    item = studio.next_critique("carol")
+    pair = studio.next_pair("carol")  # opening Compare does not free the critique open in Review
+    studio.next_pair("carol", exclude=[pair["key"]])
+    with studio.sessions() as db:
+        items = {lease.item for lease in db.scalars(select(ReviewLease))}
+    assert repo.critique_item(item["critique_id"]) in items and pair["key"] not in items
+    assert len(items) == 2
