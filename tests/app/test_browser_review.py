@@ -163,7 +163,9 @@ def test_the_whole_annotator_flow_with_the_keyboard(flow):
         assert (j.left_round_id == low) is left_first(low, high)
     left_share = sum(1 for j in judged if j.preference == "A") / 2
     assert f"your left picks: {left_share:.0%}" in page.locator("#pair-progress").inner_text()
-    assert rows(service, ReviewLease) == []  # every item handed out was judged, skipped or given back
+    # Every pair handed out was judged; round 3, still open in the Review view, stays leased to carol.
+    assert [(lease.item, lease.holder_id) for lease in rows(service, ReviewLease)] == [
+        (f"critique:{ids['round 3']}", "carol")]
 
     # 5. The agreement panel shows each reviewer's share of left picks (no disagreement queue: not an admin).
     page.get_by_text("Agreement between reviewers").click()
