@@ -190,10 +190,11 @@ class StudioHandlers:
     # Confirmations go to the view's note line, not a toast, so nothing covers the form.
 
     def _critique(self, request: gr.Request, trail: dict[str, list[Any]] | None, note: str = "",
-                  item: dict[str, Any] | None = None, fetch: bool = True) -> Values:
+                  item: dict[str, Any] | None = None) -> Values:
+        """The review form for `item`, else for the next critique in the queue (skips left out)."""
         trail = _trail(trail)
         user = username_of(request)
-        if item is None and fetch:
+        if item is None:
             item = self.service.next_critique(user, trail["skipped"])
         progress = None if item is not None else self.service.critique_progress(user)
         return mappers.critique_values(self.ui.annotate, item, trail, progress, note)
@@ -250,6 +251,7 @@ class StudioHandlers:
 
     def _pair(self, request: gr.Request, trail: dict[str, list[Any]] | None, note: str = "",
               pair: dict[str, Any] | None = None) -> Values:
+        """The Compare view for `pair`, else for the next pair in the queue (skips left out)."""
         trail = {"skipped": list((trail or {}).get("skipped", []))}
         user = username_of(request)
         if pair is None:
