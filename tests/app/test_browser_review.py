@@ -1,7 +1,8 @@
 """The whole annotator flow in a browser under sign-in, keyboard only: an edit critique and three
 text-to-image critiques in the Review view (accept, reject, correct with a typed score and with a
 digit key, skip, back, undo), then three A/B picks in the Compare view; afterwards the database is
-checked row by row (who, what, which side was shown).
+checked row by row (who, what, which side was shown). No mouse: every step is a key press (the
+Compare tab is reached by focusing it and pressing Space, as Tab would).
 
 The sessions are made by a designer through the service over the scripted test doubles (every
 critique scores 2.5), so the test is about the page and the rows, not the models."""
@@ -86,7 +87,6 @@ def test_the_whole_annotator_flow_with_the_keyboard(flow):
     assert "Review critiques" in page.locator("#rr-help").inner_text()
     press(page, "Escape")
     assert not page.locator("#rr-help").is_visible()
-    page.locator("#annotate-progress").click()
     press(page, "a", "r", "c")  # accept, reject, then correct the third: the score box takes focus
     assert page.evaluate("document.activeElement.type") == "number"
     page.keyboard.type("2.75")
@@ -99,13 +99,10 @@ def test_the_whole_annotator_flow_with_the_keyboard(flow):
 
     # 2. Round 1: skip it; round 2 shows. Back brings round 1 again; judge it with a digit key.
     showing(page, "(t2i, round 1 · #1)")
-    page.locator("#annotate-progress").click()
     press(page, "s")
     showing(page, "(t2i, round 2 · #1)")
-    page.locator("#annotate-progress").click()
     press(page, "b")
     showing(page, "(t2i, round 1 · #1)")
-    page.locator("#annotate-progress").click()
     press(page, "a", "3", "+")  # accept the first, then 3 and a step up: 3.25 on the second
     assert page.locator("#score-1 input[type=number]").input_value() == "3.25"
     press(page, "Enter")
@@ -113,16 +110,13 @@ def test_the_whole_annotator_flow_with_the_keyboard(flow):
 
     # 3. Round 2: reject, submit, undo (it comes back with nothing saved), then accept instead.
     showing(page, "(t2i, round 2 · #1)")
-    page.locator("#annotate-progress").click()
     press(page, "r", "Enter")
     wait_text(page, "#annotate-progress", "Reviewed 3 by you")
     showing(page, "(t2i, round 3 · #1)")
-    page.locator("#annotate-progress").click()
     press(page, "u")
     wait_text(page, "#annotate-note", "Undone")
     showing(page, "(t2i, round 2 · #1)")
     assert ids["round 2"] not in {row[1] for row in saved(service)}
-    page.locator("#annotate-progress").click()
     press(page, "j", "a", "Enter")  # down to the second dimension, accept it
     wait_text(page, "#annotate-progress", "Reviewed 3 by you · 1 left for you")
     assert saved(service)[3:] == [("carol", ids["round 1"], "text_faithfulness", "accept", None),
@@ -144,7 +138,6 @@ def test_the_whole_annotator_flow_with_the_keyboard(flow):
         assert "Left: round " in labels[0] and "Right: round " in labels[1]
         shown.append(labels)
         count = len(rows(service, PairJudgement))
-        page.locator("#pair-progress").click()
         press(page, key)
         for _ in range(50):
             if len(rows(service, PairJudgement)) > count:
