@@ -13,6 +13,7 @@ from typing import Any
 from rr_core.critics.factory import CRITIC_KINDS
 from rr_core.reward import RewardSpec
 from rr_core.config import ConfigError, from_mapping, load_config, to_mapping
+from training.rl.rewards import ACCEPT
 
 ALGORITHMS = ("nft", "grpo")
 MIXED_PRECISION = ("no", "bf16", "fp16")
@@ -28,9 +29,14 @@ class CriticSection:
     settings: dict[str, Any] = field(default_factory=dict)
     """The backend's own config (TransformersCriticConfig / OpenAICriticConfig keys)."""
     retries: int = 2
-    """Extra critique attempts for images whose critique failed or came back partial."""
+    """Extra critique attempts for images whose critique does not count (see `accept`)."""
+    accept: str = "scores"
+    """Which critiques give a reward: scores (every dimension read, the refinement section may be cut
+    off, as the reference) or complete (parse status ok, refined request included)."""
 
     def __post_init__(self) -> None:
+        if self.accept not in ACCEPT:
+            raise ConfigError(f"critic.accept must be one of {', '.join(ACCEPT)}, got {self.accept!r}.")
         if self.kind not in CRITIC_KINDS:
             raise ConfigError(f"critic.kind must be one of {', '.join(CRITIC_KINDS)}, got {self.kind!r}.")
         if self.retries < 0:

@@ -138,7 +138,7 @@ class RLTrainer:
         # 3. Rewards, data and the watch.
         self.spec = config.reward_spec()
         self.scorer = RewardScorer(critic if critic is not None else build_critic(config), self.spec, self.task,
-                                   config.critic.retries)
+                                   config.critic.retries, config.critic.accept)
         self.prompts = load_prompts(config.data, self.task)
         self.eval_prompts = (load_prompts(config.eval.data, self.task) if config.eval.data
                              else self.prompts)[: config.eval.num_prompts]
