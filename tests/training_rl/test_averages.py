@@ -66,3 +66,27 @@ def test_reference_defaults_and_the_tiny_trainer_uses_the_sampler_levels(make_tr
         assert len(set(row)) == 3 and set(row) <= sampler
     with pytest.raises(ValueError, match="exceeds the sampler's 4 noise levels"):
         rl_config({"data": "x.jsonl", "sampling": {"steps": 4}, "algorithm": {"nft_timesteps": 5}})
+
+
+def test_checkpoints_hold_the_average_and_training_continues_from_the_trained_weights(make_trainer):
+    from safetensors.torch import load_file
+
+    from training.rl.lora import TRAINED, adapter_tensors
+
+    trainer = make_trainer("nft", algorithm__ema_decay=0.9, sampling__prompts_per_step=1, sampling__group_size=2,
+                           algorithm__old_decay_max=0.5)
+    trainer._open_logs()
+    metrics = trainer.train_step()
+    assert trainer.updates == 1 and metrics["old_decay"] == pytest.approx(0.001)
+    trained = {k: v.detach().clone() for k, v in adapter_tensors(trainer.transformer, TRAINED).items()}
+    averaged = {k: v.clone() for k, v in trainer.average.tensors.items()}
+    assert any(not torch.equal(trained[k], averaged[k]) for k in trained)
+    folder = trainer.save()
+    saved = load_file(folder / "lora" / "pytorch_lora_weights.safetensors")
+    now = adapter_tensors(trainer.transformer, TRAINED)
+    assert all(torch.equal(trained[k], now[k]) for k in trained)  # the trained weights came back
+    # The saved adapter is the average, tensor by tensor.
+    assert set(saved) == {f"transformer.{k}" for k in averaged}
+    assert all(torch.allclose(saved[f"transformer.{k}"].float(), v) for k, v in averaged.items())
+    state = torch.load(folder / "state.pt", weights_only=False)
+    assert state["updates"] == 1 and set(state["average"]) == set(averaged)
