@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -121,6 +121,15 @@ def _chat(messages: list[dict[str, str]], images: list[Image.Image]) -> list[dic
     return chat
 
 
+def sample_key(sample: dict[str, Any]) -> str:
+    """A stable name of an SFT sample for reports: its pair or critique id, else a hash of its content."""
+    for key in ("pair_id", "critique_id"):
+        if sample.get(key):
+            return f"{sample.get('kind', 'sample')}:{sample[key]}"
+    content = json.dumps([sample["messages"], sample.get("images") or []], sort_keys=True)
+    return "sha256:" + hashlib.sha256(content.encode()).hexdigest()[:16]
+
+
 @dataclass
 class SFTCollator:
     """Tokenizes sharegpt samples into right-padded batches with prompt- and image-masked labels.
@@ -128,10 +137,13 @@ class SFTCollator:
     The prompt is encoded with the processor exactly as at serving time (chat template with the
     generation prompt, images expanded into vision tokens); the target is the critique plus the
     end-of-turn token, appended as token ids so the prompt part is byte-identical to inference.
+    A critique cut to fit `max_length` is recorded in `truncated` (sample key -> tokens cut), so a
+    run reports how many samples it trained on only in part instead of cutting them silently.
     """
 
     processor: Any
     max_length: int = 4096
+    truncated: dict[str, int] = field(default_factory=dict)
 
     def encode(self, sample: dict[str, Any]) -> dict[str, Any]:
         import torch
@@ -147,7 +159,10 @@ class SFTCollator:
         if len(prompt_ids) >= self.max_length:
             raise ValueError(f"a prompt of {len(prompt_ids)} tokens leaves no room for the critique "
                              f"within max_length={self.max_length}")
-        target = target[: self.max_length - len(prompt_ids)]
+        room = self.max_length - len(prompt_ids)
+        if len(target) > room:
+            self.truncated[sample_key(sample)] = len(target) - room
+        target = target[:room]
         input_ids = torch.cat([prompt_ids, target])
         labels = torch.cat([torch.full_like(prompt_ids, IGNORE_INDEX), target])
         image_token = getattr(self.processor, "image_token_id", None)
