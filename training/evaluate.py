@@ -141,7 +141,7 @@ def pair_fingerprint(pair: PreferencePair) -> str:
     digest = hashlib.sha256()
     for piece in (pair.pair_id, pair.task.value, pair.request, pair.label.value):
         digest.update(piece.encode() + b"\0")
-    for image in (pair.image_a, pair.image_b, pair.source_image):
+    for image in (pair.image_a, pair.image_b, pair.source_image, *pair.extra_sources):
         digest.update(_image_stamp(image) + b"\0")
     return digest.hexdigest()[:16]
 

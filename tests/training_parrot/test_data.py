@@ -13,6 +13,7 @@ from PIL import Image
 from rr_core.critique import Preference
 from rr_core.rubric import Task
 from training.data import DataSource, parse_label, read_all, read_pairs
+from training.data.base import MONTAGE_GAP
 
 
 def png(colour: tuple[int, int, int]) -> bytes:
@@ -125,6 +126,10 @@ def test_mmrb2_t2i_and_edit(tmp_path):
     rows[0]["chosen"] = "A"
     (edit,), _ = read_pairs(DataSource("mmrb2-edit", write_parquet(tmp_path / "e.parquet", rows)))
     assert edit.task is Task.EDIT and edit.label is Preference.A and edit.source_image == GREEN
+    assert edit.extra_sources == []
+    rows[0]["prompt_images"] = [{"bytes": GREEN, "path": None}, {"bytes": RED, "path": None}]
+    (two,), _ = read_pairs(DataSource("mmrb2-edit", write_parquet(tmp_path / "e2.parquet", rows)))
+    assert two.source_image == GREEN and two.extra_sources == [RED]
 
 
 def test_editreward_bench_rankings_and_dimension_labels(tmp_path):
@@ -235,11 +240,20 @@ def test_mmrb2_as_the_publisher_builds_it(tmp_path):
                        pair("e2", ["input_images/s.jpg", "input_images/t.jpg"], "A")]}
     (tmp_path / "edit.json").write_text(json.dumps(edits))
     pairs, report = read_pairs(DataSource("mmrb2-edit", str(tmp_path / "edit.json")))
-    assert [(p.pair_id, p.label, p.task) for p in pairs] == [("e1", Preference.B, Task.EDIT)]
+    assert [(p.pair_id, p.label, p.task) for p in pairs] == [("e1", Preference.B, Task.EDIT),
+                                                             ("e2", Preference.A, Task.EDIT)]
     assert pairs[0].source_image.endswith("input_images/s.jpg") and pairs[0].image_a.endswith("images/a.jpg")
     assert pairs[0].request == "Add toothpaste to the counter"
     assert pairs[0].provenance["model_a"] == "flux-kontext" and pairs[0].provenance["human_annotations"] == [6, 5, 6]
-    assert report.rows == 2 and sum(report.skipped.values()) == 1
+    assert report.rows == 2 and sum(report.skipped.values()) == 0
+    # An edit with two input images keeps both; the critic sees them side by side in one source picture.
+    several = pairs[1]
+    assert several.source_image.endswith("input_images/s.jpg") and len(several.extra_sources) == 1
+    assert several.extra_sources[0].endswith("input_images/t.jpg")
+    _, _, montage = several.open()
+    one = Image.open(tmp_path / "input_images/s.jpg")
+    assert montage.size == (2 * one.width + MONTAGE_GAP, one.height)
+    assert pairs[0].open()[2].size == one.size  # one source: the image itself
 
     t2i = {"pairs": [pair("t1", [], "A")]}
     (tmp_path / "t2i.json").write_text(json.dumps(t2i))
