@@ -143,6 +143,16 @@ def test_editreward_bench_rankings_and_dimension_labels(tmp_path):
     assert pairs[0].dimension_labels == {"text_faithfulness": Preference.A}
 
 
+def test_editreward_bench_numeric_dimension_scores_label_the_reference_aspects(tmp_path):
+    """instruction_following_1/2 and visual_quality_1/2 (what the reference compares) become labels."""
+    row = {"id": "e1", "instruction": "add a hat", "source_image": {"bytes": GREEN, "path": None},
+           "candidate_1": {"bytes": RED, "path": None}, "candidate_2": {"bytes": BLUE, "path": None},
+           "ranking": "A>B", "instruction_following_1": 4, "instruction_following_2": 2,
+           "visual_quality_1": 3, "visual_quality_2": 3.5}
+    (pair,), _ = read_pairs(DataSource("editreward-bench", write_parquet(tmp_path / "r.parquet", [row])))
+    assert pair.dimension_labels == {"text_faithfulness": Preference.A, "visual_quality": Preference.B}
+
+
 def test_editreward_bench_released_rows_of_3_and_4_candidate_groups(tmp_path):
     """The released 3pair/4pair files hold one comparison per row: candidate_1/2 are the letters of
     comparison_type, the ranking names letters ("C>A"), and the id prefix names the group."""
