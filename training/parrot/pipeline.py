@@ -24,6 +24,7 @@ from training.parrot.distill import DistillConfig, train
 from training.parrot.filtering import FilterConfig, filter_rationales, kept_records
 from training.parrot.generate import GenerateConfig, generate_rationales
 from training.parrot.overlap import OVERLAP_ACTIONS, guard_training_pairs
+from training.parrot.pointwise import PointwiseConfig, filter_pointwise, generate_pointwise, pointwise_kept
 from training.parrot.records import write_json
 from training.parrot.sft_data import build_sft_dataset
 from training.parrot.synthetic import SyntheticSet
@@ -46,6 +47,8 @@ class PipelineConfig:
     pointwise_files: sharegpt JSONL files of pointwise critiques mixed into the SFT data.
     synthetic: the drawn circle set (training.parrot.synthetic.SyntheticSet), added to `data` and
         drawn on first use; with `circle_critic` its rule-based critic is the teacher and the judge.
+    derived_pointwise: pointwise critiques derived from the pairs (training.parrot.pointwise): whether
+        to make them and how many go into the SFT mix per pairwise sample.
     eval_overlap: what to do with training pairs that `eval_data` contains (same request and a
         candidate image with the same pixels): "refuse" (stop with an error, the default) or "drop".
     generate, filter, distill, evaluate: each phase's settings. `distill.base_model: tiny` is the
@@ -61,6 +64,7 @@ class PipelineConfig:
     pointwise_files: list[str] = field(default_factory=list)
     synthetic: SyntheticSet | None = None
     eval_overlap: str = "refuse"
+    derived_pointwise: PointwiseConfig = field(default_factory=PointwiseConfig)
     generate: GenerateConfig = field(default_factory=GenerateConfig)
     filter: FilterConfig = field(default_factory=FilterConfig)
     distill: DistillConfig = field(default_factory=DistillConfig)
@@ -131,9 +135,12 @@ def run_generate(config: PipelineConfig, teacher: Critic | None = None) -> dict[
     """Phase 1: anchored rationales for every training pair (`data` and the synthetic set)."""
     pairs = training_pairs(config)
     teacher = teacher or config.rule_critic() or _critic(config.teacher, "teacher")
-    summary = generate_rationales(teacher, pairs, config.root / "rationales.jsonl", config.generate)
-    write_json(config.root / "generate_summary.json", summary.to_dict())
-    return summary.to_dict()
+    summary = generate_rationales(teacher, pairs, config.root / "rationales.jsonl", config.generate).to_dict()
+    if config.derived_pointwise.enabled:
+        summary["pointwise"] = generate_pointwise(teacher, pairs, config.root / "pointwise_rationales.jsonl",
+                                                  config.generate.batch_size)
+    write_json(config.root / "generate_summary.json", summary)
+    return summary
 
 
 def run_filter(config: PipelineConfig, judge: Critic | None = None) -> dict[str, Any]:
@@ -142,8 +149,14 @@ def run_filter(config: PipelineConfig, judge: Critic | None = None) -> dict[str,
     if config.filter.repredict and judge is None:
         judge = config.rule_critic() or _critic(config.judge or config.teacher, "judge")
     report = filter_rationales(config.root / "rationales.jsonl", pairs, config.root / "filter", config.filter, judge)
+    derived: list[dict[str, Any]] = []
+    if config.derived_pointwise.enabled:
+        report["pointwise"] = filter_pointwise(config.root / "pointwise_rationales.jsonl", pairs,
+                                               config.root / "filter", config.filter, judge)
+        derived = pointwise_kept(config.root / "filter")
     counts = build_sft_dataset(kept_records(config.root / "filter"), pairs, config.root / "sft.jsonl",
-                               config.pointwise_files, seed=config.distill.seed)
+                               config.pointwise_files, seed=config.distill.seed, derived_pointwise=derived,
+                               derived_ratio=config.derived_pointwise.ratio)
     report["sft_samples"] = counts
     write_json(config.root / "filter" / "report.json", report)
     return report

@@ -2,7 +2,7 @@
 
 A pairwise sample is the serving prompt `build_pairwise(task, request, A, B, source)` with the
 cleaned rationale as the assistant turn: the label never appears in the input. Pointwise samples
-come from `python -m storage.export --format sft` files (JSONL or Parquet, images as paths or embedded;
+are derived from the same pairs (training.parrot.pointwise) and also come from `python -m storage.export --format sft` files (JSONL or Parquet, images as paths or embedded;
 storage/FORMATS.md), mixed in by `PipelineConfig.pointwise_files` or `python -m training.parrot
 run --sft-export FILE`. The
 collator masks the labels so the loss covers only the assistant critique (and its end token): the
@@ -24,6 +24,7 @@ from rr_core.images import load_image
 from rr_core.prompts import build_pairwise
 from rr_core.rubric import Task
 from training.data import PreferencePair, image_data, read_rows
+from training.parrot.pointwise import derived_sample
 from training.parrot.records import JsonlWriter, read_jsonl
 
 IGNORE_INDEX = -100
@@ -53,8 +54,12 @@ def pairwise_sample(pair: PreferencePair, rationale: str) -> dict[str, Any]:
 
 
 def build_sft_dataset(kept: list[dict[str, Any]], pairs: list[PreferencePair], out_path: str | Path,
-                      pointwise_files: list[str] = (), seed: int = 0) -> dict[str, int]:
-    """Write the mixed (pairwise + pointwise) sharegpt dataset, images under `<out>.images/`, shuffled."""
+                      pointwise_files: list[str] = (), seed: int = 0,
+                      derived_pointwise: list[dict[str, Any]] = (), derived_ratio: float | None = None
+                      ) -> dict[str, int]:
+    """Write the mixed sharegpt dataset, images under `<out>.images/`, shuffled: the kept pairwise
+    rationales, the kept pointwise critiques derived from the pairs (training.parrot.pointwise; at
+    most `derived_ratio` per pairwise sample, None for all) and the pointwise export files."""
     out_path = Path(out_path)
     images_dir = out_path.with_name(out_path.name + ".images")
     by_id = {p.pair_id: p for p in pairs}
@@ -66,6 +71,18 @@ def build_sft_dataset(kept: list[dict[str, Any]], pairs: list[PreferencePair], o
         record = pairwise_sample(pair, kept_record["text"])
         record["images"] = [_save_image(image, images_dir) for image in record["images"]]
         records.append({**record, "kind": "pairwise", "pair_id": pair.pair_id})
+    n_pairwise = len(records)
+    derived = list(derived_pointwise)
+    random.Random(seed + 1).shuffle(derived)
+    if derived_ratio is not None:
+        derived = derived[:round(derived_ratio * n_pairwise)]
+    for kept_record in derived:
+        pair = by_id.get(kept_record["pair_id"])
+        if pair is None:
+            raise ValueError(f"kept pointwise critique {kept_record['id']!r} names a pair not in the data")
+        record = derived_sample(pair, kept_record["side"], kept_record["text"])
+        record["images"] = [_save_image(image, images_dir) for image in record["images"]]
+        records.append({**record, "kind": "pointwise-derived", "pair_id": kept_record["id"]})
     n_pointwise = 0
     for file in pointwise_files:
         for record in _pointwise_records(file, images_dir):
@@ -78,7 +95,7 @@ def build_sft_dataset(kept: list[dict[str, Any]], pairs: list[PreferencePair], o
         for record in records:
             writer.write(record)
     tmp.replace(out_path)
-    return {"pairwise": len(records) - n_pointwise, "pointwise": n_pointwise}
+    return {"pairwise": n_pairwise, "pointwise_derived": len(derived), "pointwise": n_pointwise}
 
 
 def _pointwise_records(file: str | Path, images_dir: Path) -> list[dict[str, Any]]:
