@@ -442,8 +442,11 @@ class RLTrainer:
         self.watch.load_state_dict(state["watch"])
         self.step = int(state["step"])
         self.updates = int(state.get("updates", self.step * self.config.algorithm.inner_epochs))
-        if self.average is not None and state.get("average"):
-            self.average.load_state_dict(state["average"])
+        if self.average is not None:
+            if state.get("average"):
+                self.average.load_state_dict(state["average"])
+            else:  # a checkpoint from before the average existed: start it at the resumed weights
+                self.average = AdapterAverage(self.transformer, self.config.algorithm.ema_decay)
         logger.info("resumed from %s at step %d", folder, self.step)
 
     def _open_logs(self) -> None:
