@@ -19,7 +19,7 @@ from tests.scripted import ScriptedCritic, critique_text
 from ui import mappers
 from ui.examples import T2I_EXAMPLES, edit_examples
 from ui.handlers import StudioHandlers
-from ui.panels import RunForm, StudioUI, annotate_panel, pair_panel, results_panel
+from ui.panels import RunForm, StudioUI, agreement_panel, annotate_panel, pair_panel, results_panel
 
 TWO_ROUNDS = {"rounds": 2, "steps": 1, "stop_threshold": None, "seed": 5, "candidates": 1}
 
@@ -67,18 +67,21 @@ def ui() -> StudioUI:
                                     steps=gr.Slider(1, 50), rounds=gr.Slider(1, 10), threshold=gr.Slider(1, 4),
                                     stop_early=gr.Checkbox(), plan=gr.Markdown())
             with gr.Tab("Annotate", id="annotate") as annotate_tab:
-                annotate, pair = annotate_panel(), pair_panel()
+                annotate, pair, agreement = annotate_panel(), pair_panel(), agreement_panel()
             with gr.Tab("Sessions", id="sessions") as sessions_tab:
                 table, chosen, counts = gr.Dataframe(), gr.Textbox(), gr.Markdown()
-                export_file, export_note, export_command = gr.File(), gr.Markdown(), gr.Code()
+                with gr.Column() as export_group:
+                    export_file, export_note, export_command = gr.File(), gr.Markdown(), gr.Code()
                 sessions_gallery, selected_note = gr.Gallery(), gr.Markdown()
                 with gr.Row(visible=False) as confirm_row:
                     confirm_text = gr.Markdown()
-        yield StudioUI(create=create, edit=edit, annotate=annotate, pair=pair, create_seed=create_form.seed,
+        yield StudioUI(create=create, edit=edit, annotate=annotate, pair=pair, agreement=agreement,
+                       create_seed=create_form.seed,
                        edit_seed=edit_form.seed, source=source, slider=slider, tabs=tabs, table=table,
                        chosen=chosen, counts=counts, export_file=export_file, export_note=export_note,
                        export_command=export_command, who=gr.Markdown(), health=gr.Markdown(),
-                       annotate_tab=annotate_tab, sessions_tab=sessions_tab, create_form=create_form,
+                       annotate_tab=annotate_tab, sessions_tab=sessions_tab, export_group=export_group,
+                       create_form=create_form,
                        edit_form=edit_form, health_timer=gr.Timer(1.0), upload_note=gr.Markdown(),
                        sessions_gallery=sessions_gallery, selected_note=selected_note, confirm_row=confirm_row,
                        confirm_text=confirm_text)
