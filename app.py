@@ -25,7 +25,9 @@ from studio.container import Services, create_services
 from studio.exports import FORMATS
 from ui.api import register_api
 from ui.handlers import StudioHandlers
-from ui.panels import StudioUI, agreement_panel, annotate_panel, keys_html, pair_panel, results_panel
+from ui.examples import EXAMPLES_DIR, T2I_EXAMPLES, edit_examples
+from ui.mappers import SESSION_COLUMNS, plan_text
+from ui.panels import RunForm, StudioUI, agreement_panel, annotate_panel, keys_html, pair_panel, results_panel
 from ui.zerogpu import gpu
 
 ASSETS = Path(__file__).resolve().parent / "assets"
@@ -35,7 +37,7 @@ def launch_kwargs(service: Services) -> dict[str, Any]:
     """What launch() needs besides host and port (Gradio 6 takes css, js and theme here)."""
     return {"css": (ASSETS / "app.css").read_text(encoding="utf-8"),
             "js": (ASSETS / "app.js").read_text(encoding="utf-8"),
-            "theme": gr.themes.Soft(), "allowed_paths": [str(service.exports_dir)],
+            "theme": gr.themes.Soft(), "allowed_paths": [str(service.exports_dir), str(EXAMPLES_DIR)],
             "max_file_size": "50mb", "auth": service.auth.check if service.auth.users else None}
 
 
@@ -45,20 +47,26 @@ def build_app(service: Services) -> gr.Blocks:
     critic_limits = {"concurrency_limit": None} if service.remote_critic else gpu_limits
 
     with gr.Blocks(title="RationalRewards Studio") as demo:
-        with gr.Row(elem_id="rr-header"):
-            gr.Markdown("# RationalRewards Studio\nGenerate → critique → refine, with per-dimension scores.")
+        with gr.Row(elem_id="rr-header", equal_height=True):
+            gr.Markdown("**RationalRewards Studio** · generate → critique → refine", elem_id="rr-title")
+            health = gr.Markdown(service.health_check.headline(), elem_id="rr-health")
             who = gr.Markdown(elem_id="rr-user")
             if service.auth.oauth:
-                gr.LoginButton()
-        health = gr.Markdown(service.health(), elem_id="rr-health")
+                gr.LoginButton(size="sm")
+        with gr.Accordion("Models and setup", open=False, elem_id="rr-details"):
+            gr.Markdown(service.health())
+        health_timer = gr.Timer(1.0)
         with gr.Tabs(elem_id="rr-tabs") as tabs:
             with gr.Tab("Create", id="create", elem_id="tab-create"):
                 with gr.Row():
-                    with gr.Column(scale=3):
+                    with gr.Column(scale=3, min_width=280):
                         prompt = gr.Textbox(label="Prompt", lines=2, placeholder="a red fox in the snow at dawn",
+                                            info="Enter generates; Shift+Enter adds a new line.",
                                             elem_id="create-prompt")
                         negative = gr.Textbox(label="Negative prompt (optional)", elem_id="create-negative")
-                    with gr.Column(scale=2):
+                        gr.Examples(examples=T2I_EXAMPLES, inputs=[prompt], label="Try a prompt",
+                                    elem_id="create-examples")
+                    with gr.Column(scale=2, min_width=280):
                         with gr.Row():
                             seed = gr.Number(label="Seed", value=0, precision=0, elem_id="create-seed")
                             randomize = gr.Checkbox(label="Randomize seed", value=False)
@@ -70,19 +78,28 @@ def build_app(service: Services) -> gr.Blocks:
                             threshold = gr.Slider(1, 4, value=3.5, step=0.1, label="Stop threshold", scale=3)
                             stop_early = gr.Checkbox(label="Stop early when every score reaches it", value=True,
                                                      scale=2, elem_id="create-stop-early")
+                        plan = gr.Markdown(plan_text(3, 3.5, True), elem_id="create-plan")
                 with gr.Row():
                     run = gr.Button("Generate, critique and refine", variant="primary", elem_id="create-run")
-                    to_edit = gr.Button("Edit this image →", elem_id="create-to-edit")
                 create = results_panel("create")
             with gr.Tab("Edit", id="edit", elem_id="tab-edit"):
                 with gr.Row():
-                    source = gr.Image(label="Source image (drag, paste or send from Create)", type="filepath",
-                                      sources=["upload", "clipboard"], height=280, elem_id="edit-source")
-                    slider = gr.ImageSlider(label="Before / after", height=280, elem_id="edit-slider")
+                    with gr.Column(min_width=280):
+                        upload = gr.File(label="Source image: drop or choose a file", file_types=["image"],
+                                         type="filepath", height=90, elem_id="edit-upload")
+                        source = gr.Image(label="Source image (from a file, or sent from Create)", type="filepath",
+                                          interactive=False, height=240, elem_id="edit-source")
+                        upload_note = gr.Markdown(elem_id="edit-upload-note")
+                    slider = gr.ImageSlider(label="Before / after", height=330, elem_id="edit-slider",
+                                            min_width=280)
                 with gr.Row():
-                    instruction = gr.Textbox(label="Instruction", lines=2, scale=3,
-                                             placeholder="make the sky purple", elem_id="edit-instruction")
-                    with gr.Column(scale=2):
+                    with gr.Column(scale=3, min_width=280):
+                        instruction = gr.Textbox(label="Instruction", lines=2, placeholder="make the sky purple",
+                                                 info="Enter edits; Shift+Enter adds a new line.",
+                                                 elem_id="edit-instruction")
+                        gr.Examples(examples=edit_examples(), inputs=[upload, instruction],
+                                    label="Try an edit", elem_id="edit-examples")
+                    with gr.Column(scale=2, min_width=280):
                         with gr.Row():
                             edit_seed = gr.Number(label="Seed", value=0, precision=0, elem_id="edit-seed")
                             edit_randomize = gr.Checkbox(label="Randomize seed", value=False)
@@ -92,6 +109,7 @@ def build_app(service: Services) -> gr.Blocks:
                             edit_threshold = gr.Slider(1, 4, value=3.5, step=0.1, label="Stop threshold", scale=3)
                             edit_stop_early = gr.Checkbox(label="Stop early when every score reaches it", value=True,
                                                           scale=2, elem_id="edit-stop-early")
+                        edit_plan = gr.Markdown(plan_text(2, 3.5, True), elem_id="edit-plan")
                 edit_run = gr.Button("Edit, critique and refine", variant="primary", elem_id="edit-run")
                 edit = results_panel("edit")
             # Hidden until the page load shows it to an annotator or admin: Gradio shows a tab that
@@ -113,12 +131,21 @@ def build_app(service: Services) -> gr.Blocks:
                 with gr.Row():
                     search = gr.Textbox(label="Search your sessions by prompt", scale=4, elem_id="sessions-search")
                     search_btn = gr.Button("Search", scale=1, elem_id="sessions-search-btn")
-                table = gr.Dataframe(headers=["id", "title", "task", "rounds", "created"], interactive=False,
+                sessions_gallery = gr.Gallery(label="Your sessions: best image · reward · request (click to select)",
+                                              columns=6, height=230, object_fit="contain", allow_preview=False, fit_columns=False,
+                                              elem_id="sessions-gallery")
+                table = gr.Dataframe(headers=list(SESSION_COLUMNS), interactive=False, wrap=True,
                                      elem_id="sessions-table")
+                chosen = gr.State("")
+                selected_note = gr.Markdown("Click a session (its image or its row) to open or delete it.",
+                                            elem_id="sessions-selected")
                 with gr.Row():
-                    chosen = gr.Textbox(label="Session id (click a row)", scale=3, elem_id="sessions-id")
-                    open_btn = gr.Button("Open and continue", scale=1, elem_id="sessions-open")
-                    delete_btn = gr.Button("Delete", variant="stop", scale=1, elem_id="sessions-delete")
+                    open_btn = gr.Button("Open and continue", variant="primary", elem_id="sessions-open")
+                    delete_btn = gr.Button("Delete…", variant="stop", elem_id="sessions-delete")
+                with gr.Row(visible=False, elem_id="sessions-confirm") as confirm_row:
+                    confirm_text = gr.Markdown(elem_id="sessions-confirm-text")
+                    confirm_yes = gr.Button("Yes, delete it", variant="stop", elem_id="sessions-confirm-delete")
+                    confirm_no = gr.Button("Cancel", elem_id="sessions-cancel-delete")
                 with gr.Column(visible=False, elem_id="export-panel") as export_group:
                     gr.Markdown("### Export training data (annotators and admins)")
                     counts = gr.Markdown(elem_id="export-counts")
@@ -126,51 +153,86 @@ def build_app(service: Services) -> gr.Blocks:
                         fmt = gr.Dropdown(list(FORMATS), value="pairs", label="Format", elem_id="export-format")
                         parquet = gr.Checkbox(label="Parquet (default JSONL)", value=False)
                         export_btn = gr.Button("Export", elem_id="export-run")
-                    export_file = gr.File(label="Exported file", elem_id="export-file")
+                    export_file = gr.File(label="Download: the export and its images (zip)", elem_id="export-file")
                     export_note = gr.Markdown(elem_id="export-note")
-                    export_cmd = gr.Code(label="Same export from the command line (for larger data)",
-                                         language="shell", elem_id="export-command")
+                    export_cmd = gr.Code(label="The same export from a shell on the server, in the app's folder "
+                                               "(for larger data)", language="shell", elem_id="export-command")
 
         ui = StudioUI(create=create, edit=edit, annotate=annotate, pair=pair, agreement=agreement, create_seed=seed,
                       edit_seed=edit_seed, source=source, slider=slider, tabs=tabs, table=table, chosen=chosen,
                       counts=counts, export_file=export_file, export_note=export_note, export_command=export_cmd,
                       who=who, health=health, annotate_tab=annotate_tab, sessions_tab=sessions_tab,
+                      create_form=RunForm(prompt=prompt, seed=seed, randomize=randomize, steps=steps, rounds=rounds,
+                                          threshold=threshold, stop_early=stop_early, plan=plan, negative=negative,
+                                          candidates=candidates),
+                      edit_form=RunForm(prompt=instruction, seed=edit_seed, randomize=edit_randomize,
+                                        steps=edit_steps, rounds=edit_rounds, threshold=edit_threshold,
+                                        stop_early=edit_stop_early, plan=edit_plan),
+                      health_timer=health_timer, upload_note=upload_note, sessions_gallery=sessions_gallery,
+                      selected_note=selected_note, confirm_row=confirm_row, confirm_text=confirm_text,
                       export_group=export_group)
         h = StudioHandlers(service, ui)
 
         # --- wiring (UI events are private; the documented API is ui.api) -------------------------
         private = {"api_visibility": "private"}
         create_inputs = [prompt, negative, seed, randomize, steps, rounds, candidates, threshold, stop_early]
-        run.click(gpu(h.create), create_inputs, create.outputs + [seed], api_name="ui_create",
-                  **gpu_limits, **private)
-        prompt.submit(gpu(h.create), create_inputs, create.outputs + [seed], api_name="ui_create_submit",
-                      **gpu_limits, **private)
-        edit_run.click(gpu(h.edit), [source, instruction, edit_seed, edit_randomize, edit_steps, edit_rounds,
-                                     edit_threshold, edit_stop_early], edit.outputs + [edit_seed, slider],
-                       api_name="ui_edit", **gpu_limits, **private)
-        create.more.click(gpu(h.more_create), [create.session, create.refined], create.outputs,
-                          api_name="ui_more", **gpu_limits, **private)
-        edit.more.click(gpu(h.more_edit), [edit.session, edit.refined], edit.outputs + [slider],
-                        api_name="ui_more_edit", **gpu_limits, **private)
-        for panel, name, retry, select in ((create, "create", h.retry_create, h.select_create),
-                                           (edit, "edit", h.retry_edit, h.select_edit)):
+        edit_inputs = [source, instruction, edit_seed, edit_randomize, edit_steps, edit_rounds, edit_threshold,
+                       edit_stop_early]
+        # Each run is checked first by a handler with no outputs; the run follows only on success, so a
+        # refusal leaves every output as it was and only the toast speaks. Enter in the prompt clicks
+        # the run button (assets/app.js), so there is one path.
+        run.click(h.check_create, create_inputs, None, api_name="ui_check_create", **private) \
+            .success(gpu(h.create), create_inputs, create.outputs + [seed], api_name="ui_create",
+                     **gpu_limits, **private)
+        edit_run.click(h.check_edit, edit_inputs, None, api_name="ui_check_edit", **private) \
+            .success(gpu(h.edit), edit_inputs, edit.outputs + [edit_seed, slider], api_name="ui_edit",
+                     **gpu_limits, **private)
+        create.more.click(h.check_more, [create.session, create.refined], None, api_name="ui_check_more",
+                          **private) \
+            .success(gpu(h.more_create), [create.session, create.refined], create.outputs, api_name="ui_more",
+                     **gpu_limits, **private)
+        edit.more.click(h.check_more, [edit.session, edit.refined], None, api_name="ui_check_more_edit",
+                        **private) \
+            .success(gpu(h.more_edit), [edit.session, edit.refined], edit.outputs + [slider],
+                     api_name="ui_more_edit", **gpu_limits, **private)
+        for form, name in ((ui.create_form, "create"), (ui.edit_form, "edit")):
+            gr.on([form.rounds.change, form.threshold.change, form.stop_early.change], h.plan,
+                  [form.rounds, form.threshold, form.stop_early], form.plan, api_name=f"ui_plan_{name}",
+                  **private)
+        upload.change(h.check_upload, upload, None, api_name="ui_check_upload", **private) \
+            .success(h.upload_source, upload, [source, upload_note], api_name="ui_upload", **private)
+        for panel, name, retry, select, use in ((create, "create", h.retry_create, h.select_create,
+                                                 h.use_prompt_create),
+                                                (edit, "edit", h.retry_edit, h.select_edit, h.use_prompt_edit)):
             panel.stop.click(h.stop, None, None, api_name=f"ui_stop_{name}", concurrency_limit=None,
                              **private)
             panel.keep.click(h.keep, panel.round_id, None, api_name=f"ui_keep_{name}", **private)
             panel.retry.click(gpu(retry), panel.round_id, panel.outputs, api_name=f"ui_retry_{name}",
                               **critic_limits, **private)
-            panel.gallery.select(select, panel.session, panel.round_id, api_name=f"ui_select_{name}",
+            panel.gallery.select(select, panel.session, panel.outputs + [slider], api_name=f"ui_select_{name}",
                                  **private)
-        to_edit.click(h.to_edit, create.round_id, [source, tabs], api_name="ui_to_edit", **private)
+            panel.use_prompt.click(use, [panel.session, panel.selected], panel.refined,
+                                   api_name=f"ui_use_prompt_{name}", **private)
+            panel.edit_this.click(h.to_edit, panel.round_id, [source, upload_note, tabs],
+                                  api_name=f"ui_edit_this_{name}", **private)
+        health_timer.tick(h.health_tick, None, [health, health_timer], api_name="ui_health", **private)
 
-        search_btn.click(h.sessions, search, table, api_name="ui_sessions", **private)
-        search.submit(h.sessions, search, table, api_name="ui_sessions_submit", **private)
-        sessions_tab.select(h.sessions, search, table, api_name="ui_sessions_tab", **private) \
+        listing = [table, sessions_gallery]
+        search_btn.click(h.sessions, search, listing, api_name="ui_sessions", **private)
+        search.submit(h.sessions, search, listing, api_name="ui_sessions_submit", **private)
+        sessions_tab.select(h.sessions, search, listing, api_name="ui_sessions_tab", **private) \
             .then(h.counts, None, counts, api_name="ui_counts", **private)
-        table.select(h.pick_session, table, chosen, api_name="ui_pick_session", **private)
-        open_btn.click(h.open, chosen, create.outputs + edit.outputs + [slider, tabs], api_name="ui_open",
-                       **private)
-        delete_btn.click(h.delete, [chosen, search], [table, chosen], api_name="ui_delete", **private)
+        picked = [chosen, selected_note, confirm_row]
+        table.select(h.pick_session, table, picked, api_name="ui_pick_session", **private)
+        sessions_gallery.select(h.pick_session, table, picked, api_name="ui_pick_card", **private)
+        form_outputs = [c for form in (ui.create_form, ui.edit_form) for c in vars(form).values()
+                        if isinstance(c, gr.components.Component)]
+        open_btn.click(h.open, chosen, create.outputs + edit.outputs + form_outputs + [slider, source, tabs],
+                       api_name="ui_open", **private)
+        delete_btn.click(h.ask_delete, [chosen, table], [confirm_row, confirm_text], api_name="ui_ask_delete",
+                         **private)
+        confirm_no.click(h.cancel_delete, None, confirm_row, api_name="ui_cancel_delete", **private)
+        confirm_yes.click(h.delete, [chosen, search], listing + picked, api_name="ui_delete", **private)
         export_btn.click(h.export, [fmt, parquet], [export_file, export_note, export_cmd, counts],
                          api_name="ui_export", **private)
 

@@ -87,4 +87,24 @@
   }, true);
   new MutationObserver(() => { if (rows().length && !rows().some((r) => r.classList.contains("rr-current"))) { current = 0; mark(); } })
     .observe(document.body, { childList: true, subtree: true, attributes: true, attributeFilter: ["style", "class"] });
+  // Create and Edit prompts: Enter runs (the same button a click would press, so the same checks run
+  // first); Shift+Enter adds a new line. Gradio's own textarea handler (on keypress, where Shift+Enter
+  // submits) is kept out of both.
+  const runButtons = { "create-prompt": "#create-run", "edit-instruction": "#edit-run" };
+  const promptBox = (event) => {
+    if (event.key !== "Enter" || event.isComposing || event.ctrlKey || event.metaKey || event.altKey) return null;
+    const box = event.target && event.target.closest ? event.target.closest("#create-prompt, #edit-instruction") : null;
+    return box && (event.target.tagName || "").toLowerCase() === "textarea" ? box : null;
+  };
+  document.addEventListener("keypress", (event) => { if (promptBox(event)) event.stopPropagation(); }, true);
+  document.addEventListener("keydown", (event) => {
+    const box = promptBox(event);
+    if (!box) return;
+    event.stopPropagation();
+    if (event.shiftKey) return;  // the browser inserts the new line
+    event.preventDefault();
+    event.target.dispatchEvent(new Event("input", { bubbles: true }));
+    event.target.blur();
+    setTimeout(() => click(runButtons[box.id]), 50);
+  }, true);
 }

@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy.engine import make_url
 
 from rr_core.errors import InvalidRequest
-from storage.db import database_url, write_transaction
+from storage.db import write_transaction
 from storage.export import FORMATS, export_to_file
 from storage.export_files import write_zip
 from studio import codec
@@ -53,9 +53,9 @@ class Exports:
         with self.ctx.db() as db:
             count = export_to_file(db, self.ctx.store, fmt, out, parquet=parquet)
         command = f"python -m storage.export --format {fmt} --out {out.name}"
-        if self.database_url_text != database_url():
-            shown = make_url(self.database_url_text).render_as_string(hide_password=True)
-            command += f" --database-url '{shown}'"
+        # Always name the database: a pasted command runs in a shell without the server's environment.
+        shown = make_url(self.database_url_text).render_as_string(hide_password=True)
+        command += f" --database-url '{shown}'"
         command += f" --images-dir {self.ctx.store.root}"
         result: dict[str, Any] = {"file": str(out), "count": count, "command": command}
         if portable:

@@ -30,6 +30,24 @@ class Health:
             text = f"{text}\n\n⚠️ {described['banner']}"
         return text
 
+    @property
+    def settled(self) -> bool:
+        """Whether the state is final (ready or failed), so the UI can stop asking."""
+        return self.state == "ready" or self.state.startswith("❌")
+
+    def headline(self) -> str:
+        """One short line for the page header: the preset, the models by name (not their paths on the
+        server), and whether they are ready; the full line stays in `health` (and the API)."""
+        described = self.models.preset.describe()
+        critics = sorted({_short(str(m)) for m in described["critic"].values()})
+        generators = sorted({_short(str(m)) for m in described["generators"].values()})
+        state = "✅ ready" if self.state == "ready" else self.state
+        line = (f"{state} · preset **{described['preset']}** · critic {', '.join(critics)} · "
+                f"generator {', '.join(generators)}")
+        if described.get("banner"):
+            line += f" · ⚠️ {described['banner'].split(':')[0]}"
+        return line
+
     def warm_up(self) -> None:
         """Load the models now (in a background thread at start) so the first run is not slow."""
         self.state = "⏳ Models are loading…"
@@ -47,3 +65,8 @@ class Health:
         except Exception as exc:  # shown in the UI; runs retry the load
             logger.exception("model warm-up failed")
             self.state = f"❌ Models failed to load: {type(exc).__name__}: {exc}"
+
+
+def _short(model: str) -> str:
+    """A model's name as a person reads it: the last part of a hub id or a local path."""
+    return model.rstrip("/").replace("\\", "/").split("/")[-1] or model

@@ -118,6 +118,18 @@ def loop_config(settings: dict[str, Any] | None) -> LoopConfig:
     return LoopConfig.from_dict(values)
 
 
+def check_run(prompt: str, settings: dict[str, Any] | None = None) -> tuple[str, LoopConfig]:
+    """Every check a run makes on its request and settings, callable before the run starts so that
+    a front end can refuse bad input without touching what it shows; returns the stripped request
+    and the loop configuration. The first round's generation request is built here too, so the
+    seed and step limits of rr_core.generators (their one home) are checked before any output moves."""
+    prompt, config = validate_request(prompt), loop_config(settings)
+    GenerationRequest(prompt=prompt, negative_prompt=config.negative_prompt, seed=config.seed, steps=config.steps,
+                      guidance=config.guidance, width=config.width, height=config.height,
+                      num_candidates=config.candidates)
+    return prompt, config
+
+
 def _image_input(payload: Any, what: str) -> Image.Image | None:
     if isinstance(payload, Image.Image):
         return load_image(payload)
@@ -141,13 +153,12 @@ class Runs:
         """Start a session and run the loop; yields the view after every event. Edit when a source
         image is given (a PIL image, or a data URL / base64 through rr_core.images.read_image_ref)."""
         user_id = self.ctx.users.user(username)
-        prompt = validate_request(prompt)
+        prompt, config = check_run(prompt, settings)
         source = _image_input(source_image, "source image")
         task = Task.EDIT if source is not None else Task.T2I
-        config = loop_config(settings)
         loop = self.ctx.models.loop(task)
         with self.slots.slot(user_id) as cancel:
-            view = RunView(Run.new(new_session_id(), task, prompt, source))
+            view = RunView(Run.new(new_session_id(), task, prompt, source), settings=config.to_dict())
             pending = PendingSession(task, prompt, config.to_dict())
             yield from self._drive(user_id, view, prompt, config, cancel, loop, pending)
 

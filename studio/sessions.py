@@ -39,8 +39,9 @@ class SessionLibrary:
         with self.ctx.db() as db:
             row = repo.get_session_for_user(db, session_id, user_id)
             run = codec.read_run(db, self.ctx.store, row, user_id)
+            settings = dict(row.settings or {})
         images = sum(len(result.candidates) for result in run.state.rounds)
-        return RunView(run, status=f"Session with {images} image(s).")
+        return RunView(run, status=f"Session with {images} image(s).", settings=settings)
 
     def delete_session(self, username: str | None, session_id: str) -> str:
         """Delete one of the caller's sessions with what no one else needs: its rows, and the image

@@ -91,6 +91,8 @@ class RunView:
     status: str = ""
     live_text: str = ""
     messages: list[str] = field(default_factory=list)
+    settings: dict[str, Any] = field(default_factory=dict)
+    """The session's stored loop settings (a reopened session fills the form back from them)."""
 
     @property
     def session_id(self) -> str:
@@ -140,6 +142,38 @@ class RunView:
         round_index, candidate_index = self.best
         return next((c for r in self.rounds if r.index == round_index for c in r.candidates
                      if c.candidate_index == candidate_index), None)
+
+    @property
+    def candidates(self) -> list[CandidateView]:
+        """Every image of the run in gallery order (round by round, candidate by candidate)."""
+        return [c for round_ in self.rounds for c in round_.candidates]
+
+    def candidate_at(self, index: int) -> CandidateView | None:
+        """The image at a gallery position, None outside the gallery."""
+        flat = self.candidates
+        return flat[index] if 0 <= index < len(flat) else None
+
+    def focus(self, selected: tuple[int, int] | None = None) -> CandidateView | None:
+        """The image the results panel details: the one the user selected, else the best so far,
+        else the newest one with a critique, else the newest image. A round cut short by Stop has an
+        image but no critique, so it never hides the finished rounds' scores."""
+        flat = self.candidates
+        if selected is not None:
+            chosen = next((c for c in flat if (c.round_index, c.candidate_index) == tuple(selected)), None)
+            if chosen is not None:
+                return chosen
+        best = self.best_candidate
+        if best is not None:
+            return best
+        critiqued = [c for c in flat if c.critique is not None]
+        return critiqued[-1] if critiqued else (flat[-1] if flat else None)
+
+    def prompt_of(self, candidate: CandidateView) -> str:
+        """What "use its prompt" puts in the prompt box: the candidate's refined request when its
+        critique proposed one, else the prompt that made it."""
+        if candidate.critique is not None and candidate.critique.refined_request:
+            return candidate.critique.refined_request
+        return next(r.prompt for r in self.rounds if r.index == candidate.round_index)
 
     @property
     def next_prompt(self) -> str:
@@ -251,16 +285,86 @@ def history_rows(view: RunView) -> list[dict[str, Any]]:
             if score is not None:
                 rows.append({"round": round_.index + 1, "series": dim.heading, "value": score})
         if shown.reward is not None:
-            rows.append({"round": round_.index + 1, "series": "reward (1 + 3r)", "value": 1.0 + 3.0 * shown.reward})
+            rows.append({"round": round_.index + 1, "series": REWARD_SERIES, "value": 1.0 + 3.0 * shown.reward})
     return rows
 
 
 def gallery_items(view: RunView) -> list[tuple[Image.Image, str]]:
-    """Every image of the run with a caption (round, candidate, reward, and a star on the best)."""
+    """Every image of the run with a short caption that fits under a thumbnail: round (and candidate
+    when a round has several), reward, and a star on the best."""
     items = []
     for round_ in view.rounds:
+        several = len(round_.candidates) > 1
         for c in round_.candidates:
-            reward = "no score" if c.reward is None else f"reward {c.reward:.2f}"
-            star = "★ best · " if view.best == (round_.index, c.candidate_index) else ""
-            items.append((c.image, f"{star}round {round_.index + 1} · #{c.candidate_index + 1} · {reward}"))
+            reward = "—" if c.reward is None else f"{c.reward:.2f}"
+            star = "★ " if view.best == (round_.index, c.candidate_index) else ""
+            which = f"R{round_.index + 1}" + (f".{c.candidate_index + 1}" if several else "")
+            items.append((c.image, f"{star}{which} · {reward}"))
     return items
+
+
+def focus_caption(view: RunView, candidate: CandidateView | None) -> str:
+    """The heading over the large image: which round it is, its reward, and whether it is the best."""
+    if candidate is None:
+        return "No image yet."
+    reward = "no reward (no parsed critique)" if candidate.reward is None else f"reward **{candidate.reward:.2f}**"
+    several = any(len(r.candidates) > 1 for r in view.rounds)
+    which = f"Round {candidate.round_index + 1}" + (f", image {candidate.candidate_index + 1}" if several else "")
+    best = " · ★ best so far" if view.best == (candidate.round_index, candidate.candidate_index) else ""
+    return f"{which} · {reward}{best}"
+
+
+PLOT_COLORS = ("#2563eb", "#16a34a", "#d97706", "#9333ea", "#111827")
+"""One colour per series: the dimensions in rubric order, then the reward (dark, dashed)."""
+REWARD_SERIES = "Reward (as 1-4)"
+
+
+def history_svg(view: RunView) -> str:
+    """The score history as an inline SVG chart: one line per dimension named in the legend, the
+    reward dashed, whole-number rounds on the x axis, and a dot on every point (so a single round is
+    still drawn). Built here rather than by a plotting component, whose legend and axis ticks cannot
+    be made to read this way."""
+    rows = history_rows(view)
+    if not rows:
+        return "<div class='rr-plot rr-empty'>The score history appears after the first critique.</div>"
+    series: dict[str, list[tuple[int, float]]] = {}
+    for row in rows:
+        series.setdefault(row["series"], []).append((row["round"], row["value"]))
+    last_round = max(row["round"] for row in rows)
+    width, height, left, right, top, bottom = 520, 220, 36, 12, 10, 28
+    span = max(last_round - 1, 1)
+
+    def x(round_number: int) -> float:
+        if last_round == 1:
+            return left + (width - left - right) / 2
+        return left + (round_number - 1) / span * (width - left - right)
+
+    def y(value: float) -> float:
+        return top + (4.0 - value) / 3.0 * (height - top - bottom)
+
+    parts = [f"<svg class='rr-plot-svg' viewBox='0 0 {width} {height}' role='img' "
+             f"aria-label='Scores by round' preserveAspectRatio='xMidYMid meet'>"]
+    for level in (1, 2, 3, 4):
+        parts.append(f"<line class='rr-grid' x1='{left}' x2='{width - right}' y1='{y(level):.1f}' "
+                     f"y2='{y(level):.1f}'/><text class='rr-ytick' x='{left - 8}' y='{y(level) + 4:.1f}' "
+                     f"text-anchor='end'>{level}</text>")
+    step = max(1, -(-last_round // 10))  # at most about ten labels, always whole rounds
+    for round_number in range(1, last_round + 1, step):
+        parts.append(f"<text class='rr-xtick' x='{x(round_number):.1f}' y='{height - 8}' "
+                     f"text-anchor='middle'>{round_number}</text>")
+    legend = []
+    for i, (name, points) in enumerate(series.items()):
+        color = PLOT_COLORS[min(i, len(PLOT_COLORS) - 1)] if name != REWARD_SERIES else PLOT_COLORS[-1]
+        dash = " stroke-dasharray='5 4'" if name == REWARD_SERIES else ""
+        coords = " ".join(f"{x(r):.1f},{y(v):.1f}" for r, v in points)
+        label = html.escape(name)
+        parts.append(f"<g class='rr-series' data-series='{label}'>"
+                     f"<polyline points='{coords}' fill='none' stroke='{color}' stroke-width='2'{dash}/>")
+        for r, v in points:
+            parts.append(f"<circle cx='{x(r):.1f}' cy='{y(v):.1f}' r='4' fill='{color}'>"
+                         f"<title>{label}, round {r}: {v:.2f}</title></circle>")
+        parts.append("</g>")
+        legend.append(f"<span class='rr-key'><i style='background:{color}'></i>{label}</span>")
+    parts.append("</svg>")
+    return (f"<div class='rr-plot'><div class='rr-plot-title'>Scores by round (1-4)</div>{''.join(parts)}"
+            f"<div class='rr-legend'>{''.join(legend)}</div></div>")

@@ -61,7 +61,8 @@ def run_create(page: Any, prompt: str, rounds: int, steps: int = 1) -> None:
 def run_edit(page: Any, source: Path, instruction: str, rounds: int = 1, steps: int = 1) -> None:
     """Edit tab: upload `source`, give an instruction, run; returns when the run is done."""
     page.get_by_role("tab", name="Edit").click()
-    page.locator("#edit-source input[type=file]").set_input_files(str(source))
+    page.locator("#edit-upload input[type=file]").set_input_files(str(source))
+    page.wait_for_selector("#edit-source img")
     page.fill("#edit-instruction textarea", instruction)
     set_number(page, "edit-rounds", rounds)
     set_number(page, "edit-steps", steps)

@@ -17,6 +17,10 @@ import pandas as pd
 
 from rr_core.errors import RRError
 from rr_core.images import load_image
+from storage.errors import NotFound
+from studio.runs import check_run
+from studio.session_cards import session_cards
+from studio.uploads import prepare_upload
 from studio.views import RunView
 from studio.container import Services
 from ui import mappers
@@ -25,6 +29,7 @@ from ui.identity import username_of
 from ui.panels import ResultsPanel, StudioUI
 
 TOKEN_REFRESH_S = 0.25
+NO_SESSION = "That session is not in your sessions list any more (deleted, or someone else's)."
 Values = mappers.Values
 
 
@@ -58,6 +63,28 @@ class StudioHandlers:
         return {} if pair is None else {self.ui.slider: pair}
 
     @shown_errors
+    def check_create(self, prompt: str, negative: str, seed: float | None, randomize: bool, steps: float | None,
+                     rounds: float | None, candidates: float | None, threshold: float | None, stop_early: bool,
+                     request: gr.Request) -> None:
+        """Refuse bad Create input before the run starts. Wired with no outputs and followed by the run
+        on success only, so a refusal leaves every output as it was and only the toast speaks."""
+        username_of(request)
+        check_run(prompt, mappers.settings_of(negative, seed, randomize, steps, rounds, candidates, threshold,
+                                              stop_early))
+
+    @shown_errors
+    def check_edit(self, source: str | None, instruction: str, seed: float | None, randomize: bool,
+                   steps: float | None, rounds: float | None, threshold: float | None, stop_early: bool,
+                   request: gr.Request) -> None:
+        """Refuse bad Edit input (no or unreadable source image, bad instruction or settings) before
+        the run starts, like check_create."""
+        username_of(request)
+        if not source:
+            raise gr.Error("Upload a source image to edit (drag, paste, or send one from Create).")
+        load_image(source)
+        check_run(instruction, mappers.settings_of("", seed, randomize, steps, rounds, 1, threshold, stop_early))
+
+    @shown_errors
     def create(self, prompt: str, negative: str, seed: float | None, randomize: bool, steps: float | None,
                rounds: float | None, candidates: float | None, threshold: float | None, stop_early: bool,
                request: gr.Request) -> Iterator[Values]:
@@ -83,7 +110,18 @@ class StudioHandlers:
     def _more(self, session_id: str, prompt: str, request: gr.Request) -> Iterator[RunView]:
         if not session_id:
             raise gr.Error("Run a session first (or open one from Sessions).")
+        if prompt and prompt.strip():
+            check_run(prompt)
         return self.service.continue_session(username_of(request), session_id, prompt)
+
+    @shown_errors
+    def check_more(self, session_id: str, prompt: str, request: gr.Request) -> None:
+        """Refuse "one more round" before it starts when there is no session or the prompt is bad."""
+        username_of(request)
+        if not session_id:
+            raise gr.Error("Run a session first (or open one from Sessions).")
+        if prompt and prompt.strip():
+            check_run(prompt)
 
     @shown_errors
     def more_create(self, session_id: str, prompt: str, request: gr.Request) -> Iterator[Values]:
@@ -119,59 +157,163 @@ class StudioHandlers:
     def keep(self, round_id: int | None, request: gr.Request) -> None:
         """Mark the shown image as kept."""
         if round_id is None:
-            raise gr.Error("No image to keep yet.")
+            raise gr.Error("No stored image to keep yet: wait for its round to finish (or run one).")
         gr.Info(self.service.keep(username_of(request), round_id))
 
+    def _open_session(self, session_id: str, request: gr.Request) -> RunView:
+        """A session by id, with "not found" said in the user's terms (never the id itself)."""
+        try:
+            return self.service.open_session(username_of(request), session_id)
+        except NotFound as exc:
+            raise gr.Error(NO_SESSION) from exc
+
     def _select(self, panel: ResultsPanel, session_id: str, index: int, request: gr.Request) -> Values:
-        view = self.service.open_session(username_of(request), session_id) if session_id else None
-        flat = [c for r in view.rounds for c in r.candidates] if view else []
-        return {panel.round_id: flat[index].round_id if 0 <= index < len(flat) else None}
+        if not session_id:
+            raise gr.Error("No images yet: run a round first.")
+        view = self._open_session(session_id, request)
+        chosen = view.candidate_at(index)
+        if chosen is None:
+            raise gr.Error("That image is no longer in this session; run or reopen it.")
+        selected = (chosen.round_index, chosen.candidate_index)
+        values = {**mappers.result_values(panel, view, selected=selected)}
+        values.pop(panel.refined, None)  # selecting shows an image; it never rewrites the next prompt
+        if view.source_image is not None and panel is self.ui.edit:
+            values[self.ui.slider] = mappers.slider_value(view, selected)
+        return values
 
     @shown_errors
     def select_create(self, session_id: str, evt: gr.SelectData, request: gr.Request) -> Values:
-        """A click in the Create gallery makes that image the one to keep, retry or edit."""
+        """A click on a Create thumbnail shows that image large with its own scores, critique and
+        reward, and makes it the one Keep, Retry and Edit act on."""
         return self._select(self.ui.create, session_id, evt.index, request)
 
     @shown_errors
     def select_edit(self, session_id: str, evt: gr.SelectData, request: gr.Request) -> Values:
-        """A click in the Edit gallery makes that image the one to keep or retry."""
+        """A click on an Edit thumbnail: as select_create, and the before/after slider follows."""
         return self._select(self.ui.edit, session_id, evt.index, request)
+
+    def _use_prompt(self, panel: ResultsPanel, session_id: str, selected: list[int] | None,
+                    request: gr.Request) -> Values:
+        if not session_id:
+            raise gr.Error("No images yet: run a round first.")
+        view = self._open_session(session_id, request)
+        focus = view.focus(tuple(selected) if selected else None)
+        if focus is None:
+            raise gr.Error("No images yet: run a round first.")
+        gr.Info(f"The next round will use round {focus.round_index + 1}'s prompt; edit it below if you like.")
+        return {panel.refined: view.prompt_of(focus)}
+
+    @shown_errors
+    def use_prompt_create(self, session_id: str, selected: list[int] | None, request: gr.Request) -> Values:
+        """Put the shown image's refined prompt (else its prompt) in the next-round prompt box."""
+        return self._use_prompt(self.ui.create, session_id, selected, request)
+
+    @shown_errors
+    def use_prompt_edit(self, session_id: str, selected: list[int] | None, request: gr.Request) -> Values:
+        """As use_prompt_create, for the Edit panel."""
+        return self._use_prompt(self.ui.edit, session_id, selected, request)
+
+    @shown_errors
+    def check_upload(self, path: str | None, request: gr.Request) -> None:
+        """Answer a file that is not a usable image at once, in words, with no output touched."""
+        if path:
+            prepare_upload(path)
+
+    @shown_errors
+    def upload_source(self, path: str | None, request: gr.Request) -> Values:
+        """Read a dropped file as the Edit source at once: a specific message for a file that is not
+        a usable image, and a note when it was scaled down to the working size."""
+        if not path:
+            return {}
+        prepared = prepare_upload(path)
+        values: Values = {self.ui.source: prepared.image}
+        if self.ui.upload_note is not None:
+            values[self.ui.upload_note] = f"ℹ️ {prepared.note}" if prepared.note else ""
+        return values
 
     @shown_errors
     def to_edit(self, round_id: int | None, request: gr.Request) -> Values:
         """Send the shown Create image to the Edit tab as its source."""
         if round_id is None:
-            raise gr.Error("No image yet: run a round first.")
-        return {self.ui.source: self.service.round_image(username_of(request), round_id),
-                self.ui.tabs: gr.Tabs(selected="edit")}
+            raise gr.Error("No stored image yet: wait for its round to finish (or run one).")
+        values = {self.ui.source: self.service.round_image(username_of(request), round_id),
+                  self.ui.tabs: gr.Tabs(selected="edit")}
+        if self.ui.upload_note is not None:
+            values[self.ui.upload_note] = ""
+        return values
 
     # --- sessions and export -----------------------------------------------------------------
 
     @shown_errors
     def sessions(self, search: str, request: gr.Request) -> Values:
-        """This user's sessions, filtered by prompt text."""
-        rows = self.service.list_sessions(username_of(request), search)
-        return {self.ui.table: mappers.sessions_frame(rows)}
+        """This user's sessions, filtered by prompt text: the table and, above it, their best images."""
+        cards = session_cards(self.service, username_of(request), search)
+        values: Values = {self.ui.table: mappers.sessions_frame(cards)}
+        if self.ui.sessions_gallery is not None:
+            values[self.ui.sessions_gallery] = mappers.session_gallery(cards)
+        return values
 
     @shown_errors
     def pick_session(self, table: pd.DataFrame | None, evt: gr.SelectData, request: gr.Request) -> Values:
-        """A click on a sessions row fills in its id (the row is this user's already)."""
-        return {self.ui.chosen: mappers.picked_session(table, evt.index)}
+        """A click on a session (its row or its image; both lists share one order) selects it and says
+        which one in words; any pending delete question is withdrawn."""
+        index = evt.index[0] if isinstance(evt.index, (list, tuple)) else evt.index
+        session_id = mappers.picked_session(table, index)
+        values: Values = {self.ui.chosen: session_id}
+        if self.ui.selected_note is not None:
+            values[self.ui.selected_note] = mappers.selected_text(table, session_id)
+        if self.ui.confirm_row is not None:
+            values[self.ui.confirm_row] = gr.Row(visible=False)
+        return values
 
     @shown_errors
     def open(self, session_id: str, request: gr.Request) -> Values:
-        """Reopen a session in its own tab, ready to continue."""
-        view = self.service.open_session(username_of(request), session_id.strip())
+        """Reopen a session in its own tab, ready to continue: its results, its request and the
+        settings it ran with."""
+        if not (session_id or "").strip():
+            raise gr.Error("Pick a session first: click its row in the table.")
+        view = self._open_session(session_id.strip(), request)
+        form = self.ui.edit_form if view.task == "edit" else self.ui.create_form
+        restored = mappers.form_values(form, view) if form is not None else {}
         if view.task == "edit":
-            return {**mappers.result_values(self.ui.edit, view), **self._slider(view),
-                    self.ui.tabs: gr.Tabs(selected="edit")}
-        return {**mappers.result_values(self.ui.create, view), self.ui.tabs: gr.Tabs(selected="create")}
+            return {**mappers.result_values(self.ui.edit, view), **self._slider(view), **restored,
+                    self.ui.source: view.source_image, self.ui.tabs: gr.Tabs(selected="edit")}
+        return {**mappers.result_values(self.ui.create, view), **restored, self.ui.tabs: gr.Tabs(selected="create")}
+
+    @shown_errors
+    def ask_delete(self, session_id: str, table: pd.DataFrame | None, request: gr.Request) -> Values:
+        """Ask before deleting, naming the session by its request and saying what happens."""
+        if not (session_id or "").strip():
+            raise gr.Error("Pick a session first: click its row in the table.")
+        values: Values = {}
+        if self.ui.confirm_row is not None:
+            values[self.ui.confirm_row] = gr.Row(visible=True)
+        if self.ui.confirm_text is not None:
+            values[self.ui.confirm_text] = (
+                f"**Delete {mappers.selected_text(table, session_id).removeprefix('Selected: ')}?** It leaves your "
+                "sessions list for good. Reviews and A/B picks that annotators made of its images are kept "
+                "for training.")
+        return values
+
+    def cancel_delete(self, request: gr.Request) -> Values:
+        """Keep the session; hide the question."""
+        return {self.ui.confirm_row: gr.Row(visible=False)} if self.ui.confirm_row is not None else {}
 
     @shown_errors
     def delete(self, session_id: str, search: str, request: gr.Request) -> Values:
-        """Delete a session, then refresh the table."""
-        gr.Info(self.service.delete_session(username_of(request), session_id.strip()))
-        return {**self.sessions(search, request), self.ui.chosen: ""}
+        """Delete the selected session (after the question), then refresh the list."""
+        if not (session_id or "").strip():
+            raise gr.Error("Pick a session first: click its row in the table.")
+        try:
+            gr.Info(self.service.delete_session(username_of(request), session_id.strip()))
+        except NotFound as exc:
+            raise gr.Error(NO_SESSION) from exc
+        values = {**self.sessions(search, request), self.ui.chosen: ""}
+        if self.ui.selected_note is not None:
+            values[self.ui.selected_note] = mappers.selected_text(None, "")
+        if self.ui.confirm_row is not None:
+            values[self.ui.confirm_row] = gr.Row(visible=False)
+        return values
 
     @shown_errors
     def counts(self, request: gr.Request) -> Values:
@@ -180,10 +322,11 @@ class StudioHandlers:
 
     @shown_errors
     def export(self, fmt: str, parquet: bool, request: gr.Request) -> Values:
-        """Write a training export and show the file, its size and the same command line."""
-        result = self.service.export(username_of(request), fmt, parquet)
-        return {self.ui.export_file: result["file"],
-                self.ui.export_note: f"Wrote **{result['count']}** {fmt} record(s).",
+        """Write a training export; offer the portable zip (the file with its images, relative paths)
+        for download, say plainly when nothing matched, and show the command line that does the same."""
+        result = self.service.export(username_of(request), fmt, parquet, portable=True)
+        return {self.ui.export_file: result.get("zip") if result["count"] else None,
+                self.ui.export_note: mappers.export_note(fmt, result["count"]),
                 self.ui.export_command: result["command"], **self.counts(request)}
 
     # --- review: critiques ---------------------------------------------------------------------
@@ -314,11 +457,22 @@ class StudioHandlers:
         queue = self.service.disagreements(user) if self.service.role(user).value == "admin" else None
         return {self.ui.agreement.text: mappers.agreement_text(self.service.agreement(user), queue)}
 
+    def plan(self, rounds: float | None, threshold: float | None, stop_early: bool, request: gr.Request) -> str:
+        """The line under a run's settings that says how many rounds it will run and when it stops."""
+        return mappers.plan_text(rounds, threshold, stop_early)
+
+    def health_tick(self, request: gr.Request) -> Values:
+        """Refresh the models' line while they load; the timer stops once they are ready or failed."""
+        values: Values = {self.ui.health: self.service.health_check.headline()}
+        if self.ui.health_timer is not None:
+            values[self.ui.health_timer] = gr.Timer(active=not self.service.health_check.settled)
+        return values
+
     # --- page load ---------------------------------------------------------------------------
 
     def load(self, request: gr.Request) -> Values:
         """Who is signed in, the models' state, and which tabs their role may see."""
-        health = self.service.health()
+        health = self.service.health_check.headline()
         try:
             user = username_of(request)
             role = self.service.role(user)

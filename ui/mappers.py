@@ -14,51 +14,90 @@ import gradio as gr
 import pandas as pd
 from PIL import Image
 
-from studio.views import RunView, gallery_items, history_rows, prompt_diff, scores_html
-from ui.panels import AnnotatePanel, PairPanel, ResultsPanel
+from rr_core.critique import ParseStatus
+from studio.session_cards import SessionCard
+from studio.views import RunView, focus_caption, gallery_items, history_svg, prompt_diff, scores_html
+from ui.panels import AnnotatePanel, PairPanel, ResultsPanel, RunForm
 
 Values = dict[Any, Any]
 
 
-def result_values(panel: ResultsPanel, view: RunView, light: bool = False) -> Values:
-    """A run's view on a results panel; `light` refreshes only the streaming critique text."""
+def result_values(panel: ResultsPanel, view: RunView, light: bool = False,
+                  selected: tuple[int, int] | None = None) -> Values:
+    """A run's view on a results panel; `light` refreshes only the streaming critique text.
+
+    The large image, its caption, scores, summary, critique text and the id that Keep and Retry act on
+    all describe one image: `selected` (round, candidate) when the user clicked a thumbnail, else the
+    best so far (see RunView.focus), so they can never disagree with each other."""
     if light:
         return {panel.raw: view.live_text}
-    latest = view.latest
-    critique = latest.critique if latest is not None else None
+    focus = view.focus(selected)
+    critique = focus.critique if focus is not None else None
     status = view.status + "".join(f"\n\n⚠️ {m}" for m in view.messages)
     if len(view.rounds) > 1:  # refined prompts drive the generator; the scores stay comparable
         status += f"\n\nEvery round is scored against your request: “{view.request}”."
+    if view.done and view.stop_reason == "threshold" and view.settings.get("rounds", 0) > len(view.rounds):
+        status += (f"\n\nStopped early after {len(view.rounds)} of {view.settings['rounds']} rounds: every score "
+                   f"reached {view.settings.get('stop_threshold')}. Turn off “stop early” to run them all.")
     summary = f"**Summary.** {critique.summary}" if critique is not None and critique.summary else ""
-    # An empty frame would fix the plot's encodings on no data (Gradio then draws no lines for later
-    # frames), so "no history yet" is sent as None.
-    rows = history_rows(view)
-    history = pd.DataFrame(rows, columns=["round", "series", "value"]).astype(
-        {"round": int, "series": str, "value": float}) if rows else None
-    best = view.best_candidate or latest
+    live = view.live_text if not view.done and selected is None else ""
     values = {
         panel.session: view.session_id,
         panel.status: status,
-        panel.raw: view.live_text or (critique.raw_text if critique is not None else ""),
+        panel.raw: live or (critique.raw_text if critique is not None else ""),
         panel.scores: scores_html(critique),
         panel.summary: summary,
         panel.diff: prompt_diff(view.previous_prompt, view.next_prompt) if view.rounds else [],
-        panel.plot: history,
+        panel.plot: history_svg(view),
         panel.gallery: gallery_items(view),
-        panel.retry: gr.update(visible=view.parse_failed),
-        panel.round_id: best.round_id if best is not None else None,
+        panel.retry: gr.update(visible=critique is not None and critique.status is ParseStatus.FAILED
+                               and focus.round_id is not None),
+        panel.round_id: focus.round_id if focus is not None else None,
+        panel.image: focus.image if focus is not None else None,
+        panel.caption: focus_caption(view, focus),
+        panel.selected: (focus.round_index, focus.candidate_index) if selected is not None and focus else None,
     }
     if view.done or (view.rounds and view.rounds[-1].done):  # never overwrite a prompt being edited mid-round
         values[panel.refined] = view.next_prompt
     return values
 
 
-def slider_value(view: RunView) -> tuple[Image.Image, Image.Image] | None:
-    """Before/after for an edit run: the source and the best (else latest) image; None for text-to-image."""
-    latest = view.best_candidate or view.latest
-    if view.source_image is None or latest is None:
+def slider_value(view: RunView, selected: tuple[int, int] | None = None
+                 ) -> tuple[Image.Image, Image.Image] | None:
+    """Before/after for an edit run: the source and the image the panel details; None for text-to-image."""
+    focus = view.focus(selected)
+    if view.source_image is None or focus is None:
         return None
-    return (view.source_image, latest.image)
+    return (view.source_image, focus.image)
+
+
+def plan_text(rounds: float | None, threshold: float | None, stop_early: bool) -> str:
+    """What the run will do, shown under the settings before it starts: the stop rule can end a run
+    before the rounds asked for, and a designer should know that up front."""
+    count = int(rounds or 1)
+    if not stop_early or threshold is None:
+        return f"Runs **{count}** round{'s' if count != 1 else ''} (stopping early is off)."
+    return (f"Runs **up to {count}** round{'s' if count != 1 else ''}: it **stops early** as soon as every score "
+            f"reaches **{float(threshold):g}**, so you may get fewer. Untick “stop early” to run them all.")
+
+
+def form_values(form: RunForm, view: RunView) -> Values:
+    """A reopened session's request and stored settings back in its form, so the next Generate
+    starts from what made it (the seed as stored: randomizing is turned off)."""
+    settings = view.settings
+    threshold = settings.get("stop_threshold")
+    values: Values = {form.prompt: view.request, form.randomize: False}
+    for component, key in ((form.seed, "seed"), (form.steps, "steps"), (form.rounds, "rounds"),
+                           (form.candidates, "candidates")):
+        if component is not None and settings.get(key) is not None:
+            values[component] = settings[key]
+    if form.negative is not None:
+        values[form.negative] = settings.get("negative_prompt") or ""
+    values[form.stop_early] = threshold is not None
+    if threshold is not None:
+        values[form.threshold] = threshold
+    values[form.plan] = plan_text(settings.get("rounds"), threshold, threshold is not None)
+    return values
 
 
 def _whole(value: float | None, label: str) -> int:
@@ -195,15 +234,46 @@ def agreement_text(found: dict[str, Any], disagreements: list[dict[str, Any]] | 
     return "\n".join(line if line.startswith("- ") else f"\n{line}\n" for line in lines).strip()
 
 
+def export_note(fmt: str, count: int) -> str:
+    """The export panel's line after an export: how many records, or that nothing matched and why."""
+    if count == 0:
+        return (f"Nothing to export: no **{fmt}** records match yet (they come from annotated critiques and "
+                "A/B picks), so there is no file to download.")
+    return (f"Wrote **{count}** {fmt} record(s). The download is a zip of the file and its images with "
+            "relative paths: unpack it anywhere and the records find their images.")
+
+
 def counts_text(stats: dict[str, int]) -> str:
     """The export panel's counts line from service.stats."""
     return (f"Preference pairs: **{stats['preference_pairs']}** · annotated critiques: "
             f"**{stats['annotated_critiques']}** · your sessions: **{stats['my_sessions']}**")
 
 
-def sessions_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
-    """service.list_sessions's rows as the sessions table."""
-    return pd.DataFrame(rows, columns=["id", "title", "task", "rounds", "created"])
+SESSION_COLUMNS = ("request", "best reward", "rounds", "task", "date", "id")
+"""The sessions table, what a designer recognises first; the id comes last (opening needs it)."""
+
+
+def sessions_frame(cards: list[SessionCard]) -> pd.DataFrame:
+    """The sessions table from studio.session_cards."""
+    return pd.DataFrame([{"request": c.request,
+                          "best reward": "—" if c.best_reward is None else f"{c.best_reward:.2f}",
+                          "rounds": c.rounds, "task": "edit" if c.task == "edit" else "text-to-image",
+                          "date": c.created.strftime("%Y-%m-%d %H:%M"), "id": c.session_id} for c in cards],
+                        columns=list(SESSION_COLUMNS))
+
+
+def session_gallery(cards: list[SessionCard]) -> list[tuple[Image.Image, str]]:
+    """The sessions as thumbnails of their best images (same order as the table)."""
+    blank = Image.new("RGB", (64, 64), (225, 225, 225))
+    return [(c.image if c.image is not None else blank, c.caption) for c in cards]
+
+
+def selected_text(table: pd.DataFrame | None, session_id: str) -> str:
+    """What the Sessions view says is selected: the request and its rounds, never the id."""
+    if not session_id or table is None:
+        return "Click a session (its image or its row) to open or delete it."
+    row = table[table["id"] == session_id].iloc[0]
+    return f"Selected: “{row['request']}” · {row['rounds']} round(s) · best reward {row['best reward']}"
 
 
 def picked_session(table: pd.DataFrame | None, index: int | list[int] | tuple[int, ...]) -> str:

@@ -19,28 +19,34 @@ VERDICTS = ("accept", "reject", "correct")
 
 @dataclass(eq=False)
 class ResultsPanel:
-    """What a run shows (Create and Edit each have one)."""
+    """What a run shows (Create and Edit each have one): the selected (else best) image large with
+    its scores beside it, every image as a strip of thumbnails, and the actions on that image."""
 
     status: gr.Markdown
+    image: gr.Image
+    caption: gr.Markdown
     gallery: gr.Gallery
-    plot: gr.LinePlot
+    plot: gr.HTML
     scores: gr.HTML
     summary: gr.Markdown
     retry: gr.Button
+    keep: gr.Button
+    use_prompt: gr.Button
+    edit_this: gr.Button
     refined: gr.Textbox
     diff: gr.HighlightedText
     more: gr.Button
     stop: gr.Button
-    keep: gr.Button
     raw: gr.Textbox
     session: gr.State
     round_id: gr.State
+    selected: gr.State
 
     @property
     def outputs(self) -> list[gr.components.Component]:
         """Every component `result_values` may set."""
         return [self.session, self.status, self.raw, self.scores, self.summary, self.refined, self.diff,
-                self.plot, self.gallery, self.retry, self.round_id]
+                self.plot, self.gallery, self.retry, self.round_id, self.image, self.caption, self.selected]
 
 
 @dataclass(eq=False)
@@ -123,31 +129,39 @@ class AgreementPanel:
 
 
 def results_panel(prefix: str) -> ResultsPanel:
-    """Status, gallery, plot, score bars, the refined prompt with its diff, and the streaming critique."""
+    """The large image with its caption and the thumbnail strip on the left; scores, reward, summary
+    and the image's actions on the right; then the score history, the refined prompt with its diff,
+    and the critique as it streams in."""
     status = gr.Markdown(elem_id=f"{prefix}-status")
-    with gr.Row():
-        with gr.Column(scale=3):
-            gallery = gr.Gallery(label="Rounds (★ = best)", columns=4, height=320,
-                                 elem_id=f"{prefix}-gallery")
-            plot = gr.LinePlot(x="round", y="value", color="series", y_lim=[0.8, 4.2], height=280,
-                               label="Scores and reward by round", elem_id=f"{prefix}-plot")
-        with gr.Column(scale=2):
+    with gr.Row(elem_classes=["rr-results"]):
+        with gr.Column(scale=3, min_width=240):
+            caption = gr.Markdown(elem_id=f"{prefix}-caption")
+            image = gr.Image(show_label=False, interactive=False, height=420, elem_id=f"{prefix}-image",
+                             elem_classes=["rr-focus"], buttons=["download", "fullscreen"])
+            gallery = gr.Gallery(label="All images (click one to inspect it; ★ = best)", columns=5, rows=1,
+                                 height=170, object_fit="contain", allow_preview=False, fit_columns=False,
+                                 elem_id=f"{prefix}-gallery", elem_classes=["rr-strip"])
+        with gr.Column(scale=2, min_width=240):
             scores = gr.HTML(elem_id=f"{prefix}-scores")
             summary = gr.Markdown(elem_id=f"{prefix}-summary")
             retry = gr.Button("Retry the critique", visible=False, elem_id=f"{prefix}-retry")
-    refined = gr.Textbox(label="Refined prompt (editable: the next round uses it)", lines=3,
-                         elem_id=f"{prefix}-refined")
+            with gr.Row(elem_classes=["rr-actions"]):
+                keep = gr.Button("Keep", size="sm", min_width=70, elem_id=f"{prefix}-keep")
+                use_prompt = gr.Button("Use its prompt", size="sm", min_width=90, elem_id=f"{prefix}-use-prompt")
+                edit_this = gr.Button("Edit this image", size="sm", min_width=90, elem_id=f"{prefix}-edit-this")
+    plot = gr.HTML(elem_id=f"{prefix}-plot")
+    refined = gr.Textbox(label="Prompt for the next round (editable)", lines=3, elem_id=f"{prefix}-refined")
     diff = gr.HighlightedText(label="Change from the previous prompt", color_map={"+": "green", "-": "red"},
                               combine_adjacent=True, elem_id=f"{prefix}-diff")
     with gr.Row():
         more = gr.Button("Run one more round", elem_id=f"{prefix}-more")
         stop = gr.Button("Stop", variant="stop", elem_id=f"{prefix}-stop")
-        keep = gr.Button("Keep this image", elem_id=f"{prefix}-keep")
-    with gr.Accordion("Critique as the critic writes it", open=True):
+    with gr.Accordion("Critique as the critic writes it", open=False):
         raw = gr.Textbox(lines=8, max_lines=20, show_label=False, elem_id=f"{prefix}-raw")
-    return ResultsPanel(status=status, gallery=gallery, plot=plot, scores=scores, summary=summary,
-                        retry=retry, refined=refined, diff=diff, more=more, stop=stop, keep=keep, raw=raw,
-                        session=gr.State(""), round_id=gr.State(None))
+    return ResultsPanel(status=status, image=image, caption=caption, gallery=gallery, plot=plot, scores=scores,
+                        summary=summary, retry=retry, keep=keep, use_prompt=use_prompt, edit_this=edit_this,
+                        refined=refined, diff=diff, more=more, stop=stop, raw=raw, session=gr.State(""),
+                        round_id=gr.State(None), selected=gr.State(None))
 
 
 REVIEW_KEYS = (("j / ↓, k / ↑", "next / previous dimension"), ("a · r · c", "accept · reject · correct it"),
@@ -234,6 +248,23 @@ def agreement_panel() -> AgreementPanel:
 
 
 @dataclass(eq=False)
+class RunForm:
+    """The settings a run starts from (Create has them all; Edit has no negative prompt and one
+    candidate), so a reopened session can fill them back in."""
+
+    prompt: gr.Textbox
+    seed: gr.Number
+    randomize: gr.Checkbox
+    steps: gr.Slider
+    rounds: gr.Slider
+    threshold: gr.Slider
+    stop_early: gr.Checkbox
+    plan: gr.Markdown
+    negative: gr.Textbox | None = None
+    candidates: gr.Slider | None = None
+
+
+@dataclass(eq=False)
 class StudioUI:
     """Every component a handler sets, by name (built by app.py's layout)."""
 
@@ -258,3 +289,11 @@ class StudioUI:
     annotate_tab: gr.Tab
     sessions_tab: gr.Tab
     export_group: gr.Column
+    create_form: RunForm | None = None
+    edit_form: RunForm | None = None
+    health_timer: gr.Timer | None = None
+    upload_note: gr.Markdown | None = None
+    sessions_gallery: gr.Gallery | None = None
+    selected_note: gr.Markdown | None = None
+    confirm_row: gr.Row | None = None
+    confirm_text: gr.Markdown | None = None
