@@ -20,7 +20,7 @@ from typing import Any
 import gradio as gr
 
 from studio.users import AuthSettings
-from rr_core.presets import PRESETS
+from rr_core.presets import PRESETS, add_artefact_arguments, artefacts_from_args
 from studio.container import Services, create_services
 from studio.exports import FORMATS
 from ui.api import register_api
@@ -194,6 +194,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--critic-retries", type=int, default=None,
                         help="extra attempts after a refused connection or a 5xx (RR_CRITIC_RETRIES, 2)")
     parser.add_argument("--low-memory", action="store_true", default=env.get("RR_LOW_MEMORY", "") in ("1", "true"))
+    add_artefact_arguments(parser)
     parser.add_argument("--auth", default=env.get("RR_AUTH", ""), help='"alice:pw:designer,bob:pw:annotator"')
     parser.add_argument("--max-runs-per-user", type=int, default=int(env.get("RR_MAX_RUNS_PER_USER", "2")))
     args = parser.parse_args(argv)
@@ -203,7 +204,8 @@ def main(argv: list[str] | None = None) -> None:
     service = create_services(args.preset, database_url_text=args.database_url, critic_url=args.critic_url,
                               critic_t2i_url=args.critic_t2i_url, critic_edit_url=args.critic_edit_url,
                               critic_timeout=args.critic_timeout, critic_retries=args.critic_retries,
-                              low_memory=args.low_memory, auth=auth, max_runs_per_user=args.max_runs_per_user)
+                              low_memory=args.low_memory, auth=auth, max_runs_per_user=args.max_runs_per_user,
+                              artefacts=artefacts_from_args(args))
     threading.Thread(target=service.warm_up, name="warm-up", daemon=True).start()
     demo = build_app(service)
     demo.queue(default_concurrency_limit=8)
