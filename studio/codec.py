@@ -45,7 +45,7 @@ def critic_messages(task: Task | str, request: str, image: Image.Image,
 
 
 def write_round(db: Session, store: ImageStore, run: Run, result: RoundResult, owner_id: str,
-                config: LoopConfig, generator_model: str = "") -> dict[tuple[int, int], int]:
+                config: LoopConfig) -> dict[tuple[int, int], int]:
     """Store every candidate of a finished round (image, round row, critique with its prompt and reward
     spec). Returns the new row ids by (round, candidate); the caller sets them on the run once the
     transaction has committed."""
@@ -59,7 +59,7 @@ def write_round(db: Session, store: ImageStore, run: Run, result: RoundResult, o
             db, store=store, session_id=run.session_id, owner_id=owner_id, prompt=request,
             used_prompt=result.prompt, image=candidate.image, critique=candidate.critique,
             round_index=result.index, candidate_index=candidate.index, seed=candidate.seed,
-            generator_settings=generator_settings(config, generator_model), source_image=run.source_image,
+            generator_settings=generator_settings(config, run.generator_id), source_image=run.source_image,
             reward_spec=config.reward.to_dict(), prompt_messages=messages)
         ids[(result.index, candidate.index)] = row.id
     return ids
@@ -80,6 +80,7 @@ def read_run(db: Session, store: ImageStore, row: StudioSession, user_id: str) -
     source = store.open(rounds[0].source_image_sha256) if rounds and rounds[0].source_image_sha256 else None
     run = Run.new(row.id, Task.parse(row.task), row.prompt, source)
     run.done = True
+    run.generator_id = str(rounds[-1].generator_settings.get("model", "")) if rounds else ""
     by_index: dict[int, list[Round]] = {}
     for round_row in rounds:
         by_index.setdefault(round_row.round_index, []).append(round_row)

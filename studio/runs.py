@@ -213,8 +213,8 @@ class Runs:
             if pending is not None and not pending.written:
                 repo.create_session(db, session_id=run.session_id, owner_id=user_id, task=pending.task,
                                     prompt=pending.prompt, settings=pending.settings)
-            ids = codec.write_round(db, self.ctx.store, run, result, user_id, config,
-                                    self.ctx.models.preset.describe()["generators"].get(run.task.value, ""))
+            run.generator_id = self.ctx.models.preset.describe()["generators"].get(run.task.value, "")
+            ids = codec.write_round(db, self.ctx.store, run, result, user_id, config)
         if pending is not None:
             pending.written = True
         run.round_ids.update(ids)

@@ -27,6 +27,8 @@ def result_values(panel: ResultsPanel, view: RunView, light: bool = False) -> Va
     latest = view.latest
     critique = latest.critique if latest is not None else None
     status = view.status + "".join(f"\n\n⚠️ {m}" for m in view.messages)
+    if view.models_line:
+        status += f"\n\n{view.models_line}"
     if len(view.rounds) > 1:  # refined prompts drive the generator; the scores stay comparable
         status += f"\n\nEvery round is scored against your request: “{view.request}”."
     summary = f"**Summary.** {critique.summary}" if critique is not None and critique.summary else ""
