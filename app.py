@@ -26,6 +26,7 @@ from studio.exports import FORMATS
 from ui.api import register_api
 from ui.handlers import StudioHandlers
 from ui.panels import StudioUI, annotate_panel, pair_panel, results_panel
+from ui.training_panel import training_tab, wire_training
 from ui.zerogpu import gpu
 
 ASSETS = Path(__file__).resolve().parent / "assets"
@@ -121,6 +122,7 @@ def build_app(service: Services) -> gr.Blocks:
                 export_note = gr.Markdown(elem_id="export-note")
                 export_cmd = gr.Code(label="Same export from the command line (for larger data)", language="shell",
                                      elem_id="export-command")
+            training = training_tab()
 
         ui = StudioUI(create=create, edit=edit, annotate=annotate, pair=pair, create_seed=seed,
                       edit_seed=edit_seed, source=source, slider=slider, tabs=tabs, table=table, chosen=chosen,
@@ -173,6 +175,7 @@ def build_app(service: Services) -> gr.Blocks:
             button.click(pick, pair.pair, pair.outputs, api_name=f"ui_pick_{name}", **private)
         demo.load(h.load, None, [who, health, annotate_tab, sessions_tab], api_name="ui_load", **private)
 
+        wire_training(training, service, demo)
         register_api(service, gpu_limits, critic_limits)
     return demo
 

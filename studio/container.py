@@ -26,6 +26,7 @@ from studio.health import Health
 from studio.review import Review
 from studio.runs import Runs
 from studio.sessions import SessionLibrary
+from studio.training import Training, TrainingOverview
 from studio.users import AuthSettings, Users
 from studio.views import RunView
 
@@ -56,6 +57,7 @@ class Services:
         self.exports = Exports(ctx, Path(exports_dir) if exports_dir else store.root.parent / "exports",
                                database_url_text or str(engine.url))
         self.health_check = Health(models)
+        self.training = Training(ctx, database_url_text or str(engine.url), store.root.parent)
 
     @property
     def exports_dir(self) -> Path:
@@ -143,6 +145,12 @@ class Services:
     def export(self, username: str | None, fmt: str, parquet: bool = False,
                portable: bool = False) -> dict[str, Any]:
         return self.exports.export(username, fmt, parquet, portable)
+
+
+    # --- training (admins) ---
+
+    def training_overview(self, username: str | None) -> TrainingOverview:
+        return self.training.overview(username)
 
 
 def create_services(preset: str = "auto", *, database_url_text: str | None = None, critic_url: str | None = None,

@@ -53,12 +53,12 @@ def export_from_db(fmt: str, folder: str | Path, database_url: str | None = None
     """Run the export of `fmt` into `folder/<fmt>.jsonl` (images beside it); FromDbError with the
     export's own message when it fails. Without `database_url` the export takes RR_DATABASE_URL, else
     the SQLite file under RR_DATA_DIR, as the app does."""
-    out = Path(folder) / f"{fmt}.jsonl"
+    out = (Path(folder) / f"{fmt}.jsonl").resolve()
     out.parent.mkdir(parents=True, exist_ok=True)
     repo_root = Path(__file__).resolve().parent.parent
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(repo_root), os.environ.get("PYTHONPATH")]))}
     result = subprocess.run(export_command(fmt, out, database_url), capture_output=True, text=True,
-                            timeout=EXPORT_TIMEOUT_S, env=env, cwd=repo_root)
+                            timeout=EXPORT_TIMEOUT_S, env=env)
     if result.returncode != 0:
         message = (result.stderr or result.stdout).strip().splitlines()
         raise FromDbError(f"exporting {fmt} from the database failed: {message[-1] if message else result.returncode}")
