@@ -21,7 +21,7 @@ from sqlalchemy import distinct, func, select
 from sqlalchemy.engine import make_url
 
 from storage.db import database_url
-from storage.models import Annotation, PairJudgement, PairSource, Round, StudioSession
+from storage.models import Annotation, PairJudgement, PairSource, Role, Round, StudioSession
 from studio.context import AppContext
 from studio.users import RoleRequired
 
@@ -150,7 +150,7 @@ class Training:
     def overview(self, username: str | None) -> TrainingOverview:
         """Counts, commands and runs; admins only (RoleRequired otherwise)."""
         user_id = self.ctx.users.user(username)
-        if self.ctx.users.role(username).value != "admin":
+        if self.ctx.users.role(username) is not Role.ADMIN:
             raise RoleRequired(f"The Training view is for admins; {user_id} is not one.")
         return TrainingOverview(self.counts(), self.commands(), find_runs(self.runs_dir))
 
