@@ -94,3 +94,17 @@ def test_cli_user_and_bad_input(tmp_path, monkeypatch, capsys):
         assert owners == ["alice"]
     finally:
         services.engine.dispose()
+
+
+def test_the_files_only_cli_loads_the_lora_and_names_it(tmp_path):
+    from rr_core.refine import main as files_refine
+
+    lora = ensure_tiny_lora()
+    out = tmp_path / "fox"
+    assert files_refine(["--prompt", "a red fox", "--preset", "tiny", "--rounds", "1", "--steps", "2",
+                         "--no-threshold", "--retries", "0", "--t2i-lora", str(lora), "--out", str(out),
+                         "--quiet"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["models"]["generators"]["t2i"].endswith(f"+{artefact_id(lora)}")
+    assert not summary["errors"] and len(summary["rounds"][0]["candidates"]) == 1
+    assert not (tmp_path / "studio.sqlite3").exists()
