@@ -88,6 +88,7 @@ def test_bad_artefacts_get_a_clear_error(tmp_path, critic_adapter):
                        artefacts=Artefacts(critic_adapter=str(critic_adapter)))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("command", [["app.py"], ["-m", "rr_core.refine"], ["-m", "studio.refine"]])
 def test_every_front_end_has_the_flags(command):
     result = subprocess.run([sys.executable, *command, "--help"], cwd=ROOT, capture_output=True, text=True,

@@ -46,6 +46,7 @@ def run(command: list[str], cwd: Path, timeout: int = 900) -> subprocess.Complet
                           timeout=timeout)
 
 
+@pytest.mark.slow
 def test_an_empty_or_missing_database_is_a_clear_error(tmp_path):
     config = "training/configs/parrot_tiny_cpu.yaml"
     missing = f"sqlite:///{tmp_path / 'none.sqlite3'}"
