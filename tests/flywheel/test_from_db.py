@@ -58,6 +58,20 @@ def test_an_empty_or_missing_database_is_a_clear_error(tmp_path):
     assert result.returncode == 2 and "no database at" in result.stderr
     assert not (tmp_path / "none.sqlite3").exists()
 
+    from storage.db import make_engine
+    from storage.migrate import upgrade_to_head
+
+    empty = f"sqlite:///{tmp_path / 'empty.sqlite3'}"
+    engine = make_engine(empty)
+    upgrade_to_head(engine)
+    engine.dispose()
+    result = run(["-m", "training.parrot", "filter", "--config", str(ROOT / config), "--from-db",
+                  "--database-url", empty, "--set", f"work_dir={tmp_path / 'w'}"], tmp_path, 120)
+    assert result.returncode == 2 and "nothing to distil yet" in result.stderr
+    result = run(["-m", "training.rl", "--config", str(ROOT / "training/configs/rl_tiny.yaml"), "--from-db",
+                  "--database-url", empty, f"output_dir={tmp_path / 'rl'}"], tmp_path, 120)
+    assert result.returncode == 2 and "no prompts yet" in result.stderr
+
 
 @pytest.mark.slow
 def test_parrot_from_the_database_to_a_student(tmp_path, studio_db):
