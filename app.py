@@ -20,7 +20,7 @@ from typing import Any
 import gradio as gr
 
 from studio.users import AuthSettings
-from rr_core.presets import PRESETS
+from rr_core.presets import PRESETS, add_artefact_arguments, artefacts_from_args
 from studio.container import Services, create_services
 from studio.exports import FORMATS
 from ui.api import register_api
@@ -28,6 +28,7 @@ from ui.handlers import StudioHandlers
 from ui.examples import EXAMPLES_DIR, T2I_EXAMPLES, edit_examples
 from ui.mappers import SESSION_COLUMNS, plan_text
 from ui.panels import RunForm, StudioUI, agreement_panel, annotate_panel, keys_html, pair_panel, results_panel
+from ui.training_panel import training_tab, wire_training
 from ui.zerogpu import gpu
 
 ASSETS = Path(__file__).resolve().parent / "assets"
@@ -157,6 +158,7 @@ def build_app(service: Services) -> gr.Blocks:
                     export_note = gr.Markdown(elem_id="export-note")
                     export_cmd = gr.Code(label="The same export from a shell on the server, in the app's folder "
                                                "(for larger data)", language="shell", elem_id="export-command")
+            training = training_tab()
 
         ui = StudioUI(create=create, edit=edit, annotate=annotate, pair=pair, agreement=agreement, create_seed=seed,
                       edit_seed=edit_seed, source=source, slider=slider, tabs=tabs, table=table, chosen=chosen,
@@ -255,6 +257,7 @@ def build_app(service: Services) -> gr.Blocks:
         demo.load(h.load, None, [who, health, annotate_tab, sessions_tab, export_group], api_name="ui_load",
                   **private)
 
+        wire_training(training, service, demo)
         register_api(service, gpu_limits, critic_limits)
     return demo
 
@@ -276,6 +279,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--critic-retries", type=int, default=None,
                         help="extra attempts after a refused connection or a 5xx (RR_CRITIC_RETRIES, 2)")
     parser.add_argument("--low-memory", action="store_true", default=env.get("RR_LOW_MEMORY", "") in ("1", "true"))
+    add_artefact_arguments(parser)
     parser.add_argument("--auth", default=env.get("RR_AUTH", ""), help='"alice:pw:designer,bob:pw:annotator"')
     parser.add_argument("--max-runs-per-user", type=int, default=int(env.get("RR_MAX_RUNS_PER_USER", "2")))
     args = parser.parse_args(argv)
@@ -285,7 +289,8 @@ def main(argv: list[str] | None = None) -> None:
     service = create_services(args.preset, database_url_text=args.database_url, critic_url=args.critic_url,
                               critic_t2i_url=args.critic_t2i_url, critic_edit_url=args.critic_edit_url,
                               critic_timeout=args.critic_timeout, critic_retries=args.critic_retries,
-                              low_memory=args.low_memory, auth=auth, max_runs_per_user=args.max_runs_per_user)
+                              low_memory=args.low_memory, auth=auth, max_runs_per_user=args.max_runs_per_user,
+                              artefacts=artefacts_from_args(args))
     threading.Thread(target=service.warm_up, name="warm-up", daemon=True).start()
     demo = build_app(service)
     demo.queue(default_concurrency_limit=8)

@@ -19,6 +19,14 @@ that task's server); the critic server by RR_CRITIC_URL, RR_CRITIC_T2I_URL, RR_C
 RR_CRITIC_MODEL, RR_CRITIC_API_KEY; RR_CRITIC_TIMEOUT (total seconds per critique) and
 RR_CRITIC_RETRIES bound every remote critique; RR_CRITIC_CONSTRAINED=1 sends the critique grammar
 with every request (vLLM structured outputs).
+
+Trained artefacts load back without code (rr_core.presets.Artefacts; flags on app.py, rr_core.refine
+and studio.refine, each with its env twin): RR_CRITIC_ADAPTER (--critic-adapter) puts a PARROT
+student's LoRA adapter on the in-process critic, the adapter's own base model underneath;
+RR_CRITIC_CONSTRAINED (--critic-constrained) also turns the grammar on for an in-process critic (a
+merged student trained on few samples); RR_T2I_LORA / RR_EDIT_LORA (--t2i-lora / --edit-lora) load
+an RL LoRA into a generator. Every such artefact is recorded as its name plus a content hash
+(rr_core.model_identity), so the database tells a student or a LoRA from its base.
 """
 
 from __future__ import annotations
@@ -27,7 +35,8 @@ import logging
 import os
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 from rr_core.critics import factory
@@ -36,6 +45,7 @@ from rr_core.critics.openai_critic import DEFAULT_RETRIES, DEFAULT_TIMEOUT_S, tr
 from rr_core.critics.tiny import tiny_critic_settings
 from rr_core.generators.base import GeneratorConfig
 from rr_core.loop import RefineLoop
+from rr_core.model_identity import artefact_id, with_lora
 from rr_core.model_ids import CRITIC_IDS, EDIT_ID, TEXT_TO_IMAGE_ID
 from rr_core.rubric import Task
 
@@ -67,10 +77,109 @@ class Preset:
         return {
             "preset": self.name,
             "requested": self.requested,
-            "critic": {t.value: s.get("model") or s.get("base_url", "") for t, s in self.critic_settings.items()},
-            "generators": {t.value: g.model_id for t, g in self.generators.items()},
+            "critic": {t.value: critic_label(s) for t, s in self.critic_settings.items()},
+            "generators": {t.value: generator_id(g) for t, g in self.generators.items()},
             "banner": self.banner,
         }
+
+
+def critic_label(settings: Mapping[str, Any]) -> str:
+    """How a critic is shown and recorded: its adapter's artefact id, else its model or server URL."""
+    if settings.get("adapter"):
+        return artefact_id(settings["adapter"])
+    return settings.get("model") or settings.get("base_url", "")
+
+
+def generator_id(config: GeneratorConfig) -> str:
+    """The id recorded with every image a generator makes: its model, plus its LoRA's artefact id."""
+    return with_lora(config.model_id or "", config.lora_path)
+
+
+def _flag(value: str | None) -> bool:
+    return (value or "").strip().lower() in ("1", "true", "yes", "on")
+
+
+@dataclass(frozen=True)
+class Artefacts:
+    """Trained results to load over a preset's models: a critic adapter (a PARROT student), the
+    grammar for an in-process critic, and a LoRA per generator (RL). Unset fields fall back to
+    RR_CRITIC_ADAPTER, RR_CRITIC_CONSTRAINED, RR_T2I_LORA and RR_EDIT_LORA."""
+
+    critic_adapter: str | None = None
+    critic_constrained: bool | None = None
+    t2i_lora: str | None = None
+    edit_lora: str | None = None
+
+    def resolved(self, env: Mapping[str, str]) -> Artefacts:
+        """These values with the environment's filled in where unset, every path checked to exist."""
+        constrained = self.critic_constrained
+        if constrained is None and env.get("RR_CRITIC_CONSTRAINED"):
+            constrained = _flag(env.get("RR_CRITIC_CONSTRAINED"))
+        values = Artefacts(self.critic_adapter or env.get("RR_CRITIC_ADAPTER") or None, constrained,
+                           self.t2i_lora or env.get("RR_T2I_LORA") or None,
+                           self.edit_lora or env.get("RR_EDIT_LORA") or None)
+        for label, path in (("critic adapter", values.critic_adapter), ("text-to-image LoRA", values.t2i_lora),
+                            ("edit LoRA", values.edit_lora)):
+            if path and not os.path.exists(path):
+                raise ValueError(f"The {label} {path} does not exist.")
+        if values.critic_adapter and not os.path.isfile(os.path.join(values.critic_adapter, "adapter_config.json")):
+            raise ValueError(f"The critic adapter {values.critic_adapter} has no adapter_config.json: pass the "
+                             "folder a PARROT LoRA run saved (its `adapter` folder), or load a merged student "
+                             "with RR_CRITIC_T2I_MODEL / RR_CRITIC_EDIT_MODEL.")
+        return values
+
+
+def add_artefact_arguments(parser: Any) -> None:
+    """The flags that load trained artefacts (app.py, rr_core.refine, studio.refine share them)."""
+    parser.add_argument("--critic-adapter", metavar="DIR", default=None,
+                        help="a PARROT student's LoRA adapter folder for the in-process critic (RR_CRITIC_ADAPTER)")
+    parser.add_argument("--critic-constrained", action="store_true", default=None,
+                        help="decode critiques under the critique grammar (RR_CRITIC_CONSTRAINED=1)")
+    parser.add_argument("--t2i-lora", metavar="DIR", default=None,
+                        help="an RL LoRA for the text-to-image generator (RR_T2I_LORA)")
+    parser.add_argument("--edit-lora", metavar="DIR", default=None,
+                        help="an RL LoRA for the edit generator (RR_EDIT_LORA)")
+
+
+def artefacts_from_args(args: Any) -> Artefacts:
+    """The Artefacts the flags of `add_artefact_arguments` name (unset ones fall back to the env)."""
+    return Artefacts(args.critic_adapter, args.critic_constrained, args.t2i_lora, args.edit_lora)
+
+
+def adapter_base(adapter: str) -> str:
+    """The base checkpoint an adapter was trained on (peft's adapter_config.json), "" when unnamed."""
+    import json
+
+    config = json.loads(Path(adapter, "adapter_config.json").read_text(encoding="utf-8"))
+    return str(config.get("base_model_name_or_path") or "")
+
+
+def apply_artefacts(preset: Preset, artefacts: Artefacts) -> Preset:
+    """Put the critic adapter, the grammar flag and the generator LoRAs on a resolved preset.
+
+    The adapter goes on an in-process critic only (a server critic is the server's business: run
+    `python -m rr_core.serve --adapter DIR` and point --critic-url at it); it serves every task the
+    preset's critics serve, over the base model named in the adapter's config when it names one.
+    """
+    if artefacts.critic_adapter:
+        if preset.critic_kind != "transformers":
+            raise ValueError("--critic-adapter loads the adapter in this process; with a critic server, serve "
+                             "it there instead: python -m rr_core.serve --model BASE --adapter DIR")
+        first = next(iter(preset.critic_settings.values()))
+        base = adapter_base(artefacts.critic_adapter) or first.get("model", "")
+        if not base:
+            raise ValueError(f"The adapter {artefacts.critic_adapter} does not name its base model; set "
+                             "RR_CRITIC_T2I_MODEL to it.")
+        tasks = tuple(task.value for task in preset.critic_settings)
+        shared = {**first, "model": base, "tasks": tasks, "adapter": artefacts.critic_adapter}
+        preset.critic_settings = {task: shared for task in preset.critic_settings}
+    if artefacts.critic_constrained is not None:
+        for settings in preset.critic_settings.values():
+            settings["constrained"] = artefacts.critic_constrained
+    for task, lora in ((Task.T2I, artefacts.t2i_lora), (Task.EDIT, artefacts.edit_lora)):
+        if lora:
+            preset.generators[task] = replace(preset.generators[task], lora_path=lora)
+    return preset
 
 
 def cuda_available() -> bool:
@@ -86,7 +195,8 @@ def resolve_preset(name: str = "auto", *, critic_url: str | None = None, low_mem
                    env: Mapping[str, str] | None = None, cache_dir: str | None = None,
                    critic_max_new_tokens: int | None = None, prompt_templates: tuple[str, ...] = (),
                    critic_t2i_url: str | None = None, critic_edit_url: str | None = None,
-                   critic_timeout: float | None = None, critic_retries: int | None = None) -> Preset:
+                   critic_timeout: float | None = None, critic_retries: int | None = None,
+                   artefacts: Artefacts | None = None) -> Preset:
     """Turn a preset name (and the environment) into concrete settings.
 
     `critic_max_new_tokens` caps every critique's length (a critique cut off there is marked
@@ -94,11 +204,13 @@ def resolve_preset(name: str = "auto", *, critic_url: str | None = None, low_mem
     `critic_t2i_url` / `critic_edit_url` give a task its own critic server (else `critic_url` serves
     both). `critic_timeout` (total seconds per critique) and `critic_retries` bound every remote
     critique; unset, RR_CRITIC_TIMEOUT and RR_CRITIC_RETRIES apply, then the defaults. They only
-    concern server critics: an in-process critic has no network to wait on.
+    concern server critics: an in-process critic has no network to wait on. `artefacts` (and their
+    env twins) load a critic adapter and generator LoRAs over the preset's models.
     """
     env = os.environ if env is None else env
     urls = {Task.T2I: critic_t2i_url or None, Task.EDIT: critic_edit_url or None}
     preset = _resolve(name, critic_url, urls, low_memory, env, cache_dir)
+    preset = apply_artefacts(preset, (artefacts or Artefacts()).resolved(env))
     if critic_max_new_tokens is not None and critic_max_new_tokens < 1:
         raise ValueError(f"critic max new tokens must be >= 1, got {critic_max_new_tokens}")
     transport = {"timeout_s": DEFAULT_TIMEOUT_S, "max_retries": DEFAULT_RETRIES, **transport_from_env(env)}

@@ -28,7 +28,7 @@ from rr_core.config import load_mapping
 from rr_core.errors import InvalidRequest, RRError
 from rr_core.images import read_image_ref
 from rr_core.loop import CritiqueParsed, ErrorEvent, ImageReady, LoopConfig, LoopDone, LoopResult, RoundDone
-from rr_core.presets import PRESETS, Studio, resolve_preset
+from rr_core.presets import PRESETS, Preset, Studio, add_artefact_arguments, artefacts_from_args, resolve_preset
 from rr_core.reward import RewardSpec
 from rr_core.rubric import Task
 
@@ -151,13 +151,14 @@ def run_batch(studio: Studio, items: list[BatchItem], config: LoopConfig, out: P
     return counts
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m rr_core.refine", description=__doc__.split("\n\n")[0])
+def build_parser(prog: str = "python -m rr_core.refine", out_required: bool = True) -> argparse.ArgumentParser:
+    """The command's flags; studio.refine reuses them (there --out is optional: the database is the output)."""
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
     what = parser.add_mutually_exclusive_group(required=True)
     what.add_argument("--prompt", help="the request (text-to-image) or the edit instruction (with --image)")
     what.add_argument("--batch", type=Path, help="a JSONL file of {\"prompt\", \"id\"?, \"image\"?} lines")
     parser.add_argument("--image", type=Path, help="source image: makes this an edit session")
-    parser.add_argument("--out", type=Path, required=True, help="output folder")
+    parser.add_argument("--out", type=Path, required=out_required, help="output folder")
     parser.add_argument("--preset", default="auto", choices=PRESETS)
     parser.add_argument("--critic-url", help="OpenAI-compatible critic server for both tasks (preset remote)")
     parser.add_argument("--critic-t2i-url", help="the text-to-image critic's server (else --critic-url)")
@@ -168,6 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--critic-retries", type=int, metavar="N",
                         help="extra attempts after a refused connection or a 5xx (default: RR_CRITIC_RETRIES, else 2)")
     parser.add_argument("--low-memory", action="store_true", help="4-bit critics and offloaded generators (24 GB GPU)")
+    add_artefact_arguments(parser)
     parser.add_argument("--config", type=Path, help="YAML file of loop settings (flags override it)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override one loop setting of the file, e.g. --set reward.dimensions=[text_faithfulness]; "
@@ -213,16 +215,22 @@ def loop_config(args: argparse.Namespace) -> LoopConfig:
     return LoopConfig.from_dict(values)
 
 
+def preset_from_args(args: argparse.Namespace) -> Preset:
+    """The preset the model flags name (shared with studio.refine, which adds the database)."""
+    return resolve_preset(args.preset, critic_url=args.critic_url, low_memory=args.low_memory,
+                          critic_t2i_url=args.critic_t2i_url, critic_edit_url=args.critic_edit_url,
+                          critic_timeout=args.critic_timeout, critic_retries=args.critic_retries,
+                          critic_max_new_tokens=args.critic_max_tokens,
+                          prompt_templates=tuple(str(p) for p in args.template),
+                          artefacts=artefacts_from_args(args))
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(levelname)s %(message)s")
     try:
         config = loop_config(args)
-        preset = resolve_preset(args.preset, critic_url=args.critic_url, low_memory=args.low_memory,
-                                critic_t2i_url=args.critic_t2i_url, critic_edit_url=args.critic_edit_url,
-                                critic_timeout=args.critic_timeout, critic_retries=args.critic_retries,
-                                critic_max_new_tokens=args.critic_max_tokens,
-                                prompt_templates=tuple(str(p) for p in args.template))
+        preset = preset_from_args(args)
         if preset.banner and not args.quiet:
             print(preset.banner, file=sys.stderr)
         studio = Studio(preset)

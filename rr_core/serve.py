@@ -37,6 +37,7 @@ from rr_core.critics.transformers_critic import TransformersCriticConfig
 from rr_core.errors import InvalidImage, InvalidRequest
 from rr_core.grammar import compile_ebnf, grammar_from_request
 from rr_core.images import decode_data_url
+from rr_core.model_identity import artefact_id
 
 logger = logging.getLogger(__name__)
 
@@ -271,6 +272,16 @@ def build_app(chat_model: ChatModel, served_model_name: str, batch_window_ms: fl
     return app
 
 
+def served_name(model: str, adapter: str = "", explicit: str = "") -> str:
+    """The model id the server reports: the name given, else the adapter's artefact id (folder name
+    plus content hash, so a student's critiques are recorded apart from its base's), else the model."""
+    if explicit:
+        return explicit
+    if adapter:
+        return artefact_id(adapter)
+    return model
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m rr_core.serve", description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", required=True, help="Hugging Face id or local folder of a Qwen3-VL critic")
@@ -280,7 +291,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--quantization", default="none", choices=QUANTIZATIONS)
     parser.add_argument("--device-map", default="", help="accelerate device map (default: auto on CUDA)")
     parser.add_argument("--max-image-pixels", type=int, default=0, help="processor pixel budget per image")
-    parser.add_argument("--served-model-name", default="", help="the model id clients send (default: --model)")
+    parser.add_argument("--served-model-name", default="",
+                        help="the model id clients send and the app records (default: the adapter's name and "
+                             "content hash with --adapter, else --model)")
     parser.add_argument("--adapter", default="", help="a LoRA adapter folder (e.g. a PARROT student) over --model")
     parser.add_argument("--batch-window-ms", type=float, default=DEFAULT_BATCH_WINDOW_MS,
                         help="how long a request waits for others to share its decode (0: no wait)")
@@ -294,7 +307,8 @@ def main(argv: list[str] | None = None) -> None:
     config = TransformersCriticConfig(model=args.model, dtype=args.dtype, quantization=args.quantization,
                                       device_map=args.device_map, max_image_pixels=args.max_image_pixels,
                                       adapter=args.adapter)
-    app = build_app(ChatModel.load(config), args.served_model_name or args.model,
+    name = served_name(args.model, args.adapter, args.served_model_name)
+    app = build_app(ChatModel.load(config), name,
                     batch_window_ms=args.batch_window_ms, max_batch=args.max_batch)
     uvicorn.run(app, host=args.host, port=args.port)
 

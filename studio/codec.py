@@ -26,10 +26,12 @@ from storage.models import Round, StudioSession
 from studio.run_model import Run
 
 
-def generator_settings(config: LoopConfig) -> dict[str, Any]:
-    """What a round row records of how its images were made."""
-    return {"steps": config.steps, "guidance": config.guidance, "width": config.width,
-            "height": config.height, "negative_prompt": config.negative_prompt}
+def generator_settings(config: LoopConfig, model: str = "") -> dict[str, Any]:
+    """What a round row records of how its images were made, `model` being the generator's id (with
+    its LoRA's artefact id when one is loaded, rr_core.presets.generator_id)."""
+    settings = {"steps": config.steps, "guidance": config.guidance, "width": config.width,
+                "height": config.height, "negative_prompt": config.negative_prompt}
+    return {**settings, "model": model} if model else settings
 
 
 def critic_messages(task: Task | str, request: str, image: Image.Image,
@@ -57,7 +59,7 @@ def write_round(db: Session, store: ImageStore, run: Run, result: RoundResult, o
             db, store=store, session_id=run.session_id, owner_id=owner_id, prompt=request,
             used_prompt=result.prompt, image=candidate.image, critique=candidate.critique,
             round_index=result.index, candidate_index=candidate.index, seed=candidate.seed,
-            generator_settings=generator_settings(config), source_image=run.source_image,
+            generator_settings=generator_settings(config, run.generator_id), source_image=run.source_image,
             reward_spec=config.reward.to_dict(), prompt_messages=messages)
         ids[(result.index, candidate.index)] = row.id
     return ids
@@ -78,6 +80,7 @@ def read_run(db: Session, store: ImageStore, row: StudioSession, user_id: str) -
     source = store.open(rounds[0].source_image_sha256) if rounds and rounds[0].source_image_sha256 else None
     run = Run.new(row.id, Task.parse(row.task), row.prompt, source)
     run.done = True
+    run.generator_id = str(rounds[-1].generator_settings.get("model", "")) if rounds else ""
     by_index: dict[int, list[Round]] = {}
     for round_row in rounds:
         by_index.setdefault(round_row.round_index, []).append(round_row)

@@ -26,6 +26,7 @@ from studio.health import Health
 from studio.review import Review
 from studio.runs import Runs
 from studio.sessions import SessionLibrary
+from studio.training import Training, TrainingOverview
 from studio.users import AuthSettings, Users
 from studio.views import RunView
 
@@ -56,6 +57,7 @@ class Services:
         self.exports = Exports(ctx, Path(exports_dir) if exports_dir else store.root.parent / "exports",
                                database_url_text or str(engine.url))
         self.health_check = Health(models)
+        self.training = Training(ctx, database_url_text or str(engine.url), store.root.parent)
 
     @property
     def exports_dir(self) -> Path:
@@ -176,14 +178,21 @@ class Services:
         return self.exports.export(username, fmt, parquet, portable)
 
 
+    # --- training (admins) ---
+
+    def training_overview(self, username: str | None) -> TrainingOverview:
+        return self.training.overview(username)
+
+
 def create_services(preset: str = "auto", *, database_url_text: str | None = None, critic_url: str | None = None,
                     critic_t2i_url: str | None = None, critic_edit_url: str | None = None,
                     critic_timeout: float | None = None, critic_retries: int | None = None,
                     low_memory: bool = False, auth: AuthSettings | None = None,
-                    max_runs_per_user: int = 2) -> Services:
+                    max_runs_per_user: int = 2, artefacts: Any = None) -> Services:
     """The services `python app.py` runs: resolve the preset, upgrade the database (and fill in the
     critic prompts of critiques stored before they were kept), open the image store, and clear what
-    killed or expired exports left in the exports folder (storage.gc)."""
+    killed or expired exports left in the exports folder (storage.gc). `artefacts`
+    (rr_core.presets.Artefacts) loads a critic adapter and generator LoRAs over the preset's models."""
     from rr_core.paths import data_dir
     from rr_core.presets import Studio, resolve_preset
     from storage.db import make_engine
@@ -195,7 +204,7 @@ def create_services(preset: str = "auto", *, database_url_text: str | None = Non
     upgrade_to_head(engine)
     resolved = resolve_preset(preset, critic_url=critic_url, low_memory=low_memory, critic_t2i_url=critic_t2i_url,
                               critic_edit_url=critic_edit_url, critic_timeout=critic_timeout,
-                              critic_retries=critic_retries)
+                              critic_retries=critic_retries, artefacts=artefacts)
     store = ImageStore(data_dir() / "images")
     services = Services(Studio(resolved), engine, store, auth=auth or AuthSettings.from_env(),
                         max_runs_per_user=max_runs_per_user, exports_dir=data_dir() / "exports",

@@ -35,6 +35,8 @@ class Run:
     current: RoundResult | None = None
     done: bool = False
     stop_reason: str | None = None
+    generator_id: str = ""
+    """The generator that made the stored images (its LoRA's artefact id included); "" when unknown."""
 
     @classmethod
     def new(cls, session_id: str, task: Task, request: str, source_image: Image.Image | None) -> Run:

@@ -220,6 +220,8 @@ class Runs:
         been written yet); returns the status line."""
         if not result.candidates:
             return f"Round {result.index + 1} produced no image."
+        # The generator's id (a LoRA's content hash included) is worked out before the write lock is taken.
+        run.generator_id = self.ctx.models.preset.describe()["generators"].get(run.task.value, "")
         with write_transaction(self.ctx.db) as db:
             if pending is not None and not pending.written:
                 repo.create_session(db, session_id=run.session_id, owner_id=user_id, task=pending.task,

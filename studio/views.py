@@ -8,6 +8,7 @@ from __future__ import annotations
 import difflib
 import html
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from PIL import Image
@@ -81,6 +82,11 @@ class RoundView:
         return critiqued[-1] if critiqued else (self.candidates[0] if self.candidates else None)
 
 
+def short_model_id(model_id: str) -> str:
+    """A model id for one line: local folders by their name (a hub id or artefact id stays whole)."""
+    return "+".join(Path(part).name if Path(part).is_absolute() else part for part in model_id.split("+"))
+
+
 @dataclass
 class RunView:
     """A session as the UI shows it: the run model plus what only the screen needs (the status line,
@@ -121,6 +127,16 @@ class RunView:
     @property
     def best(self) -> tuple[int, int] | None:
         return self.run.best
+
+    @property
+    def models_line(self) -> str:
+        """One short line saying which models made this result (generator with its LoRA, critics), so
+        a student's or an RL LoRA's output is never mistaken for the base model's."""
+        critics = sorted({c.critique.model_id for result, _ in self.run.rounds for c in result.candidates
+                          if c.critique is not None and c.critique.model_id})
+        parts = ([f"generator `{short_model_id(self.run.generator_id)}`"] if self.run.generator_id else []) + \
+            ([f"critic `{', '.join(short_model_id(c) for c in critics)}`"] if critics else [])
+        return f"Made by {' · '.join(parts)}" if parts else ""
 
     @property
     def rounds(self) -> list[RoundView]:

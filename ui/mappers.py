@@ -34,6 +34,8 @@ def result_values(panel: ResultsPanel, view: RunView, light: bool = False,
     focus = view.focus(selected)
     critique = focus.critique if focus is not None else None
     status = view.status + "".join(f"\n\n⚠️ {m}" for m in view.messages)
+    if view.models_line:
+        status += f"\n\n{view.models_line}"
     if len(view.rounds) > 1:  # refined prompts drive the generator; the scores stay comparable
         status += f"\n\nEvery round is scored against your request: “{view.request}”."
     if view.done and view.stop_reason == "threshold" and view.settings.get("rounds", 0) > len(view.rounds):

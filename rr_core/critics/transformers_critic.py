@@ -50,7 +50,7 @@ class TransformersCriticConfig:
     adapter: a PEFT (LoRA) adapter folder applied on top of `model` (the base it was trained on), so a
         distilled student loads without a merged copy of the weights; merged into the weights when
         not quantized (plain speed), kept as LoRA layers over a quantized base. The critic's model id
-        is then the adapter folder.
+        is then the adapter's name and content hash (rr_core.model_identity.artefact_id).
     prompt_templates: your own prompt template files (assets/prompts format), each replacing the
         shipped template of the task and mode it names.
     """
@@ -102,8 +102,13 @@ class TransformersCriticConfig:
 
     @property
     def critic_id(self) -> str:
-        """What the critic's critiques are recorded under: the adapter when there is one, else the model."""
-        return self.adapter or self.model_name
+        """What the critic's critiques are recorded under: the adapter (folder name and content hash)
+        when there is one, so a student's critiques never pass for its base model's; else the model."""
+        if self.adapter:
+            from rr_core.model_identity import artefact_id
+
+            return artefact_id(self.adapter)
+        return self.model_name
 
     def caps(self):
         """The grammar's per-section length caps (rr_core.grammar.SectionCaps; defaults when unset)."""

@@ -44,11 +44,15 @@ def test_tiny_kind_is_the_tiny_critic_with_overrides(tiny_critic_path):
     assert config.tasks == ("edit",) and config.max_new_tokens == 12
 
 
-def test_adapter_kind_needs_the_adapter_and_its_base():
+def test_adapter_kind_needs_the_adapter_and_its_base(tmp_path):
     with pytest.raises(ValueError, match="needs `adapter`"):
         critic_config("adapter", {"model": "base/model"})
-    config = critic_config("adapter", {"model": "base/model", "adapter": "runs/student"})
-    assert config.critic_id == "runs/student"
+    student = tmp_path / "student"
+    student.mkdir()
+    (student / "adapter_model.safetensors").write_bytes(b"weights")
+    config = critic_config("adapter", {"model": "base/model", "adapter": str(student)})
+    # Recorded as the adapter's name and content hash (rr_core.model_identity), never as its base.
+    assert config.critic_id.startswith("student@") and config.critic_id != "base/model"
 
 
 def test_tiny_critic_loads_and_critiques(tiny_critic_path):

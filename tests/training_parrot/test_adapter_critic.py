@@ -9,6 +9,7 @@ import torch
 from rr_core.critics.base import CritiqueRequest
 from rr_core.critics.tiny import ensure_tiny_critic
 from rr_core.critics.transformers_critic import TransformersCritic, TransformersCriticConfig
+from rr_core.model_identity import artefact_id
 from rr_core.rubric import Task
 from tests.training_parrot.conftest import write_sft_dataset
 from training.parrot.distill import DistillConfig, train
@@ -47,7 +48,7 @@ def test_adapter_loads_and_decodes_as_the_merged_student(student):
     with_adapter = critic(model=base_path, adapter=student["adapter"])
     merged = critic(model=student["merged"])
     base = critic(model=base_path)
-    assert with_adapter.model_id == student["adapter"]
+    assert with_adapter.model_id == artefact_id(student["adapter"])
 
     # The merged-on-load weights are the merged student's, and not the base's.
     adapted, merged_w, base_w = weights(with_adapter.model), weights(merged.model), weights(base.model)

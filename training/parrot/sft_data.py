@@ -4,7 +4,11 @@ A pairwise sample is the serving prompt `build_pairwise(task, request, A, B, sou
 cleaned rationale as the assistant turn: the label never appears in the input. Pointwise samples
 are derived from the same pairs (training.parrot.pointwise) and also come from `python -m storage.export --format sft` files (JSONL or Parquet, images as paths or embedded;
 storage/FORMATS.md), mixed in by `PipelineConfig.pointwise_files` or `python -m training.parrot
-run --sft-export FILE`. The
+run --sft-export FILE`. Human-reviewed critiques that a `--format parrot` export carries with each
+pair (kept in the pair's provenance by training.data) become pointwise samples too, as they are:
+the reviewer accepted them (corrected scores already re-rendered into the text), so they need no
+teacher and no filter; when both images of a pair have one, their scores must agree with the
+human preference (an A>B label with B scored higher is left out and counted). The
 collator masks the labels so the loss covers only the assistant critique (and its end token): the
 system and user turns, every image token and the padding are -100.
 """
@@ -20,8 +24,10 @@ from typing import Any
 
 from PIL import Image
 
+from rr_core.critique import Critique, Preference
 from rr_core.images import load_image
-from rr_core.prompts import build_pairwise
+from rr_core.parser import PairRule, preference_from_totals
+from rr_core.prompts import build_pairwise, build_pointwise
 from rr_core.rubric import Task
 from training.data import PreferencePair, image_data, read_rows
 from training.parrot.pointwise import derived_sample
@@ -88,6 +94,9 @@ def build_sft_dataset(kept: list[dict[str, Any]], pairs: list[PreferencePair], o
         for record in _pointwise_records(file, images_dir):
             records.append(record)
             n_pointwise += 1
+    seen = {r.get("critique_id") for r in records if r.get("critique_id") is not None}
+    reviewed, conflicting = reviewed_samples(pairs, images_dir, seen)
+    records.extend(reviewed)
     random.Random(seed).shuffle(records)
     tmp = out_path.with_name(out_path.name + ".tmp")
     tmp.unlink(missing_ok=True)
@@ -95,7 +104,53 @@ def build_sft_dataset(kept: list[dict[str, Any]], pairs: list[PreferencePair], o
         for record in records:
             writer.write(record)
     tmp.replace(out_path)
-    return {"pairwise": n_pairwise, "pointwise_derived": len(derived), "pointwise": n_pointwise}
+    counts = {"pairwise": n_pairwise, "pointwise_derived": len(derived), "pointwise": n_pointwise}
+    if reviewed or conflicting:  # only data from a parrot export carries reviewed critiques
+        counts.update(reviewed=len(reviewed), reviewed_conflicting=conflicting)
+    return counts
+
+
+def _total(critique: Critique, rule: PairRule) -> float:
+    return sum(rule.na_value if s.not_applicable else (s.score if s.score is not None else rule.na_value)
+               for s in critique.scores.values())
+
+
+def reviewed_samples(pairs: list[PreferencePair], images_dir: Path, seen: set[Any] = frozenset(),
+                     rule: PairRule = PairRule()) -> tuple[list[dict[str, Any]], int]:
+    """Pointwise samples from the reviewed critiques a parrot export attached to its pairs
+    (`provenance["rationales"]`: side -> reviewed critiques with their text), each critique once
+    (`seen`: critique ids already in the data, e.g. from an SFT export). Returns the samples and how
+    many critiques were left out because the pair's two reviewed critiques contradict its label."""
+    samples: list[dict[str, Any]] = []
+    conflicting = 0
+    seen = set(seen)
+    for pair in pairs:
+        rationales = (pair.provenance or {}).get("rationales") or {}
+        sides = {side: [r for r in rationales.get(side) or [] if r.get("text")] for side in ("A", "B")}
+        if not (sides["A"] or sides["B"]):
+            continue
+        if sides["A"] and sides["B"] and pair.label is not Preference.TIE:
+            totals = {side: _total(Critique.from_dict({**items[-1]["critique"], "raw_text": items[-1]["text"]}), rule)
+                      for side, items in sides.items()}
+            implied = preference_from_totals(totals["A"], totals["B"], rule)
+            if implied is not pair.label:
+                conflicting += len(sides["A"]) + len(sides["B"])
+                continue
+        image_a, image_b, source = pair.open()
+        for side, image in (("A", image_a), ("B", image_b)):
+            for rationale in sides[side]:
+                critique_id = rationale.get("critique_id")
+                if critique_id is not None and critique_id in seen:
+                    continue
+                seen.add(critique_id)
+                conversation = build_pointwise(pair.task, pair.request, image,
+                                               source_image=source if pair.task is Task.EDIT else None)
+                record = conversation.to_sharegpt()
+                record["messages"].append({"role": "assistant", "content": rationale["text"]})
+                record["images"] = [_save_image(i, images_dir) for i in record["images"]]
+                samples.append({**record, "kind": "reviewed", "pair_id": pair.pair_id, "critique_id": critique_id,
+                                "corrected": bool(rationale.get("corrected"))})
+    return samples, conflicting
 
 
 def _pointwise_records(file: str | Path, images_dir: Path) -> list[dict[str, Any]]:

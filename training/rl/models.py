@@ -97,7 +97,7 @@ class FluxAdapter(PackedLatentAdapter):
             source_ids[..., 0] = 1
             image_ids = torch.cat([image_ids, source_ids], dim=0)
         guidance_tensor = None
-        if self.transformer.config.guidance_embeds:
+        if pipe.transformer.config.guidance_embeds:  # the bare module: self.transformer may be DDP-wrapped
             guidance_tensor = torch.full((batch,), float(guidance), device=device, dtype=torch.float32)
         return Conditioning(prompt_embeds, pooled, text_ids, image_ids, source_latents, guidance_tensor,
                             height, width)
