@@ -194,6 +194,29 @@ class RLTrainer:
         with self.accelerator.autocast():
             return self.model.forward(latents, sigma, cond)
 
+    def _any_process_used(self, used: torch.Tensor) -> bool:
+        """Whether any process has an image with signal: all processes skip an update together."""
+        local = torch.tensor([float(bool(used.any()))], device=self.accelerator.device)
+        if self.accelerator.num_processes == 1:
+            return bool(local.item())
+        return bool(self.accelerator.reduce(local, reduction="sum").item() > 0)
+
+    def _average_gradients(self) -> None:
+        """The mean of every process's gradients, in one all-reduce.
+
+        With several processes the update runs its passes on the unwrapped module: each process masks
+        different images (one may have none), so the processes would run different numbers of DDP
+        passes, and DDP needs the same collectives in the same order on every process.
+        """
+        grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in self.params]
+        flat = torch.cat([g.reshape(-1) for g in grads])  # (sum of trainable sizes,)
+        torch.distributed.all_reduce(flat)
+        flat /= self.accelerator.num_processes
+        offset = 0
+        for param, grad in zip(self.params, grads):
+            param.grad = flat[offset:offset + grad.numel()].view_as(param).clone()
+            offset += grad.numel()
+
     def nft_levels(self, count: int, generator: torch.Generator) -> torch.Tensor:
         """(count, K) training noise levels: K distinct sampler levels per image in a random order (the
         reference), or K uniform draws in [NFT_T_MIN, NFT_T_MAX]; K = config.nft_timesteps()."""
@@ -284,22 +307,31 @@ class RLTrainer:
         a = self.config.algorithm
         generator = torch.Generator().manual_seed(self.config.seed * 7919 + self.step)
         metrics: dict[str, float] = {}
-        if not bool(used.any()):
+        if not self._any_process_used(used):
             logger.info("step %d: no group has signal; skipping the update", self.step)
             return {"skipped": 1.0}
+        distributed = self.accelerator.num_processes > 1
+        wrapped = self.model.transformer
+        if distributed:
+            self.model.transformer = self.transformer  # local passes; _average_gradients joins them
         self.transformer.train()
-        for _ in range(a.inner_epochs):
-            if a.name == "nft":
-                metrics = self.nft_update(groups, advantages, used, generator)
-            else:
-                metrics = self.grpo_update(groups, advantages, used)
-            if self.accelerator.sync_gradients:
-                metrics["grad_norm"] = float(self.accelerator.clip_grad_norm_(self.params, a.max_grad_norm))
-            self.optimizer.step()
-            self.optimizer.zero_grad(set_to_none=True)
-            self.updates += 1
-            if self.average is not None:
-                self.average.update(self.transformer, self.updates)
+        try:
+            for _ in range(a.inner_epochs):
+                if a.name == "nft":
+                    metrics = self.nft_update(groups, advantages, used, generator)
+                else:
+                    metrics = self.grpo_update(groups, advantages, used)
+                if distributed:
+                    self._average_gradients()
+                if self.accelerator.sync_gradients:
+                    metrics["grad_norm"] = float(self.accelerator.clip_grad_norm_(self.params, a.max_grad_norm))
+                self.optimizer.step()
+                self.optimizer.zero_grad(set_to_none=True)
+                self.updates += 1
+                if self.average is not None:
+                    self.average.update(self.transformer, self.updates)
+        finally:
+            self.model.transformer = wrapped
         self.transformer.eval()
         if a.name == "nft":
             decay = old_decay(self.updates, a.old_decay_per_step, a.old_decay_max)
