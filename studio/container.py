@@ -26,6 +26,7 @@ from studio.health import Health
 from studio.review import Review
 from studio.runs import Runs
 from studio.sessions import SessionLibrary
+from studio import settings as checked
 from studio.users import AuthSettings, Users
 from studio.views import RunView
 
@@ -88,17 +89,19 @@ class Services:
 
     def continue_session(self, username: str | None, session_id: str, prompt: str | None = None,
                          rounds: int = 1) -> Iterator[RunView]:
-        return self.runs.continue_session(username, session_id, prompt, rounds)
+        return self.runs.continue_session(username, checked.session_id(session_id), prompt,
+                                          checked.whole_number(rounds, "rounds", 1, checked.MAX_ROUNDS))
 
     def retry_critique(self, username: str | None, round_id: int) -> RunView:
         """Critique a stored image again and show its session."""
-        return self.library.open_session(username, self.runs.retry_critique(username, round_id))
+        return self.library.open_session(
+            username, self.runs.retry_critique(username, checked.record_id(round_id, "round id")))
 
     def round_image(self, username: str | None, round_id: int) -> Image.Image:
-        return self.runs.round_image(username, round_id)
+        return self.runs.round_image(username, checked.record_id(round_id, "round id"))
 
     def keep(self, username: str | None, round_id: int) -> str:
-        return self.runs.keep(username, round_id)
+        return self.runs.keep(username, checked.record_id(round_id, "round id"))
 
     def generate(self, username: str | None, prompt: str, settings: dict[str, Any] | None = None,
                  source_image: Any = None) -> RunView:
@@ -110,16 +113,16 @@ class Services:
     # --- sessions ---
 
     def open_session(self, username: str | None, session_id: str) -> RunView:
-        return self.library.open_session(username, session_id)
+        return self.library.open_session(username, checked.session_id(session_id))
 
     def list_sessions(self, username: str | None, search: str = "", limit: int = 50) -> list[dict[str, Any]]:
         return self.library.list_sessions(username, search, limit)
 
     def delete_session(self, username: str | None, session_id: str) -> str:
-        return self.library.delete_session(username, session_id)
+        return self.library.delete_session(username, checked.session_id(session_id))
 
     def purge_session(self, username: str | None, session_id: str) -> str:
-        return self.library.purge_session(username, session_id)
+        return self.library.purge_session(username, checked.session_id(session_id))
 
     def stats(self, username: str | None) -> dict[str, int]:
         return self.library.stats(username)
@@ -130,19 +133,22 @@ class Services:
         return self.review.next_critique(username)
 
     def annotate(self, username: str | None, critique_id: int, verdicts: dict[str, dict[str, Any]]) -> str:
-        return self.review.annotate(username, critique_id, verdicts)
+        return self.review.annotate(username, checked.record_id(critique_id, "critique id"),
+                                    checked.verdicts(verdicts))
 
     def next_pair(self, username: str | None) -> dict[str, Any] | None:
         return self.review.next_pair(username)
 
     def pick_pair(self, username: str | None, round_a: int, round_b: int, preference: str) -> str:
-        return self.review.pick_pair(username, round_a, round_b, preference)
+        return self.review.pick_pair(username, checked.record_id(round_a, "round id"),
+                                     checked.record_id(round_b, "round id"), preference)
 
     # --- export ---
 
     def export(self, username: str | None, fmt: str, parquet: bool = False,
                portable: bool = False) -> dict[str, Any]:
-        return self.exports.export(username, fmt, parquet, portable)
+        return self.exports.export(username, fmt, checked.flag(parquet, "parquet"),
+                                   checked.flag(portable, "portable"))
 
 
 def create_services(preset: str = "auto", *, database_url_text: str | None = None, critic_url: str | None = None,

@@ -19,10 +19,9 @@ from typing import Any
 from PIL import Image
 
 from rr_core.critics.base import CritiqueRequest
-from rr_core.errors import InvalidImage, InvalidRequest, RRError
+from rr_core.errors import InvalidImage, RRError
 from rr_core.generators.base import GenerationRequest
 from rr_core.images import load_image, read_image_ref
-from rr_core.limits import MAX_REQUEST_CHARS
 from rr_core.loop import (
     Candidate,
     CritiqueParsed,
@@ -44,6 +43,7 @@ from storage.models import new_session_id
 from studio import codec
 from studio.context import AppContext
 from studio.run_model import Run
+from studio.settings import run_settings
 from rr_core.loop import decide_round
 from studio.views import RunView
 
@@ -109,12 +109,7 @@ class PendingSession:
 def loop_config(settings: dict[str, Any] | None) -> LoopConfig:
     """The loop configuration of a run from the UI's or API's settings (the app's defaults first)."""
     values = dict(APP_LOOP_DEFAULTS)
-    values.update({k: v for k, v in (settings or {}).items() if v is not None or k == "stop_threshold"})
-    for key in ("rounds", "candidates", "seed", "steps"):
-        if values.get(key) is not None:
-            values[key] = int(values[key])
-    if len(values.get("negative_prompt", "")) > MAX_REQUEST_CHARS:
-        raise InvalidRequest(f"The negative prompt is over {MAX_REQUEST_CHARS} characters; shorten it.")
+    values.update({k: v for k, v in run_settings(settings).items() if v is not None or k == "stop_threshold"})
     return LoopConfig.from_dict(values)
 
 

@@ -1,0 +1,3 @@
+"""The reliability suite: probes a careful tester of a trusted system would run (cross-user
+attempts, bad inputs, kills mid-round). Services over the scripted test doubles of tests/studio,
+and the launched app of tests/app where a probe crosses the web layer."""
