@@ -26,17 +26,22 @@ from studio.exports import FORMATS
 from ui.api import register_api
 from ui.handlers import StudioHandlers
 from ui.panels import StudioUI, annotate_panel, pair_panel, results_panel
+from ui.security import app_kwargs
 from ui.zerogpu import gpu
 
 ASSETS = Path(__file__).resolve().parent / "assets"
 
 
 def launch_kwargs(service: Services) -> dict[str, Any]:
-    """What launch() needs besides host and port (Gradio 6 takes css, js and theme here)."""
+    """What launch() needs besides host and port (Gradio 6 takes css, js and theme here). Gradio's file
+    routes never serve the exports or the image store (exports go through ui.security's checked
+    download route), and its run history is off; ui.security guards its queue routes."""
     return {"css": (ASSETS / "app.css").read_text(encoding="utf-8"),
             "js": (ASSETS / "app.js").read_text(encoding="utf-8"),
-            "theme": gr.themes.Soft(), "allowed_paths": [str(service.exports_dir)],
-            "max_file_size": "50mb", "auth": service.auth.check if service.auth.users else None}
+            "theme": gr.themes.Soft(), "max_file_size": "50mb",
+            "blocked_paths": [str(service.exports_dir.absolute()), str(service.store.root.absolute())],
+            "run_history": False, "app_kwargs": app_kwargs(service),
+            "auth": service.auth.check if service.auth.users else None}
 
 
 def build_app(service: Services) -> gr.Blocks:

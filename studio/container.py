@@ -150,6 +150,10 @@ class Services:
         return self.exports.export(username, fmt, checked.flag(parquet, "parquet"),
                                    checked.flag(portable, "portable"))
 
+    def download(self, username: str | None, token: str) -> Path:
+        """The export file behind a download link, if this user may have it (else NotFound)."""
+        return self.exports.download(username, token)
+
 
 def create_services(preset: str = "auto", *, database_url_text: str | None = None, critic_url: str | None = None,
                     low_memory: bool = False, auth: AuthSettings | None = None,

@@ -180,9 +180,10 @@ class StudioHandlers:
     @shown_errors
     def export(self, fmt: str, parquet: bool, request: gr.Request) -> Values:
         """Write a training export and show the file, its size and the same command line."""
-        result = self.service.export(username_of(request), fmt, parquet)
-        return {self.ui.export_file: result["file"],
-                self.ui.export_note: f"Wrote **{result['count']}** {fmt} record(s).",
+        result = self.service.export(username_of(request), fmt, parquet, portable=True)
+        return {self.ui.export_file: None,
+                self.ui.export_note: f"Wrote **{result['count']}** {fmt} record(s): "
+                                     f"[download the zip]({result['download']}) (file and images; the link is yours only).",
                 self.ui.export_command: result["command"], **self.counts(request)}
 
     # --- annotation ----------------------------------------------------------------------------

@@ -1,0 +1,84 @@
+"""Attack probes over the launched app, as a careful tester of a trusted system sends them: each
+returns (attempts, held) so the tests assert all held and `python -m bench.reliability` prints the
+figures. Users: alice and bob design, carol and dave annotate, erin administers."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import httpx
+from gradio_client import Client
+
+AUTH = "alice:pa:designer,bob:pb:designer,carol:pc:annotator,dave:pd:annotator,erin:pe:admin"
+PASSWORDS = {"alice": "pa", "bob": "pb", "carol": "pc", "dave": "pd", "erin": "pe"}
+
+
+@contextmanager
+def signed_in(url: str, user: str | None) -> Iterator[httpx.Client]:
+    """An HTTP client with `user`'s login cookie (None: anonymous)."""
+    with httpx.Client(base_url=url, timeout=30, follow_redirects=False) as http:
+        if user is not None:
+            answer = http.post("login", data={"username": user, "password": PASSWORDS[user]})
+            if answer.status_code != 200:
+                raise RuntimeError(f"login of {user} failed: {answer.status_code} {answer.text[:200]}")
+        yield http
+
+
+def client(url: str, user: str) -> Client:
+    return Client(url, auth=(user, PASSWORDS[user]), verbose=False)
+
+
+def export_link(url: str, user: str = "carol") -> dict:
+    """An export made by `user` through the API: its server path and its download link."""
+    return client(url, user).predict(format="pairs", api_name="/export")
+
+
+def file_route_probes(url: str, export: dict) -> list[tuple[str, bool]]:
+    """Fetch another reviewer's export through the download route and through Gradio's file routes:
+    (what was tried, held)."""
+    results = []
+    for user, allowed in ((None, False), ("alice", False), ("bob", False), ("dave", False)):
+        with signed_in(url, user) as http:
+            got = http.get(export["download"])
+            results.append((f"{user or 'anonymous'} GET download link", (got.status_code == 200) == allowed))
+            for route in (f"gradio_api/file={export['file']}", f"gradio_api/file/{export['file']}"):
+                got = http.get(route)
+                results.append((f"{user or 'anonymous'} GET {route.split('=')[0]}", got.status_code != 200))
+    return results
+
+
+def framework_probes(url: str) -> list[tuple[str, bool]]:
+    """Gradio's own routes: run history, cancel, and another user's queue results."""
+    results = []
+    with signed_in(url, None) as anonymous:
+        results.append(("anonymous GET /gradio_api/runs", anonymous.get("gradio_api/runs").status_code != 200))
+        results.append(("anonymous GET /gradio_api/info", anonymous.get("gradio_api/info").status_code != 200))
+        cancel = anonymous.post("gradio_api/cancel", json={"session_hash": "x", "fn_index": 0, "event_id": "y"})
+        results.append(("anonymous POST /gradio_api/cancel", cancel.status_code in (401, 403)))
+        results.append(("anonymous GET /gradio_api/queue/data",
+                        anonymous.get("gradio_api/queue/data", params={"session_hash": "x"}).status_code != 200))
+    with signed_in(url, "alice") as alice, signed_in(url, "bob") as bob:
+        event_id = alice.post("gradio_api/call/sessions", json={"data": [""]}).json()["event_id"]
+        stolen = bob.get(f"gradio_api/call/sessions/{event_id}")
+        results.append(("bob reads alice's /call event", stolen.status_code != 200))
+        cancel = bob.post("gradio_api/cancel", json={"session_hash": event_id, "fn_index": 0, "event_id": event_id})
+        results.append(("bob cancels alice's /call event", cancel.status_code != 200))
+        own = alice.get(f"gradio_api/call/sessions/{event_id}")
+        results.append(("alice still reads her own event", own.status_code == 200 and "complete" in own.text))
+        session_hash = "alice-tab-1"
+        config = alice.get("config").json()
+        fn_index = next(d["id"] for d in config["dependencies"] if d.get("api_name") == "sessions")
+        joined = alice.post("gradio_api/queue/join", json={"data": [""], "fn_index": fn_index,
+                                                             "session_hash": session_hash, "event_data": None,
+                                                             "trigger_id": None})
+        results.append(("alice joins the queue", joined.status_code == 200))
+        stolen = bob.get("gradio_api/queue/data", params={"session_hash": session_hash})
+        results.append(("bob streams alice's queue results", stolen.status_code != 200))
+        hijack = bob.post("gradio_api/queue/join", json={"data": [""], "fn_index": fn_index,
+                                                           "session_hash": session_hash, "event_data": None,
+                                                           "trigger_id": None})
+        results.append(("bob joins under alice's session hash", hijack.status_code != 200))
+        beat = bob.get(f"gradio_api/heartbeat/{session_hash}", timeout=5)
+        results.append(("bob's heartbeat on alice's session hash", beat.status_code != 200))
+    return results
