@@ -4,8 +4,9 @@
 
 Layout and event wiring only. Handlers live in ui.handlers (who acts comes from gr.Request; each
 calls the service in studio and maps its result through ui.mappers to `{component: value}`);
-the documented API endpoints in ui.api (docs/api.md). GPU work shares one queue (concurrency_id
-"gpu", one at a time); critiques by a remote critic are not limited.
+the documented API endpoints in ui.api (docs/api.md). GPU work takes turns in studio.scheduling (one at
+a time, round-robin between users, a per-user limit and a bounded queue); critiques by a remote
+critic are not limited. ui.security guards Gradio's own routes and serves export downloads.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ def launch_kwargs(service: Services) -> dict[str, Any]:
 
 def build_app(service: Services) -> gr.Blocks:
     """The whole UI and API in one Blocks; `service` holds the models and the database."""
-    gpu_limits = {"concurrency_limit": 1, "concurrency_id": "gpu"}
+    gpu_limits = {"concurrency_limit": service.gpu_capacity, "concurrency_id": "gpu"}  # turns: studio.scheduling
     critic_limits = {"concurrency_limit": None} if service.remote_critic else gpu_limits
 
     with gr.Blocks(title="RationalRewards Studio") as demo:
@@ -194,13 +195,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--critic-url", default=env.get("RR_CRITIC_URL") or None)
     parser.add_argument("--low-memory", action="store_true", default=env.get("RR_LOW_MEMORY", "") in ("1", "true"))
     parser.add_argument("--auth", default=env.get("RR_AUTH", ""), help='"alice:pw:designer,bob:pw:annotator"')
-    parser.add_argument("--max-runs-per-user", type=int, default=int(env.get("RR_MAX_RUNS_PER_USER", "2")))
+    parser.add_argument("--max-runs-per-user", type=int, default=int(env.get("RR_MAX_RUNS_PER_USER", "2")),
+                        help="GPU jobs one user may have queued or running")
+    parser.add_argument("--max-queued", type=int, default=int(env.get("RR_MAX_QUEUED", "16")),
+                        help="GPU jobs queued or running in all; beyond it a job is refused as busy")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     auth = AuthSettings.from_env({**env, "RR_AUTH": args.auth})
     service = create_services(args.preset, database_url_text=args.database_url, critic_url=args.critic_url,
-                             low_memory=args.low_memory, auth=auth, max_runs_per_user=args.max_runs_per_user)
+                             low_memory=args.low_memory, auth=auth, max_runs_per_user=args.max_runs_per_user,
+                              max_queued=args.max_queued)
     threading.Thread(target=service.warm_up, name="warm-up", daemon=True).start()
     demo = build_app(service)
     demo.queue(default_concurrency_limit=8)

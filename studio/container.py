@@ -41,7 +41,7 @@ class Services:
     """
 
     def __init__(self, models: ModelsLike, engine: Engine, store: ImageStore, *,
-                 auth: AuthSettings | None = None, max_runs_per_user: int = 2,
+                 auth: AuthSettings | None = None, max_runs_per_user: int = 2, max_queued: int = 16,
                  exports_dir: str | os.PathLike[str] | None = None, database_url_text: str | None = None,
                  remote_critic: bool = False) -> None:
         self.engine = engine
@@ -51,12 +51,17 @@ class Services:
         self.remote_critic = remote_critic
         self.users = Users(self.sessions, self.auth)
         ctx = AppContext(models=models, db=self.sessions, store=store, users=self.users)
-        self.runs = Runs(ctx, max_runs_per_user)
+        self.runs = Runs(ctx, max_runs_per_user, max_queued)
         self.library = SessionLibrary(ctx)
         self.review = Review(ctx)
         self.exports = Exports(ctx, Path(exports_dir) if exports_dir else store.root.parent / "exports",
                                database_url_text or str(engine.url))
         self.health_check = Health(models)
+
+    @property
+    def gpu_capacity(self) -> int:
+        """GPU jobs queued or running at most; the web layer lets that many through to the scheduler."""
+        return self.runs.slots.capacity
 
     @property
     def exports_dir(self) -> Path:
@@ -157,7 +162,7 @@ class Services:
 
 def create_services(preset: str = "auto", *, database_url_text: str | None = None, critic_url: str | None = None,
                     low_memory: bool = False, auth: AuthSettings | None = None,
-                    max_runs_per_user: int = 2) -> Services:
+                    max_runs_per_user: int = 2, max_queued: int = 16) -> Services:
     """The services `python app.py` runs: resolve the preset, upgrade the database (and fill in the
     critic prompts of critiques stored before they were kept), open the image store, and clear what
     killed or expired exports left in the exports folder (storage.gc)."""
@@ -173,7 +178,7 @@ def create_services(preset: str = "auto", *, database_url_text: str | None = Non
     resolved = resolve_preset(preset, critic_url=critic_url, low_memory=low_memory)
     store = ImageStore(data_dir() / "images")
     services = Services(Studio(resolved), engine, store, auth=auth or AuthSettings.from_env(),
-                        max_runs_per_user=max_runs_per_user, exports_dir=data_dir() / "exports",
+                        max_runs_per_user=max_runs_per_user, max_queued=max_queued, exports_dir=data_dir() / "exports",
                         database_url_text=url, remote_critic=resolved.critic_kind == "openai")
     services.exports.backfill()
     collect_export_leftovers(services.exports_dir, export_retention_days()).log()

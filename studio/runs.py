@@ -1,5 +1,6 @@
 """Running the loop for a user: start a run, continue a stored one, generate or critique once, retry a
-critique, keep an image, stop. Also the per-user limit on runs in flight.
+critique, keep an image, stop. Every GPU job takes its turn through studio.scheduling (per-user limit
+at submission, bounded queue, round-robin between users); a run shows its place while it waits.
 
 Persistence: nothing is written until the first round is finished. Its transaction writes the session
 row together with the round (all its candidates, images and critiques); every later round is one
@@ -12,14 +13,13 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 from PIL import Image
 
 from rr_core.critics.base import CritiqueRequest
-from rr_core.errors import InvalidImage, RRError
+from rr_core.errors import InvalidImage
 from rr_core.generators.base import GenerationRequest
 from rr_core.images import load_image, read_image_ref
 from rr_core.loop import (
@@ -43,6 +43,7 @@ from storage.models import new_session_id
 from studio import codec
 from studio.context import AppContext
 from studio.run_model import Run
+from studio.scheduling import FairScheduler, RunLimitExceeded, Ticket  # noqa: F401  (RunLimitExceeded: re-exported)
 from studio.settings import run_settings
 from rr_core.loop import decide_round
 from studio.views import RunView
@@ -55,45 +56,6 @@ STOP_MESSAGES = {"threshold": "Done: every dimension reached the stop threshold.
                  "no_improvement": "Done: no further improvement.",
                  "cancelled": "Stopped.",
                  "error": "Stopped after an error."}
-
-
-class RunLimitExceeded(RRError):
-    """The user already has as many runs in flight as the server allows."""
-
-
-class RunSlots:
-    """At most `per_user` runs in flight per user, each with a cancel event that `stop` sets."""
-
-    def __init__(self, per_user: int) -> None:
-        self.per_user = per_user
-        self._lock = threading.Lock()
-        self._in_flight: dict[str, int] = {}
-        self._cancels: dict[str, set[threading.Event]] = {}
-
-    @contextmanager
-    def slot(self, user_id: str) -> Iterator[threading.Event]:
-        """Hold one of the user's slots for the block; yields the run's cancel event."""
-        cancel = threading.Event()
-        with self._lock:
-            if self._in_flight.get(user_id, 0) >= self.per_user:
-                raise RunLimitExceeded(
-                    f"You already have {self.per_user} run(s) in progress; wait for one to finish or press Stop.")
-            self._in_flight[user_id] = self._in_flight.get(user_id, 0) + 1
-            self._cancels.setdefault(user_id, set()).add(cancel)
-        try:
-            yield cancel
-        finally:
-            with self._lock:
-                self._in_flight[user_id] -= 1
-                self._cancels[user_id].discard(cancel)
-
-    def cancel_all(self, user_id: str) -> int:
-        """Set the cancel event of every run of this user; returns how many there were."""
-        with self._lock:
-            events = list(self._cancels.get(user_id, ()))
-        for event in events:
-            event.set()
-        return len(events)
 
 
 @dataclass
@@ -113,6 +75,13 @@ def loop_config(settings: dict[str, Any] | None) -> LoopConfig:
     return LoopConfig.from_dict(values)
 
 
+def _queued(view: RunView, ticket: Ticket) -> Iterator[RunView]:
+    """The view while the run waits for its turn on the GPU, with the number of jobs ahead."""
+    for ahead in ticket.waiting():
+        view.status = f"Queued: {ahead} job(s) ahead of you…"
+        yield view
+
+
 def _image_input(payload: Any, what: str) -> Image.Image | None:
     if isinstance(payload, Image.Image):
         return load_image(payload)
@@ -122,9 +91,9 @@ def _image_input(payload: Any, what: str) -> Image.Image | None:
 class Runs:
     """Starts and continues runs of the loop and stores each finished round."""
 
-    def __init__(self, ctx: AppContext, max_runs_per_user: int = 2) -> None:
+    def __init__(self, ctx: AppContext, max_runs_per_user: int = 2, max_queued: int = 16) -> None:
         self.ctx = ctx
-        self.slots = RunSlots(max_runs_per_user)
+        self.slots = FairScheduler(max_runs_per_user, max_queued)
 
     def stop(self, username: str | None) -> str:
         """Ask every run of this user to stop after its current step."""
@@ -141,10 +110,11 @@ class Runs:
         task = Task.EDIT if source is not None else Task.T2I
         config = loop_config(settings)
         loop = self.ctx.models.loop(task)
-        with self.slots.slot(user_id) as cancel:
+        with self.slots.slot(user_id) as ticket:
             view = RunView(Run.new(new_session_id(), task, prompt, source))
             pending = PendingSession(task, prompt, config.to_dict())
-            yield from self._drive(user_id, view, prompt, config, cancel, loop, pending)
+            yield from _queued(view, ticket)
+            yield from self._drive(user_id, view, prompt, config, ticket.cancel, loop, pending)
 
     def continue_session(self, username: str | None, session_id: str, prompt: str | None = None,
                          rounds: int = 1) -> Iterator[RunView]:
@@ -159,8 +129,10 @@ class Runs:
         config = LoopConfig.from_dict(settings)
         prompt = validate_request(prompt) if prompt and prompt.strip() else run.next_prompt
         loop = self.ctx.models.loop(run.task)
-        with self.slots.slot(user_id) as cancel:
-            yield from self._drive(user_id, RunView(run), prompt, config, cancel, loop)
+        with self.slots.slot(user_id) as ticket:
+            view = RunView(run)
+            yield from _queued(view, ticket)
+            yield from self._drive(user_id, view, prompt, config, ticket.cancel, loop)
 
     def _drive(self, user_id: str, view: RunView, prompt: str, config: LoopConfig,
                cancel: threading.Event, loop: Any, pending: PendingSession | None = None) -> Iterator[RunView]:
@@ -224,7 +196,8 @@ class Runs:
         source = _image_input(source_image, "source image")
         task = Task.EDIT if source is not None else Task.T2I
         config = loop_config({**(settings or {}), "rounds": 1})
-        with self.slots.slot(user_id):
+        with self.slots.slot(user_id) as ticket:
+            ticket.wait()
             images = self.ctx.models.generator(task).generate(GenerationRequest(
                 prompt=prompt, negative_prompt=config.negative_prompt, seed=config.seed, steps=config.steps,
                 guidance=config.guidance, width=config.width, height=config.height,
@@ -242,7 +215,8 @@ class Runs:
         source = _image_input(source_image, "source image")
         task = Task.EDIT if source is not None else Task.T2I
         config = loop_config({"rounds": 1})
-        with self.slots.slot(user_id):
+        with self.slots.slot(user_id) as ticket:
+            ticket.wait()
             critique = self.ctx.models.critic().critique(CritiqueRequest(task, prompt, picture, source))
         critique = apply_reward(critique, config.reward)
         return self._store_single(user_id, task, prompt, config, [Candidate(0, 0, picture, critique)], source)
