@@ -82,3 +82,35 @@ def framework_probes(url: str) -> list[tuple[str, bool]]:
         beat = bob.get(f"gradio_api/heartbeat/{session_hash}", timeout=5)
         results.append(("bob's heartbeat on alice's session hash", beat.status_code != 200))
     return results
+
+
+def cross_user_api_probes(url: str) -> list[tuple[str, bool]]:
+    """Bob (a designer) and dave (an annotator, who may read but not change) go at alice's session
+    through every named endpoint that takes an id or needs a role; held when refused."""
+    alice = client(url, "alice")
+    run = alice.predict(prompt="alice's private castle", rounds=2, steps=1, stop_threshold=0, api_name="/run_loop")
+    sid = run["session_id"]
+    rid, rid2 = (r["candidates"][0]["round_id"] for r in run["rounds"])
+    attempts = {
+        "bob": [("/session", {"session_id": sid}), ("/refine_round", {"session_id": sid, "prompt": "x"}),
+                ("/delete_session", {"session_id": sid}), ("/keep", {"round_id": rid}),
+                ("/pick_pair", {"round_a": rid, "round_b": rid2, "preference": "A"}),
+                ("/annotate", {"critique_id": 1, "verdicts": {"text_faithfulness": {"verdict": "reject"}}}),
+                ("/annotation_queue", {}), ("/next_pair", {}), ("/export", {"format": "pairs"})],
+        "dave": [("/refine_round", {"session_id": sid, "prompt": "x"}), ("/delete_session", {"session_id": sid}),
+                 ("/keep", {"round_id": rid})],
+    }
+    results = []
+    for user, calls in attempts.items():
+        intruder = client(url, user)
+        for api_name, kwargs in calls:
+            try:
+                intruder.predict(api_name=api_name, **kwargs)
+                held = False
+            except Exception:  # the endpoint refused: what is probed
+                held = True
+            results.append((f"{user} {api_name} on alice's session", held))
+    still = alice.predict(session_id=sid, api_name="/session")
+    results.append(("alice's session unchanged", len(still["rounds"]) == 2
+                    and not any(c.get("kept") or c.get("chosen") for r in still["rounds"] for c in r["candidates"])))
+    return results

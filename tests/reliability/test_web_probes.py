@@ -12,7 +12,14 @@ import pytest
 
 from studio.users import AuthSettings
 from tests.app.conftest import ScriptedStudio, launched, make_service
-from tests.reliability.probes import AUTH, export_link, file_route_probes, framework_probes, signed_in
+from tests.reliability.probes import (
+    AUTH,
+    cross_user_api_probes,
+    export_link,
+    file_route_probes,
+    framework_probes,
+    signed_in,
+)
 
 
 @pytest.fixture(scope="module")
@@ -44,6 +51,11 @@ def test_unknown_links_look_like_other_users_links(app_url):
     with signed_in(url, "dave") as http:
         theirs, missing = http.get(export["download"]), http.get("exports/not-a-token")
     assert theirs.status_code == missing.status_code == 404 and theirs.json() == missing.json()
+
+
+def test_no_named_endpoint_reaches_another_users_session(app_url):
+    failed = [what for what, held in cross_user_api_probes(app_url[0]) if not held]
+    assert failed == []
 
 
 def test_gradio_routes_are_tied_to_the_signed_in_user(app_url):
