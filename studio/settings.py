@@ -63,12 +63,12 @@ def flag(value: Any, name: str) -> bool:
     return value
 
 
-def text(value: Any, name: str, max_chars: int) -> str:
-    """`value` as a str of at most `max_chars` characters."""
+def text(value: Any, name: str, max_chars: int, shown_as: str | None = None) -> str:
+    """`value` as a str of at most `max_chars` characters (`shown_as` names it in the length message)."""
     if not isinstance(value, str):
         raise InvalidRequest(f"{name} must be text, got {_shown(value)}.")
     if len(value) > max_chars:
-        raise InvalidRequest(f"{name} is over {max_chars} characters; shorten it.")
+        raise InvalidRequest(f"{shown_as or name} is over {max_chars} characters; shorten it.")
     return value
 
 
@@ -111,7 +111,7 @@ def run_settings(settings: Mapping[str, Any] | None) -> dict[str, Any]:
         elif key in FLAG_SETTINGS:
             values[key] = flag(value, key)
         elif key == "negative_prompt":
-            values[key] = text(value, "negative_prompt", MAX_REQUEST_CHARS)
+            values[key] = text(value, "negative_prompt", MAX_REQUEST_CHARS, shown_as="The negative prompt")
     last_seed = values.get("seed", 0) or 0
     if last_seed + (values.get("candidates") or 1) - 1 > MAX_SEED:
         raise InvalidRequest(f"seed must be at most {MAX_SEED} minus the candidates per round, since "
