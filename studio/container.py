@@ -51,7 +51,7 @@ class Services:
         self.remote_critic = remote_critic
         self.users = Users(self.sessions, self.auth)
         ctx = AppContext(models=models, db=self.sessions, store=store, users=self.users)
-        self.runs = Runs(ctx, max_runs_per_user, max_queued)
+        self.runs = Runs(ctx, max_runs_per_user, max_queued, remote_critic)
         self.library = SessionLibrary(ctx)
         self.review = Review(ctx)
         self.exports = Exports(ctx, Path(exports_dir) if exports_dir else store.root.parent / "exports",

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -91,9 +92,21 @@ def _image_input(payload: Any, what: str) -> Image.Image | None:
 class Runs:
     """Starts and continues runs of the loop and stores each finished round."""
 
-    def __init__(self, ctx: AppContext, max_runs_per_user: int = 2, max_queued: int = 16) -> None:
+    def __init__(self, ctx: AppContext, max_runs_per_user: int = 2, max_queued: int = 16,
+                 remote_critic: bool = False) -> None:
         self.ctx = ctx
         self.slots = FairScheduler(max_runs_per_user, max_queued)
+        self.remote_critic = remote_critic
+
+    @contextmanager
+    def _critic_turn(self, user_id: str) -> Iterator[None]:
+        """A critique alone takes a GPU turn, unless the critic is a remote server (not limited)."""
+        if self.remote_critic:
+            yield
+            return
+        with self.slots.slot(user_id) as ticket:
+            ticket.wait()
+            yield
 
     def stop(self, username: str | None) -> str:
         """Ask every run of this user to stop after its current step."""
@@ -215,8 +228,7 @@ class Runs:
         source = _image_input(source_image, "source image")
         task = Task.EDIT if source is not None else Task.T2I
         config = loop_config({"rounds": 1})
-        with self.slots.slot(user_id) as ticket:
-            ticket.wait()
+        with self._critic_turn(user_id):
             critique = self.ctx.models.critic().critique(CritiqueRequest(task, prompt, picture, source))
         critique = apply_reward(critique, config.reward)
         return self._store_single(user_id, task, prompt, config, [Candidate(0, 0, picture, critique)], source)
@@ -246,8 +258,9 @@ class Runs:
             image = self.ctx.store.open(row.image_sha256)
             source = self.ctx.store.open(row.source_image_sha256) if row.source_image_sha256 else None
             config = LoopConfig.from_dict(dict(row.session.settings))
-        critique = apply_reward(self.ctx.models.critic().critique(CritiqueRequest(task, prompt, image, source)),
-                                config.reward)
+        with self._critic_turn(user_id):
+            critique = self.ctx.models.critic().critique(CritiqueRequest(task, prompt, image, source))
+        critique = apply_reward(critique, config.reward)
         with write_transaction(self.ctx.db) as db:
             repo.get_round_for_user(db, int(round_id), user_id, write=True)
             codec.add_critique(db, int(round_id), critique, config.reward, prompt, task, image, source)

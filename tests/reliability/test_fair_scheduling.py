@@ -83,3 +83,40 @@ def test_a_second_users_run_goes_before_the_first_users_next_one(tmp_path):
     assert any(status.startswith("Queued: ") and "ahead of you" in status for status in statuses["alice-2"])
     assert finished == ["alice-1", "alice-2"]
     services.engine.dispose()
+
+
+class OverlapMeter:
+    """Wraps a script: counts how many critiques run at the same time."""
+
+    def __init__(self, script, delay_s: float) -> None:
+        self.script, self.delay_s = script, delay_s
+        self.now = self.most = 0
+        self.lock = threading.Lock()
+
+    def __call__(self, conversation):
+        with self.lock:
+            self.now += 1
+            self.most = max(self.most, self.now)
+        time.sleep(self.delay_s)
+        with self.lock:
+            self.now -= 1
+        return self.script(conversation)
+
+
+@pytest.mark.parametrize("remote_critic, most", [(False, 1), (True, 2)])
+def test_a_retried_critique_takes_a_gpu_turn_unless_the_critic_is_remote(tmp_path, remote_critic, most):
+    models = ScriptedModels()
+    meter = OverlapMeter(models.script, 0.3)
+    models.script = meter
+    services = make_services(tmp_path, models, max_runs_per_user=3, remote_critic=remote_critic)
+    round_id = list(services.run_loop(None, "a kite", {"rounds": 1}))[-1].rounds[0].candidates[0].round_id
+    runner = threading.Thread(target=lambda: list(services.run_loop(None, "a boat", {"rounds": 2,
+                                                                                      "stop_threshold": None})))
+    runner.start()
+    time.sleep(0.1)
+    retried = threading.Thread(target=services.retry_critique, args=(None, round_id))
+    retried.start()
+    runner.join(20)
+    retried.join(20)
+    assert meter.most == most
+    services.engine.dispose()
