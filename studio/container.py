@@ -94,7 +94,8 @@ class Services:
 
     def continue_session(self, username: str | None, session_id: str, prompt: str | None = None,
                          rounds: int = 1) -> Iterator[RunView]:
-        return self.runs.continue_session(username, checked.session_id(session_id), prompt,
+        return self.runs.continue_session(username, checked.session_id(session_id),
+                                          checked.optional_text(prompt, "prompt"),
                                           checked.whole_number(rounds, "rounds", 1, checked.MAX_ROUNDS))
 
     def retry_critique(self, username: str | None, round_id: int) -> RunView:
@@ -121,7 +122,8 @@ class Services:
         return self.library.open_session(username, checked.session_id(session_id))
 
     def list_sessions(self, username: str | None, search: str = "", limit: int = 50) -> list[dict[str, Any]]:
-        return self.library.list_sessions(username, search, limit)
+        return self.library.list_sessions(username, checked.optional_text(search, "search") or "",
+                                          checked.whole_number(limit, "limit", 1, 500))
 
     def delete_session(self, username: str | None, session_id: str) -> str:
         return self.library.delete_session(username, checked.session_id(session_id))

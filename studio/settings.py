@@ -72,6 +72,14 @@ def text(value: Any, name: str, max_chars: int, shown_as: str | None = None) -> 
     return value
 
 
+def optional_text(value: Any, name: str) -> str | None:
+    """`value` as a str or None; how long it may be is the receiver's rule (a request's length is
+    rr_core.prompts.validate_request's)."""
+    if value is not None and not isinstance(value, str):
+        raise InvalidRequest(f"{name} must be text, got {_shown(value)}.")
+    return value
+
+
 def record_id(value: Any, what: str) -> int:
     """A row id (`what`: "round id", "critique id") as sent by a caller."""
     return whole_number(value, what, 1, MAX_ID)

@@ -75,6 +75,16 @@ def test_gradio_routes_are_tied_to_the_signed_in_user(app_url):
     ("/export", {"format": "pairs", "parquet": "yes"}, "parquet must be true or false"),
     ("/pick_pair", {"round_a": 2**63, "round_b": 1, "preference": "A"}, "round id must be between"),
     ("/session", {"session_id": 12}, "session id"),
+    ("/refine_round", {"session_id": ["x"]}, "session id"),
+    ("/refine_round", {"session_id": "f" * 32, "prompt": 7}, "prompt must be text"),
+    ("/delete_session", {"session_id": {"id": 1}}, "session id"),
+    ("/sessions", {"search": 5}, "search must be text"),
+    ("/critique", {"prompt": "a fox", "image": 5}, "image"),
+    ("/critique", {"prompt": ["a fox"], "image": ""}, "must be text"),
+    ("/generate", {"prompt": "a fox", "candidates": 1.5}, "candidates must be a whole number"),
+    ("/run_loop", {"prompt": "a fox", "stop_threshold": "high"}, "stop_threshold must be a number"),
+    ("/pick_pair", {"round_a": 1, "round_b": 2, "preference": ["A"]}, "Pick A, B or tie"),
+    ("/export", {"format": 3}, "Unknown export format"),
 ])
 def test_bad_inputs_through_the_api_get_specific_messages(app_url, api_name, kwargs, message):
     from tests.reliability.probes import client
