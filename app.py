@@ -47,7 +47,7 @@ def launch_kwargs(service: Services) -> dict[str, Any]:
 
 def build_app(service: Services) -> gr.Blocks:
     """The whole UI and API in one Blocks; `service` holds the models and the database."""
-    gpu_limits = {"concurrency_limit": service.gpu_capacity, "concurrency_id": "gpu"}  # turns: studio.scheduling
+    gpu_limits = {"concurrency_limit": service.gpu_admission, "concurrency_id": "gpu"}  # turns: studio.scheduling
     critic_limits = {"concurrency_limit": None} if service.remote_critic else gpu_limits
 
     with gr.Blocks(title="RationalRewards Studio") as demo:

@@ -59,9 +59,11 @@ class Services:
         self.health_check = Health(models)
 
     @property
-    def gpu_capacity(self) -> int:
-        """GPU jobs queued or running at most; the web layer lets that many through to the scheduler."""
-        return self.runs.slots.capacity
+    def gpu_admission(self) -> int:
+        """GPU events the web layer lets through at once: twice what the scheduler queues, so a job
+        beyond the queue reaches the scheduler and is refused as busy at once, instead of waiting
+        unseen in Gradio's queue."""
+        return 2 * self.runs.slots.capacity
 
     @property
     def exports_dir(self) -> Path:

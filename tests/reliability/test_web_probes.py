@@ -91,3 +91,26 @@ def test_bad_inputs_through_the_api_get_specific_messages(app_url, api_name, kwa
 
     with pytest.raises(Exception, match=re.escape(message)):
         client(app_url[0], "erin").predict(api_name=api_name, **kwargs)
+
+
+def test_a_full_gpu_queue_answers_busy_through_the_web(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tests.reliability.probes import client
+
+    studio = ScriptedStudio()
+    studio.critic_double.delay_s = 1.0
+    service = make_service(tmp_path, studio, auth=AuthSettings.parse(AUTH), max_queued=2)
+    users = ["alice", "bob", "carol", "dave", "erin"]
+    with launched(service) as url:
+        def one(user: str) -> str:
+            try:
+                client(url, user).predict(prompt=f"{user}'s fox", rounds=1, steps=1, api_name="/run_loop")
+                return "ran"
+            except Exception as exc:  # the refusal is what is probed
+                return str(exc)
+
+        with ThreadPoolExecutor(len(users)) as pool:
+            answers = list(pool.map(one, users))
+    assert answers.count("ran") == 2, answers
+    assert all("The studio is busy: 2 job(s) ahead of you" in a for a in answers if a != "ran"), answers
