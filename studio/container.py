@@ -20,13 +20,13 @@ from sqlalchemy.orm import Session, sessionmaker
 from storage.db import database_url, make_session_factory
 from storage.images import ImageStore
 from storage.models import Role
+from studio import settings as checked
 from studio.context import AppContext, ModelsLike
 from studio.exports import Exports
 from studio.health import Health
 from studio.review import Review
 from studio.runs import Runs
 from studio.sessions import SessionLibrary
-from studio import settings as checked
 from studio.users import AuthSettings, Users
 from studio.views import RunView
 

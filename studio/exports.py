@@ -19,8 +19,8 @@ from storage.db import database_url, write_transaction
 from storage.errors import NotFound
 from storage.export import FORMATS, export_to_file
 from storage.export_files import write_zip
-from studio import codec
 from storage.models import Role
+from studio import codec
 from studio.context import AppContext
 
 __all__ = ["DOWNLOAD_PREFIX", "FORMATS", "Download", "Exports"]

@@ -15,7 +15,14 @@ from collections.abc import Mapping
 from typing import Any
 
 from rr_core.errors import InvalidRequest
-from rr_core.limits import MAX_CANDIDATES, MAX_COMMENT_CHARS, MAX_REQUEST_CHARS, MAX_ROUNDS, MAX_SEED, MAX_STEPS
+from rr_core.limits import (
+    MAX_CANDIDATES,
+    MAX_COMMENT_CHARS,
+    MAX_REQUEST_CHARS,
+    MAX_ROUNDS,
+    MAX_SEED,
+    MAX_STEPS,
+)
 
 MAX_ID = 2**63 - 1
 """Row ids are signed 64-bit integers in SQLite and PostgreSQL."""

@@ -9,6 +9,7 @@ from contextlib import contextmanager
 
 import httpx
 from gradio_client import Client
+from gradio_client.exceptions import AppError
 
 AUTH = "alice:pa:designer,bob:pb:designer,carol:pc:annotator,dave:pd:annotator,erin:pe:admin"
 PASSWORDS = {"alice": "pa", "bob": "pb", "carol": "pc", "dave": "pd", "erin": "pe"}
@@ -123,7 +124,7 @@ def cross_user_api_probes(url: str) -> list[tuple[str, bool]]:
             try:
                 intruder.predict(api_name=api_name, **kwargs)
                 held = False
-            except Exception:  # the endpoint refused: what is probed
+            except AppError:  # the endpoint refused: what is probed
                 held = True
             results.append((f"{user} {api_name} on alice's session", held))
     still = alice.predict(session_id=sid, api_name="/session")

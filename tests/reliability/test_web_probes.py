@@ -9,6 +9,7 @@ import re
 from pathlib import Path
 
 import pytest
+from gradio_client.exceptions import AppError
 
 from studio.users import AuthSettings
 from tests.app.conftest import ScriptedStudio, launched, make_service
@@ -107,7 +108,7 @@ def test_a_full_gpu_queue_answers_busy_through_the_web(tmp_path):
             try:
                 client(url, user).predict(prompt=f"{user}'s fox", rounds=1, steps=1, api_name="/run_loop")
                 return "ran"
-            except Exception as exc:  # the refusal is what is probed
+            except AppError as exc:  # the refusal is what is probed
                 return str(exc)
 
         with ThreadPoolExecutor(len(users)) as pool:
