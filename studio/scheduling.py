@@ -142,6 +142,11 @@ class FairScheduler:
                 queue.remove(ticket)
             self._grant()
 
+    def jobs(self, user_id: str) -> int:
+        """This user's jobs queued or running (what the per-user limit counts)."""
+        with self._lock:
+            return self._count(user_id)
+
     def ahead_of(self, ticket: Ticket) -> int:
         with self._lock:
             if ticket in self._running:

@@ -100,13 +100,15 @@ def test_a_full_gpu_queue_answers_busy_through_the_web(tmp_path):
     from tests.reliability.probes import client
 
     studio = ScriptedStudio()
-    studio.critic_double.delay_s = 1.0
+    studio.critic_double.delay_s = 2.0
     service = make_service(tmp_path, studio, auth=AuthSettings.parse(AUTH), max_queued=2)
     users = ["alice", "bob", "carol", "dave", "erin"]
     with launched(service) as url:
+        clients = {user: client(url, user) for user in users}  # signed in before anyone submits
+
         def one(user: str) -> str:
             try:
-                client(url, user).predict(prompt=f"{user}'s fox", rounds=1, steps=1, api_name="/run_loop")
+                clients[user].predict(prompt=f"{user}'s fox", rounds=1, steps=1, api_name="/run_loop")
                 return "ran"
             except AppError as exc:  # the refusal is what is probed
                 return str(exc)
