@@ -4,8 +4,9 @@
 
 Layout and event wiring only. Handlers live in ui.handlers (who acts comes from gr.Request; each
 calls the service in studio and maps its result through ui.mappers to `{component: value}`);
-the documented API endpoints in ui.api (docs/api.md). GPU work shares one queue (concurrency_id
-"gpu", one at a time); critiques by a remote critic are not limited.
+the documented API endpoints in ui.api (docs/api.md). GPU work takes turns in studio.scheduling (one at
+a time, round-robin between users, a per-user limit and a bounded queue); critiques by a remote
+critic are not limited. ui.security guards Gradio's own routes and serves export downloads.
 """
 
 from __future__ import annotations
@@ -29,22 +30,27 @@ from ui.examples import EXAMPLES_DIR, T2I_EXAMPLES, edit_examples
 from ui.mappers import SESSION_COLUMNS, plan_text
 from ui.panels import RunForm, StudioUI, agreement_panel, annotate_panel, keys_html, pair_panel, results_panel
 from ui.training_panel import training_tab, wire_training
+from ui.security import app_kwargs
 from ui.zerogpu import gpu
 
 ASSETS = Path(__file__).resolve().parent / "assets"
 
 
 def launch_kwargs(service: Services) -> dict[str, Any]:
-    """What launch() needs besides host and port (Gradio 6 takes css, js and theme here)."""
+    """What launch() needs besides host and port (Gradio 6 takes css, js and theme here). Gradio's file
+    routes never serve the exports or the image store (exports go through ui.security's checked
+    download route), and its run history is off; ui.security guards its queue routes."""
     return {"css": (ASSETS / "app.css").read_text(encoding="utf-8"),
             "js": (ASSETS / "app.js").read_text(encoding="utf-8"),
-            "theme": gr.themes.Soft(), "allowed_paths": [str(service.exports_dir), str(EXAMPLES_DIR)],
-            "max_file_size": "50mb", "auth": service.auth.check if service.auth.users else None}
+            "theme": gr.themes.Soft(), "max_file_size": "50mb", "allowed_paths": [str(EXAMPLES_DIR)],
+            "blocked_paths": [str(service.exports_dir.absolute()), str(service.store.root.absolute())],
+            "run_history": False, "app_kwargs": app_kwargs(service),
+            "auth": service.auth.check if service.auth.users else None}
 
 
 def build_app(service: Services) -> gr.Blocks:
     """The whole UI and API in one Blocks; `service` holds the models and the database."""
-    gpu_limits = {"concurrency_limit": 1, "concurrency_id": "gpu"}
+    gpu_limits = {"concurrency_limit": service.gpu_admission, "concurrency_id": "gpu"}  # turns: studio.scheduling
     critic_limits = {"concurrency_limit": None} if service.remote_critic else gpu_limits
 
     with gr.Blocks(title="RationalRewards Studio") as demo:
@@ -281,7 +287,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--low-memory", action="store_true", default=env.get("RR_LOW_MEMORY", "") in ("1", "true"))
     add_artefact_arguments(parser)
     parser.add_argument("--auth", default=env.get("RR_AUTH", ""), help='"alice:pw:designer,bob:pw:annotator"')
-    parser.add_argument("--max-runs-per-user", type=int, default=int(env.get("RR_MAX_RUNS_PER_USER", "2")))
+    parser.add_argument("--max-runs-per-user", type=int, default=int(env.get("RR_MAX_RUNS_PER_USER", "2")),
+                        help="GPU jobs one user may have queued or running")
+    parser.add_argument("--max-queued", type=int, default=int(env.get("RR_MAX_QUEUED", "16")),
+                        help="GPU jobs queued or running in all; beyond it a job is refused as busy")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
@@ -290,7 +299,7 @@ def main(argv: list[str] | None = None) -> None:
                               critic_t2i_url=args.critic_t2i_url, critic_edit_url=args.critic_edit_url,
                               critic_timeout=args.critic_timeout, critic_retries=args.critic_retries,
                               low_memory=args.low_memory, auth=auth, max_runs_per_user=args.max_runs_per_user,
-                              artefacts=artefacts_from_args(args))
+                              artefacts=artefacts_from_args(args), max_queued=args.max_queued)
     threading.Thread(target=service.warm_up, name="warm-up", daemon=True).start()
     demo = build_app(service)
     demo.queue(default_concurrency_limit=8)

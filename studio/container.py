@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from storage.db import database_url, make_session_factory
 from storage.images import ImageStore
 from storage.models import Role
+from studio import settings as checked
 from studio.context import AppContext, ModelsLike
 from studio.exports import Exports
 from studio.health import Health
@@ -41,7 +42,7 @@ class Services:
     """
 
     def __init__(self, models: ModelsLike, engine: Engine, store: ImageStore, *,
-                 auth: AuthSettings | None = None, max_runs_per_user: int = 2,
+                 auth: AuthSettings | None = None, max_runs_per_user: int = 2, max_queued: int = 16,
                  exports_dir: str | os.PathLike[str] | None = None, database_url_text: str | None = None,
                  remote_critic: bool = False) -> None:
         self.engine = engine
@@ -51,13 +52,20 @@ class Services:
         self.remote_critic = remote_critic
         self.users = Users(self.sessions, self.auth)
         ctx = AppContext(models=models, db=self.sessions, store=store, users=self.users)
-        self.runs = Runs(ctx, max_runs_per_user)
+        self.runs = Runs(ctx, max_runs_per_user, max_queued, remote_critic)
         self.library = SessionLibrary(ctx)
         self.review = Review(ctx)
         self.exports = Exports(ctx, Path(exports_dir) if exports_dir else store.root.parent / "exports",
                                database_url_text or str(engine.url))
         self.health_check = Health(models)
         self.training = Training(ctx, database_url_text or str(engine.url), store.root.parent)
+
+    @property
+    def gpu_admission(self) -> int:
+        """GPU events the web layer lets through at once: twice what the scheduler queues, so a job
+        beyond the queue reaches the scheduler and is refused as busy at once, instead of waiting
+        unseen in Gradio's queue."""
+        return 2 * self.runs.slots.capacity
 
     @property
     def exports_dir(self) -> Path:
@@ -90,17 +98,20 @@ class Services:
 
     def continue_session(self, username: str | None, session_id: str, prompt: str | None = None,
                          rounds: int = 1) -> Iterator[RunView]:
-        return self.runs.continue_session(username, session_id, prompt, rounds)
+        return self.runs.continue_session(username, checked.session_id(session_id),
+                                          checked.optional_text(prompt, "prompt"),
+                                          checked.whole_number(rounds, "rounds", 1, checked.MAX_ROUNDS))
 
     def retry_critique(self, username: str | None, round_id: int) -> RunView:
         """Critique a stored image again and show its session."""
-        return self.library.open_session(username, self.runs.retry_critique(username, round_id))
+        return self.library.open_session(
+            username, self.runs.retry_critique(username, checked.record_id(round_id, "round id")))
 
     def round_image(self, username: str | None, round_id: int) -> Image.Image:
-        return self.runs.round_image(username, round_id)
+        return self.runs.round_image(username, checked.record_id(round_id, "round id"))
 
     def keep(self, username: str | None, round_id: int) -> str:
-        return self.runs.keep(username, round_id)
+        return self.runs.keep(username, checked.record_id(round_id, "round id"))
 
     def generate(self, username: str | None, prompt: str, settings: dict[str, Any] | None = None,
                  source_image: Any = None) -> RunView:
@@ -112,16 +123,17 @@ class Services:
     # --- sessions ---
 
     def open_session(self, username: str | None, session_id: str) -> RunView:
-        return self.library.open_session(username, session_id)
+        return self.library.open_session(username, checked.session_id(session_id))
 
     def list_sessions(self, username: str | None, search: str = "", limit: int = 50) -> list[dict[str, Any]]:
-        return self.library.list_sessions(username, search, limit)
+        return self.library.list_sessions(username, checked.optional_text(search, "search") or "",
+                                          checked.whole_number(limit, "limit", 1, 500))
 
     def delete_session(self, username: str | None, session_id: str) -> str:
-        return self.library.delete_session(username, session_id)
+        return self.library.delete_session(username, checked.session_id(session_id))
 
     def purge_session(self, username: str | None, session_id: str) -> str:
-        return self.library.purge_session(username, session_id)
+        return self.library.purge_session(username, checked.session_id(session_id))
 
     def stats(self, username: str | None) -> dict[str, int]:
         return self.library.stats(username)
@@ -135,7 +147,8 @@ class Services:
         return self.review.critique(username, critique_id)
 
     def annotate(self, username: str | None, critique_id: int, verdicts: dict[str, dict[str, Any]]) -> str:
-        return self.review.annotate(username, critique_id, verdicts)
+        return self.review.annotate(username, checked.record_id(critique_id, "critique id"),
+                                    checked.verdicts(verdicts))
 
     def skip_critique(self, username: str | None, critique_id: int) -> str:
         return self.review.skip_critique(username, critique_id)
@@ -151,13 +164,17 @@ class Services:
 
     def pick_pair(self, username: str | None, round_a: int, round_b: int, preference: str,
                   left_round: int | None = None) -> str:
-        return self.review.pick_pair(username, round_a, round_b, preference, left_round)
+        left = None if left_round is None else checked.record_id(left_round, "round id")
+        return self.review.pick_pair(username, checked.record_id(round_a, "round id"),
+                                     checked.record_id(round_b, "round id"), preference, left)
 
     def pick_side(self, username: str | None, left_round: int, right_round: int, side: str) -> str:
-        return self.review.pick_side(username, left_round, right_round, side)
+        return self.review.pick_side(username, checked.record_id(left_round, "round id"),
+                                     checked.record_id(right_round, "round id"), side)
 
     def skip_pair(self, username: str | None, round_a: int, round_b: int) -> str:
-        return self.review.skip_pair(username, round_a, round_b)
+        return self.review.skip_pair(username, checked.record_id(round_a, "round id"),
+                                     checked.record_id(round_b, "round id"))
 
     def undo_pick(self, username: str | None) -> dict[str, Any] | None:
         return self.review.undo_pick(username)
@@ -175,7 +192,12 @@ class Services:
 
     def export(self, username: str | None, fmt: str, parquet: bool = False,
                portable: bool = False) -> dict[str, Any]:
-        return self.exports.export(username, fmt, parquet, portable)
+        return self.exports.export(username, fmt, checked.flag(parquet, "parquet"),
+                                   checked.flag(portable, "portable"))
+
+    def download(self, username: str | None, token: str) -> Path:
+        """The export file behind a download link, if this user may have it (else NotFound)."""
+        return self.exports.download(username, token)
 
 
     # --- training (admins) ---
@@ -188,7 +210,7 @@ def create_services(preset: str = "auto", *, database_url_text: str | None = Non
                     critic_t2i_url: str | None = None, critic_edit_url: str | None = None,
                     critic_timeout: float | None = None, critic_retries: int | None = None,
                     low_memory: bool = False, auth: AuthSettings | None = None,
-                    max_runs_per_user: int = 2, artefacts: Any = None) -> Services:
+                    max_runs_per_user: int = 2, artefacts: Any = None, max_queued: int = 16) -> Services:
     """The services `python app.py` runs: resolve the preset, upgrade the database (and fill in the
     critic prompts of critiques stored before they were kept), open the image store, and clear what
     killed or expired exports left in the exports folder (storage.gc). `artefacts`
@@ -207,7 +229,7 @@ def create_services(preset: str = "auto", *, database_url_text: str | None = Non
                               critic_retries=critic_retries, artefacts=artefacts)
     store = ImageStore(data_dir() / "images")
     services = Services(Studio(resolved), engine, store, auth=auth or AuthSettings.from_env(),
-                        max_runs_per_user=max_runs_per_user, exports_dir=data_dir() / "exports",
+                        max_runs_per_user=max_runs_per_user, max_queued=max_queued, exports_dir=data_dir() / "exports",
                         database_url_text=url, remote_critic=resolved.critic_kind == "openai")
     services.exports.backfill()
     collect_export_leftovers(services.exports_dir, export_retention_days()).log()

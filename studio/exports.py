@@ -4,20 +4,43 @@ line that writes the same from the database for larger data."""
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+import logging
+import secrets
+import threading
+import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy.engine import make_url
 
-from rr_core.errors import InvalidRequest
+from rr_core.errors import InvalidRequest, RRError
 from storage.db import write_transaction
+from storage.errors import NotFound
 from storage.export import FORMATS, export_to_file
 from storage.export_files import write_zip
+from storage.models import Role
 from studio import codec
 from studio.context import AppContext
 
-__all__ = ["FORMATS", "Exports"]
+__all__ = ["DOWNLOAD_PREFIX", "FORMATS", "Download", "Exports"]
+
+log = logging.getLogger(__name__)
+
+DOWNLOAD_PREFIX = "exports/"
+"""Where the web layer serves downloads: `exports/<token>`, relative to the app's root."""
+
+NOT_FOUND = "No such export: export again to get a new link."
+"""One answer for an unknown token, an expired one and another user's, so tokens cannot be probed."""
+
+
+@dataclass(frozen=True)
+class Download:
+    """One file a user may download: who made it, where it is, when."""
+
+    owner_id: str
+    path: Path
+    created: float
 
 
 class Exports:
@@ -27,6 +50,8 @@ class Exports:
         self.ctx = ctx
         self.exports_dir = exports_dir
         self.database_url_text = database_url_text
+        self._downloads: dict[str, Download] = {}
+        self._lock = threading.Lock()
 
     def backfill(self) -> int:
         """Store the critic prompt of critiques made before prompts were kept (revision 0003), so that
@@ -44,12 +69,12 @@ class Exports:
         line that does the same for larger data. With `portable`, also a zip of the file and its
         images (`zip`): unpacked anywhere, its records still find their images, so it is what a
         browser download should serve."""
-        self.ctx.users.reviewer(username)
+        user_id = self.ctx.users.reviewer(username)
         if fmt not in FORMATS:
             raise InvalidRequest(f"Unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}.")
         self.exports_dir.mkdir(parents=True, exist_ok=True)
-        stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S-%f")
-        out = self.exports_dir / f"{fmt}-{stamp}.{'parquet' if parquet else 'jsonl'}"
+        token = secrets.token_urlsafe(24)
+        out = self.exports_dir / f"{fmt}-{token}.{'parquet' if parquet else 'jsonl'}"
         with self.ctx.db() as db:
             count = export_to_file(db, self.ctx.store, fmt, out, parquet=parquet)
         command = f"python -m storage.export --format {fmt} --out {out.name}"
@@ -58,6 +83,31 @@ class Exports:
         command += f" --database-url '{shown}'"
         command += f" --images-dir {self.ctx.store.root}"
         result: dict[str, Any] = {"file": str(out), "count": count, "command": command}
+        served = out
         if portable:
-            result["zip"] = str(write_zip(out))
+            served = write_zip(out)
+            result["zip"] = str(served)
+        with self._lock:
+            self._downloads[token] = Download(user_id, served, time.time())
+        result["download"] = DOWNLOAD_PREFIX + token
         return result
+
+    def download(self, username: str | None, token: Any) -> Path:
+        """The file behind a download link, for the reviewer who made the export or an admin; every
+        attempt is logged with who asked and the outcome. Unknown, expired (removed by storage.gc) and
+        other users' links all raise the same NotFound."""
+        try:
+            user_id = self.ctx.users.reviewer(username)
+        except RRError:
+            log.warning("export download refused: %r is not a reviewer (link %.8s…)", username, str(token))
+            raise
+        with self._lock:
+            entry = self._downloads.get(token) if isinstance(token, str) else None
+        allowed = entry is not None and (entry.owner_id == user_id or self.ctx.users.role(username) is Role.ADMIN)
+        if not allowed or not entry.path.is_file():
+            log.warning("export download refused: %s asked for link %.8s… (%s)", user_id, str(token),
+                        "not theirs" if entry is not None and not allowed else "no such file")
+            raise NotFound(NOT_FOUND)
+        log.info("export download: %s fetched %s (%d bytes, made by %s)", user_id, entry.path.name,
+                 entry.path.stat().st_size, entry.owner_id)
+        return entry.path

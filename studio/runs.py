@@ -1,5 +1,6 @@
 """Running the loop for a user: start a run, continue a stored one, generate or critique once, retry a
-critique, keep an image, stop. Also the per-user limit on runs in flight.
+critique, keep an image, stop. Every GPU job takes its turn through studio.scheduling (per-user limit
+at submission, bounded queue, round-robin between users); a run shows its place while it waits.
 
 Persistence: nothing is written until the first round is finished. Its transaction writes the session
 row together with the round (all its candidates, images and critiques); every later round is one
@@ -19,10 +20,9 @@ from typing import Any
 from PIL import Image
 
 from rr_core.critics.base import CritiqueRequest
-from rr_core.errors import InvalidImage, InvalidRequest, RRError
+from rr_core.errors import InvalidImage
 from rr_core.generators.base import GenerationRequest
 from rr_core.images import load_image, read_image_ref
-from rr_core.limits import MAX_REQUEST_CHARS
 from rr_core.loop import (
     Candidate,
     CritiqueParsed,
@@ -44,6 +44,8 @@ from storage.models import new_session_id
 from studio import codec
 from studio.context import AppContext
 from studio.run_model import Run
+from studio.scheduling import FairScheduler, RunLimitExceeded, Ticket  # noqa: F401  (RunLimitExceeded: re-exported)
+from studio.settings import run_settings
 from rr_core.loop import decide_round
 from studio.views import RunView
 
@@ -55,45 +57,6 @@ STOP_MESSAGES = {"threshold": "Done: every dimension reached the stop threshold.
                  "no_improvement": "Done: no further improvement.",
                  "cancelled": "Stopped.",
                  "error": "Stopped after an error."}
-
-
-class RunLimitExceeded(RRError):
-    """The user already has as many runs in flight as the server allows."""
-
-
-class RunSlots:
-    """At most `per_user` runs in flight per user, each with a cancel event that `stop` sets."""
-
-    def __init__(self, per_user: int) -> None:
-        self.per_user = per_user
-        self._lock = threading.Lock()
-        self._in_flight: dict[str, int] = {}
-        self._cancels: dict[str, set[threading.Event]] = {}
-
-    @contextmanager
-    def slot(self, user_id: str) -> Iterator[threading.Event]:
-        """Hold one of the user's slots for the block; yields the run's cancel event."""
-        cancel = threading.Event()
-        with self._lock:
-            if self._in_flight.get(user_id, 0) >= self.per_user:
-                raise RunLimitExceeded(
-                    f"You already have {self.per_user} run(s) in progress; wait for one to finish or press Stop.")
-            self._in_flight[user_id] = self._in_flight.get(user_id, 0) + 1
-            self._cancels.setdefault(user_id, set()).add(cancel)
-        try:
-            yield cancel
-        finally:
-            with self._lock:
-                self._in_flight[user_id] -= 1
-                self._cancels[user_id].discard(cancel)
-
-    def cancel_all(self, user_id: str) -> int:
-        """Set the cancel event of every run of this user; returns how many there were."""
-        with self._lock:
-            events = list(self._cancels.get(user_id, ()))
-        for event in events:
-            event.set()
-        return len(events)
 
 
 @dataclass
@@ -109,12 +72,7 @@ class PendingSession:
 def loop_config(settings: dict[str, Any] | None) -> LoopConfig:
     """The loop configuration of a run from the UI's or API's settings (the app's defaults first)."""
     values = dict(APP_LOOP_DEFAULTS)
-    values.update({k: v for k, v in (settings or {}).items() if v is not None or k == "stop_threshold"})
-    for key in ("rounds", "candidates", "seed", "steps"):
-        if values.get(key) is not None:
-            values[key] = int(values[key])
-    if len(values.get("negative_prompt", "")) > MAX_REQUEST_CHARS:
-        raise InvalidRequest(f"The negative prompt is over {MAX_REQUEST_CHARS} characters; shorten it.")
+    values.update({k: v for k, v in run_settings(settings).items() if v is not None or k == "stop_threshold"})
     return LoopConfig.from_dict(values)
 
 
@@ -130,6 +88,13 @@ def check_run(prompt: str, settings: dict[str, Any] | None = None) -> tuple[str,
     return prompt, config
 
 
+def _queued(view: RunView, ticket: Ticket) -> Iterator[RunView]:
+    """The view while the run waits for its turn on the GPU, with the number of jobs ahead."""
+    for ahead in ticket.waiting():
+        view.status = f"Queued: {ahead} job(s) ahead of you…"
+        yield view
+
+
 def _image_input(payload: Any, what: str) -> Image.Image | None:
     if isinstance(payload, Image.Image):
         return load_image(payload)
@@ -139,9 +104,21 @@ def _image_input(payload: Any, what: str) -> Image.Image | None:
 class Runs:
     """Starts and continues runs of the loop and stores each finished round."""
 
-    def __init__(self, ctx: AppContext, max_runs_per_user: int = 2) -> None:
+    def __init__(self, ctx: AppContext, max_runs_per_user: int = 2, max_queued: int = 16,
+                 remote_critic: bool = False) -> None:
         self.ctx = ctx
-        self.slots = RunSlots(max_runs_per_user)
+        self.slots = FairScheduler(max_runs_per_user, max_queued)
+        self.remote_critic = remote_critic
+
+    @contextmanager
+    def _critic_turn(self, user_id: str) -> Iterator[None]:
+        """A critique alone takes a GPU turn, unless the critic is a remote server (not limited)."""
+        if self.remote_critic:
+            yield
+            return
+        with self.slots.slot(user_id) as ticket:
+            ticket.wait()
+            yield
 
     def stop(self, username: str | None) -> str:
         """Ask every run of this user to stop after its current step."""
@@ -157,10 +134,11 @@ class Runs:
         source = _image_input(source_image, "source image")
         task = Task.EDIT if source is not None else Task.T2I
         loop = self.ctx.models.loop(task)
-        with self.slots.slot(user_id) as cancel:
+        with self.slots.slot(user_id) as ticket:
             view = RunView(Run.new(new_session_id(), task, prompt, source), settings=config.to_dict())
             pending = PendingSession(task, prompt, config.to_dict())
-            yield from self._drive(user_id, view, prompt, config, cancel, loop, pending)
+            yield from _queued(view, ticket)
+            yield from self._drive(user_id, view, prompt, config, ticket.cancel, loop, pending)
 
     def continue_session(self, username: str | None, session_id: str, prompt: str | None = None,
                          rounds: int = 1) -> Iterator[RunView]:
@@ -175,8 +153,10 @@ class Runs:
         config = LoopConfig.from_dict(settings)
         prompt = validate_request(prompt) if prompt and prompt.strip() else run.next_prompt
         loop = self.ctx.models.loop(run.task)
-        with self.slots.slot(user_id) as cancel:
-            yield from self._drive(user_id, RunView(run), prompt, config, cancel, loop)
+        with self.slots.slot(user_id) as ticket:
+            view = RunView(run)
+            yield from _queued(view, ticket)
+            yield from self._drive(user_id, view, prompt, config, ticket.cancel, loop)
 
     def _drive(self, user_id: str, view: RunView, prompt: str, config: LoopConfig,
                cancel: threading.Event, loop: Any, pending: PendingSession | None = None) -> Iterator[RunView]:
@@ -242,7 +222,8 @@ class Runs:
         source = _image_input(source_image, "source image")
         task = Task.EDIT if source is not None else Task.T2I
         config = loop_config({**(settings or {}), "rounds": 1})
-        with self.slots.slot(user_id):
+        with self.slots.slot(user_id) as ticket:
+            ticket.wait()
             images = self.ctx.models.generator(task).generate(GenerationRequest(
                 prompt=prompt, negative_prompt=config.negative_prompt, seed=config.seed, steps=config.steps,
                 guidance=config.guidance, width=config.width, height=config.height,
@@ -260,7 +241,7 @@ class Runs:
         source = _image_input(source_image, "source image")
         task = Task.EDIT if source is not None else Task.T2I
         config = loop_config({"rounds": 1})
-        with self.slots.slot(user_id):
+        with self._critic_turn(user_id):
             critique = self.ctx.models.critic().critique(CritiqueRequest(task, prompt, picture, source))
         critique = apply_reward(critique, config.reward)
         return self._store_single(user_id, task, prompt, config, [Candidate(0, 0, picture, critique)], source)
@@ -290,8 +271,9 @@ class Runs:
             image = self.ctx.store.open(row.image_sha256)
             source = self.ctx.store.open(row.source_image_sha256) if row.source_image_sha256 else None
             config = LoopConfig.from_dict(dict(row.session.settings))
-        critique = apply_reward(self.ctx.models.critic().critique(CritiqueRequest(task, prompt, image, source)),
-                                config.reward)
+        with self._critic_turn(user_id):
+            critique = self.ctx.models.critic().critique(CritiqueRequest(task, prompt, image, source))
+        critique = apply_reward(critique, config.reward)
         with write_transaction(self.ctx.db) as db:
             repo.get_round_for_user(db, int(round_id), user_id, write=True)
             codec.add_critique(db, int(round_id), critique, config.reward, prompt, task, image, source)

@@ -171,7 +171,8 @@ def register_api(service: Services, gpu_limits: dict[str, Any], critic_limits: d
 
     @shown_errors
     def export(format: str = "pairs", parquet: bool = False, request: gr.Request = None) -> dict:
-        """Write a training export on the server; returns its path, record count and the command line."""
+        """Write a training export on the server; returns its path, record count, the command line and
+        `download`, the link (exports/<token>) that only you, or an admin, can fetch."""
         return service.export(username_of(request), format, parquet)
 
     @shown_errors

@@ -322,11 +322,12 @@ class StudioHandlers:
 
     @shown_errors
     def export(self, fmt: str, parquet: bool, request: gr.Request) -> Values:
-        """Write a training export; offer the portable zip (the file with its images, relative paths)
-        for download, say plainly when nothing matched, and show the command line that does the same."""
+        """Write a training export and offer it through the checked download route (a zip of the file
+        and its images, relative paths; the link works for its maker and admins only); say plainly when
+        nothing matched, and show the command line that does the same."""
         result = self.service.export(username_of(request), fmt, parquet, portable=True)
-        return {self.ui.export_file: result.get("zip") if result["count"] else None,
-                self.ui.export_note: mappers.export_note(fmt, result["count"]),
+        return {self.ui.export_file: None,
+                self.ui.export_note: mappers.export_note(fmt, result["count"], result.get("download")),
                 self.ui.export_command: result["command"], **self.counts(request)}
 
     # --- review: critiques ---------------------------------------------------------------------

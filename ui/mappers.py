@@ -236,12 +236,14 @@ def agreement_text(found: dict[str, Any], disagreements: list[dict[str, Any]] | 
     return "\n".join(line if line.startswith("- ") else f"\n{line}\n" for line in lines).strip()
 
 
-def export_note(fmt: str, count: int) -> str:
-    """The export panel's line after an export: how many records, or that nothing matched and why."""
+def export_note(fmt: str, count: int, download: str | None = None) -> str:
+    """The export panel's line after an export: how many records and the download link, or that
+    nothing matched and why."""
     if count == 0:
         return (f"Nothing to export: no **{fmt}** records match yet (they come from annotated critiques and "
                 "A/B picks), so there is no file to download.")
-    return (f"Wrote **{count}** {fmt} record(s). The download is a zip of the file and its images with "
+    link = f" [Download the zip]({download}) (the link is yours only)." if download else ""
+    return (f"Wrote **{count}** {fmt} record(s).{link} The zip holds the file and its images with "
             "relative paths: unpack it anywhere and the records find their images.")
 
 
