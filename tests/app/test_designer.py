@@ -350,7 +350,11 @@ def test_an_export_offers_the_portable_zip_and_a_command_that_names_the_data(ser
 
     finished(service)
     shown = StudioHandlers(service, ui).export("rl-prompts", False, request=signed_in())
-    assert shown[ui.export_file].endswith(".zip") and zipfile.is_zipfile(shown[ui.export_file])
-    assert "Wrote **1** rl-prompts" in shown[ui.export_note]
+    note = shown[ui.export_note]
+    assert "Wrote **1** rl-prompts" in note
+    link = re.search(r"\[Download the zip\]\(([^)]+)\)", note).group(1)  # the checked route, not a file path
+    assert shown[ui.export_file] is None and str(service.exports_dir) not in note
+    zipped = service.download(None, link.rsplit("/", 1)[-1])
+    assert zipped.suffix == ".zip" and zipfile.is_zipfile(zipped)
     command = shown[ui.export_command]
     assert "--database-url" in command and "--images-dir" in command

@@ -136,7 +136,7 @@ def test_a_correction_needs_its_score(studio):
     key = item["scores"][0]["key"]
     with pytest.raises(Exception, match="correction needs a score"):
         studio.annotate("carol", item["critique_id"], {key: {"verdict": "correct", "score": ""}})
-    with pytest.raises(Exception, match="from 1 to 4"):
+    with pytest.raises(Exception, match="between 1 and 4, got 5"):
         studio.annotate("carol", item["critique_id"], {key: {"verdict": "correct", "score": 5}})
 
 
