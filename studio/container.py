@@ -149,10 +149,11 @@ def create_services(preset: str = "auto", *, database_url_text: str | None = Non
                     critic_t2i_url: str | None = None, critic_edit_url: str | None = None,
                     critic_timeout: float | None = None, critic_retries: int | None = None,
                     low_memory: bool = False, auth: AuthSettings | None = None,
-                    max_runs_per_user: int = 2) -> Services:
+                    max_runs_per_user: int = 2, plan: Any = None) -> Services:
     """The services `python app.py` runs: resolve the preset, upgrade the database (and fill in the
     critic prompts of critiques stored before they were kept), open the image store, and clear what
-    killed or expired exports left in the exports folder (storage.gc)."""
+    killed or expired exports left in the exports folder (storage.gc). `plan`: the hardware profile's
+    `rr_core.presets.ModelPlan` (studio.profile), None for the preset's own rules."""
     from rr_core.paths import data_dir
     from rr_core.presets import Studio, resolve_preset
     from storage.db import make_engine
@@ -164,7 +165,7 @@ def create_services(preset: str = "auto", *, database_url_text: str | None = Non
     upgrade_to_head(engine)
     resolved = resolve_preset(preset, critic_url=critic_url, low_memory=low_memory, critic_t2i_url=critic_t2i_url,
                               critic_edit_url=critic_edit_url, critic_timeout=critic_timeout,
-                              critic_retries=critic_retries)
+                              critic_retries=critic_retries, plan=plan)
     store = ImageStore(data_dir() / "images")
     services = Services(Studio(resolved), engine, store, auth=auth or AuthSettings.from_env(),
                         max_runs_per_user=max_runs_per_user, exports_dir=data_dir() / "exports",
