@@ -78,6 +78,9 @@ class ModelPlan:
     """The ZeroGPU size each GPU call asks for (None: the default half H200; "xlarge": a whole one)."""
     load_at_start: bool = False
     """Load every model before serving (ZeroGPU forks its GPU workers from the loaded process)."""
+    zero_gpu: bool = False
+    """On ZeroGPU: in-process critics decode with plain `generate` (no torch.compile or CUDA graphs,
+    which ZeroGPU does not support) and load straight onto "cuda" (its emulated device at start)."""
 
 
 @dataclass
@@ -134,6 +137,9 @@ def resolve_preset(name: str = "auto", *, critic_url: str | None = None, low_mem
     urls = {Task.T2I: critic_t2i_url or None, Task.EDIT: critic_edit_url or None}
     preset = _resolve(name, critic_url, urls, low_memory, env, cache_dir, plan)
     preset.profile = plan
+    if plan is not None and plan.zero_gpu and preset.critic_kind == "transformers":
+        for settings in preset.critic_settings.values():
+            settings.update(fast_decode="off", device_map="cuda")
     if critic_max_new_tokens is not None and critic_max_new_tokens < 1:
         raise ValueError(f"critic max new tokens must be >= 1, got {critic_max_new_tokens}")
     transport = {"timeout_s": DEFAULT_TIMEOUT_S, "max_retries": DEFAULT_RETRIES, **transport_from_env(env)}

@@ -45,7 +45,8 @@ class Health:
                 for task in Task:
                     self.models.generator(task)
             router = self.models.critic()
-            if cuda_available() and hasattr(router, "critics"):
+            on_zero_gpu = getattr(getattr(self.models.preset, "profile", None), "zero_gpu", False)
+            if cuda_available() and not on_zero_gpu and hasattr(router, "critics"):
                 # Compile and capture the critic's decode step now rather than on a user's first run.
                 self.state = "⏳ Compiling the critic's fast decode path (first start only)…"
                 for critic in {id(c): c for c in router.critics.values()}.values():

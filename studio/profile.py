@@ -140,7 +140,7 @@ _PLANS = {
     "zerogpu": lambda why: ModelPlan(
         "zerogpu", f"{why}: all four models loaded at start in bf16 (about 103 GB), so each GPU call asks "
         "for a whole H200 (size xlarge); one generation or one critique batch per call",
-        residency="all", gpu_size="xlarge", load_at_start=True),
+        residency="all", gpu_size="xlarge", load_at_start=True, zero_gpu=True),
 }
 
 

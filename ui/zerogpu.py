@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -237,9 +238,14 @@ def wrap(kind: str, model: Any, size: str | None = None) -> Any:
 
 def install(models: Any, *, force: bool = False) -> bool:
     """Route the models' GPU work through the decorated calls when on ZeroGPU (or when `force`d, for
-    tests). Returns whether it did. A server critic needs no GPU and is left alone."""
+    tests). Returns whether it did. A server critic needs no GPU and is left alone. Call it before
+    the models load, and load them on the main thread (app.main does both under the zerogpu profile)."""
     if not (force or on_zero_gpu()):
         return False
+    if on_zero_gpu():
+        # ZeroGPU emulates CUDA at start only on the main thread; transformers otherwise loads weights
+        # in worker threads, which reach the real CUDA init and fail.
+        os.environ.setdefault("HF_DEACTIVATE_ASYNC_LOAD", "1")
     size = getattr(getattr(models.preset, "profile", None), "gpu_size", None)
     models.gpu_wrapper = lambda kind, model: wrap(kind, model, size)
     return True

@@ -46,6 +46,9 @@ def test_zerogpu_loads_everything_at_start_and_asks_for_a_whole_h200():
     plan = choose_profile("auto", detect_hardware({"SPACES_ZERO_GPU": "true"}))
     assert plan.load_at_start and plan.gpu_size == "xlarge" and plan.residency == "all"
     assert not plan.quantize_critics and not plan.cpu_offload  # ZeroGPU moves weights per call itself
+    preset = resolve_preset("tiny", plan=plan)  # in-process critics: no torch.compile on ZeroGPU
+    assert {(s["fast_decode"], s["device_map"]) for s in preset.critic_settings.values()} == {("off", "cuda")}
+    assert "fast_decode" not in resolve_preset("tiny").critic_settings[Task.T2I]
 
 
 def test_the_plan_sets_quantization_and_offload_of_the_preset(monkeypatch):
