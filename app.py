@@ -43,7 +43,7 @@ def launch_kwargs(service: Services) -> dict[str, Any]:
 
 def build_app(service: Services) -> gr.Blocks:
     """The whole UI and API in one Blocks; `service` holds the models and the database."""
-    gpu_limits = {"concurrency_limit": 1, "concurrency_id": "gpu"}
+    gpu_limits = {"concurrency_limit": zerogpu.gpu_concurrency(), "concurrency_id": "gpu"}
     critic_limits = {"concurrency_limit": None} if service.remote_critic else gpu_limits
 
     with gr.Blocks(title="RationalRewards Studio") as demo:

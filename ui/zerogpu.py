@@ -163,6 +163,19 @@ def on_zero_gpu() -> bool:
     return bool(_SpacesConfig is not None and _SpacesConfig.zero_gpu)
 
 
+def gpu_concurrency(env: dict[str, str] | None = None) -> int:
+    """How many GPU events may run at once. On one local GPU: 1 (the models are shared). On ZeroGPU each
+    lease runs in its own worker on a lent GPU, so several visitors' loops interleave their short
+    calls: RR_ZEROGPU_CONCURRENCY, default 4."""
+    if not on_zero_gpu():
+        return 1
+    env = os.environ if env is None else env
+    value = env.get("RR_ZEROGPU_CONCURRENCY", "4")
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError(f"RR_ZEROGPU_CONCURRENCY must be a whole number >= 1, got {value!r}")
+    return int(value)
+
+
 def gpu(fn: Callable) -> Callable:
     """Marks a handler that uses the GPU through the models; it is *not* a GPU lease itself.
 

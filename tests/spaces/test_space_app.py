@@ -52,6 +52,7 @@ print(json.dumps({
                   for name, fn in calls.items()},
     "generator_calls_xlarge": generator._calls is zerogpu.GPU_CALLS["xlarge"],
     "handlers_undecorated": zerogpu.gpu(print) is print,
+    "gpu_concurrency": zerogpu.gpu_concurrency(),
     "data_dir": str(service.store.root.parent),
 }))
 """
@@ -70,6 +71,7 @@ def test_on_zero_gpu_every_gpu_entry_point_is_a_decorated_lease(tmp_path):
     assert seen["decorated"] and all(seen["decorated"].values()), seen["decorated"]
     assert seen["gpu_size"] == "xlarge" and seen["generator_calls_xlarge"]
     assert seen["handlers_undecorated"]  # no handler (a whole loop) holds one lease
+    assert seen["gpu_concurrency"] == 4  # visitors' loops interleave their short leases
     assert seen["data_dir"] == str(tmp_path / "data")
 
 
@@ -77,6 +79,7 @@ def test_off_zero_gpu_the_package_is_a_no_op(monkeypatch):
     monkeypatch.delenv("SPACES_ZERO_GPU", raising=False)
     studio = Studio(resolve_preset("tiny"))
     assert not zerogpu.on_zero_gpu() and not zerogpu.install(studio)
+    assert zerogpu.gpu_concurrency() == 1  # one local GPU: GPU events one at a time
     assert studio.gpu_wrapper is None
 
 
@@ -105,17 +108,17 @@ def recorded_calls(monkeypatch):
 def test_a_loop_is_one_gpu_call_per_generation_and_per_critique_batch(tmp_path, monkeypatch, recorded_calls):
     for key, value in SPACE.items():
         monkeypatch.setenv(key, value)
-    studio = Studio(resolve_preset("tiny"))
+    studio = Studio(resolve_preset("tiny", critic_max_new_tokens=64))  # short critiques: a fast test
     assert zerogpu.install(studio, force=True)
     service = make_service(tmp_path, studio)
     views = []
-    for view in service.run_loop(None, "a red fox", {"rounds": 3, "candidates": 2, "steps": 2,
+    for view in service.run_loop(None, "a red fox", {"rounds": 2, "candidates": 2, "steps": 1, "on_critique_error": "skip",
                                                      "stop_threshold": None}):
         views.append((len(recorded_calls), view))
     names = [c["name"] for c in recorded_calls]
-    assert names == ["generate", "critique_many"] * 3
+    assert names == ["generate", "critique_many"] * 2
     # the loop streams between calls: views were yielded while only some of the calls had run
-    assert {count for count, _ in views} >= {1, 2, 3, 4, 5}
+    assert {count for count, _ in views} >= {0, 1, 2, 3, 4}
     for call in recorded_calls:
         assert call["took"] < call["declared"]
 
