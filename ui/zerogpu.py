@@ -47,12 +47,16 @@ DEFAULT_SIDE = 1024
 
 @dataclass(frozen=True)
 class GpuFigures:
-    """Seconds per unit of GPU work, used to declare each call's duration. Estimates (A100 80 GB, bf16):
+    """Seconds per unit of GPU work, used to declare each call's duration. Estimates, not measurements:
 
-    - FLUX.1 at 1024x1024: about 0.45 s per denoising step per image; we take 0.6. Time scales with
-      the pixel count and, in one batched call, with the number of candidates.
-    - Qwen3-VL-8B with transformers' `generate`: about 30-40 new tokens per second at batch 1; we take
-      30 ms per token. A batch of K critiques decodes together; each extra row adds about 15%.
+    - FLUX.1 (12B) at 1024x1024 in 16-bit: a published RTX 4090 benchmark renders 30 steps, text
+      encoding and VAE decode included, in 6.2 s (about 0.2 s per step); an A100 or an H200 is at least
+      as fast. We take 0.6 s per step per image, three times that. Time scales with the pixel count
+      and, in one batched call, with the number of candidates.
+    - Qwen3-VL-8B with transformers' plain `generate` in bf16: the weights (about 17 GB) bound a decode
+      step at about 4 ms on an H200 and 8 ms on an A100 by memory bandwidth; per-step Python and
+      kernel-launch overhead put plain `generate` nearer 25 ms. We take 30 ms per token. A batch of K
+      critiques decodes together; each extra row adds about 15%.
     - Fixed costs: text encoders, VAE decode and moving weights onto the lent GPU (ZeroGPU copies the
       packed weights in at the start of a call): 15 s for a generation, 15 s for a critique batch.
     - `margin` multiplies the estimate, for a busy host and the first call's kernel warm-up.
@@ -140,11 +144,9 @@ def _stream(key: str, request: Any) -> Iterator[Any]:
 
 
 def _decorate(fn: Callable, duration: Callable, size: str | None) -> Callable:
+    """`fn` as a ZeroGPU lease declaring `duration(*args)`; the callable is kept as `gpu_duration`."""
     decorated = spaces.GPU(fn, duration=duration, size=size) if spaces is not None else fn
-    try:
-        decorated.gpu_duration = duration
-    except AttributeError:  # pragma: no cover - plain functions always take attributes
-        pass
+    decorated.gpu_duration = duration
     return decorated
 
 
