@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from rr_core.presets import Studio, resolve_preset
 from studio.examples import Example, ExampleCache
 
@@ -18,6 +20,7 @@ class CountingStudio(Studio):
         return super().loop(task)
 
 
+@pytest.mark.slow
 def test_an_example_is_computed_once_and_read_back_after_a_restart(tmp_path):
     CountingStudio.loops = 0
     first = ExampleCache(CountingStudio(resolve_preset("tiny")), tmp_path / "examples")

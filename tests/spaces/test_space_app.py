@@ -58,6 +58,7 @@ print(json.dumps({
 """
 
 
+@pytest.mark.slow
 def test_on_zero_gpu_every_gpu_entry_point_is_a_decorated_lease(tmp_path):
     """The real package with ZeroGPU switched on (as the platform does): every model call is decorated."""
     env = dict(os.environ, **SPACE, SPACES_ZERO_GPU="true", SPACES_ZERO_DEVICE_API_URL="http://127.0.0.1:9",
@@ -105,6 +106,7 @@ def recorded_calls(monkeypatch):
     return calls
 
 
+@pytest.mark.slow
 def test_a_loop_is_one_gpu_call_per_generation_and_per_critique_batch(tmp_path, monkeypatch, recorded_calls):
     for key, value in SPACE.items():
         monkeypatch.setenv(key, value)
