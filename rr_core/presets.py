@@ -251,10 +251,9 @@ class Studio:
         a router that loads each request's task critic when it is used (releasing the other task's)."""
         if self.residency == "task":
             return _ActiveTaskCritic(self)
-        if self._router is None:
-            per_task = {task: self._critic_for(task) for task in self.preset.critic_settings}
-            self._router = self._wrap("critic", TaskRouter(per_task))
-        return self._router
+        if self._router is None:  # one router, so a GPU proxy keeps one key for it
+            self._router = TaskRouter({task: self._critic_for(task) for task in self.preset.critic_settings})
+        return self._wrap("critic", self._router)
 
     def task_critic(self, task: Task | str):
         """The critic of one task (after releasing the other task's models under residency "task")."""
