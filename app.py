@@ -25,7 +25,7 @@ from studio.container import Services, create_services
 from studio.exports import FORMATS
 from ui.api import register_api
 from ui.handlers import StudioHandlers
-from ui.panels import StudioUI, annotate_panel, pair_panel, results_panel
+from ui.panels import StudioUI, agreement_panel, annotate_panel, keys_html, pair_panel, results_panel
 from studio.profile import PROFILES, plan_for
 from ui import zerogpu
 from ui.zerogpu import gpu
@@ -96,13 +96,21 @@ def build_app(service: Services) -> gr.Blocks:
                                                           scale=2, elem_id="edit-stop-early")
                 edit_run = gr.Button("Edit, critique and refine", variant="primary", elem_id="edit-run")
                 edit = results_panel("edit")
-            with gr.Tab("Annotate", id="annotate", elem_id="tab-annotate") as annotate_tab:
-                with gr.Column(elem_id="annotate-panel"):
-                    gr.Markdown("Keys (outside the text, number and verdict fields): **a**/**r** accept/reject the "
-                                "current dimension; **1**/**2**/**3** pick A, B or tie. **Enter** submits and "
-                                "advances from anywhere in this tab.")
-                    annotate = annotate_panel()
-                    pair = pair_panel()
+            # Hidden until the page load shows it to an annotator or admin: Gradio shows a tab that
+            # starts hidden when told to, but does not hide a shown tab again.
+            with gr.Tab("Annotate", id="annotate", elem_id="tab-annotate", visible=False) as annotate_tab:
+                gr.HTML(keys_html(), elem_id="rr-help-host")
+                with gr.Tabs(elem_id="annotate-views"):
+                    with gr.Tab("Review critiques", id="review", elem_id="tab-review") as review_tab:
+                        with gr.Column(elem_id="annotate-panel"):
+                            annotate = annotate_panel()
+                    with gr.Tab("Compare A/B", id="compare", elem_id="tab-compare") as compare_tab:
+                        with gr.Column(elem_id="compare-panel"):
+                            pair = pair_panel()
+                with gr.Row():
+                    gr.Markdown("Keyboard: press **?** for the keys of each view.", elem_id="annotate-keys-hint")
+                    help_btn = gr.Button("Keys (?)", size="sm", elem_id="annotate-help")
+                agreement = agreement_panel()
             with gr.Tab("Sessions", id="sessions", elem_id="tab-sessions") as sessions_tab:
                 with gr.Row():
                     search = gr.Textbox(label="Search your sessions by prompt", scale=4, elem_id="sessions-search")
@@ -113,21 +121,23 @@ def build_app(service: Services) -> gr.Blocks:
                     chosen = gr.Textbox(label="Session id (click a row)", scale=3, elem_id="sessions-id")
                     open_btn = gr.Button("Open and continue", scale=1, elem_id="sessions-open")
                     delete_btn = gr.Button("Delete", variant="stop", scale=1, elem_id="sessions-delete")
-                gr.Markdown("### Export training data (annotators and admins)")
-                counts = gr.Markdown(elem_id="export-counts")
-                with gr.Row():
-                    fmt = gr.Dropdown(list(FORMATS), value="pairs", label="Format", elem_id="export-format")
-                    parquet = gr.Checkbox(label="Parquet (default JSONL)", value=False)
-                    export_btn = gr.Button("Export", elem_id="export-run")
-                export_file = gr.File(label="Exported file", elem_id="export-file")
-                export_note = gr.Markdown(elem_id="export-note")
-                export_cmd = gr.Code(label="Same export from the command line (for larger data)", language="shell",
-                                     elem_id="export-command")
+                with gr.Column(visible=False, elem_id="export-panel") as export_group:
+                    gr.Markdown("### Export training data (annotators and admins)")
+                    counts = gr.Markdown(elem_id="export-counts")
+                    with gr.Row():
+                        fmt = gr.Dropdown(list(FORMATS), value="pairs", label="Format", elem_id="export-format")
+                        parquet = gr.Checkbox(label="Parquet (default JSONL)", value=False)
+                        export_btn = gr.Button("Export", elem_id="export-run")
+                    export_file = gr.File(label="Exported file", elem_id="export-file")
+                    export_note = gr.Markdown(elem_id="export-note")
+                    export_cmd = gr.Code(label="Same export from the command line (for larger data)",
+                                         language="shell", elem_id="export-command")
 
-        ui = StudioUI(create=create, edit=edit, annotate=annotate, pair=pair, create_seed=seed,
+        ui = StudioUI(create=create, edit=edit, annotate=annotate, pair=pair, agreement=agreement, create_seed=seed,
                       edit_seed=edit_seed, source=source, slider=slider, tabs=tabs, table=table, chosen=chosen,
                       counts=counts, export_file=export_file, export_note=export_note, export_command=export_cmd,
-                      who=who, health=health, annotate_tab=annotate_tab, sessions_tab=sessions_tab)
+                      who=who, health=health, annotate_tab=annotate_tab, sessions_tab=sessions_tab,
+                      export_group=export_group)
         h = StudioHandlers(service, ui)
 
         # --- wiring (UI events are private; the documented API is ui.api) -------------------------
@@ -166,14 +176,24 @@ def build_app(service: Services) -> gr.Blocks:
         export_btn.click(h.export, [fmt, parquet], [export_file, export_note, export_cmd, counts],
                          api_name="ui_export", **private)
 
-        for trigger, name in ((annotate_tab.select, "ui_queue"), (annotate.load.click, "ui_queue_load")):
-            trigger(h.next_critique, None, annotate.outputs, api_name=name, **private) \
-                .then(h.next_pair, None, pair.outputs, api_name=f"{name}_pair", **private)
-        annotate.submit.click(h.submit, annotate.inputs, annotate.outputs, api_name="ui_annotate", **private)
-        for button, pick, name in ((pair.pick_a, h.pick_a, "A"), (pair.pick_b, h.pick_b, "B"),
+        review, trail = annotate, annotate.trail
+        for trigger, name in ((annotate_tab.select, "ui_queue"), (review_tab.select, "ui_queue_tab"),
+                              (annotate.load.click, "ui_queue_load")):
+            trigger(h.next_critique, trail, review.outputs, api_name=name, **private)
+        review.submit.click(h.submit, review.inputs, review.outputs, api_name="ui_annotate", **private)
+        review.skip.click(h.skip, [review.loaded, trail], review.outputs, api_name="ui_skip", **private)
+        review.back.click(h.back, trail, review.outputs, api_name="ui_back", **private)
+        review.undo.click(h.undo, trail, review.outputs, api_name="ui_undo", **private)
+        compare_tab.select(h.next_pair, pair.trail, pair.outputs, api_name="ui_pair", **private)
+        for button, pick, name in ((pair.pick_left, h.pick_left, "left"), (pair.pick_right, h.pick_right, "right"),
                                    (pair.pick_tie, h.pick_tie, "tie")):
-            button.click(pick, pair.pair, pair.outputs, api_name=f"ui_pick_{name}", **private)
-        demo.load(h.load, None, [who, health, annotate_tab, sessions_tab], api_name="ui_load", **private)
+            button.click(pick, [pair.pair, pair.trail], pair.outputs, api_name=f"ui_pick_{name}", **private)
+        pair.skip.click(h.skip_pair, [pair.pair, pair.trail], pair.outputs, api_name="ui_skip_pair", **private)
+        pair.undo.click(h.undo_pick, pair.trail, pair.outputs, api_name="ui_undo_pick", **private)
+        agreement.refresh.click(h.agreement, None, agreement.text, api_name="ui_agreement", **private)
+        help_btn.click(None, None, None, js="() => window.rrToggleHelp && window.rrToggleHelp()")
+        demo.load(h.load, None, [who, health, annotate_tab, sessions_tab, export_group], api_name="ui_load",
+                  **private)
 
         register_api(service, gpu_limits, critic_limits)
     return demo

@@ -1,51 +1,88 @@
 () => {
-  // Keyboard shortcuts for the Annotate tab: 1/2/3 pick A/B/tie, a/r accept/reject the current
-  // dimension (then move to the next), Enter submits and loads the next critique.
+  // Keyboard for the two review views; each view has its own keys, active only while it shows.
+  // Review critiques: j/k or arrows move between dimensions; a/r/c accept, reject or correct the
+  //   current one; digits 1-4 set its corrected score and +/- step it by 0.25 (both mark it
+  //   "correct"); m goes to its comment; Enter submits; s skips, b goes back, u undoes the last submit.
+  // Compare A/B: 1 or Left picks the left image, 2 or Right the right one, 3 or t a tie; s skips,
+  //   u undoes the last pick. ? shows the help overlay in both, Esc closes it.
   // Letter and digit keys belong to the field that has focus: they never fire while focus is in a
-  // text box, a number box or a verdict radio (typing "2" into a comment must not pick B).
-  // Enter submits from anywhere while the Annotate view shows, fields and the tab strip included;
-  // Shift+Enter, and Enter on a button (submit, load, the picks, sign-in), keep their usual meaning.
+  // text box, a number box or a verdict radio (typing "2" into a comment changes nothing else).
+  // Enter submits the review from anywhere in the Review view, fields included; Shift+Enter, and
+  // Enter on a button, keep their usual meaning.
   let current = 0;
   const visible = (el) => el && el.offsetParent !== null;
-  const panel = () => document.querySelector("#annotate-panel");
+  const reviewView = () => document.querySelector("#annotate-panel");
+  const compareView = () => document.querySelector("#compare-panel");
+  const help = () => document.querySelector("#rr-help");
   const rows = () => [...document.querySelectorAll(".rr-dim")].filter(visible);
   const mark = () => rows().forEach((row, i) => row.classList.toggle("rr-current", i === current));
   const click = (selector) => { const el = document.querySelector(selector); if (visible(el)) { el.click(); return true; } return false; };
   const inField = (el) => !!el && (el.isContentEditable || ["input", "textarea", "select"].includes((el.tagName || "").toLowerCase()));
   const plainButton = (el) => !!el && el.getAttribute("role") !== "tab"
     && ((el.tagName || "").toLowerCase() === "button" || el.getAttribute("role") === "button");
-  const choose = (verdict) => {
-    const all = rows();
-    if (!all.length) return;
-    current = Math.min(current, all.length - 1);
-    const input = all[current].querySelector(`input[type=radio][value="${verdict}"]`);
-    if (input) input.click();
-    current = Math.min(current + 1, all.length - 1);
+  const row = () => { const all = rows(); if (!all.length) return null; current = Math.max(0, Math.min(current, all.length - 1)); return all[current]; };
+  const move = (step) => { const all = rows(); if (!all.length) return; current = Math.max(0, Math.min(current + step, all.length - 1)); mark(); all[current].scrollIntoView({ block: "nearest" }); };
+  const verdict = (value) => { const r = row(); const input = r && r.querySelector(`input[type=radio][value="${value}"]`); if (input && !input.checked) input.click(); };
+  const choose = (value) => { verdict(value); move(1); };
+  const scoreBox = () => { const r = row(); return r && r.querySelector("input[type=number]"); };
+  const setScore = (value) => {
+    const box = scoreBox();
+    if (!box) return;
+    verdict("correct");
+    box.value = String(Math.max(1, Math.min(4, Math.round(value * 4) / 4)));
+    box.dispatchEvent(new Event("input", { bubbles: true }));
+    box.dispatchEvent(new Event("change", { bubbles: true }));
     mark();
   };
+  const stepScore = (delta) => {
+    const box = scoreBox();
+    if (!box) return;
+    const start = box.value !== "" ? Number(box.value) : Number((box.placeholder || "").replace(/[^0-9.]/g, "") || 2.5);
+    setScore(start + delta);
+  };
+  const focusIn = (selector) => { const r = row(); const el = r && r.querySelector(selector); if (el) { el.focus(); if (el.select) el.select(); } };
   const submit = () => {
     // Leave the field first so its last edit (a number typed, a comment) reaches the form's state.
     if (inField(document.activeElement)) document.activeElement.blur();
     setTimeout(() => { if (click("#annotate-submit")) { current = 0; setTimeout(mark, 300); } }, 50);
   };
-  const keys = {
-    "1": () => click("#pick-a"), "2": () => click("#pick-b"), "3": () => click("#pick-tie"),
-    "a": () => choose("accept"), "r": () => choose("reject"),
+  const restart = (selector) => () => { current = 0; click(selector); setTimeout(mark, 300); };
+  window.rrToggleHelp = (show) => {
+    const box = help();
+    if (box) box.hidden = show === undefined ? !box.hidden : !show;
+  };
+  const reviewKeys = {
+    j: () => move(1), ArrowDown: () => move(1), k: () => move(-1), ArrowUp: () => move(-1),
+    a: () => choose("accept"), r: () => choose("reject"),
+    c: () => { verdict("correct"); focusIn("input[type=number]"); },
+    "1": () => setScore(1), "2": () => setScore(2), "3": () => setScore(3), "4": () => setScore(4),
+    "+": () => stepScore(0.25), "=": () => stepScore(0.25), "-": () => stepScore(-0.25),
+    m: () => focusIn("textarea, input[type=text]"),
+    s: restart("#annotate-skip"), b: restart("#annotate-back"), u: restart("#annotate-undo"),
+  };
+  const compareKeys = {
+    "1": () => click("#pick-left"), ArrowLeft: () => click("#pick-left"),
+    "2": () => click("#pick-right"), ArrowRight: () => click("#pick-right"),
+    "3": () => click("#pick-tie"), t: () => click("#pick-tie"),
+    s: () => click("#pair-skip"), u: () => click("#pair-undo"),
   };
   document.addEventListener("keydown", (event) => {
-    const view = panel();
-    if (!visible(view)) return;
+    const review = visible(reviewView()), compare = visible(compareView());
+    if (!review && !compare) return;
     if (event.ctrlKey || event.metaKey || event.altKey || event.isComposing) return;
     const target = event.target;
-    if (event.key === "Enter") {
+    if (event.key === "Escape" && help() && !help().hidden) { window.rrToggleHelp(false); return; }
+    if (review && event.key === "Enter") {
       if (event.shiftKey || plainButton(target)) return;
       event.preventDefault();
       event.stopPropagation();
       submit();
       return;
     }
-    if (event.shiftKey || inField(target)) return;
-    const action = keys[event.key];
+    if (inField(target)) return;
+    if (event.key === "?") { event.preventDefault(); window.rrToggleHelp(); return; }
+    if (event.shiftKey && event.key !== "+") return;
+    const action = (review ? reviewKeys : compareKeys)[event.key];
     if (action) { event.preventDefault(); action(); }
   }, true);
   new MutationObserver(() => { if (rows().length && !rows().some((r) => r.classList.contains("rr-current"))) { current = 0; mark(); } })

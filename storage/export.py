@@ -33,6 +33,7 @@ from rr_core.critique import Critique
 from rr_core.images import prepare_for_critic
 from rr_core.parser import render_critique
 from rr_core.rubric import Task
+from storage.agreement import majority
 from storage.db import make_engine, make_session_factory
 from storage.export_files import ExportImages, ExportTarget
 from storage.images import ImageStore, default_image_store
@@ -119,11 +120,9 @@ def aggregate_pairs(session: Session, filters: ExportFilters = ExportFilters()) 
     for (low, high), judgements in groups.items():
         human = [j for j in judgements if j.source is PairSource.HUMAN]
         deciding = human or judgements
-        votes = Counter(j.preference if j.round_a_id == low else _flip(j.preference) for j in deciding)
-        top = max(votes.values())
-        leaders = [label for label, count in votes.items() if count == top]
-        preference = leaders[0] if len(leaders) == 1 else "tie"
-        agreement = votes.get(preference, 0) / len(deciding) if len(leaders) == 1 else top / len(deciding)
+        labels = [j.preference if j.round_a_id == low else _flip(j.preference) for j in deciding]
+        votes = Counter(labels)
+        preference, agreement = majority(labels, level="tie")
         if filters.min_agreement is not None and agreement < filters.min_agreement:
             continue
         first = judgements[0]

@@ -243,7 +243,22 @@ class PairJudgement(Base):
     source: Mapped[PairSource] = mapped_column(_enum(PairSource, "pair_source"))
     # For derived judgements: what they were derived from (e.g. the critic's model id).
     derived_from: Mapped[str] = mapped_column(String(200), default="")
+    # The round the judge saw on the left (sides are shuffled per pair); NULL for derived judgements
+    # and for rows older than revision 0005. Position bias is read from it.
+    left_round_id: Mapped[int | None] = mapped_column(ForeignKey("rounds.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     round_a: Mapped[Round] = relationship(foreign_keys=[round_a_id])
     round_b: Mapped[Round] = relationship(foreign_keys=[round_b_id])
+
+
+class ReviewLease(Base):
+    """An item of a review queue handed to one reviewer until `expires_at`: while it holds, no other
+    reviewer is given the same item. Kept in the database so every app worker sees it. `item` is
+    "critique:<id>" or "pair:<low round id>-<high round id>"."""
+
+    __tablename__ = "review_leases"
+
+    item: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    expires_at: Mapped[datetime] = mapped_column()

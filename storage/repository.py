@@ -14,7 +14,8 @@ from datetime import datetime
 from typing import Any
 
 from PIL import Image as PILImage
-from sqlalchemy import case, delete, distinct, func, or_, select
+from sqlalchemy import String, case, cast, delete, distinct, func, literal, or_, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, aliased
 
@@ -28,6 +29,7 @@ from storage.models import (
     Image,
     PairJudgement,
     PairSource,
+    ReviewLease,
     Role,
     Round,
     StudioSession,
@@ -329,25 +331,6 @@ def get_critique_for_user(session: Session, critique_id: int, user_id: str) -> C
     return row
 
 
-def annotation_queue(session: Session, *, annotator_id: str, task: Task | str | None = None,
-                     status: str | None = None, limit: int = 20) -> list[CritiqueRow]:
-    """Critiques `annotator_id` has not yet annotated, oldest first. Designers see their own sessions'
-    critiques only; annotators and admins see every session's."""
-    user = get_user(session, annotator_id)
-    done = select(Annotation.critique_id).where(Annotation.annotator_id == annotator_id)
-    query = (select(CritiqueRow).join(Round, CritiqueRow.round_id == Round.id)
-             .join(StudioSession, Round.session_id == StudioSession.id)
-             .where(CritiqueRow.id.not_in(done)))
-    if user.role is Role.DESIGNER:
-        query = query.where(StudioSession.owner_id == annotator_id)
-    if task is not None:
-        query = query.where(StudioSession.task == Task.parse(task).value)
-    if status is not None:
-        query = query.where(CritiqueRow.status == status)
-    query = query.order_by(CritiqueRow.created_at, CritiqueRow.id).limit(max(1, min(int(limit), MAX_PAGE)))
-    return list(session.scalars(query))
-
-
 def add_annotation(session: Session, *, critique_id: int, annotator_id: str, dimension: str,
                    verdict: Verdict | str, corrected_score: float | None = None, comment: str = "") -> Annotation:
     """Record (or replace) the annotator's verdict on one dimension of one critique."""
@@ -369,8 +352,9 @@ def add_annotation(session: Session, *, critique_id: int, annotator_id: str, dim
         row = Annotation(critique_id=critique_id, dimension=dimension, annotator_id=annotator_id,
                          verdict=verdict, corrected_score=corrected_score, comment=comment)
         session.add(row)
-    else:
+    else:  # a new time too, so "the last submit" (undo) is the one just made
         row.verdict, row.corrected_score, row.comment = verdict, corrected_score, comment
+        row.created_at = utcnow()
     session.flush()
     return row
 
@@ -379,9 +363,11 @@ def add_annotation(session: Session, *, critique_id: int, annotator_id: str, dim
 
 def add_pair_judgement(session: Session, *, round_a_id: int, round_b_id: int, preference: Preference | str,
                        judge_id: str | None, source: PairSource | str = PairSource.HUMAN,
-                       derived_from: str = "", acting_user_id: str | None = None) -> PairJudgement:
+                       derived_from: str = "", acting_user_id: str | None = None,
+                       left_round_id: int | None = None) -> PairJudgement:
     """Record which of two images of the same session is better. A human judgement needs its judge
-    (who must be allowed to see the session); a derived one names what it came from."""
+    (who must be allowed to see the session); a derived one names what it came from.
+    `left_round_id` is the image the judge saw on the left (one of the two)."""
     source = PairSource(source)
     preference = Preference(preference).value
     if round_a_id == round_b_id:
@@ -397,26 +383,13 @@ def add_pair_judgement(session: Session, *, round_a_id: int, round_b_id: int, pr
     round_b = get_round_for_user(session, round_b_id, actor)
     if round_a.session_id != round_b.session_id:
         raise ValueError("both images of a pair must come from the same session's request")
+    if left_round_id is not None and left_round_id not in (round_a_id, round_b_id):
+        raise ValueError(f"the left image {left_round_id} is not one of the pair ({round_a_id}, {round_b_id})")
     row = PairJudgement(round_a_id=round_a_id, round_b_id=round_b_id, preference=preference, judge_id=judge_id,
-                        source=source, derived_from=derived_from)
+                        source=source, derived_from=derived_from, left_round_id=left_round_id)
     session.add(row)
     session.flush()
     return row
-
-
-def first_unjudged_pair(session: Session, judge_id: str) -> tuple[int, int] | None:
-    """The first two images of one session that `judge_id` has not compared yet, in either order:
-    (lower round id, higher round id), sessions in id order, then the lower id, then the higher.
-    One query; None when every pair is judged."""
-    a, b = aliased(Round), aliased(Round)
-    judged = select(PairJudgement.id).where(
-        PairJudgement.judge_id == judge_id,
-        or_((PairJudgement.round_a_id == a.id) & (PairJudgement.round_b_id == b.id),
-            (PairJudgement.round_a_id == b.id) & (PairJudgement.round_b_id == a.id)))
-    query = (select(a.id, b.id).join(b, (b.session_id == a.session_id) & (b.id > a.id))
-             .where(~judged.exists()).order_by(a.session_id, a.id, b.id).limit(1))
-    found = session.execute(query).first()
-    return None if found is None else (int(found[0]), int(found[1]))
 
 
 # --- counts ------------------------------------------------------------------------------------
@@ -461,6 +434,175 @@ def count_annotated_critiques(session: Session, *, task: Task | str | None = Non
     if owner_id is not None:
         query = query.where(StudioSession.owner_id == owner_id)
     return int(session.scalar(query) or 0)
+
+
+# --- review queues, leases and undo ----------------------------------------------------------
+
+def critique_item(critique_id: int) -> str:
+    """The lease key of a critique."""
+    return f"critique:{int(critique_id)}"
+
+
+def pair_item(round_a_id: int, round_b_id: int) -> str:
+    """The lease key of an image pair (the same in either order)."""
+    low, high = sorted((int(round_a_id), int(round_b_id)))
+    return f"pair:{low}-{high}"
+
+
+def _leased_by_others(item: Any, holder_id: str, now: datetime) -> Any:
+    return (select(ReviewLease.item).where(ReviewLease.item == item, ReviewLease.holder_id != holder_id,
+                                           ReviewLease.expires_at > now).exists())
+
+
+def take_lease(session: Session, *, item: str, holder_id: str, now: datetime, until: datetime) -> bool:
+    """Hand `item` to `holder_id` until `until`, unless another reviewer's lease on it still holds.
+    One conditional UPDATE (or an INSERT when there is no row), so two workers racing for the same
+    item cannot both win: False for the one that lost, and whenever someone else has it."""
+    renewed = session.execute(
+        update(ReviewLease).where(ReviewLease.item == item,
+                                  or_(ReviewLease.holder_id == holder_id, ReviewLease.expires_at <= now))
+        .values(holder_id=holder_id, expires_at=until).execution_options(synchronize_session=False))
+    if renewed.rowcount:
+        return True
+    if session.get(ReviewLease, item) is not None:
+        return False
+    try:
+        with session.begin_nested():
+            session.add(ReviewLease(item=item, holder_id=holder_id, expires_at=until))
+            session.flush()
+    except IntegrityError:
+        return False
+    return True
+
+
+def release_leases(session: Session, holder_id: str, item: str | None = None, kind: str | None = None) -> None:
+    """Give back `holder_id`'s lease on `item`, or on every item of `kind` ("critique", "pair"), or
+    every lease they hold when both are None."""
+    query = delete(ReviewLease).where(ReviewLease.holder_id == holder_id)
+    if item is not None:
+        query = query.where(ReviewLease.item == item)
+    if kind is not None:
+        query = query.where(ReviewLease.item.startswith(f"{kind}:", autoescape=True))
+    session.execute(query)
+
+
+def _reviewable(query: Any, user: User) -> Any:
+    return query.where(StudioSession.owner_id == user.id) if user.role is Role.DESIGNER else query
+
+
+def review_queue(session: Session, *, annotator_id: str, now: datetime, exclude: Sequence[int] = (),
+                 limit: int = 20) -> list[CritiqueRow]:
+    """Critiques for `annotator_id` to review: ones they have not annotated, not in `exclude` (their
+    skips), not leased to another reviewer now; those with the fewest annotators first, then oldest."""
+    user = get_user(session, annotator_id)
+    judges = (select(Annotation.critique_id, func.count(distinct(Annotation.annotator_id)).label("n"))
+              .group_by(Annotation.critique_id).subquery())
+    mine = select(Annotation.critique_id).where(Annotation.annotator_id == annotator_id)
+    item = literal("critique:").concat(cast(CritiqueRow.id, String))
+    query = (select(CritiqueRow).join(Round, CritiqueRow.round_id == Round.id)
+             .join(StudioSession, Round.session_id == StudioSession.id)
+             .outerjoin(judges, judges.c.critique_id == CritiqueRow.id)
+             .where(CritiqueRow.id.not_in(mine), ~_leased_by_others(item, annotator_id, now)))
+    if exclude:
+        query = query.where(CritiqueRow.id.not_in([int(i) for i in exclude]))
+    query = _reviewable(query, user).order_by(func.coalesce(judges.c.n, 0), CritiqueRow.created_at, CritiqueRow.id)
+    return list(session.scalars(query.limit(max(1, min(int(limit), MAX_PAGE)))))
+
+
+def count_critiques_to_review(session: Session, annotator_id: str) -> int:
+    """Critiques `annotator_id` may see and has not annotated (leases and skips aside)."""
+    user = get_user(session, annotator_id)
+    mine = select(Annotation.critique_id).where(Annotation.annotator_id == annotator_id)
+    query = (select(func.count(CritiqueRow.id)).join(Round, CritiqueRow.round_id == Round.id)
+             .join(StudioSession, Round.session_id == StudioSession.id).where(CritiqueRow.id.not_in(mine)))
+    return int(session.scalar(_reviewable(query, user)) or 0)
+
+
+def last_annotated_critique(session: Session, annotator_id: str) -> int | None:
+    """The critique of `annotator_id`'s most recent submit, or None."""
+    return session.scalar(select(Annotation.critique_id).where(Annotation.annotator_id == annotator_id)
+                          .order_by(Annotation.created_at.desc(), Annotation.id.desc()).limit(1))
+
+
+def my_annotations(session: Session, critique_id: int, annotator_id: str) -> list[Annotation]:
+    """`annotator_id`'s verdicts on one critique (to show them again after Back)."""
+    return list(session.scalars(select(Annotation).where(Annotation.critique_id == critique_id,
+                                                         Annotation.annotator_id == annotator_id)))
+
+
+def delete_annotations(session: Session, critique_id: int, annotator_id: str) -> int:
+    """Remove `annotator_id`'s verdicts on one critique (undo); how many rows went."""
+    result = session.execute(delete(Annotation).where(Annotation.critique_id == critique_id,
+                                                      Annotation.annotator_id == annotator_id))
+    return int(result.rowcount or 0)
+
+
+def _pair_ends() -> tuple[Any, Any]:
+    low = case((PairJudgement.round_a_id < PairJudgement.round_b_id, PairJudgement.round_a_id),
+               else_=PairJudgement.round_b_id)
+    high = case((PairJudgement.round_a_id < PairJudgement.round_b_id, PairJudgement.round_b_id),
+                else_=PairJudgement.round_a_id)
+    return low, high
+
+
+def pair_queue(session: Session, *, judge_id: str, now: datetime, exclude: Sequence[str] = (),
+               limit: int = 20) -> list[tuple[int, int]]:
+    """Image pairs of one session for `judge_id` to compare, as (lower, higher) round ids: ones they
+    have not judged in either order, not in `exclude` (pair_item keys they skipped), not leased to
+    another reviewer now; those with the fewest human judgements first, then by session and ids."""
+    user = get_user(session, judge_id)
+    a, b = aliased(Round), aliased(Round)
+    low, high = _pair_ends()
+    counts = (select(low.label("low"), high.label("high"), func.count().label("n"))
+              .where(PairJudgement.source == PairSource.HUMAN).group_by(low, high).subquery())
+    judged = select(PairJudgement.id).where(
+        PairJudgement.judge_id == judge_id,
+        or_((PairJudgement.round_a_id == a.id) & (PairJudgement.round_b_id == b.id),
+            (PairJudgement.round_a_id == b.id) & (PairJudgement.round_b_id == a.id)))
+    item = literal("pair:").concat(cast(a.id, String)).concat(literal("-")).concat(cast(b.id, String))
+    query = (select(a.id, b.id).join(b, (b.session_id == a.session_id) & (b.id > a.id))
+             .join(StudioSession, a.session_id == StudioSession.id)
+             .outerjoin(counts, (counts.c.low == a.id) & (counts.c.high == b.id))
+             .where(~judged.exists(), ~_leased_by_others(item, judge_id, now)))
+    if exclude:
+        query = query.where(item.not_in(list(exclude)))
+    query = _reviewable(query, user).order_by(func.coalesce(counts.c.n, 0), a.session_id, a.id, b.id)
+    return [(int(x), int(y)) for x, y in session.execute(query.limit(max(1, min(int(limit), MAX_PAGE))))]
+
+
+def count_pairs(session: Session, user_id: str) -> int:
+    """Image pairs (two rounds of one session) `user_id` may compare."""
+    user = get_user(session, user_id)
+    a, b = aliased(Round), aliased(Round)
+    query = (select(func.count()).select_from(a).join(b, (b.session_id == a.session_id) & (b.id > a.id))
+             .join(StudioSession, a.session_id == StudioSession.id))
+    return int(session.scalar(_reviewable(query, user)) or 0)
+
+
+def count_judged_pairs(session: Session, judge_id: str | None = None) -> int:
+    """Distinct image pairs with a human judgement (by `judge_id`, if given)."""
+    low, high = _pair_ends()
+    query = select(low, high).where(PairJudgement.source == PairSource.HUMAN).distinct()
+    if judge_id is not None:
+        query = query.where(PairJudgement.judge_id == judge_id)
+    return int(session.scalar(select(func.count()).select_from(query.subquery())) or 0)
+
+
+def last_pair_judgement(session: Session, judge_id: str) -> PairJudgement | None:
+    """`judge_id`'s most recent pick, or None."""
+    return session.scalar(select(PairJudgement).where(PairJudgement.judge_id == judge_id)
+                          .order_by(PairJudgement.created_at.desc(), PairJudgement.id.desc()).limit(1))
+
+
+def human_pair_judgements(session: Session) -> list[PairJudgement]:
+    """Every person's pick, oldest first (for agreement and position bias)."""
+    return list(session.scalars(select(PairJudgement).where(PairJudgement.source == PairSource.HUMAN)
+                                .order_by(PairJudgement.id)))
+
+
+def all_annotations(session: Session) -> list[Annotation]:
+    """Every verdict, oldest first (for agreement)."""
+    return list(session.scalars(select(Annotation).order_by(Annotation.id)))
 
 
 # --- garbage collection ------------------------------------------------------------------------

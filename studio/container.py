@@ -9,7 +9,7 @@ database, open the image store.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -126,17 +126,48 @@ class Services:
 
     # --- review ---
 
-    def next_critique(self, username: str | None) -> dict[str, Any] | None:
-        return self.review.next_critique(username)
+    def next_critique(self, username: str | None, exclude: Sequence[int] = ()) -> dict[str, Any] | None:
+        return self.review.next_critique(username, exclude)
+
+    def critique_for_review(self, username: str | None, critique_id: int) -> dict[str, Any]:
+        return self.review.critique(username, critique_id)
 
     def annotate(self, username: str | None, critique_id: int, verdicts: dict[str, dict[str, Any]]) -> str:
         return self.review.annotate(username, critique_id, verdicts)
 
-    def next_pair(self, username: str | None) -> dict[str, Any] | None:
-        return self.review.next_pair(username)
+    def skip_critique(self, username: str | None, critique_id: int) -> str:
+        return self.review.skip_critique(username, critique_id)
 
-    def pick_pair(self, username: str | None, round_a: int, round_b: int, preference: str) -> str:
-        return self.review.pick_pair(username, round_a, round_b, preference)
+    def undo_annotation(self, username: str | None) -> dict[str, Any] | None:
+        return self.review.undo_annotation(username)
+
+    def critique_progress(self, username: str | None) -> dict[str, int]:
+        return self.review.critique_progress(username)
+
+    def next_pair(self, username: str | None, exclude: Sequence[str] = ()) -> dict[str, Any] | None:
+        return self.review.next_pair(username, exclude)
+
+    def pick_pair(self, username: str | None, round_a: int, round_b: int, preference: str,
+                  left_round: int | None = None) -> str:
+        return self.review.pick_pair(username, round_a, round_b, preference, left_round)
+
+    def pick_side(self, username: str | None, left_round: int, right_round: int, side: str) -> str:
+        return self.review.pick_side(username, left_round, right_round, side)
+
+    def skip_pair(self, username: str | None, round_a: int, round_b: int) -> str:
+        return self.review.skip_pair(username, round_a, round_b)
+
+    def undo_pick(self, username: str | None) -> dict[str, Any] | None:
+        return self.review.undo_pick(username)
+
+    def pair_progress(self, username: str | None) -> dict[str, Any]:
+        return self.review.pair_progress(username)
+
+    def agreement(self, username: str | None) -> dict[str, Any]:
+        return self.review.agreement(username)
+
+    def disagreements(self, username: str | None) -> list[dict[str, Any]]:
+        return self.review.disagreements(username)
 
     # --- export ---
 

@@ -6,8 +6,16 @@ Reported per data source:
 - accuracy with ties: over all pairs, a predicted tie is right only on a tie label;
 - accuracy without ties: over pairs whose label is not a tie (a predicted tie is wrong there);
 - position-swap consistency: share of pairs whose swapped-order answer is the mirror of the first;
-- per-dimension agreement, where the data carries per-dimension labels;
+- per-dimension agreement, where the data carries per-dimension labels (EditReward-Bench: instruction
+  following against text faithfulness, visual quality against image faithfulness + physical quality,
+  as the reference scores them);
 - failures (backend errors, unparseable or partial critiques) counted apart: never right or wrong.
+Beside this strict reading, a reference-comparable one scores every judgement as the reference's
+evaluation does, so numbers can be set beside the paper's: a score that is missing, N/A or not a
+number counts as `na_value` (2.5), a written value is its first number even outside 1-4, the summed
+scores decide (a tie within `tie_tolerance`), pairs labelled a tie are dropped, and only a backend
+error (no answer at all) is left out; a critique that did not parse is then a predicted tie, wrong.
+Reported as `reference_accuracy` (and `reference_dimension_accuracy`) per data source.
 With both orders the original order decides accuracy; the swapped order feeds consistency (and
 `accuracy_swapped`). Results are appended to a JSONL file as they arrive, so a rerun resumes; each
 is keyed by (critic identity, pair content, order), so several critics can share one results file
@@ -27,6 +35,7 @@ import argparse
 import hashlib
 import json
 import logging
+import re
 import sys
 import time
 from collections import defaultdict
@@ -40,15 +49,19 @@ from PIL import Image
 from tqdm import tqdm
 
 from rr_core.critics.base import Critic, PairRequest
-from rr_core.critique import ParseStatus, Preference
-from rr_core.parser import PairRule, parse_pairwise
-from rr_core.rubric import Task
+from rr_core.critique import PairwiseCritique, ParseStatus, Preference
+from rr_core.parser import PairRule, parse_pairwise, preference_from_totals
+from rr_core.rubric import Task, dimensions
 from training.data import BENCHMARK_OF, FORMATS, DataSource, PreferencePair, read_all
 from training.parrot.records import JsonlWriter, latest_by_id, write_json
 
 logger = logging.getLogger(__name__)
 
 TABLE_COLUMNS = ("MMRB2-T2I", "MMRB2-Edit", "EditReward-Bench", "GenAI-Bench-T2I", "GenAI-Bench-Edit")
+TABLE_METRICS = {"strict": "accuracy_without_ties", "reference": "reference_accuracy"}
+# Aspects scored from a sum of rubric dimensions (EditReward-Bench's visual quality, as the reference scores it).
+COMPOSITE_ASPECTS = {"visual_quality": ("image_faithfulness", "physical_quality")}
+_NUMBER = re.compile(r"(\d+(?:\.\d+)?)")
 
 
 @dataclass
@@ -141,7 +154,7 @@ def pair_fingerprint(pair: PreferencePair) -> str:
     digest = hashlib.sha256()
     for piece in (pair.pair_id, pair.task.value, pair.request, pair.label.value):
         digest.update(piece.encode() + b"\0")
-    for image in (pair.image_a, pair.image_b, pair.source_image):
+    for image in (pair.image_a, pair.image_b, pair.source_image, *pair.extra_sources):
         digest.update(_image_stamp(image) + b"\0")
     return digest.hexdigest()[:16]
 
@@ -153,6 +166,44 @@ def result_key(identity: str, fingerprint: str, swapped: bool) -> str:
 
 def _flip(p: Preference | None) -> Preference | None:
     return {Preference.A: Preference.B, Preference.B: Preference.A}.get(p, p)
+
+
+def _reference_value(raw: str, parsed: float | None, fallback: float) -> float:
+    """A score as the reference's evaluation reads it: the first number written, else `fallback`."""
+    if raw:
+        found = _NUMBER.search(raw.replace("*", "").replace("~", ""))
+        return float(found.group(1)) if found else fallback
+    return parsed if parsed is not None else fallback
+
+
+def reference_scores(critique: PairwiseCritique, rule: PairRule) -> dict[str, tuple[float, float]]:
+    """(A, B) per dimension of the task as the reference scores them: missing, N/A and unreadable
+    values count as rule.na_value; a written number counts as written, in range or not."""
+    scores = {}
+    for dim in dimensions(critique.task):
+        entry = critique.dims.get(dim.key)
+        if entry is None:
+            scores[dim.key] = (rule.na_value, rule.na_value)
+            continue
+        a = rule.na_value if entry.a_not_applicable else _reference_value(entry.raw_score_a, entry.score_a,
+                                                                          rule.na_value)
+        b = rule.na_value if entry.b_not_applicable else _reference_value(entry.raw_score_b, entry.score_b,
+                                                                          rule.na_value)
+        scores[dim.key] = (a, b)
+    return scores
+
+
+def _winners(scores: dict[str, tuple[float, float]], rule: PairRule, swapped: bool) -> dict[str, str]:
+    """Per dimension and per composite aspect, the winner in the pair's own order (A, B or tie)."""
+    sums = dict(scores)
+    for aspect, keys in COMPOSITE_ASPECTS.items():
+        if all(k in scores for k in keys):
+            sums[aspect] = (sum(scores[k][0] for k in keys), sum(scores[k][1] for k in keys))
+    out = {}
+    for key, (a, b) in sums.items():
+        winner = preference_from_totals(a, b, rule)
+        out[key] = (_flip(winner) if swapped else winner).value
+    return out
 
 
 def _judge_batch(critic: Critic, batch: list[tuple[PreferencePair, bool, str]], rule: PairRule,
@@ -174,20 +225,26 @@ def _judge_batch(critic: Critic, batch: list[tuple[PreferencePair, bool, str]], 
         parsed = parse_pairwise(critique.raw_text, pair.task, rule) if not critique.error else critique
         failed = bool(critique.error) or parsed.status is not ParseStatus.OK or parsed.preference is None
         prediction = _flip(parsed.preference) if swapped else parsed.preference
-        dims = {}
+        strict_scores = {}
         for key, entry in parsed.dims.items():
             a = rule.na_value if entry.a_not_applicable else entry.score_a
             b = rule.na_value if entry.b_not_applicable else entry.score_b
             if a is not None and b is not None:
-                winner = Preference.TIE if abs(a - b) <= rule.tie_tolerance + 1e-9 else (
-                    Preference.A if a > b else Preference.B)
-                dims[key] = (_flip(winner) if swapped else winner).value
+                strict_scores[key] = (a, b)
+        dims = _winners(strict_scores, rule, swapped)
+        reference = None
+        if not critique.error:
+            totals = reference_scores(parsed, rule).items()
+            reference_dims = _winners(dict(totals), rule, swapped)
+            winner = preference_from_totals(sum(a for _, (a, _) in totals), sum(b for _, (_, b) in totals), rule)
+            reference = {"prediction": (_flip(winner) if swapped else winner).value, "dims": reference_dims}
         results.append({
             "key": result_id, "critic": name, "pair_id": pair.pair_id, "swapped": swapped,
             "source": pair.source, "label": pair.label.value,
             "prediction": None if failed else prediction.value, "failed": failed,
             "error": critique.error or ("; ".join(parsed.problems) if failed else ""),
             "dims": dims, "status": parsed.status.value, "completion_tokens": critique.completion_tokens,
+            "reference": reference,
         })
     return results
 
@@ -259,6 +316,26 @@ def _source_metrics(results: list[dict[str, Any]], pairs: dict[str, PreferencePa
                 per_dim[key].append(r["dims"][key] == label.value)
     if per_dim:
         out["dimension_agreement"] = {k: sum(v) / len(v) for k, v in sorted(per_dim.items())}
+    out.update(_reference_metrics(first, pairs))
+    return out
+
+
+def _reference_metrics(first: list[dict[str, Any]], pairs: dict[str, PreferencePair]) -> dict[str, Any]:
+    """The reference-comparable reading (module docstring): ties dropped, only backend errors left out."""
+    judged = [r for r in first if r.get("reference")]
+    no_tie = [r for r in judged if r["label"] != Preference.TIE.value]
+    out: dict[str, Any] = {
+        "reference_accuracy": (sum(r["reference"]["prediction"] == r["label"] for r in no_tie) / len(no_tie)
+                               if no_tie else None),
+        "reference_evaluated": len(no_tie), "reference_left_out": len(first) - len(judged),
+    }
+    per_dim: dict[str, list[bool]] = defaultdict(list)
+    for r in judged:
+        for key, label in pairs[r["pair_id"]].dimension_labels.items():
+            if label is not Preference.TIE and key in r["reference"]["dims"]:
+                per_dim[key].append(r["reference"]["dims"][key] == label.value)
+    if per_dim:
+        out["reference_dimension_accuracy"] = {k: sum(v) / len(v) for k, v in sorted(per_dim.items())}
     return out
 
 
@@ -297,13 +374,33 @@ def sources_table(rows: dict[str, dict[str, Any]]) -> str:
         return "-" if value is None else f"{100 * value:.1f}"
 
     lines = ["| critic | source | pairs | failures | accuracy with ties | accuracy without ties "
-             "| position consistency |", "|---" * 7 + "|"]
+             "| position consistency | reference-comparable |", "|---" * 8 + "|"]
     for name, metrics in rows.items():
         for source, m in metrics["by_source"].items():
             cells = [name, source, str(m["pairs"]), str(m["failures"]), percent(m["accuracy_with_ties"]),
-                     percent(m["accuracy_without_ties"]), percent(m.get("position_consistency"))]
+                     percent(m["accuracy_without_ties"]), percent(m.get("position_consistency")),
+                     percent(m.get("reference_accuracy"))]
             lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def dimensions_table(rows: dict[str, dict[str, Any]]) -> str:
+    """Per-dimension numbers where a data source carries per-dimension labels (EditReward-Bench):
+    strict agreement and the reference-comparable accuracy, one row per (critic, source, aspect)."""
+    def percent(value: float | None) -> str:
+        return "-" if value is None else f"{100 * value:.1f}"
+
+    lines = []
+    for name, metrics in rows.items():
+        for source, m in metrics["by_source"].items():
+            strict, reference = m.get("dimension_agreement") or {}, m.get("reference_dimension_accuracy") or {}
+            for aspect in sorted(set(strict) | set(reference)):
+                lines.append(f"| {name} | {source} | {aspect} | {percent(strict.get(aspect))} "
+                             f"| {percent(reference.get(aspect))} |")
+    if not lines:
+        return ""
+    return "\n".join(["| critic | source | aspect | agreement (strict) | reference-comparable |",
+                      "|---" * 5 + "|", *lines])
 
 
 # --- command line ------------------------------------------------------------------------------
@@ -436,6 +533,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--constrained", action="store_true", help="decode under the critique grammar")
     parser.add_argument("--tie-tolerance", type=float, default=0.0,
                         help="|sum A - sum B| that is still a tie")
+    parser.add_argument("--table-metric", choices=sorted(TABLE_METRICS), default="strict",
+                        help="the paper-layout table's number: strict (accuracy without ties, failures "
+                             "apart) or reference (scored as the reference's evaluation; default: %(default)s)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
 
@@ -476,7 +576,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     rows[name] = metrics
     write_json(rows_path, rows)
     formats = {source: fmt for m in rows.values() for source, fmt in m.get("sources", {}).items()}
-    table = paper_table(rows, formats) + "\n\n" + sources_table(rows)
+    table = paper_table(rows, formats, TABLE_METRICS[args.table_metric]) + "\n\n" + sources_table(rows)
+    per_dimension = dimensions_table(rows)
+    if per_dimension:
+        table += "\n\n" + per_dimension
     (args.out / "table.md").write_text(table + "\n", encoding="utf-8")
     sys.stdout.write(table + "\n")
     if not metrics["overall"]["evaluated_with_ties"]:

@@ -81,15 +81,29 @@ def register_api(service: Services, gpu_limits: dict[str, Any], critic_limits: d
         """Stop your runs after their current step."""
         return service.stop(username_of(request))
 
-    @shown_errors
-    def annotation_queue(request: gr.Request = None) -> dict:
-        """The next critique to review (annotators/admins); {} when the queue is empty."""
-        item = service.next_critique(username_of(request))
+    def critique_json(item: dict | None) -> dict:
         if item is None:
             return {}
-        item["image"] = data_url(item["image"])
-        item["source_image"] = data_url(item["source_image"]) if item["source_image"] is not None else None
-        return item
+        source = item["source_image"]
+        return {**item, "image": data_url(item["image"]),
+                "source_image": data_url(source) if source is not None else None}
+
+    def pair_json(pair: dict | None) -> dict:
+        if pair is None:
+            return {}
+        return {**pair, "left": {**pair["left"], "image": data_url(pair["left"]["image"])},
+                "right": {**pair["right"], "image": data_url(pair["right"]["image"])}}
+
+    @shown_errors
+    def annotation_queue(skipped: list | None = None, request: gr.Request = None) -> dict:
+        """The next critique to review (annotators/admins), leased to you for a while so no one else
+        gets it; `skipped` lists critique ids to leave out. {} when the queue is empty."""
+        return critique_json(service.next_critique(username_of(request), [int(i) for i in skipped or []]))
+
+    @shown_errors
+    def review_critique(critique_id: int, request: gr.Request = None) -> dict:
+        """One critique by id with your own verdicts on it ("mine"): Back to an earlier item."""
+        return critique_json(service.critique_for_review(username_of(request), critique_id))
 
     @shown_errors
     def annotate(critique_id: int, verdicts: dict, request: gr.Request = None) -> str:
@@ -98,17 +112,62 @@ def register_api(service: Services, gpu_limits: dict[str, Any], critic_limits: d
         return service.annotate(username_of(request), critique_id, verdicts)
 
     @shown_errors
-    def next_pair(request: gr.Request = None) -> dict:
-        """Two rounds of one request you have not compared; {} when none are left."""
-        pair = service.next_pair(username_of(request))
-        if pair is None:
-            return {}
-        return {**pair, "image_a": data_url(pair["image_a"]), "image_b": data_url(pair["image_b"])}
+    def skip_critique(critique_id: int, request: gr.Request = None) -> str:
+        """Give a critique back to the queue without judging it."""
+        return service.skip_critique(username_of(request), critique_id)
 
     @shown_errors
-    def pick_pair(round_a: int, round_b: int, preference: str, request: gr.Request = None) -> str:
-        """Record which image is better: "A", "B" or "tie"."""
-        return service.pick_pair(username_of(request), round_a, round_b, preference)
+    def undo_annotation(request: gr.Request = None) -> dict:
+        """Take back your last submit; returns that critique again ({} when nothing to undo)."""
+        return critique_json(service.undo_annotation(username_of(request)))
+
+    @shown_errors
+    def critique_progress(request: gr.Request = None) -> dict:
+        """Review critiques: reviewed by you, left for you, reviewed by anyone, in all."""
+        return service.critique_progress(username_of(request))
+
+    @shown_errors
+    def next_pair(skipped: list | None = None, request: gr.Request = None) -> dict:
+        """Two images of one request you have not compared, sides shuffled per pair ("left", "right",
+        each with its round id and gallery label), leased to you; {} when none are left."""
+        return pair_json(service.next_pair(username_of(request), [str(k) for k in skipped or []]))
+
+    @shown_errors
+    def pick_pair(round_a: int, round_b: int, preference: str, left_round: int = 0,
+                  request: gr.Request = None) -> str:
+        """Record which image is better: "A" (round_a), "B" (round_b) or "tie"; left_round, when not
+        0, is the one you saw on the left."""
+        return service.pick_pair(username_of(request), round_a, round_b, preference, left_round or None)
+
+    @shown_errors
+    def pick_side(left_round: int, right_round: int, side: str, request: gr.Request = None) -> str:
+        """Pick as shown by next_pair: "left", "right" or "tie" (the side shown is stored)."""
+        return service.pick_side(username_of(request), left_round, right_round, side)
+
+    @shown_errors
+    def skip_pair(round_a: int, round_b: int, request: gr.Request = None) -> str:
+        """Give a pair back to the queue without judging it."""
+        return service.skip_pair(username_of(request), round_a, round_b)
+
+    @shown_errors
+    def undo_pick(request: gr.Request = None) -> dict:
+        """Take back your last pick; returns that pair again ({} when nothing to undo)."""
+        return pair_json(service.undo_pick(username_of(request)))
+
+    @shown_errors
+    def pair_progress(request: gr.Request = None) -> dict:
+        """Compare A/B: pairs compared by you, left for you, by anyone, in all; your share of left picks."""
+        return service.pair_progress(username_of(request))
+
+    @shown_errors
+    def agreement(request: gr.Request = None) -> dict:
+        """Agreement per item and per reviewer pair (Cohen's kappa), and position bias per reviewer."""
+        return service.agreement(username_of(request))
+
+    @shown_errors
+    def disagreements(request: gr.Request = None) -> list:
+        """Admins: the items reviewers disagree on, least agreement first."""
+        return service.disagreements(username_of(request))
 
     @shown_errors
     def export(format: str = "pairs", parquet: bool = False, request: gr.Request = None) -> dict:
@@ -127,8 +186,9 @@ def register_api(service: Services, gpu_limits: dict[str, Any], critic_limits: d
     for fn, limits in ((generate, gpu_limits), (critique, critic_limits), (run_loop, gpu_limits),
                        (refine_round, gpu_limits)):
         gr.api(fn, api_name=fn.__name__, **limits)
-    for fn in (session, sessions, delete_session, keep, annotation_queue, annotate, next_pair, pick_pair,
-               export, stats, health):
+    for fn in (session, sessions, delete_session, keep, annotation_queue, review_critique, annotate, skip_critique,
+               undo_annotation, critique_progress, next_pair, pick_pair, pick_side, skip_pair, undo_pick,
+               pair_progress, agreement, disagreements, export, stats, health):
         gr.api(fn, api_name=fn.__name__, concurrency_limit=None)
     gr.api(stop, api_name="stop", concurrency_limit=None)
 

@@ -70,13 +70,20 @@ def run_edit(page: Any, source: Path, instruction: str, rounds: int = 1, steps: 
 
 
 def open_annotate(page: Any) -> None:
-    """Annotate tab, with the first critique and the first pair loaded."""
+    """Annotate tab, on its Review critiques view, with the first critique loaded."""
     page.get_by_role("tab", name="Annotate").click()
     wait_text(page, "#annotate-progress", "Reviewed")
 
 
+def open_compare(page: Any) -> None:
+    """The Annotate tab's Compare A/B view, with the first pair loaded (or none left)."""
+    page.get_by_role("tab", name="Compare A/B").click()
+    wait_text(page, "#pair-progress", "Compared")
+
+
 def review_with_keys(page: Any, keys: list[str]) -> None:
-    """Press verdict keys (a/r) outside any field, then Enter to submit and load the next critique."""
+    """Press review keys (a/r, j/k, digits...) outside any field, then Enter to submit and load the
+    next critique."""
     page.locator("#annotate-progress").click()
     for key in keys:
         page.keyboard.press(key)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import gradio as gr
 import pandas as pd
@@ -185,46 +186,133 @@ class StudioHandlers:
                 self.ui.export_note: f"Wrote **{result['count']}** {fmt} record(s).",
                 self.ui.export_command: result["command"], **self.counts(request)}
 
-    # --- annotation ----------------------------------------------------------------------------
+    # --- review: critiques ---------------------------------------------------------------------
+    # Confirmations go to the view's note line, not a toast, so nothing covers the form.
+
+    def _critique(self, request: gr.Request, trail: dict[str, list[Any]] | None, note: str = "",
+                  item: dict[str, Any] | None = None) -> Values:
+        """The review form for `item`, else for the next critique in the queue (skips left out)."""
+        trail = _trail(trail)
+        user = username_of(request)
+        if item is None:
+            item = self.service.next_critique(user, trail["skipped"])
+        progress = None if item is not None else self.service.critique_progress(user)
+        return mappers.critique_values(self.ui.annotate, item, trail, progress, note)
 
     @shown_errors
-    def next_critique(self, request: gr.Request) -> Values:
-        """Load the next critique this annotator has not reviewed."""
-        return mappers.critique_values(self.ui.annotate, self.service.next_critique(username_of(request)))
+    def next_critique(self, trail: dict[str, list[Any]] | None, request: gr.Request) -> Values:
+        """Open the Review view: the next critique for this reviewer."""
+        return self._critique(request, trail)
 
     @shown_errors
     def submit(self, form: Values, request: gr.Request) -> Values:
         """Store the review form's verdicts, then load the next critique; `form` is the
         `{component: value}` dict Gradio passes for the panel's input set."""
         critique_id, verdicts = mappers.verdicts_of(self.ui.annotate, form)
-        gr.Info(self.service.annotate(username_of(request), critique_id, verdicts))
-        return self.next_critique(request)
+        note = self.service.annotate(username_of(request), critique_id, verdicts)
+        trail = _trail(form.get(self.ui.annotate.trail))
+        trail["history"] = [*trail["history"], critique_id]
+        return self._critique(request, trail, note)
 
     @shown_errors
-    def next_pair(self, request: gr.Request) -> Values:
-        """Load two rounds of one request this user has not compared."""
-        return mappers.pair_values(self.ui.pair, self.service.next_pair(username_of(request)))
+    def skip(self, loaded: dict[str, Any] | None, trail: dict[str, list[Any]] | None,
+             request: gr.Request) -> Values:
+        """Leave this critique for later (for this visit) and load the next."""
+        trail = _trail(trail)
+        if loaded:
+            self.service.skip_critique(username_of(request), loaded["id"])
+            trail["skipped"] = [*trail["skipped"], loaded["id"]]
+            trail["history"] = [*trail["history"], loaded["id"]]
+        return self._critique(request, trail, "Skipped.")
 
-    def _pick(self, pair: list[int] | None, preference: str, request: gr.Request) -> Values:
+    @shown_errors
+    def back(self, trail: dict[str, list[Any]] | None, request: gr.Request) -> Values:
+        """Show the previous critique again (submitted or skipped), with your verdicts on it."""
+        trail = _trail(trail)
+        if not trail["history"]:
+            return {self.ui.annotate.note: "Nothing to go back to yet."}
+        *rest, previous = trail["history"]
+        trail["history"] = rest
+        trail["skipped"] = [i for i in trail["skipped"] if i != previous]
+        item = self.service.critique_for_review(username_of(request), previous)
+        return self._critique(request, trail, "Back to the previous critique.", item)
+
+    @shown_errors
+    def undo(self, trail: dict[str, list[Any]] | None, request: gr.Request) -> Values:
+        """Take back your last submit and show that critique again."""
+        item = self.service.undo_annotation(username_of(request))
+        if item is None:
+            return {self.ui.annotate.note: "Nothing to undo."}
+        trail = _trail(trail)
+        trail["history"] = [i for i in trail["history"] if i != item["critique_id"]]
+        return self._critique(request, trail, "Undone: your last submit was taken back.", item)
+
+    # --- review: A/B -----------------------------------------------------------------------------
+
+    def _pair(self, request: gr.Request, trail: dict[str, list[Any]] | None, note: str = "",
+              pair: dict[str, Any] | None = None) -> Values:
+        """The Compare view for `pair`, else for the next pair in the queue (skips left out)."""
+        trail = {"skipped": list((trail or {}).get("skipped", []))}
+        user = username_of(request)
+        if pair is None:
+            pair = self.service.next_pair(user, trail["skipped"])
+        progress = None if pair is not None else self.service.pair_progress(user)
+        return mappers.pair_values(self.ui.pair, pair, trail, progress, note)
+
+    @shown_errors
+    def next_pair(self, trail: dict[str, list[Any]] | None, request: gr.Request) -> Values:
+        """Open the Compare view: the next pair for this reviewer, sides shuffled."""
+        return self._pair(request, trail)
+
+    def _pick(self, pair: dict[str, Any] | None, side: str, trail: dict[str, list[Any]] | None,
+              request: gr.Request) -> Values:
         if not pair:
             raise gr.Error("No pair loaded.")
-        gr.Info(self.service.pick_pair(username_of(request), pair[0], pair[1], preference))
-        return self.next_pair(request)
+        note = self.service.pick_side(username_of(request), pair["left"], pair["right"], side)
+        return self._pair(request, trail, note)
 
     @shown_errors
-    def pick_a(self, pair: list[int] | None, request: gr.Request) -> Values:
-        """A is better."""
-        return self._pick(pair, "A", request)
+    def pick_left(self, pair: dict[str, Any] | None, trail: dict[str, list[Any]] | None,
+                  request: gr.Request) -> Values:
+        """The left image is better."""
+        return self._pick(pair, "left", trail, request)
 
     @shown_errors
-    def pick_b(self, pair: list[int] | None, request: gr.Request) -> Values:
-        """B is better."""
-        return self._pick(pair, "B", request)
+    def pick_right(self, pair: dict[str, Any] | None, trail: dict[str, list[Any]] | None,
+                   request: gr.Request) -> Values:
+        """The right image is better."""
+        return self._pick(pair, "right", trail, request)
 
     @shown_errors
-    def pick_tie(self, pair: list[int] | None, request: gr.Request) -> Values:
+    def pick_tie(self, pair: dict[str, Any] | None, trail: dict[str, list[Any]] | None,
+                 request: gr.Request) -> Values:
         """Neither is better."""
-        return self._pick(pair, "tie", request)
+        return self._pick(pair, "tie", trail, request)
+
+    @shown_errors
+    def skip_pair(self, pair: dict[str, Any] | None, trail: dict[str, list[Any]] | None,
+                  request: gr.Request) -> Values:
+        """Leave this pair for later (for this visit) and load the next."""
+        trail = {"skipped": list((trail or {}).get("skipped", []))}
+        if pair:
+            self.service.skip_pair(username_of(request), pair["left"], pair["right"])
+            trail["skipped"].append(pair["key"])
+        return self._pair(request, trail, "Skipped.")
+
+    @shown_errors
+    def undo_pick(self, trail: dict[str, list[Any]] | None, request: gr.Request) -> Values:
+        """Take back your last pick and show that pair again."""
+        pair = self.service.undo_pick(username_of(request))
+        if pair is None:
+            return {self.ui.pair.note: "Nothing to undo."}
+        return self._pair(request, trail, "Undone: your last pick was taken back.", pair)
+
+    @shown_errors
+    def agreement(self, request: gr.Request) -> Values:
+        """Agreement figures; admins also get the disagreement queue."""
+        user = username_of(request)
+        queue = self.service.disagreements(user) if self.service.role(user).value == "admin" else None
+        return {self.ui.agreement.text: mappers.agreement_text(self.service.agreement(user), queue)}
 
     # --- page load ---------------------------------------------------------------------------
 
@@ -237,7 +325,14 @@ class StudioHandlers:
             who = f"Signed in as **{self.service.user(user)}** ({role.value})"
         except RRError as exc:
             return {self.ui.who: str(exc), self.ui.health: health,
-                    self.ui.annotate_tab: gr.Tab(visible=False), self.ui.sessions_tab: gr.Tab(visible=False)}
+                    self.ui.annotate_tab: gr.Tab(visible=False), self.ui.sessions_tab: gr.Tab(visible=False),
+                    self.ui.export_group: gr.Column(visible=False)}
         reviewer = role.value in ("annotator", "admin")
         return {self.ui.who: who, self.ui.health: health, self.ui.annotate_tab: gr.Tab(visible=reviewer),
-                self.ui.sessions_tab: gr.Tab(visible=True)}
+                self.ui.sessions_tab: gr.Tab(visible=True), self.ui.export_group: gr.Column(visible=reviewer)}
+
+
+def _trail(trail: dict[str, list[Any]] | None) -> dict[str, list[Any]]:
+    """A fresh copy of the Review view's trail: critiques skipped this visit, and those seen (for Back)."""
+    trail = trail or {}
+    return {"skipped": list(trail.get("skipped", [])), "history": list(trail.get("history", []))}

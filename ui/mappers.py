@@ -78,61 +78,121 @@ def settings_of(negative: str, seed: float | None, randomize: bool, steps: float
             "stop_threshold": float(threshold) if stop_early and threshold is not None else None}
 
 
-def critique_values(panel: AnnotatePanel, item: dict[str, Any] | None) -> Values:
-    """The next critique to review (service.next_critique's dict) on the review form, or an empty form."""
-    values: Values = {}
+def critique_progress_text(progress: dict[str, int]) -> str:
+    """The Review view's progress line: yours, left for you, everyone's."""
+    return (f"Reviewed {progress['mine']} by you · {progress['remaining']} left for you · "
+            f"{progress['everyone']} of {progress['total']} critiques reviewed by anyone")
+
+
+def critique_values(panel: AnnotatePanel, item: dict[str, Any] | None, trail: dict[str, list[Any]],
+                    progress: dict[str, int] | None = None, note: str = "") -> Values:
+    """A critique to review (the service's dict) on the form, or an empty form when none is left.
+    A corrected score starts empty, with the critic's score as its placeholder, so a changed score
+    shows; the reviewer's own earlier verdicts (after Back or Undo) are filled in."""
+    values: Values = {panel.trail: trail, panel.note: note}
     if item is None:
-        values.update({panel.loaded: None, panel.progress: "Nothing left to review. 🎉", panel.image: None,
+        values.update({panel.loaded: None, panel.image: None,
+                       panel.progress: (critique_progress_text(progress) if progress else "")
+                       + "\n\nNothing left to review. 🎉",
                        panel.source: gr.update(value=None, visible=False), panel.request: "", panel.raw: ""})
         scores: list[dict[str, Any]] = []
+        mine: dict[str, dict[str, Any]] = {}
     else:
-        scores = item["scores"]
-        note = "\n\n⚠️ This critique did not parse: judge its raw text." if item["status"] == "failed" else ""
+        scores, mine = item["scores"], item.get("mine", {})
+        failed = "\n\n⚠️ This critique did not parse: judge its raw text." if item["status"] == "failed" else ""
+        prompt = f"\n\n**Prompt of this image:** {item['prompt']}" if item.get("prompt") != item["request"] else ""
         values.update({
             panel.loaded: {"id": item["critique_id"], "keys": [row["key"] for row in scores]},
-            panel.progress: (f"Reviewed **{item['progress']['done']}** · in the queue: "
-                             f"**{item['progress']['remaining']}**"),
-            panel.image: item["image"],
+            panel.progress: critique_progress_text(item["progress"]),
+            panel.image: gr.update(value=item["image"], label=f"Image: {item['label']}"),
             panel.source: gr.update(value=item["source_image"], visible=item["source_image"] is not None),
-            panel.request: f"**Request:** {item['request']}\n\n**Summary:** {item['summary'] or '—'}{note}",
+            panel.request: (f"**Request ({item['task']}, {item['label']}):** {item['request']}{prompt}\n\n"
+                            f"**Summary:** {item['summary'] or '—'}{failed}"),
             panel.raw: item["raw_text"],
         })
     for i, dim in enumerate(panel.dims):
         row = scores[i] if i < len(scores) else None
+        own = mine.get(row["key"], {}) if row is not None else {}
+        critic = "" if row is None or row["score"] is None else f"critic: {row['score']:g}"
         values.update({
             dim.row: gr.update(visible=row is not None),
             dim.text: "" if row is None else
             f"**{row['heading']}** — {row['description']}\n\n{row['justification'] or ''}",
-            dim.verdict: gr.update(value=None),
-            dim.comment: "",
-            dim.score: None if row is None else row["score"],
+            dim.verdict: gr.update(value=own.get("verdict")),
+            dim.comment: own.get("comment", ""),
+            dim.score: gr.update(value=own.get("score"), placeholder=critic),
         })
     return values
 
 
 def verdicts_of(panel: AnnotatePanel, form: Values) -> tuple[int, dict[str, dict[str, Any]]]:
     """The review form's values as (critique id, verdicts per dimension key) for service.annotate;
-    dimensions without a verdict are left out."""
+    dimensions without a verdict are left out; only a correction carries its score."""
     loaded = form.get(panel.loaded)
     if not loaded:
         raise ValueError("No critique loaded: open the queue first.")
     verdicts = {}
     for key, dim in zip(loaded["keys"], panel.dims):
-        verdict = form.get(dim.verdict)
+        verdict, score = form.get(dim.verdict), form.get(dim.score)
         if verdict:
             verdicts[key] = {"verdict": verdict, "comment": form.get(dim.comment) or "",
-                             "score": form.get(dim.score)}
+                             "score": score if verdict == "correct" else None}
     return loaded["id"], verdicts
 
 
-def pair_values(panel: PairPanel, pair: dict[str, Any] | None) -> Values:
-    """Two rounds to compare (service.next_pair's dict), or an empty comparison."""
+def pair_progress_text(progress: dict[str, Any]) -> str:
+    """The Compare view's progress line, with your share of left picks (position bias)."""
+    share = progress.get("left_share")
+    bias = "" if share is None else f" · your left picks: {share:.0%}"
+    return (f"Compared {progress['mine']} by you · {progress['remaining']} left for you · "
+            f"{progress['everyone']} of {progress['total']} pairs compared by anyone{bias}")
+
+
+def pair_values(panel: PairPanel, pair: dict[str, Any] | None, trail: dict[str, list[Any]],
+                progress: dict[str, Any] | None = None, note: str = "") -> Values:
+    """Two images of one request (the service's dict, sides already shuffled), or an empty view;
+    each image is named as the gallery names it ("round 1 · #2")."""
+    values: Values = {panel.trail: trail, panel.note: note}
     if pair is None:
-        return {panel.image_a: None, panel.image_b: None, panel.pair: None,
-                panel.text: "No pairs left to compare."}
-    return {panel.image_a: pair["image_a"], panel.image_b: pair["image_b"],
-            panel.pair: [pair["round_a"], pair["round_b"]],
-            panel.text: f"**Request:** {pair['request']}\n\nA: {pair['prompt_a']}\n\nB: {pair['prompt_b']}"}
+        values.update({panel.image_left: gr.update(value=None, label="Left"),
+                       panel.image_right: gr.update(value=None, label="Right"), panel.pair: None,
+                       panel.text: "No pairs left to compare.",
+                       panel.progress: pair_progress_text(progress) if progress else ""})
+        return values
+    left, right = pair["left"], pair["right"]
+    values.update({
+        panel.image_left: gr.update(value=left["image"], label=f"Left: {left['label']}"),
+        panel.image_right: gr.update(value=right["image"], label=f"Right: {right['label']}"),
+        panel.pair: {"left": left["round_id"], "right": right["round_id"], "key": pair["key"]},
+        panel.progress: pair_progress_text(pair["progress"]),
+        panel.text: (f"**Request:** {pair['request']}\n\nLeft ({left['label']}): {left['prompt']}\n\n"
+                     f"Right ({right['label']}): {right['prompt']}"),
+    })
+    return values
+
+
+def agreement_text(found: dict[str, Any], disagreements: list[dict[str, Any]] | None) -> str:
+    """Agreement per view (items judged twice or more, mean share agreeing; Cohen's kappa per reviewer
+    pair), position bias per reviewer, and for admins the disagreement queue."""
+    lines = []
+    for kind, title in (("critiques", "Critique dimensions"), ("pairs", "A/B pairs")):
+        items = found[kind]["items"]
+        mean = sum(i["agreement"] for i in items) / len(items) if items else None
+        lines.append(f"**{title}:** {len(items)} judged by two or more reviewers"
+                     + ("" if mean is None else f", mean agreement {mean:.0%}"))
+        for pair in found[kind]["reviewer_pairs"]:
+            kappa = "undefined" if pair["kappa"] is None else f"{pair['kappa']:.2f}"
+            lines.append(f"- {pair['first']} & {pair['second']}: {pair['items']} shared, "
+                         f"{pair['observed']:.0%} same, Cohen's κ {kappa}")
+    bias = found["position_bias"]
+    if bias:
+        lines.append("**Left picks (position bias, 50% is none):** "
+                     + ", ".join(f"{who} {b['left_share']:.0%} of {b['picks']}" for who, b in sorted(bias.items())))
+    if disagreements is not None:
+        lines.append(f"**Disagreements to settle (admins): {len(disagreements)}**")
+        for item in disagreements[:50]:
+            lines.append(f"- {item['label']}: {item['judgements']} judgements, {item['agreement']:.0%} agree")
+    return "\n".join(line if line.startswith("- ") else f"\n{line}\n" for line in lines).strip()
 
 
 def counts_text(stats: dict[str, int]) -> str:

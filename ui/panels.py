@@ -60,22 +60,28 @@ class DimensionRow:
 
 @dataclass(eq=False)
 class AnnotatePanel:
-    """The critique review form: one critique at a time, one row per dimension."""
+    """The Review critiques view: one critique at a time, one row per dimension, its own progress,
+    a note line for confirmations (no toast over the form) and Skip / Back / Undo."""
 
     loaded: gr.State
+    trail: gr.State
     progress: gr.Markdown
+    note: gr.Markdown
     image: gr.Image
     source: gr.Image
     request: gr.Markdown
     raw: gr.Textbox
     dims: list[DimensionRow]
     submit: gr.Button
+    skip: gr.Button
+    back: gr.Button
+    undo: gr.Button
     load: gr.Button
 
     @property
     def outputs(self) -> list[gr.components.Component]:
         """Every component `critique_values` sets."""
-        out = [self.loaded, self.progress, self.image, self.source, self.request, self.raw]
+        out = [self.loaded, self.trail, self.progress, self.note, self.image, self.source, self.request, self.raw]
         for dim in self.dims:
             out += [dim.row, dim.text, *dim.fields]
         return out
@@ -83,24 +89,37 @@ class AnnotatePanel:
     @property
     def inputs(self) -> set[gr.components.Component]:
         """What a submit reads, as a set so the handler receives one `{component: value}` dict."""
-        return {self.loaded, *(field for dim in self.dims for field in dim.fields)}
+        return {self.loaded, self.trail, *(field for dim in self.dims for field in dim.fields)}
 
 
 @dataclass(eq=False)
 class PairPanel:
-    """Two rounds of one request side by side, and the A / B / tie buttons."""
+    """The Compare A/B view: two images of one request, sides shuffled per pair, its own progress."""
 
     pair: gr.State
+    trail: gr.State
+    progress: gr.Markdown
+    note: gr.Markdown
     text: gr.Markdown
-    image_a: gr.Image
-    image_b: gr.Image
-    pick_a: gr.Button
-    pick_b: gr.Button
+    image_left: gr.Image
+    image_right: gr.Image
+    pick_left: gr.Button
+    pick_right: gr.Button
     pick_tie: gr.Button
+    skip: gr.Button
+    undo: gr.Button
 
     @property
     def outputs(self) -> list[gr.components.Component]:
-        return [self.image_a, self.image_b, self.pair, self.text]
+        return [self.pair, self.trail, self.progress, self.note, self.text, self.image_left, self.image_right]
+
+
+@dataclass(eq=False)
+class AgreementPanel:
+    """Agreement between reviewers, position bias, and (admins) the disagreement queue."""
+
+    text: gr.Markdown
+    refresh: gr.Button
 
 
 def results_panel(prefix: str) -> ResultsPanel:
@@ -131,10 +150,32 @@ def results_panel(prefix: str) -> ResultsPanel:
                         session=gr.State(""), round_id=gr.State(None))
 
 
+REVIEW_KEYS = (("j / ↓, k / ↑", "next / previous dimension"), ("a · r · c", "accept · reject · correct it"),
+               ("1 – 4", "corrected score (then + / − steps 0.25)"), ("m", "comment on it"),
+               ("Enter", "submit and next"), ("s · b · u", "skip · back · undo the last submit"),
+               ("?", "this help"))
+COMPARE_KEYS = (("1 / ←", "left is better"), ("2 / →", "right is better"), ("3 / t", "tie"),
+                ("s · u", "skip · undo the last pick"), ("?", "this help"))
+
+
+def keys_html() -> str:
+    """The help overlay (`?`): both views' keys; keys never act while typing in a field."""
+    def table(title: str, keys: tuple[tuple[str, str], ...]) -> str:
+        rows = "".join(f"<tr><td><kbd>{key}</kbd></td><td>{what}</td></tr>" for key, what in keys)
+        return f"<h4>{title}</h4><table>{rows}</table>"
+    return ("<div id='rr-help' class='rr-help' role='dialog' aria-label='Keyboard shortcuts' hidden>"
+            "<div class='rr-help-box'>" + table("Review critiques", REVIEW_KEYS) + table("Compare A/B", COMPARE_KEYS)
+            + "<p>Keys never act while you type in a text, number or verdict field; Enter still submits. "
+              "Esc or ? closes this.</p></div></div>")
+
+
 def annotate_panel() -> AnnotatePanel:
-    """The review form; rows beyond the loaded critique's dimensions stay hidden."""
-    progress = gr.Markdown(elem_id="annotate-progress")
+    """The Review critiques view; rows beyond the loaded critique's dimensions stay hidden."""
+    with gr.Row():
+        progress = gr.Markdown(elem_id="annotate-progress")
+        note = gr.Markdown(elem_id="annotate-note")
     loaded = gr.State(None)
+    trail = gr.State({"skipped": [], "history": []})
     with gr.Row():
         image = gr.Image(label="Image", interactive=False, height=260, elem_id="annotate-image")
         source = gr.Image(label="Source", interactive=False, height=260, visible=False,
@@ -148,29 +189,48 @@ def annotate_panel() -> AnnotatePanel:
             text = gr.Markdown()
             verdict = gr.Radio(list(VERDICTS), label="Verdict", elem_id=f"verdict-{i}")
             comment = gr.Textbox(label="Comment", elem_id=f"comment-{i}")
-            score = gr.Number(label="Corrected score (1-4)", minimum=1, maximum=4, elem_id=f"score-{i}")
+            score = gr.Number(label="Corrected score (1-4)", value=None, minimum=1, maximum=4, step=0.25,
+                              elem_id=f"score-{i}")
         dims.append(DimensionRow(row=row, text=text, verdict=verdict, comment=comment, score=score))
     with gr.Row():
         submit = gr.Button("Submit and next (Enter)", variant="primary", elem_id="annotate-submit")
-        load = gr.Button("Load queue", elem_id="annotate-load")
-    return AnnotatePanel(loaded=loaded, progress=progress, image=image, source=source, request=request,
-                         raw=raw, dims=dims, submit=submit, load=load)
+        skip = gr.Button("Skip (s)", elem_id="annotate-skip")
+        back = gr.Button("Back (b)", elem_id="annotate-back")
+        undo = gr.Button("Undo last submit (u)", elem_id="annotate-undo")
+        load = gr.Button("Reload", elem_id="annotate-load")
+    return AnnotatePanel(loaded=loaded, trail=trail, progress=progress, note=note, image=image, source=source,
+                         request=request, raw=raw, dims=dims, submit=submit, skip=skip, back=back, undo=undo,
+                         load=load)
 
 
 def pair_panel() -> PairPanel:
-    """The A/B comparison."""
-    gr.Markdown("### Which image is better for the request?")
+    """The Compare A/B view."""
+    with gr.Row():
+        progress = gr.Markdown(elem_id="pair-progress")
+        note = gr.Markdown(elem_id="pair-note")
     pair = gr.State(None)
+    trail = gr.State({"skipped": []})
     text = gr.Markdown(elem_id="pair-request")
     with gr.Row():
-        image_a = gr.Image(label="A", interactive=False, height=220, elem_id="pair-a")
-        image_b = gr.Image(label="B", interactive=False, height=220, elem_id="pair-b")
+        image_left = gr.Image(label="Left", interactive=False, height=260, elem_id="pair-left")
+        image_right = gr.Image(label="Right", interactive=False, height=260, elem_id="pair-right")
     with gr.Row():
-        pick_a = gr.Button("A is better (1)", elem_id="pick-a")
-        pick_b = gr.Button("B is better (2)", elem_id="pick-b")
+        pick_left = gr.Button("Left is better (1)", elem_id="pick-left")
+        pick_right = gr.Button("Right is better (2)", elem_id="pick-right")
         pick_tie = gr.Button("Tie (3)", elem_id="pick-tie")
-    return PairPanel(pair=pair, text=text, image_a=image_a, image_b=image_b, pick_a=pick_a, pick_b=pick_b,
-                     pick_tie=pick_tie)
+        skip = gr.Button("Skip (s)", elem_id="pair-skip")
+        undo = gr.Button("Undo last pick (u)", elem_id="pair-undo")
+    return PairPanel(pair=pair, trail=trail, progress=progress, note=note, text=text, image_left=image_left,
+                     image_right=image_right, pick_left=pick_left, pick_right=pick_right, pick_tie=pick_tie,
+                     skip=skip, undo=undo)
+
+
+def agreement_panel() -> AgreementPanel:
+    """Agreement figures; the disagreement queue shows for admins only."""
+    with gr.Accordion("Agreement between reviewers", open=False, elem_id="agreement"):
+        refresh = gr.Button("Refresh", size="sm", elem_id="agreement-refresh")
+        text = gr.Markdown(elem_id="agreement-text")
+    return AgreementPanel(text=text, refresh=refresh)
 
 
 @dataclass(eq=False)
@@ -181,6 +241,7 @@ class StudioUI:
     edit: ResultsPanel
     annotate: AnnotatePanel
     pair: PairPanel
+    agreement: AgreementPanel
     create_seed: gr.Number
     edit_seed: gr.Number
     source: gr.Image
@@ -196,3 +257,4 @@ class StudioUI:
     health: gr.Markdown
     annotate_tab: gr.Tab
     sessions_tab: gr.Tab
+    export_group: gr.Column

@@ -3,8 +3,9 @@
 Starts the app on a free local port with a fresh data folder (a temporary one unless --data-dir is
 given, so the user's own sessions never appear), takes the browser tour of ui.browser (two Create
 rounds, one edit, one keyboard review, one A/B pick, a search and an export) and saves create.png,
-edit.png, annotate.png and sessions.png. The tiny preset (the default) makes noise images and
-nonsense critiques, which is what the README's screenshots show.
+edit.png, review.png (the Review critiques view), compare.png (the Compare A/B view) and
+sessions.png. The tiny preset (the default) makes noise images and nonsense critiques, which is what
+the README's screenshots show.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from ui import browser
 
 logger = logging.getLogger("ui.screenshots")
 DEFAULT_OUT = Path(__file__).resolve().parents[1] / "docs" / "screenshots"
-SHOTS = ("create", "edit", "annotate", "sessions")
+SHOTS = ("create", "edit", "review", "compare", "sessions")
 
 
 def free_port() -> int:
@@ -54,8 +55,10 @@ def take_tour(page, out: Path, work: Path) -> list[Path]:
     browser.open_annotate(page)
     browser.review_with_keys(page, ["a", "r", "a"])
     browser.wait_text(page, "#annotate-progress", "Reviewed 1")
-    page.wait_for_selector("#pair-a img")
-    shots.append(shoot(page, out, "annotate"))
+    shots.append(shoot(page, out, "review"))
+    browser.open_compare(page)
+    page.wait_for_selector("#pair-left img")
+    shots.append(shoot(page, out, "compare"))
     page.locator("#pair-request").click()
     page.keyboard.press("2")
     browser.wait_text(page, "#pair-request", "No pairs left")

@@ -89,8 +89,10 @@ def test_annotate_with_the_keyboard_and_pick(page_and_service, shots):
     saved = {a.dimension: a.verdict.value for a in rows(service, Annotation, Annotation.critique_id == first.id)}
     assert saved == {"text_faithfulness": "accept", "physical_quality": "reject", "text_rendering": "accept"}
 
-    page.wait_for_selector("#pair-a img")
-    assert shoot(page, shots, "annotate").stat().st_size > 0
+    assert shoot(page, shots, "review").stat().st_size > 0
+    browser.open_compare(page)
+    page.wait_for_selector("#pair-left img")
+    assert shoot(page, shots, "compare").stat().st_size > 0
     page.locator("#pair-request").click()
     page.keyboard.press("2")
     for _ in range(50):

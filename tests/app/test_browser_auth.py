@@ -36,7 +36,6 @@ def annotator_page(module_dir):
         browser.sign_in(page, url, "carol", "pc")
         browser.open_annotate(page)
         wait_text(page, "#annotate-progress", "Reviewed 0")
-        page.wait_for_selector("#pair-a img", timeout=browser.STEP_MS)
         yield page, service
         chromium.close()
 
@@ -120,7 +119,9 @@ def test_digits_in_a_verdict_score_or_comment_pick_nothing(annotator_page):
     assert saved(service, critique) == {"text_faithfulness": ("carol", "correct", 3.0, "2")}
     assert rows(service, PairJudgement) == []
 
-    page.locator("#pair-request").click()  # outside any field the digits pick
+    browser.open_compare(page)
+    page.wait_for_selector("#pair-left img", timeout=browser.STEP_MS)
+    page.locator("#pair-request").click()  # outside any field, in the Compare view, the digits pick
     page.keyboard.press("2")
     for _ in range(50):
         judged = rows(service, PairJudgement)

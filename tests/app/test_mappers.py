@@ -20,7 +20,7 @@ from storage.models import Annotation, PairJudgement
 from tests.app.conftest import ScriptedStudio, make_service
 from ui import mappers
 from ui.handlers import StudioHandlers
-from ui.panels import StudioUI, annotate_panel, pair_panel, results_panel
+from ui.panels import StudioUI, agreement_panel, annotate_panel, pair_panel, results_panel
 
 ROOT = Path(__file__).resolve().parents[2]
 AUTH = "alice:pa:designer,bob:pb:designer,carol:pc:annotator"
@@ -50,15 +50,17 @@ def panels() -> StudioUI:
                 source, slider = gr.Image(type="filepath"), gr.ImageSlider()
                 edit, edit_seed = results_panel("edit"), gr.Number()
             with gr.Tab("Annotate", id="annotate") as annotate_tab:
-                annotate, pair = annotate_panel(), pair_panel()
+                annotate, pair, agreement = annotate_panel(), pair_panel(), agreement_panel()
             with gr.Tab("Sessions", id="sessions") as sessions_tab:
-                table, chosen, counts = gr.Dataframe(), gr.Textbox(), gr.Markdown()
-                export_file, export_note, export_command = gr.File(), gr.Markdown(), gr.Code()
-        yield StudioUI(create=create, edit=edit, annotate=annotate, pair=pair, create_seed=create_seed,
+                table, chosen = gr.Dataframe(), gr.Textbox()
+                with gr.Column() as export_group:
+                    counts, export_file, export_note, export_command = gr.Markdown(), gr.File(), gr.Markdown(), gr.Code()
+        yield StudioUI(create=create, edit=edit, annotate=annotate, pair=pair, agreement=agreement,
+                       create_seed=create_seed,
                        edit_seed=edit_seed, source=source, slider=slider, tabs=tabs, table=table, chosen=chosen,
                        counts=counts, export_file=export_file, export_note=export_note,
                        export_command=export_command, who=gr.Markdown(), health=gr.Markdown(),
-                       annotate_tab=annotate_tab, sessions_tab=sessions_tab)
+                       annotate_tab=annotate_tab, sessions_tab=sessions_tab, export_group=export_group)
 
 
 def t2i_view(service):
@@ -113,20 +115,24 @@ def test_critique_values_show_one_row_per_dimension(service, panels, make_view, 
     make_view(service)
     item = service.next_critique("carol")
     panel = panels.annotate
-    values = mappers.critique_values(panel, item)
+    values = mappers.critique_values(panel, item, {"skipped": [], "history": []})
     assert set(values) <= set(panel.outputs)
     assert values[panel.loaded] == {"id": item["critique_id"], "keys": [r["key"] for r in item["scores"]]}
     assert [values[d.row]["visible"] for d in panel.dims] == [True] * shown + [False] * (4 - shown)
     assert values[panel.source]["visible"] is (shown == 4)
     for dim, row in zip(panel.dims, item["scores"]):
         assert row["heading"] in values[dim.text]
-        assert values[dim.score] == row["score"]
+        # The corrected score starts empty; the critic's score is its placeholder.
+        assert values[dim.score]["value"] is None and values[dim.score]["placeholder"] == f"critic: {row['score']:g}"
         assert values[dim.verdict]["value"] is None and values[dim.comment] == ""
+    assert "round 1 · #1" in values[panel.request] and "Reviewed 0 by you" in values[panel.progress]
 
 
 def test_critique_values_for_an_empty_queue(panels):
     panel = panels.annotate
-    values = mappers.critique_values(panel, None)
+    progress = {"mine": 2, "remaining": 0, "everyone": 3, "total": 2}
+    values = mappers.critique_values(panel, None, {"skipped": [], "history": []}, progress)
+    assert values[panel.loaded] is None and "Reviewed 2 by you" in values[panel.progress]
     assert values[panel.loaded] is None and "Nothing left to review" in values[panel.progress]
     assert all(values[d.row]["visible"] is False for d in panel.dims)
 
@@ -150,16 +156,21 @@ def test_verdicts_of_without_a_loaded_critique(panels):
         mappers.verdicts_of(panels.annotate, {panels.annotate.loaded: None})
 
 
-def test_pair_values(panels):
+def test_pair_values_name_the_sides_as_the_gallery_does(panels):
     panel = panels.pair
     image = Image.new("RGB", (8, 8))
-    pair = {"round_a": 3, "round_b": 5, "request": "a fox", "prompt_a": "a fox", "prompt_b": "a red fox",
-            "image_a": image, "image_b": image}
-    values = mappers.pair_values(panel, pair)
-    assert values[panel.pair] == [3, 5]
-    assert "A: a fox" in values[panel.text] and "B: a red fox" in values[panel.text]
-    assert mappers.pair_values(panel, None) == {panel.image_a: None, panel.image_b: None, panel.pair: None,
-                                                panel.text: "No pairs left to compare."}
+    progress = {"mine": 1, "remaining": 2, "everyone": 1, "total": 3, "left_share": 1.0}
+    pair = {"key": "pair:3-5", "request": "a fox", "progress": progress,
+            "left": {"round_id": 5, "label": "round 2 · #1", "prompt": "a red fox", "image": image},
+            "right": {"round_id": 3, "label": "round 1 · #1", "prompt": "a fox", "image": image}}
+    values = mappers.pair_values(panel, pair, {"skipped": []})
+    assert values[panel.pair] == {"left": 5, "right": 3, "key": "pair:3-5"}
+    assert values[panel.image_left]["label"] == "Left: round 2 · #1"
+    assert "Left (round 2 · #1): a red fox" in values[panel.text]
+    assert "Right (round 1 · #1): a fox" in values[panel.text]
+    assert "your left picks: 100%" in values[panel.progress]
+    empty = mappers.pair_values(panel, None, {"skipped": []}, progress)
+    assert empty[panel.pair] is None and empty[panel.text] == "No pairs left to compare."
 
 
 def test_settings_of():
@@ -175,7 +186,8 @@ def test_settings_of():
 def test_every_handler_takes_the_request_by_name(service, panels):
     handlers = StudioHandlers(service, panels)
     public = [name for name, _ in inspect.getmembers(handlers, inspect.ismethod) if not name.startswith("_")]
-    expected = {"create", "edit", "submit", "pick_a", "pick_b", "pick_tie", "next_critique", "load", "open"}
+    expected = {"create", "edit", "submit", "skip", "back", "undo", "pick_left", "pick_right", "pick_tie", "skip_pair",
+                "undo_pick", "next_critique", "next_pair", "agreement", "load", "open"}
     assert expected <= set(public)
     for name in public:
         parameters = inspect.signature(getattr(handlers, name)).parameters
@@ -192,10 +204,10 @@ def test_submit_stores_the_signed_in_annotators_verdicts(service, panels, make_v
     make_view(service)
     handlers = StudioHandlers(service, panels)
     panel = panels.annotate
-    shown = handlers.next_critique(request=signed_in("carol"))
+    shown = handlers.next_critique(None, request=signed_in("carol"))
     loaded = shown[panel.loaded]
     assert loaded["keys"] == keys
-    form = {panel.loaded: loaded}
+    form = {panel.loaded: loaded, panel.trail: shown[panel.trail]}
     for i, dim in enumerate(panel.dims):
         form.update({dim.verdict: "reject" if i == 1 else "accept", dim.comment: f"c{i}", dim.score: None})
     after = handlers.submit(form, request=signed_in("carol"))
@@ -204,12 +216,13 @@ def test_submit_stores_the_signed_in_annotators_verdicts(service, panels, make_v
     assert {(a.annotator_id, a.dimension, a.verdict.value) for a in saved} == {
         ("carol", key, "reject" if i == 1 else "accept") for i, key in enumerate(keys)}
     assert after[panel.loaded] is None or after[panel.loaded]["id"] != loaded["id"]
+    assert after[panel.trail]["history"] == [loaded["id"]] and after[panel.note].startswith("Saved")
 
 
 def test_an_anonymous_submit_is_refused_with_the_sign_in_message(service, panels):
     t2i_view(service)
     handlers = StudioHandlers(service, panels)
-    loaded = handlers.next_critique(request=signed_in("carol"))[panels.annotate.loaded]
+    loaded = handlers.next_critique(None, request=signed_in("carol"))[panels.annotate.loaded]
     form = {panels.annotate.loaded: loaded, panels.annotate.dims[0].verdict: "accept"}
     with pytest.raises(gr.Error, match="Sign in"):
         handlers.submit(form, request=signed_in(None))
@@ -218,13 +231,13 @@ def test_an_anonymous_submit_is_refused_with_the_sign_in_message(service, panels
 def test_picks_are_recorded_for_the_signed_in_user(service, panels):
     t2i_view(service)
     handlers = StudioHandlers(service, panels)
-    shown = handlers.next_pair(request=signed_in("carol"))
+    shown = handlers.next_pair(None, request=signed_in("carol"))
     pair = shown[panels.pair.pair]
-    handlers.pick_b(pair, request=signed_in("carol"))
+    handlers.pick_right(pair, shown[panels.pair.trail], request=signed_in("carol"))
     with service.sessions() as db:
-        judged = [(j.round_a_id, j.round_b_id, j.preference, j.judge_id)
+        judged = [(j.round_a_id, j.round_b_id, j.preference, j.judge_id, j.left_round_id)
                   for j in db.scalars(select(PairJudgement))]
-    assert judged == [(pair[0], pair[1], "B", "carol")]
+    assert judged == [(pair["left"], pair["right"], "B", "carol", pair["left"])]
 
 
 @pytest.mark.parametrize("make_view, tab", [(t2i_view, "create"), (edit_view, "edit")])
@@ -239,9 +252,14 @@ def test_open_shows_a_session_in_its_own_tab(service, panels, make_view, tab):
 
 
 def test_another_user_cannot_open_it(service, panels):
+    """Another user's session gets the same answer as one that does not exist (nothing is revealed)."""
     view = t2i_view(service)
-    with pytest.raises(gr.Error, match="another user"):
-        StudioHandlers(service, panels).open(view.session_id, request=signed_in("bob"))
+    handlers = StudioHandlers(service, panels)
+    with pytest.raises(gr.Error) as theirs:
+        handlers.open(view.session_id, request=signed_in("bob"))
+    with pytest.raises(gr.Error) as missing:
+        handlers.open("0" * 32, request=signed_in("bob"))
+    assert str(theirs.value).replace(view.session_id, "0" * 32) == str(missing.value)
 
 
 def test_delete_refreshes_the_table_and_clears_the_id(service, panels):
@@ -262,11 +280,12 @@ def test_load_shows_who_and_the_tabs_their_role_may_see(service, panels, name, w
     shown = StudioHandlers(service, panels).load(request=signed_in(name))
     assert shown[panels.who] == who
     assert shown[panels.annotate_tab].visible is annotate_tab and shown[panels.sessions_tab].visible is sessions_tab
+    assert shown[panels.export_group].visible is annotate_tab  # the export panel: reviewers only, hidden
 
 
 def test_a_designer_gets_the_role_message_from_the_queue(service, panels):
     with pytest.raises(gr.Error, match="annotator or admin role"):
-        StudioHandlers(service, panels).next_critique(request=signed_in("alice"))
+        StudioHandlers(service, panels).next_critique(None, request=signed_in("alice"))
 
 
 def test_app_py_is_layout_and_wiring_only():
@@ -277,3 +296,18 @@ def test_app_py_is_layout_and_wiring_only():
     nested = [node.name for node in ast.walk(build_app)
               if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node is not build_app]
     assert nested == [], f"handlers defined inside build_app: {nested}"
+
+
+def test_agreement_text_shows_kappa_bias_and_for_admins_the_queue():
+    found = {"critiques": {"items": [{"item": [1, "text_faithfulness"], "judgements": 2, "majority": None,
+                                      "agreement": 0.5}],
+                           "reviewer_pairs": [{"first": "carol", "second": "dave", "items": 3, "observed": 2 / 3,
+                                               "kappa": 0.25}]},
+             "pairs": {"items": [], "reviewer_pairs": []},
+             "position_bias": {"carol": {"left": 3, "picks": 4, "left_share": 0.75}}}
+    queue = [{"kind": "critiques", "item": [1, "text_faithfulness"], "judgements": 2, "agreement": 0.5,
+              "label": "“a fox” · round 1 · #1 · Text Faithfulness"}]
+    text = mappers.agreement_text(found, queue)
+    assert "carol & dave: 3 shared, 67% same, Cohen's κ 0.25" in text and "carol 75% of 4" in text
+    assert "- “a fox” · round 1 · #1 · Text Faithfulness: 2 judgements, 50% agree" in text
+    assert "Disagreements" not in mappers.agreement_text(found, None)

@@ -22,6 +22,7 @@ def test_a_data_dir_with_sessions_in_it_is_refused(tmp_path, capsys):
 
 def test_only_the_readme_views_are_shot(tmp_path):
     page = SimpleNamespace(screenshot=lambda path, full_page: open(path, "wb").close())
-    assert screenshots.shoot(page, tmp_path, "annotate") == tmp_path / "annotate.png"
+    assert screenshots.shoot(page, tmp_path, "review") == tmp_path / "review.png"
+    assert screenshots.shoot(page, tmp_path, "compare") == tmp_path / "compare.png"
     with pytest.raises(ValueError, match="Unknown screenshot 'settings'; the README shows create, edit"):
         screenshots.shoot(page, tmp_path, "settings")

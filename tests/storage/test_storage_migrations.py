@@ -34,7 +34,7 @@ def test_upgrade_from_empty_and_from_previous_revision(database_url):
             "'[\"text_faithfulness\"]', '2025-01-01 00:00:00')"))
 
     upgrade_to_head(engine)
-    assert current_revision(engine) == head_revision() == "0004"
+    assert current_revision(engine) == head_revision() == "0005"
     from sqlalchemy.orm import Session
 
     with Session(engine) as session:
@@ -52,5 +52,5 @@ def test_upgrade_from_empty_and_from_previous_revision(database_url):
         diff = compare_metadata(MigrationContext.configure(connection, opts={"compare_type": True}), Base.metadata)
     assert diff == [], f"models and migrations disagree: {diff}"
     upgrade_to_head(engine)  # idempotent
-    assert current_revision(engine) == "0004"
+    assert current_revision(engine) == "0005"
     engine.dispose()

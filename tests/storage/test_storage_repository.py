@@ -21,6 +21,7 @@ from storage.models import (
     StudioSession,
     User,
     Verdict,
+    utcnow,
 )
 
 
@@ -93,7 +94,7 @@ def test_annotation_and_pair_round_trip(factory, store, owner, make_image, make_
         annotator = repo.get_or_create_user(s, new_user_id("annotator"), role="annotator").id
     with factory() as s:
         critique_id = s.scalar(select(CritiqueRow.id).where(CritiqueRow.round_id == a))
-        queue = repo.annotation_queue(s, annotator_id=annotator, limit=500)
+        queue = repo.review_queue(s, annotator_id=annotator, now=utcnow(), limit=500)
         assert critique_id in [c.id for c in queue]
     with write_transaction(factory) as s:
         repo.add_annotation(s, critique_id=critique_id, annotator_id=annotator, dimension="text_faithfulness",
@@ -114,7 +115,7 @@ def test_annotation_and_pair_round_trip(factory, store, owner, make_image, make_
                           .order_by(PairJudgement.id)).all()
         assert [(p.round_a_id, p.round_b_id, p.preference, p.judge_id, p.source, p.derived_from) for p in pairs] == [
             (a, b, "B", annotator, PairSource.HUMAN, ""), (b, a, "tie", None, PairSource.DERIVED, "tiny-critic")]
-        assert critique_id not in [c.id for c in repo.annotation_queue(s, annotator_id=annotator, limit=500)]
+        assert critique_id not in [c.id for c in repo.review_queue(s, annotator_id=annotator, now=utcnow(), limit=500)]
         assert repo.count_annotated_critiques(s, annotator_id=annotator) == 1
         before = repo.count_preference_pairs(s)
     with write_transaction(factory) as s:  # replacing a verdict keeps one row per annotator and dimension
@@ -167,7 +168,7 @@ def test_other_users_sessions_are_refused(factory, store, owner, make_image, mak
             repo.get_session_for_user(s, "0" * 32, owner)
         assert repo.list_sessions(s, intruder) == []
         critique_id = s.scalar(select(CritiqueRow.id).where(CritiqueRow.round_id == rid))
-        assert critique_id not in [c.id for c in repo.annotation_queue(s, annotator_id=intruder, limit=500)]
+        assert critique_id not in [c.id for c in repo.review_queue(s, annotator_id=intruder, now=utcnow(), limit=500)]
         assert repo.get_session_for_user(s, sid, annotator).id == sid  # annotators read every session
     with pytest.raises(NotFound, match=f"^no critique {critique_id}$"), write_transaction(factory) as s:
         repo.add_annotation(s, critique_id=critique_id, annotator_id=intruder, dimension="text_faithfulness",
@@ -268,21 +269,23 @@ def test_count_sessions_and_round_counts(factory, store, owner, new_user_id, mak
 
 
 def _brute_force_first_unjudged(s, judge_id):
+    """The review queue's rule by hand: of the pairs `judge_id` has not judged, the one with the fewest
+    human judgements, then by session, lower id, higher id."""
     rounds = s.execute(select(Round.session_id, Round.id).order_by(Round.session_id, Round.id)).all()
-    judged = {tuple(sorted(p)) for p in s.execute(select(PairJudgement.round_a_id, PairJudgement.round_b_id)
-                                                  .where(PairJudgement.judge_id == judge_id))}
+    human = [(tuple(sorted((a, b))), judge) for a, b, judge in s.execute(
+        select(PairJudgement.round_a_id, PairJudgement.round_b_id, PairJudgement.judge_id)
+        .where(PairJudgement.source == PairSource.HUMAN))]
+    judged = {pair for pair, judge in human if judge == judge_id}
     by_session: dict[str, list[int]] = {}
     for session_id, round_id in rounds:
         by_session.setdefault(session_id, []).append(round_id)
-    for members in by_session.values():
-        for i, a in enumerate(members):
-            for b in members[i + 1:]:
-                if (a, b) not in judged:
-                    return a, b
-    return None
+    candidates = [(sum(1 for pair, _ in human if pair == (a, b)), session_id, a, b)
+                  for session_id, members in by_session.items()
+                  for i, a in enumerate(members) for b in members[i + 1:] if (a, b) not in judged]
+    return min(candidates)[2:] if candidates else None
 
 
-def test_first_unjudged_pair_matches_the_rule(factory, store, owner, new_user_id, make_image):
+def test_pair_queue_matches_the_rule(factory, store, owner, new_user_id, make_image):
     session_id = _session(factory, owner, prompt="pairs")
     for candidate in range(3):
         _round(factory, store, owner, session_id, make_image(80 + candidate), None, candidate=candidate)
@@ -290,8 +293,8 @@ def test_first_unjudged_pair_matches_the_rule(factory, store, owner, new_user_id
         judge = repo.get_or_create_user(s, new_user_id("judge"), role="annotator").id
     for _ in range(4):
         with factory() as s:
-            found = repo.first_unjudged_pair(s, judge)
-            assert found == _brute_force_first_unjudged(s, judge) and found is not None
+            found = repo.pair_queue(s, judge_id=judge, now=utcnow(), limit=1)[0]  # none has another judge
+            assert found == _brute_force_first_unjudged(s, judge)
         with write_transaction(factory) as s:  # judged in B-A order: still counts as that pair
             repo.add_pair_judgement(s, round_a_id=found[1], round_b_id=found[0], preference="A", judge_id=judge)
 

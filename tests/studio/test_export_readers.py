@@ -35,8 +35,11 @@ def studio_data(tmp_path_factory):
     picks = []
     for preference in ("A", "B", "tie"):
         pair = services.next_pair(None)
-        services.pick_pair(None, pair["round_a"], pair["round_b"], preference)
-        picks.append((pair["round_a"], pair["round_b"], preference))
+        services.pick_pair(None, pair["round_a"], pair["round_b"], preference)  # A: the left image
+        # Exports orient a pair lower round id first; the sides shown are shuffled, so flip when needed.
+        flipped = pair["round_a"] > pair["round_b"]
+        picks.append((*sorted((pair["round_a"], pair["round_b"])),
+                      {"A": "B", "B": "A"}.get(preference, preference) if flipped else preference))
     yield {"services": services, "t2i": t2i, "edit": edit, "source": source, "picks": picks}
     services.engine.dispose()
 

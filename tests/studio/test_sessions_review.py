@@ -10,7 +10,7 @@ from sqlalchemy import event
 
 from storage import repository as repo
 from storage.db import write_transaction
-from storage.models import PairJudgement, Round
+from storage.models import PairJudgement, Round, utcnow
 from studio.users import LOCAL_USER
 
 
@@ -74,13 +74,16 @@ def test_next_pair_with_many_rounds_is_one_query_and_skips_judged_pairs(services
 
     with services.sessions() as db:
         seen = _statements(services.engine)
-        assert repo.first_unjudged_pair(db, LOCAL_USER) == expected
+        assert repo.pair_queue(db, judge_id=LOCAL_USER, now=utcnow(), limit=1) == [expected]
         assert len([s for s in seen if "rounds" in s.lower()]) == 1
-        assert repo.first_unjudged_pair(db, "someone-else") == (list(ids.values())[0][0], list(ids.values())[0][1])
+        first = list(ids.values())[0]
+        assert repo.pair_queue(db, judge_id=LOCAL_USER, now=utcnow(), exclude=[repo.pair_item(*expected)],
+                               limit=1) == [(third[0], third[3])]
+        assert tuple(first[:2]) not in repo.pair_queue(db, judge_id=LOCAL_USER, now=utcnow(), limit=repo.MAX_PAGE)
 
-    pair = services.next_pair(None)
-    assert (pair["round_a"], pair["round_b"]) == expected
-    assert pair["image_a"].size == pair["image_b"].size == (8, 8)
+    pair = services.next_pair(None)  # no pair has a judgement by anyone else, so the same pair comes first
+    assert tuple(sorted((pair["left"]["round_id"], pair["right"]["round_id"]))) == expected
+    assert pair["left"]["image"].size == pair["right"]["image"].size == (8, 8)
 
 
 def test_next_pair_is_none_when_every_pair_is_judged(services):

@@ -52,9 +52,18 @@ def test_agrees_with_every_label_of_the_synthetic_set(tmp_path):
     assert [c.preference for c in critiques] == [p.label for p in pairs]
 
 
+def test_writes_a_complete_pointwise_critique_for_one_image():
+    from rr_core.parser import parse_critique
+
+    right = parse_critique(circle_rationale(build_pointwise(Task.T2I, "three red circles", draw_circles(3, "red"))),
+                           Task.T2I)
+    wrong = parse_critique(circle_rationale(build_pointwise(Task.T2I, "three red circles", draw_circles(2, "red"))),
+                           Task.T2I)
+    assert right.status is ParseStatus.OK and right.refined_request
+    assert right.score("text_faithfulness") == 4.0 and wrong.score("text_faithfulness") == 2.0
+
+
 def test_refuses_what_it_cannot_judge():
-    with pytest.raises(ValueError, match="pairwise"):
-        circle_rationale(build_pointwise(Task.T2I, "three red circles", draw_circles(3, "red")))
     blank = Image.new("RGB", (96, 96), "white")
     with pytest.raises(ValueError, match="text-to-image"):
         circle_rationale(build_pairwise(Task.EDIT, "add two blue circles", blank, blank, source_image=blank))

@@ -13,6 +13,7 @@ from PIL import Image
 from rr_core.critique import Preference
 from rr_core.rubric import Task
 from training.data import DataSource, parse_label, read_all, read_pairs
+from training.data.base import MONTAGE_GAP
 
 
 def png(colour: tuple[int, int, int]) -> bytes:
@@ -125,6 +126,10 @@ def test_mmrb2_t2i_and_edit(tmp_path):
     rows[0]["chosen"] = "A"
     (edit,), _ = read_pairs(DataSource("mmrb2-edit", write_parquet(tmp_path / "e.parquet", rows)))
     assert edit.task is Task.EDIT and edit.label is Preference.A and edit.source_image == GREEN
+    assert edit.extra_sources == []
+    rows[0]["prompt_images"] = [{"bytes": GREEN, "path": None}, {"bytes": RED, "path": None}]
+    (two,), _ = read_pairs(DataSource("mmrb2-edit", write_parquet(tmp_path / "e2.parquet", rows)))
+    assert two.source_image == GREEN and two.extra_sources == [RED]
 
 
 def test_editreward_bench_rankings_and_dimension_labels(tmp_path):
@@ -136,6 +141,16 @@ def test_editreward_bench_rankings_and_dimension_labels(tmp_path):
     assert [p.label for p in pairs] == [Preference.A, Preference.B, Preference.TIE]
     assert report.unknown_labels == {"A>>B": 1}
     assert pairs[0].dimension_labels == {"text_faithfulness": Preference.A}
+
+
+def test_editreward_bench_numeric_dimension_scores_label_the_reference_aspects(tmp_path):
+    """instruction_following_1/2 and visual_quality_1/2 (what the reference compares) become labels."""
+    row = {"id": "e1", "instruction": "add a hat", "source_image": {"bytes": GREEN, "path": None},
+           "candidate_1": {"bytes": RED, "path": None}, "candidate_2": {"bytes": BLUE, "path": None},
+           "ranking": "A>B", "instruction_following_1": 4, "instruction_following_2": 2,
+           "visual_quality_1": 3, "visual_quality_2": 3.5}
+    (pair,), _ = read_pairs(DataSource("editreward-bench", write_parquet(tmp_path / "r.parquet", [row])))
+    assert pair.dimension_labels == {"text_faithfulness": Preference.A, "visual_quality": Preference.B}
 
 
 def test_editreward_bench_released_rows_of_3_and_4_candidate_groups(tmp_path):
@@ -235,11 +250,20 @@ def test_mmrb2_as_the_publisher_builds_it(tmp_path):
                        pair("e2", ["input_images/s.jpg", "input_images/t.jpg"], "A")]}
     (tmp_path / "edit.json").write_text(json.dumps(edits))
     pairs, report = read_pairs(DataSource("mmrb2-edit", str(tmp_path / "edit.json")))
-    assert [(p.pair_id, p.label, p.task) for p in pairs] == [("e1", Preference.B, Task.EDIT)]
+    assert [(p.pair_id, p.label, p.task) for p in pairs] == [("e1", Preference.B, Task.EDIT),
+                                                             ("e2", Preference.A, Task.EDIT)]
     assert pairs[0].source_image.endswith("input_images/s.jpg") and pairs[0].image_a.endswith("images/a.jpg")
     assert pairs[0].request == "Add toothpaste to the counter"
     assert pairs[0].provenance["model_a"] == "flux-kontext" and pairs[0].provenance["human_annotations"] == [6, 5, 6]
-    assert report.rows == 2 and sum(report.skipped.values()) == 1
+    assert report.rows == 2 and sum(report.skipped.values()) == 0
+    # An edit with two input images keeps both; the critic sees them side by side in one source picture.
+    several = pairs[1]
+    assert several.source_image.endswith("input_images/s.jpg") and len(several.extra_sources) == 1
+    assert several.extra_sources[0].endswith("input_images/t.jpg")
+    _, _, montage = several.open()
+    one = Image.open(tmp_path / "input_images/s.jpg")
+    assert montage.size == (2 * one.width + MONTAGE_GAP, one.height)
+    assert pairs[0].open()[2].size == one.size  # one source: the image itself
 
     t2i = {"pairs": [pair("t1", [], "A")]}
     (tmp_path / "t2i.json").write_text(json.dumps(t2i))

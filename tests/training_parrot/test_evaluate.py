@@ -122,3 +122,61 @@ def test_identity_follows_what_changes_answers_not_speed(tmp_path):
     assert before != identity() and identity(adapter=str(adapter)) == before
     os.utime(adapter / "adapter_model.safetensors", ns=(1, 10**18))  # the adapter trained again
     assert identity(adapter=str(adapter)) != before
+
+
+def _pairwise(scores: dict[str, tuple[str, str]]) -> str:
+    """A pairwise critique of the t2i dimensions given, in order, with the values written as given."""
+    names = {"text_faithfulness": "Text Faithfulness", "physical_quality": "Physical and Visual Quality",
+             "text_rendering": "Text Rendering"}
+    lines = ["# Detailed Judgement"]
+    for number, (key, (a, b)) in enumerate(scores.items(), start=1):
+        lines += [f"{number}. {names[key]}:", "## Justification: Evidence.", f"## Score A: {a}",
+                  f"## Score B: {b}", "## Winner: Image A"]
+    return "\n".join(lines + ["# Summary: Done."]) + "\n"
+
+
+ANSWERS = {
+    # label A; a value outside 1-4: strict has no preference, the reference reads 17 (4+17+2.5 > 2+3.5+2.5)
+    "p0": _pairwise({"text_faithfulness": ("4", "2"), "physical_quality": ("17", "3.5"),
+                     "text_rendering": ("N/A", "N/A")}),
+    # label B; cut after the first dimension: strict partial, the reference fills 2.5 (2+5 < 3.5+5)
+    "p1": _pairwise({"text_faithfulness": ("2", "3.5")}),
+    "p2": "I cannot judge these images.",  # label A; the reference sees 2.5 everywhere: a tie, wrong
+    "p3": _pairwise({"text_faithfulness": ("3", "3"), "physical_quality": ("3", "3"),
+                     "text_rendering": ("N/A", "N/A")}),  # label tie: dropped by the reference
+}
+
+
+def test_reference_comparable_mode_scores_what_the_strict_one_leaves_out(tmp_path):
+    labels = [Preference.A, Preference.B, Preference.A, Preference.TIE, Preference.B]
+    data = [PreferencePair(f"p{i}", Task.T2I, f"request p{i}", RED, BLUE, label, source="mmrb")
+            for i, label in enumerate(labels)]
+
+    def script(conversation):
+        pair_id = conversation.user_text.split("request ")[1].split()[0]
+        if pair_id == "p4":
+            raise ConnectionError("server down")  # no answer at all: left out by both readings
+        return ANSWERS[pair_id]
+
+    metrics = evaluate_critic(ScriptedCritic(script), data, tmp_path / "r.jsonl",
+                              EvaluateConfig(both_orders=False, batch_size=1, progress=False))["by_source"]["mmrb"]
+    assert metrics["failures"] == 4 and metrics["evaluated_with_ties"] == 1  # strict: only p3 counts
+    assert metrics["reference_evaluated"] == 3 and metrics["reference_left_out"] == 1
+    assert metrics["reference_accuracy"] == 2 / 3  # p0 and p1 right, p2 a predicted tie
+    table = paper_table({"judge": {"by_source": {"mmrb": metrics}}}, {"mmrb": "mmrb2-t2i"}, "reference_accuracy")
+    assert table.splitlines()[2] == "| judge | 66.7 | - | - | - | - |"
+
+
+def test_editreward_visual_quality_is_image_faithfulness_plus_physical_quality(tmp_path):
+    from tests.critique_texts import PAIRWISE_EDIT
+
+    # PAIRWISE_EDIT: text faithfulness a tie; image faithfulness 4.0 vs 2.5 and physical quality 3.0 vs 3.5,
+    # so visual quality (the sum) favours A although physical quality alone favours B.
+    labels = {"text_faithfulness": Preference.A, "visual_quality": Preference.A, "physical_quality": Preference.B}
+    pair = PreferencePair("e1", Task.EDIT, "make the sky purple", RED, BLUE, Preference.A, source_image=RED,
+                          source="editreward", dimension_labels=labels)
+    metrics = evaluate_critic(ScriptedCritic(lambda c: PAIRWISE_EDIT), [pair], tmp_path / "r.jsonl",
+                              EvaluateConfig(both_orders=False, progress=False))["by_source"]["editreward"]
+    assert metrics["dimension_agreement"] == {"text_faithfulness": 0.0, "visual_quality": 1.0,
+                                              "physical_quality": 1.0}
+    assert metrics["reference_dimension_accuracy"] == metrics["dimension_agreement"]

@@ -136,3 +136,15 @@ def test_an_adapter_loads_on_the_base_its_config_names(tmp_path, monkeypatch):
         assert spec.backend == "transformers"
         assert spec.settings["adapter"] == str(adapter) and spec.settings["model"] == base
         assert spec.settings["tasks"] == ["t2i"]
+
+
+def test_the_reference_comparable_reading_scores_what_strict_counts_as_failures(tmp_path, capsys):
+    """A server that never writes a score: strict judges nothing; the reference's reading sees ties (wrong)."""
+    data = write_synthetic_pairs(tmp_path / "syn", n_pairs=4, tie_every=0, seed=2)
+    with MisbehavingPeer([(200, answer("These two images look alike to me."), 0.0)]) as peer:
+        code = main(["--critic-url", peer.url, "--critic-model", "peer", "--data", f"synthetic=storage:{data}",
+                     "--out", str(tmp_path / "eval"), "--no-progress", "--one-order", "--table-metric", "reference"])
+    assert code == EXIT_NOTHING_JUDGED
+    source = json.loads((tmp_path / "eval" / "metrics.json").read_text())["peer"]["by_source"]["synthetic"]
+    assert source["failures"] == 4 and source["reference_evaluated"] == 4 and source["reference_accuracy"] == 0.0
+    assert "| peer | synthetic | 4 | 4 | - | - | - | 0.0 |" in capsys.readouterr().out

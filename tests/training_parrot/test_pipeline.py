@@ -45,6 +45,7 @@ def test_parrot_end_to_end(tmp_path):
         "work_dir": str(tmp_path / "run"),
         "data": [{"format": "storage", "path": str(data), "name": "synthetic"}],
         "pointwise_files": [str(pointwise)],
+        "derived_pointwise": {"enabled": False},  # its teacher only argues pairs (test_pointwise_derived.py)
         "generate": {"batch_size": 3, "concurrency": 2, "progress": False},
         "filter": {"progress": False},
         "distill": {"base_model": str(ensure_tiny_critic()), "method": "lora", "learning_rate": 5e-3,
@@ -71,7 +72,7 @@ def test_parrot_end_to_end(tmp_path):
     assert n_contradicting == 2  # every 4th synthetic pair is a tie
     assert report["kept"] == 8 - n_contradicting
     assert report["self_consistency"]["passed"] == 8 - n_contradicting
-    assert report["sft_samples"] == {"pairwise": 8 - n_contradicting, "pointwise": 1}
+    assert report["sft_samples"] == {"pairwise": 8 - n_contradicting, "pointwise_derived": 0, "pointwise": 1}
     sft = list(read_jsonl(tmp_path / "run" / "sft.jsonl"))
     for sample in sft:
         prompt = sample["messages"][1]["content"]

@@ -44,7 +44,8 @@ def write_config(tmp_path) -> str:
     path.write_text(yaml.safe_dump({
         "work_dir": str(tmp_path / "run"),
         "data": [{"format": "storage", "path": str(data), "name": "synthetic"}],
-        "generate": {"progress": False}, "filter": {"progress": False, "repredict": False}}))
+        "generate": {"progress": False}, "filter": {"progress": False, "repredict": False},
+        "derived_pointwise": {"enabled": False}}))
     return str(path)
 
 
@@ -66,7 +67,7 @@ def test_filter_mixes_sft_exports_given_on_the_command_line(tmp_path):
     assert cli.main(["filter", "--config", config_path, "--sft-export", str(export_dir / "sft.jsonl"),
                      "--sft-export", str(export_dir / "sft.parquet")]) == 0
     report = json.loads((tmp_path / "run" / "filter" / "report.json").read_text())
-    assert report["sft_samples"] == {"pairwise": 4, "pointwise": 3}
+    assert report["sft_samples"] == {"pairwise": 4, "pointwise_derived": 0, "pointwise": 3}
     samples = list(read_jsonl(tmp_path / "run" / "sft.jsonl"))
     pointwise = [s for s in samples if s["kind"] == "pointwise"]
     assert len(pointwise) == 3 and all(s["critique_id"] == 41 for s in pointwise)

@@ -58,6 +58,10 @@ def write_prompts(folder: Path, source: Image.Image | None = None) -> Path:
 
 
 def tiny_values(tmp_path: Path, algorithm: str = "nft", task: str = "t2i", **overrides) -> dict:
+    """A tiny run's config. The algorithm keeps the settings these wiring tests were written for (no
+    group masking, no KL, old policy = current, one uniform noise level, unscaled loss): the tiny
+    images differ so little that the reference's thresholds would mask every group, and the reference
+    values have their own formula tests (test_advantages, test_averages, test_losses)."""
     source = Image.new("RGB", (64, 64), (90, 120, 200)) if task == "edit" else None
     values = {
         "task": task,
@@ -65,7 +69,10 @@ def tiny_values(tmp_path: Path, algorithm: str = "nft", task: str = "t2i", **ove
         "data": str(write_prompts(tmp_path, source)),
         "sampling": {"group_size": 4, "prompts_per_step": 2, "steps": 4, "width": 64, "height": 64,
                      "max_sequence_length": 32},
-        "algorithm": {"name": algorithm, "learning_rate": 0.3, "ema_decay": 0.0, "clip_range": 0.2},
+        "algorithm": {"name": algorithm, "learning_rate": 0.3, "ema_decay": 0.0, "clip_range": 0.2,
+                      "old_decay_max": 0.0, "kl_beta": 0.0, "nft_timesteps": 1, "std_scope": "group",
+                      "policy_loss_scale": 1.0, "min_group_std": 0.0, "max_group_mean": None,
+                      "nft_noise_levels": "uniform"},
         "lora": {"rank": 4, "alpha": 4},
         "eval": {"every": 4, "num_prompts": 2, "images_per_prompt": 2},
         "output_dir": str(tmp_path / "run"),

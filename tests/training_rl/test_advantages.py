@@ -25,7 +25,7 @@ def test_global_std_and_clipping():
 def test_same_prompt_on_two_sources_is_two_groups():
     red, blue = Image.new("RGB", (8, 8), "red"), Image.new("RGB", (8, 8), "blue")
     keys = [group_key("make it night", red)] * 2 + [group_key("make it night", blue)] * 2
-    adv = compute_advantages([0.2, 0.4, 0.8, 1.0], keys, "group")
+    adv = compute_advantages([0.2, 0.4, 0.6, 0.8], keys, "group")
     # Each source is normalized against itself: both groups give -1, +1 (by prompt text alone: -1.2, -0.6, ...).
     assert adv.values.tolist() == pytest.approx([-1.0, 1.0, -1.0, 1.0], rel=1e-3)
     assert image_hash(red) == image_hash(Image.new("RGB", (8, 8), "red")) != image_hash(blue)
@@ -50,3 +50,32 @@ def test_global_std_spans_every_process():
     adv = compute_advantages(mine, keys, "global", clip=10.0, global_std=std)
     group = torch.tensor([0.5, 0.5, 0.0])
     assert adv.values[[0, 1, 3]].tolist() == pytest.approx(((group - group.mean()) / std).tolist(), rel=1e-3)
+
+
+def test_global_std_is_the_default_as_the_reference():
+    """(reward - group mean) / (std of every valid reward of the step + 1e-4), the reference's formula."""
+    rewards = [0.1, 0.3, 0.5, 0.8]
+    keys = [("a", "")] * 2 + [("b", "")] * 2
+    adv = compute_advantages(rewards, keys)
+    std = float(torch.tensor(rewards, dtype=torch.float64).std(unbiased=False)) + 1e-4
+    assert adv.values.tolist() == pytest.approx([-0.1 / std, 0.1 / std, -0.15 / std, 0.15 / std], rel=1e-5)
+    assert adv.used.all()
+
+
+def test_groups_are_masked_by_the_reference_thresholds():
+    """Masked: normaliser (std + 1e-4) <= 0.05, or group mean >= 0.9; the rest keep their advantages."""
+    keys = [("solved", "")] * 2 + [("flat", "")] * 2 + [("open", "")] * 2
+    rewards = [0.98, 0.88, 0.4, 0.4, 0.1, 0.6]
+    adv = compute_advantages(rewards, keys, "group")
+    assert adv.used.tolist() == [False, False, False, False, True, True]
+    assert adv.filtered_groups == 2
+    # With the global std the flat group is kept (its advantages are 0), as in the reference.
+    adv = compute_advantages(rewards, keys, "global")
+    assert adv.used.tolist() == [False, False, True, True, True, True]
+    # A step whose rewards barely differ is masked as a whole under the global std.
+    adv = compute_advantages([0.50, 0.52, 0.30, 0.31], [("a", "")] * 2 + [("b", "")] * 2, "global",
+                             min_std=0.2)
+    assert not adv.used.any()
+    # max_mean None turns the mean rule off.
+    adv = compute_advantages(rewards, keys, "group", max_mean=None)
+    assert adv.used.tolist() == [True, True, False, False, True, True]

@@ -72,3 +72,21 @@ def test_grpo_loss_clips_the_ratio():
     parts = grpo_loss(new, old, adv, clip_range=0.2)
     # positive advantage: min(1.5, 1.2) -> -1.2; negative: max(-(-0.5), -(-0.8)) -> 0.8 (pessimistic)
     assert parts.policy.item() == pytest.approx((-1.2 + 0.8) / 2)
+
+
+def test_nft_policy_loss_is_scaled_as_the_reference():
+    """policy = scale * mean(r L+ + (1 - r) L-) / beta, each L the squared x0 error over its detached mean
+    absolute error; the reference's scale is adv_clip_max (5)."""
+    torch.manual_seed(0)
+    x0, xt = torch.randn(2, 3, 4), torch.randn(2, 3, 4)
+    v, v_old = torch.randn(2, 3, 4), torch.randn(2, 3, 4)
+    t, r, beta = torch.tensor([0.3, 0.8]), torch.tensor([0.9, 0.2]), 0.5
+    tt = t.view(-1, 1, 1)
+    pos = xt - tt * (beta * v + (1 - beta) * v_old) - x0
+    neg = xt - tt * ((1 + beta) * v_old - beta * v) - x0
+    l_pos = (pos**2).mean(dim=(1, 2)) / pos.abs().mean(dim=(1, 2))
+    l_neg = (neg**2).mean(dim=(1, 2)) / neg.abs().mean(dim=(1, 2))
+    expected = 5.0 * (r * l_pos + (1 - r) * l_neg).mean() / beta
+    parts = nft_loss(v, v_old, x0, xt, t, r, beta=beta, scale=5.0)
+    assert parts.policy.item() == pytest.approx(expected.item(), rel=1e-5)
+    assert parts.loss.item() == pytest.approx(5 * nft_loss(v, v_old, x0, xt, t, r, beta=beta).loss.item(), rel=1e-5)

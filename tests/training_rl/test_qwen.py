@@ -149,3 +149,33 @@ def test_short_nft_run_writes_an_adapter_the_qwen_edit_generator_loads(tmp_path,
     assert base[0].tobytes() != tuned[0].tobytes()
     generator.set_lora_scale(0.0)
     assert generator.generate(request)[0].tobytes() == base[0].tobytes()
+
+
+def test_without_cfg_is_the_conditional_velocity(edit_pipeline):
+    """The NFT loss trains Qwen-Image's plain conditional velocity, as the reference (one transformer pass)."""
+    adapter = adapter_for(edit_pipeline)
+    source = source_image()
+    guided = adapter.encode("make it red", source, 1, SIZE, SIZE, CFG)
+    plain = adapter.encode("make it red", source, 1, SIZE, SIZE, 1.0)
+    latents = adapter.noise(1, SIZE, SIZE, torch.Generator().manual_seed(SEED))
+    sigma = torch.tensor([0.6])
+    with torch.no_grad():
+        unguided = adapter.forward(latents, sigma, guided.without_cfg())
+        assert torch.allclose(unguided, adapter.forward(latents, sigma, plain), atol=1e-6)
+        assert not torch.allclose(unguided, adapter.forward(latents, sigma, guided), atol=1e-4)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("loss_cfg", [False, True])
+def test_nft_update_uses_cfg_only_when_asked(tmp_path, bright_critic, loss_cfg):
+    values = qwen_values(tmp_path, "nft", sampling__steps=2, sampling__group_size=2, sampling__prompts_per_step=1,
+                         algorithm__nft_loss_cfg=loss_cfg, algorithm__nft_noise_levels="sampler",
+                         algorithm__nft_timesteps=2)
+    trainer = RLTrainer(rl_config(values), critic=bright_critic)
+    group = trainer.rollout(trainer.prompts[0], torch.Generator().manual_seed(0), 2, sde=False)
+    assert group.cond.true_cfg_scale == CFG  # rollouts are guided as sampling.guidance says
+    seen = []
+    forward = trainer.model.forward
+    trainer.model.forward = lambda latents, sigma, cond: seen.append(cond.true_cfg_scale) or forward(latents, sigma, cond)
+    trainer.nft_update([group], torch.tensor([1.0, -1.0]), torch.tensor([True, True]), torch.Generator().manual_seed(1))
+    assert seen and set(seen) == {CFG if loss_cfg else 1.0}

@@ -57,3 +57,37 @@ def test_an_out_of_range_score_is_masked_never_a_reward(written):
     batch = scorer.score(["a cat"], _images(1), [None])
     assert batch.rewards == [None] and batch.statuses == ["partial"] and batch.attempts == 2
     assert batch.dimensions["text_faithfulness"] == [None]
+
+
+def _cut_in_refinement(task: str = "t2i") -> str:
+    """A critique cut off at max_tokens inside its refinement section: every score is there."""
+    text = critique_text(task, {"text_faithfulness": 4.0, "physical_quality": 2.5, "text_rendering": "N/A"})
+    return text[: text.index("## Refined Request")]
+
+
+def test_a_critique_cut_in_its_refinement_counts_by_default():
+    """The reference reads only the scores; dropping a critique for a cut refinement biases against long ones."""
+    scorer = RewardScorer(ScriptedCritic(lambda c: _cut_in_refinement()), RewardSpec(), "t2i", retries=2)
+    batch = scorer.score(["a cat"], _images(1), [None])
+    assert batch.statuses == ["partial"] and batch.attempts == 1
+    assert batch.rewards == [pytest.approx((1.0 + 0.5) / 2)]  # (4 -> 1.0, 2.5 -> 0.5), N/A left out
+
+
+def test_complete_mode_still_masks_a_critique_without_its_refined_request():
+    scorer = RewardScorer(ScriptedCritic(lambda c: _cut_in_refinement()), RewardSpec(), "t2i", retries=1,
+                          accept="complete")
+    batch = scorer.score(["a cat"], _images(1), [None])
+    assert batch.rewards == [None] and batch.attempts == 2
+
+
+def test_a_missing_dimension_never_counts_even_when_the_reward_does_not_use_it():
+    """'Scores all parsed' means every dimension of the task, not only the rewarded ones."""
+    text = critique_text("t2i", 3.0).split("3. Text Rendering")[0]
+    spec = RewardSpec(dimensions=("text_faithfulness",))
+    batch = RewardScorer(ScriptedCritic(lambda c: text), spec, "t2i", retries=0).score(["x"], _images(1), [None])
+    assert batch.rewards == [None]
+
+
+def test_unknown_accept_mode_is_rejected():
+    with pytest.raises(ValueError, match="accept must be one of scores, complete"):
+        RewardScorer(ScriptedCritic(lambda c: ""), RewardSpec(), "t2i", accept="any")

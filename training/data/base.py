@@ -65,10 +65,19 @@ class PreferencePair:
     source: str = ""
     provenance: dict[str, Any] = field(default_factory=dict)
     dimension_labels: dict[str, Preference] = field(default_factory=dict)
+    extra_sources: list[ImageData] = field(default_factory=list)
+    """Further source images of an edit that takes several (MMRB2), after `source_image`."""
+
+    @property
+    def sources(self) -> list[ImageData]:
+        """Every source image, in order (none for t2i)."""
+        return ([self.source_image] if self.source_image is not None else []) + list(self.extra_sources)
 
     def open(self) -> tuple[Image.Image, Image.Image, Image.Image | None]:
-        """Image A, image B and the source image (None for t2i) as RGB PIL images."""
-        source = load_image(self.source_image) if self.source_image is not None else None
+        """Image A, image B and the source image (None for t2i) as RGB PIL images; several source
+        images are shown side by side in one (see `source_montage`)."""
+        sources = [load_image(s) for s in self.sources]
+        source = (sources[0] if len(sources) == 1 else source_montage(sources)) if sources else None
         return load_image(self.image_a), load_image(self.image_b), source
 
     def describe(self) -> dict[str, Any]:
@@ -80,7 +89,33 @@ class PreferencePair:
         for key in ("image_a", "image_b", "source_image"):
             if isinstance(data[key], bytes):
                 data[key] = f"<{len(data[key])} bytes>"
+        data["extra_sources"] = [f"<{len(s)} bytes>" if isinstance(s, bytes) else s for s in self.extra_sources]
         return data
+
+
+MONTAGE_GAP = 16  # white pixels between the source images of a montage
+
+
+def source_montage(images: list[Image.Image]) -> Image.Image:
+    """Several source images as one: scaled to a common height (the tallest, at most 1024 px), left to
+    right in order, on white with a gap between them.
+
+    Why: the critique prompt has one source-image slot; the reference sends an MMRB2 edit's sources
+    one after another in that slot, which the project's single-slot prompt layout cannot express, so
+    the critic sees them together in one picture instead.
+    """
+    if not images:
+        raise ValueError("a montage needs at least one image")
+    height = min(max(image.height for image in images), 1024)
+    scaled = [image.convert("RGB").resize((max(1, round(image.width * height / image.height)), height))
+              for image in images]
+    width = sum(image.width for image in scaled) + MONTAGE_GAP * (len(scaled) - 1)
+    canvas = Image.new("RGB", (width, height), "white")
+    x = 0
+    for image in scaled:
+        canvas.paste(image, (x, 0))
+        x += image.width + MONTAGE_GAP
+    return canvas
 
 
 @dataclass
@@ -194,9 +229,10 @@ class PairBuilder:
 
     def add(self, pair_id: Any, task: Task, request: Any, a: Any, b: Any, label: Preference | None,
             source_image: Any = None, provenance: dict[str, Any] | None = None,
-            dimension_labels: dict[str, Preference] | None = None) -> None:
+            dimension_labels: dict[str, Preference] | None = None, extra_sources: list[Any] = ()) -> None:
         if label is None:
             return
+        extras = [image_data(value, self.root) for value in extra_sources] if task is Task.EDIT else []
         request = str(request or "").strip()
         image_a, image_b = image_data(a, self.root), image_data(b, self.root)
         source = image_data(source_image, self.root) if task is Task.EDIT else None
@@ -204,11 +240,12 @@ class PairBuilder:
             self.report.skipped["no request"] += 1
         elif image_a is None or image_b is None:
             self.report.skipped["missing candidate image"] += 1
-        elif task is Task.EDIT and source is None:
+        elif task is Task.EDIT and (source is None or any(extra is None for extra in extras)):
             self.report.skipped["missing source image"] += 1
         else:
             self.pairs.append(PreferencePair(str(pair_id), task, request, image_a, image_b, label, source,
-                                             self.source.name, provenance or {}, dimension_labels or {}))
+                                             self.source.name, provenance or {}, dimension_labels or {},
+                                             [extra for extra in extras if extra is not None]))
             self.report.labels[label.value] += 1
 
 

@@ -12,8 +12,14 @@ candidate_1, candidate_2; TIGER-AI-Lab/EditReward evaluate/inference_3pair_hf.py
 instruction, ranking, comparison_type, dataset, score_1/2, model_1/2 and groups rows by the id
 prefix; evaluate/inference_4pair_hf.py shows the 4pair rows the same way, one comparison each, with
 letters up to D (comparison_type AvsB ... CvsD, rankings such as "D>B"). The whole-group-per-row
-layout is an extra this reader accepts, not one seen in a release. Assumed: the per-dimension
-`*_ranking` columns.
+layout is an extra this reader accepts, not one seen in a release.
+
+Per-dimension labels: the reference's evaluation (TIGER-AI-Lab/RationalRewards,
+reward_model_evaluation/rm_inference/inference_editreward_imgedit.py and modular_rm_eval/scoring.py)
+reads numeric instruction_following_1/2 and visual_quality_1/2 of each row and compares them; here
+instruction following labels `text_faithfulness` and visual quality labels the `visual_quality`
+aspect, which training.evaluate scores as image faithfulness + physical quality, as the reference
+does. Assumed (not seen in a release): per-dimension `*_ranking` / `*_preference` columns.
 """
 
 from __future__ import annotations
@@ -37,8 +43,8 @@ _EDITREWARD_COLUMNS = {
     "label": ("ranking", "preference", "label", "vote_type", "human_preference"),
 }
 _CANDIDATE_LETTERS = "ABCD"
-# Per-dimension labels when a row carries them (column suffix -> rubric key).
-_EDITREWARD_DIMENSIONS = {"instruction_following": "text_faithfulness", "visual_quality": "physical_quality",
+# Per-dimension labels when a row carries them (column stem -> rubric key or scored aspect).
+_EDITREWARD_DIMENSIONS = {"instruction_following": "text_faithfulness", "visual_quality": "visual_quality",
                           "quality_aesthetic": "physical_quality", "consistency": "image_faithfulness"}
 
 
@@ -66,12 +72,22 @@ def _ranked_label(ranks: dict[str, int] | None, left: str, right: str) -> Prefer
     return Preference.A if ranks[left] < ranks[right] else Preference.B
 
 
+def _number(value: Any) -> float | None:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
 def _editreward_common(row: dict) -> tuple[dict[str, Any], dict[str, Preference]]:
     dims = {}
     for column, key in _EDITREWARD_DIMENSIONS.items():
         value = row.get(f"{column}_ranking", row.get(f"{column}_preference"))
         if value is not None and parse_label(value) is not None:
             dims[key] = parse_label(value)
+        first, second = _number(row.get(f"{column}_1")), _number(row.get(f"{column}_2"))
+        if first is not None and second is not None:  # candidate_1 is image A
+            dims[key] = Preference.TIE if first == second else (Preference.A if first > second else Preference.B)
     provenance = {k: row[k] for k in row if isinstance(row[k], (str, int, float)) and "image" not in k
                   and k not in _EDITREWARD_COLUMNS["request"]}
     return provenance, dims

@@ -1,6 +1,7 @@
 """A rule-based critic for the synthetic circle set (training.parrot.synthetic): it reads the request
 ("three red circles") from the prompt, counts the circles of every colour in each image, and writes a
-real-format pairwise critique whose scores follow what it counted.
+real-format pairwise critique (or, for a pointwise prompt, a pointwise critique with a refined
+request) whose scores follow what it counted.
 
 Why it exists: the offline smoke run needs a teacher and a judge that are right about their images,
 or the consistency filter keeps nothing and distillation has no data (a random-weight model's
@@ -20,8 +21,8 @@ import numpy as np
 from PIL import Image
 
 from rr_core.critics.base import Critic, Generation
-from rr_core.critique import PairDimension, PairwiseCritique, Preference
-from rr_core.critique_format import render_pairwise_critique
+from rr_core.critique import Critique, DimensionScore, PairDimension, PairwiseCritique, ParseStatus, Preference
+from rr_core.critique_format import render_critique, render_pairwise_critique
 from rr_core.prompts import Conversation
 from rr_core.rubric import Task, dimensions
 from training.parrot.synthetic import COLOURS, NUMBERS, draw_circles
@@ -93,13 +94,38 @@ def _judge(counts: dict[str, int], count: int, colour: str) -> tuple[float, str]
     return 2.0, f"shows {shown} where {count} {colour} were asked, so the count is wrong"
 
 
+def circle_pointwise(conversation: Conversation) -> str:
+    """The pointwise critique of the one image of a synthetic-request conversation."""
+    if len(conversation.images) != 1:
+        raise ValueError(f"a text-to-image pointwise conversation has one image, got {len(conversation.images)}")
+    count, colour = parse_circle_request(conversation.user_text)
+    score, seen = _judge(count_circles(conversation.images[0]), count, colour)
+    scores = {}
+    for dim in dimensions(Task.T2I):
+        if dim.key == "text_faithfulness":
+            scores[dim.key] = DimensionScore(dim.key, score, justification=f"The image {seen}.")
+        elif dim.na_allowed:
+            scores[dim.key] = DimensionScore(dim.key, None, True, "No text was requested.")
+        else:
+            scores[dim.key] = DimensionScore(dim.key, 3.5, justification="A clean flat drawing without artifacts.")
+    word = next(w for w, n in _WORDS.items() if n == count)
+    critique = Critique(task=Task.T2I, scores=scores, analysis=f"The request asks for {word} {colour} circles.",
+                        summary="Follows the request." if score == 4.0 else "Misses the request.",
+                        refinement_comments="State the count and the colour plainly.",
+                        refined_request=f"Exactly {word} {colour} circles on a white background.",
+                        status=ParseStatus.OK)
+    return render_critique(critique)
+
+
 def circle_rationale(conversation: Conversation) -> str:
-    """The pairwise critique of the two candidate images of a synthetic-request conversation."""
+    """The critique of a synthetic-request conversation: pairwise (two candidates) or pointwise (one image)."""
     task = Task.parse(conversation.task or Task.T2I)
     if task is not Task.T2I:
         raise ValueError("the circle counter judges text-to-image pairs only")
+    if conversation.mode == "pointwise":
+        return circle_pointwise(conversation)
     if conversation.mode and conversation.mode != "pairwise":
-        raise ValueError(f"the circle counter writes pairwise critiques, not {conversation.mode!r} ones")
+        raise ValueError(f"the circle counter writes pairwise or pointwise critiques, not {conversation.mode!r} ones")
     images = conversation.images
     if len(images) != 2:
         raise ValueError(f"a pairwise conversation has two images, got {len(images)}")

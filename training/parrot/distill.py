@@ -50,7 +50,9 @@ class DistillConfig:
     learning_rate, weight_decay, warmup_ratio: AdamW with linear warmup then cosine decay.
     epochs: passes over the data; max_steps: stop after this many optimizer steps (0: no limit).
     batch_size: samples per device per micro-batch; grad_accum: micro-batches per optimizer step.
-    max_length: tokens per sample (prompt + critique); longer critiques are cut.
+    max_length: tokens per sample (prompt + critique, images included); a longer critique is cut to fit
+        and counted: the summary's `truncated_samples`, with a warning. The reference trains with
+        32768 (its cutoff_len); an edit sample with three images at 802,816 pixels runs past 4096.
     gradient_checkpointing: recompute activations in the backward pass (saves memory).
     dtype: "auto" (bfloat16 on CUDA, float32 on CPU), "bfloat16", "float16" or "float32".
     save_every: optimizer steps between checkpoints (0: only at the end); keep_checkpoints: how many.
@@ -273,11 +275,30 @@ def train(config: DistillConfig) -> dict[str, Any]:
     # 5. Save: the adapter (LoRA) and a merged full checkpoint the critic backends load.
     accelerator.wait_for_everyone()
     written = _save_final(accelerator, model, processor, config, output_dir)
+    truncated = _gather_truncated(accelerator, collator.truncated)
+    if truncated:
+        logger.warning("%d sample(s) had their critique cut to fit max_length=%d (e.g. %s): raise "
+                       "distill.max_length", len(truncated), config.max_length, ", ".join(sorted(truncated)[:3]))
     summary = {"steps": step, "resumed_from_step": resumed_from, "losses": losses, "seconds": seconds,
-               "samples_per_s": samples / seconds if seconds else None, "parameters": params, **written}
+               "samples_per_s": samples / seconds if seconds else None, "parameters": params,
+               "max_length": config.max_length, "truncated_samples": len(truncated),
+               "truncated_tokens": sum(truncated.values()), "truncated": dict(sorted(truncated.items())),
+               **written}
     if accelerator.is_main_process:
         write_json(output_dir / "distill_summary.json", summary)
     return summary
+
+
+def _gather_truncated(accelerator, local: dict[str, int]) -> dict[str, int]:
+    """Every process's truncated samples (key -> tokens cut), merged."""
+    if accelerator.num_processes == 1:
+        return dict(local)
+    from accelerate.utils import gather_object
+
+    merged: dict[str, int] = {}
+    for part in gather_object([local]):
+        merged.update(part)
+    return merged
 
 
 def _truncate_log(path: Path, step: int) -> None:

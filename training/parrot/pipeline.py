@@ -23,6 +23,8 @@ from training.parrot.critics import CriticSpec, build_critic
 from training.parrot.distill import DistillConfig, train
 from training.parrot.filtering import FilterConfig, filter_rationales, kept_records
 from training.parrot.generate import GenerateConfig, generate_rationales
+from training.parrot.overlap import OVERLAP_ACTIONS, guard_training_pairs
+from training.parrot.pointwise import PointwiseConfig, filter_pointwise, generate_pointwise, pointwise_kept
 from training.parrot.records import write_json
 from training.parrot.sft_data import build_sft_dataset
 from training.parrot.synthetic import SyntheticSet
@@ -45,6 +47,10 @@ class PipelineConfig:
     pointwise_files: sharegpt JSONL files of pointwise critiques mixed into the SFT data.
     synthetic: the drawn circle set (training.parrot.synthetic.SyntheticSet), added to `data` and
         drawn on first use; with `circle_critic` its rule-based critic is the teacher and the judge.
+    derived_pointwise: pointwise critiques derived from the pairs (training.parrot.pointwise): whether
+        to make them and how many go into the SFT mix per pairwise sample.
+    eval_overlap: what to do with training pairs that `eval_data` contains (same request and a
+        candidate image with the same pixels): "refuse" (stop with an error, the default) or "drop".
     generate, filter, distill, evaluate: each phase's settings. `distill.base_model: tiny` is the
         offline random-weight Qwen3-VL (rr_core.critics.tiny), built on first use.
     """
@@ -57,6 +63,8 @@ class PipelineConfig:
     student: CriticSpec | None = None
     pointwise_files: list[str] = field(default_factory=list)
     synthetic: SyntheticSet | None = None
+    eval_overlap: str = "refuse"
+    derived_pointwise: PointwiseConfig = field(default_factory=PointwiseConfig)
     generate: GenerateConfig = field(default_factory=GenerateConfig)
     filter: FilterConfig = field(default_factory=FilterConfig)
     distill: DistillConfig = field(default_factory=DistillConfig)
@@ -66,6 +74,8 @@ class PipelineConfig:
         if self.synthetic and self.synthetic.circle_critic and (self.teacher or self.judge):
             raise ValueError("synthetic.circle_critic makes the circle counter teacher and judge: "
                              "name no teacher or judge as well")
+        if self.eval_overlap not in OVERLAP_ACTIONS:
+            raise ValueError(f"eval_overlap must be one of {', '.join(OVERLAP_ACTIONS)}, got {self.eval_overlap!r}")
 
     @property
     def root(self) -> Path:
@@ -102,6 +112,19 @@ def _pairs(sources: list[DataSource], synthetic: SyntheticSet | None = None) -> 
     return pairs
 
 
+def training_pairs(config: PipelineConfig) -> list[PreferencePair]:
+    """The pairs phases 1-2 train on, checked against `eval_data` (see training.parrot.overlap)."""
+    pairs = _pairs(config.sources, config.synthetic)
+    if not config.eval_data:
+        return pairs
+    kept = guard_training_pairs(pairs, _pairs(config.eval_data), config.eval_overlap)
+    if not kept:
+        raise ValueError("no training pairs left: the evaluation data contains every one of them")
+    if len(kept) < len(pairs):
+        logger.warning("left out %d training pair(s) that the evaluation data contains", len(pairs) - len(kept))
+    return kept
+
+
 def _critic(spec: CriticSpec | None, role: str) -> Critic:
     if spec is None:
         raise ValueError(f"no {role} critic configured")
@@ -110,21 +133,30 @@ def _critic(spec: CriticSpec | None, role: str) -> Critic:
 
 def run_generate(config: PipelineConfig, teacher: Critic | None = None) -> dict[str, Any]:
     """Phase 1: anchored rationales for every training pair (`data` and the synthetic set)."""
-    pairs = _pairs(config.sources, config.synthetic)
+    pairs = training_pairs(config)
     teacher = teacher or config.rule_critic() or _critic(config.teacher, "teacher")
-    summary = generate_rationales(teacher, pairs, config.root / "rationales.jsonl", config.generate)
-    write_json(config.root / "generate_summary.json", summary.to_dict())
-    return summary.to_dict()
+    summary = generate_rationales(teacher, pairs, config.root / "rationales.jsonl", config.generate).to_dict()
+    if config.derived_pointwise.enabled:
+        summary["pointwise"] = generate_pointwise(teacher, pairs, config.root / "pointwise_rationales.jsonl",
+                                                  config.generate.batch_size)
+    write_json(config.root / "generate_summary.json", summary)
+    return summary
 
 
 def run_filter(config: PipelineConfig, judge: Critic | None = None) -> dict[str, Any]:
     """Phase 2: the four checks, the report, and the SFT dataset built from what was kept."""
-    pairs = _pairs(config.sources, config.synthetic)
+    pairs = training_pairs(config)
     if config.filter.repredict and judge is None:
         judge = config.rule_critic() or _critic(config.judge or config.teacher, "judge")
     report = filter_rationales(config.root / "rationales.jsonl", pairs, config.root / "filter", config.filter, judge)
+    derived: list[dict[str, Any]] = []
+    if config.derived_pointwise.enabled:
+        report["pointwise"] = filter_pointwise(config.root / "pointwise_rationales.jsonl", pairs,
+                                               config.root / "filter", config.filter, judge)
+        derived = pointwise_kept(config.root / "filter")
     counts = build_sft_dataset(kept_records(config.root / "filter"), pairs, config.root / "sft.jsonl",
-                               config.pointwise_files, seed=config.distill.seed)
+                               config.pointwise_files, seed=config.distill.seed, derived_pointwise=derived,
+                               derived_ratio=config.derived_pointwise.ratio)
     report["sft_samples"] = counts
     write_json(config.root / "filter" / "report.json", report)
     return report

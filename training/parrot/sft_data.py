@@ -2,7 +2,7 @@
 
 A pairwise sample is the serving prompt `build_pairwise(task, request, A, B, source)` with the
 cleaned rationale as the assistant turn: the label never appears in the input. Pointwise samples
-come from `python -m storage.export --format sft` files (JSONL or Parquet, images as paths or embedded;
+are derived from the same pairs (training.parrot.pointwise) and also come from `python -m storage.export --format sft` files (JSONL or Parquet, images as paths or embedded;
 storage/FORMATS.md), mixed in by `PipelineConfig.pointwise_files` or `python -m training.parrot
 run --sft-export FILE`. The
 collator masks the labels so the loss covers only the assistant critique (and its end token): the
@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ from rr_core.images import load_image
 from rr_core.prompts import build_pairwise
 from rr_core.rubric import Task
 from training.data import PreferencePair, image_data, read_rows
+from training.parrot.pointwise import derived_sample
 from training.parrot.records import JsonlWriter, read_jsonl
 
 IGNORE_INDEX = -100
@@ -53,8 +54,12 @@ def pairwise_sample(pair: PreferencePair, rationale: str) -> dict[str, Any]:
 
 
 def build_sft_dataset(kept: list[dict[str, Any]], pairs: list[PreferencePair], out_path: str | Path,
-                      pointwise_files: list[str] = (), seed: int = 0) -> dict[str, int]:
-    """Write the mixed (pairwise + pointwise) sharegpt dataset, images under `<out>.images/`, shuffled."""
+                      pointwise_files: list[str] = (), seed: int = 0,
+                      derived_pointwise: list[dict[str, Any]] = (), derived_ratio: float | None = None
+                      ) -> dict[str, int]:
+    """Write the mixed sharegpt dataset, images under `<out>.images/`, shuffled: the kept pairwise
+    rationales, the kept pointwise critiques derived from the pairs (training.parrot.pointwise; at
+    most `derived_ratio` per pairwise sample, None for all) and the pointwise export files."""
     out_path = Path(out_path)
     images_dir = out_path.with_name(out_path.name + ".images")
     by_id = {p.pair_id: p for p in pairs}
@@ -66,6 +71,18 @@ def build_sft_dataset(kept: list[dict[str, Any]], pairs: list[PreferencePair], o
         record = pairwise_sample(pair, kept_record["text"])
         record["images"] = [_save_image(image, images_dir) for image in record["images"]]
         records.append({**record, "kind": "pairwise", "pair_id": pair.pair_id})
+    n_pairwise = len(records)
+    derived = list(derived_pointwise)
+    random.Random(seed + 1).shuffle(derived)
+    if derived_ratio is not None:
+        derived = derived[:round(derived_ratio * n_pairwise)]
+    for kept_record in derived:
+        pair = by_id.get(kept_record["pair_id"])
+        if pair is None:
+            raise ValueError(f"kept pointwise critique {kept_record['id']!r} names a pair not in the data")
+        record = derived_sample(pair, kept_record["side"], kept_record["text"])
+        record["images"] = [_save_image(image, images_dir) for image in record["images"]]
+        records.append({**record, "kind": "pointwise-derived", "pair_id": kept_record["id"]})
     n_pointwise = 0
     for file in pointwise_files:
         for record in _pointwise_records(file, images_dir):
@@ -78,7 +95,7 @@ def build_sft_dataset(kept: list[dict[str, Any]], pairs: list[PreferencePair], o
         for record in records:
             writer.write(record)
     tmp.replace(out_path)
-    return {"pairwise": len(records) - n_pointwise, "pointwise": n_pointwise}
+    return {"pairwise": n_pairwise, "pointwise_derived": len(derived), "pointwise": n_pointwise}
 
 
 def _pointwise_records(file: str | Path, images_dir: Path) -> list[dict[str, Any]]:
@@ -121,6 +138,15 @@ def _chat(messages: list[dict[str, str]], images: list[Image.Image]) -> list[dic
     return chat
 
 
+def sample_key(sample: dict[str, Any]) -> str:
+    """A stable name of an SFT sample for reports: its pair or critique id, else a hash of its content."""
+    for key in ("pair_id", "critique_id"):
+        if sample.get(key):
+            return f"{sample.get('kind', 'sample')}:{sample[key]}"
+    content = json.dumps([sample["messages"], sample.get("images") or []], sort_keys=True)
+    return "sha256:" + hashlib.sha256(content.encode()).hexdigest()[:16]
+
+
 @dataclass
 class SFTCollator:
     """Tokenizes sharegpt samples into right-padded batches with prompt- and image-masked labels.
@@ -128,10 +154,13 @@ class SFTCollator:
     The prompt is encoded with the processor exactly as at serving time (chat template with the
     generation prompt, images expanded into vision tokens); the target is the critique plus the
     end-of-turn token, appended as token ids so the prompt part is byte-identical to inference.
+    A critique cut to fit `max_length` is recorded in `truncated` (sample key -> tokens cut), so a
+    run reports how many samples it trained on only in part instead of cutting them silently.
     """
 
     processor: Any
     max_length: int = 4096
+    truncated: dict[str, int] = field(default_factory=dict)
 
     def encode(self, sample: dict[str, Any]) -> dict[str, Any]:
         import torch
@@ -147,7 +176,10 @@ class SFTCollator:
         if len(prompt_ids) >= self.max_length:
             raise ValueError(f"a prompt of {len(prompt_ids)} tokens leaves no room for the critique "
                              f"within max_length={self.max_length}")
-        target = target[: self.max_length - len(prompt_ids)]
+        room = self.max_length - len(prompt_ids)
+        if len(target) > room:
+            self.truncated[sample_key(sample)] = len(target) - room
+        target = target[:room]
         input_ids = torch.cat([prompt_ids, target])
         labels = torch.cat([torch.full_like(prompt_ids, IGNORE_INDEX), target])
         image_token = getattr(self.processor, "image_token_id", None)

@@ -2,8 +2,14 @@
 
 A group is one prompt AND one source image (hashed by pixels), not the prompt text alone: the same
 instruction on two photos is two groups. Masked images (failed critiques) take no part in the
-statistics and get advantage 0. A group whose valid rewards are all equal (or that has fewer than two
-valid rewards) carries no signal and is filtered out of the update.
+statistics and get advantage 0; a group with fewer than two valid rewards is left out.
+
+As the reference (Flow-GRPO's per-prompt stat tracker with DiffusionNFT's settings):
+    advantage = (reward - group mean) / (std + 1e-4), clipped to [-clip, clip]
+with std the population std of every valid reward of the step ("global", the default) or of the
+group ("group"). A group is masked out of the update when its normaliser (std + 1e-4) is at most
+`min_std` (0.05: no signal to learn from) or its mean is at least `max_mean` (0.9: the prompt is
+already solved; training on it only pushes rewards the critic saturates).
 """
 
 from __future__ import annotations
@@ -35,22 +41,29 @@ def group_key(prompt: str, source: Image.Image | None) -> tuple[str, str]:
 @dataclass
 class Advantages:
     values: torch.Tensor  # (N,) clipped advantages, 0 where not used
-    used: torch.Tensor  # (N,) bool: valid reward in a group with signal
-    filtered_groups: int  # groups dropped for having no signal
+    used: torch.Tensor  # (N,) bool: valid reward in a group that is not masked
+    filtered_groups: int  # groups masked (too few valid rewards, normaliser <= min_std, mean >= max_mean)
     groups: int
 
 
-def compute_advantages(rewards: list[float | None], keys: list[tuple[str, str]], std_scope: str = "group",
-                       clip: float = 5.0, global_std: float | None = None) -> Advantages:
-    """(reward - group mean) / std, std per group or over all valid rewards, clipped to [-clip, clip].
+STD_SCOPES = ("global", "group")
+MIN_STD = 0.05
+MAX_MEAN = 0.9
+
+
+def compute_advantages(rewards: list[float | None], keys: list[tuple[str, str]], std_scope: str = "global",
+                       clip: float = 5.0, global_std: float | None = None, min_std: float = MIN_STD,
+                       max_mean: float | None = MAX_MEAN) -> Advantages:
+    """(reward - group mean) / (std + 1e-4), std over all valid rewards or per group, clipped to [-clip, clip].
 
     `global_std` overrides the std of this batch's valid rewards for std_scope "global" (with several
-    processes, the std over every process's rewards: see `global_reward_std`).
+    processes, the std over every process's rewards: see `global_reward_std`). `min_std` and
+    `max_mean` mask groups as the module docstring says (max_mean None: never by mean).
     """
     if len(rewards) != len(keys):
         raise ValueError("one group key per reward")
-    if std_scope not in ("group", "global"):
-        raise ValueError(f"std_scope must be group or global, got {std_scope!r}")
+    if std_scope not in STD_SCOPES:
+        raise ValueError(f"std_scope must be global or group, got {std_scope!r}")
     values = torch.zeros(len(rewards), dtype=torch.float64)
     used = torch.zeros(len(rewards), dtype=torch.bool)
     valid = [i for i, r in enumerate(rewards) if r is not None]
@@ -63,12 +76,12 @@ def compute_advantages(rewards: list[float | None], keys: list[tuple[str, str]],
     filtered = 0
     for indices in members.values():
         group = torch.tensor([rewards[i] for i in indices], dtype=torch.float64)
-        group_std = float(group.std(unbiased=False))
-        if len(indices) < 2 or group_std < EPS:
+        normaliser = (float(group.std(unbiased=False)) if std_scope == "group" else global_std) + EPS
+        mean = float(group.mean())
+        if len(indices) < 2 or normaliser <= min_std or (max_mean is not None and mean >= max_mean):
             filtered += 1
             continue
-        std = group_std if std_scope == "group" else global_std
-        values[indices] = ((group - group.mean()) / (std + EPS)).clamp(-clip, clip)
+        values[indices] = ((group - mean) / normaliser).clamp(-clip, clip)
         used[indices] = True
     groups = len(set(keys))
     return Advantages(values.float(), used, filtered + (groups - len(members)), groups)

@@ -6,8 +6,9 @@ x_t = (1 - t) x0 + t eps. With the current velocity v_theta and the frozen "old"
     negative policy  v- = (1 + beta) v_old - beta v_theta
 Each predicts x0 as x_t - t v. An image with optimality r in [0, 1] pulls v+ toward its x0 with weight
 r and v- toward it with weight 1 - r (which pushes v_theta away), each squared error divided by its
-own detached mean absolute error (adaptive weighting). KL to the reference is the squared distance
-of v_theta to the adapter-disabled velocity.
+own detached mean absolute error (adaptive weighting); the policy part is divided by beta and, as
+the reference, multiplied by `scale` (its adv_clip_max, 5). KL to the reference is the squared
+distance of v_theta to the adapter-disabled velocity.
 
 Flow-GRPO (Liu et al. 2025): PPO's clipped objective on the SDE steps' likelihood ratio, plus the
 closed-form KL between the current and the reference Gaussian step.
@@ -40,8 +41,11 @@ def _per_sample(x: torch.Tensor) -> torch.Tensor:
 
 def nft_loss(velocity: torch.Tensor, old_velocity: torch.Tensor, x0: torch.Tensor, xt: torch.Tensor,
              t: torch.Tensor, r: torch.Tensor, beta: float = 1.0, ref_velocity: torch.Tensor | None = None,
-             kl_beta: float = 0.0) -> LossParts:
-    """DiffusionNFT loss over a batch: velocities, x0 and x_t are (B, ...), t and r are (B,)."""
+             kl_beta: float = 0.0, scale: float = 1.0) -> LossParts:
+    """DiffusionNFT loss over a batch: velocities, x0 and x_t are (B, ...), t and r are (B,).
+
+    loss = scale * mean(r * L+ + (1 - r) * L-) / beta + kl_beta * KL.
+    """
     t = t.view(-1, *([1] * (x0.dim() - 1))).float()
     velocity, old_velocity, x0, xt = velocity.float(), old_velocity.detach().float(), x0.float(), xt.float()
     positive = beta * velocity + (1 - beta) * old_velocity
@@ -53,7 +57,7 @@ def nft_loss(velocity: torch.Tensor, old_velocity: torch.Tensor, x0: torch.Tenso
         w_neg = _per_sample((x0_negative - x0).abs()).clamp(min=MIN_WEIGHT)
     loss_pos = _per_sample((x0_positive - x0) ** 2) / w_pos
     loss_neg = _per_sample((x0_negative - x0) ** 2) / w_neg
-    policy = (r * loss_pos + (1 - r) * loss_neg).mean() / beta
+    policy = scale * (r * loss_pos + (1 - r) * loss_neg).mean() / beta
     kl = torch.zeros((), device=velocity.device)
     if ref_velocity is not None and kl_beta > 0:
         kl = _per_sample((velocity - ref_velocity.detach().float()) ** 2).mean()

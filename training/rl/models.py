@@ -51,6 +51,10 @@ class Conditioning:
     def to(self, device: torch.device | str) -> Conditioning:
         return tensors_to(self, device)
 
+    def without_cfg(self) -> Conditioning:
+        """FLUX has no true CFG (its guidance is a distilled embedding the loss keeps): the same conditioning."""
+        return self
+
 
 class FluxAdapter(PackedLatentAdapter):
     """FLUX.1 text-to-image (FluxPipeline) and FLUX.1-Kontext edit (FluxKontextPipeline)."""

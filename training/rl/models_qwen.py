@@ -11,7 +11,9 @@ the pipeline's own output for the same seed, steps and size (tests/training_rl/t
 * guidance: Qwen-Image is not guidance-distilled; `guidance` > 1 is true classifier-free guidance with
   the negative prompt (" " by default, as the model card and rr_core's generator use), with the
   pipelines' rescale of the guided velocity to the norm of the conditional one. The guided velocity
-  is what the sampler steps with and what the losses train, so rollouts and updates see one policy;
+  is what the sampler steps with and what Flow-GRPO trains (its log-probabilities are of the guided
+  step); DiffusionNFT trains the conditional velocity (`without_cfg`) unless algorithm.nft_loss_cfg,
+  as the reference, which samples Qwen-Image-Edit at guidance 1.0 so both are the same policy;
 * sigmas: linspace(1, 1/T, T) shifted by the scheduler with mu = calculate_shift(output tokens).
 
 Shapes: an H x W image has packed latents (B, S, C) with S = (H / 16) * (W / 16) and C = 4 * z_dim
@@ -64,6 +66,10 @@ class QwenConditioning:
 
     def to(self, device: torch.device | str) -> QwenConditioning:
         return tensors_to(self, device)
+
+    def without_cfg(self) -> QwenConditioning:
+        """The conditional velocity only (one transformer pass): no negative prompt, scale 1."""
+        return replace(self, negative_embeds=None, negative_mask=None, true_cfg_scale=1.0)
 
 
 class QwenImageAdapter(PackedLatentAdapter):

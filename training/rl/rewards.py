@@ -1,8 +1,13 @@
 """Rollout rewards from any critic backend, under the recorded RewardSpec.
 
-Only a critique that parsed completely (status ok) with a reward is used: a failed or partial
-critique is retried, and if it still fails its image is masked out of the update (never reward 0).
-Per-dimension scores are kept for the hacking watch and the logs.
+Which critiques count is a setting (`critic.accept`):
+* "scores" (the default, as the reference): every dimension of the task was read (a score, or N/A
+  where the rubric allows it) and none holds an invalid value; the refinement section may be cut off.
+  The reward reads only the scores, so dropping such a critique would bias the update against long
+  critiques (the ones most often cut at max_tokens).
+* "complete": the critique parsed completely (status ok), refined request included.
+A critique that does not count is retried, and if it still does not, its image is masked out of the
+update (never reward 0). Per-dimension scores are kept for the hacking watch and the logs.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from PIL import Image
 from rr_core.critics.base import CritiqueRequest
 from rr_core.critique import Critique, ParseStatus
 from rr_core.reward import RewardSpec, compute_reward
-from rr_core.rubric import Task
+from rr_core.rubric import Task, dimensions
 
 logger = logging.getLogger(__name__)
 
@@ -47,9 +52,27 @@ class RewardBatch:
         return means
 
 
-def usable(critique: Critique, spec: RewardSpec) -> float | None:
-    """The reward of a critique, or None unless it parsed completely and has one."""
-    if critique.status is not ParseStatus.OK:
+ACCEPT = ("scores", "complete")
+
+
+def all_scores_read(critique: Critique) -> bool:
+    """True when every dimension of the critique's task holds a valid score or an allowed N/A."""
+    if critique.invalid_keys():
+        return False
+    for dimension in dimensions(critique.task):
+        entry = critique.scores.get(dimension.key)
+        if entry is None or not (entry.valid or (entry.not_applicable and not entry.invalid)):
+            return False
+    return True
+
+
+def usable(critique: Critique, spec: RewardSpec, accept: str = "scores") -> float | None:
+    """The reward of a critique, or None unless it counts under `accept` (see the module docstring)."""
+    if accept not in ACCEPT:
+        raise ValueError(f"accept must be one of {', '.join(ACCEPT)}, got {accept!r}")
+    if accept == "complete" and critique.status is not ParseStatus.OK:
+        return None
+    if accept == "scores" and not all_scores_read(critique):
         return None
     return compute_reward(critique, spec)
 
@@ -57,8 +80,11 @@ def usable(critique: Critique, spec: RewardSpec) -> float | None:
 class RewardScorer:
     """Critique images with `critic` (anything with critique_many) and turn critiques into rewards."""
 
-    def __init__(self, critic, spec: RewardSpec, task: Task | str, retries: int = 2) -> None:
+    def __init__(self, critic, spec: RewardSpec, task: Task | str, retries: int = 2, accept: str = "scores") -> None:
+        if accept not in ACCEPT:
+            raise ValueError(f"accept must be one of {', '.join(ACCEPT)}, got {accept!r}")
         self.critic = critic
+        self.accept = accept
         self.spec = spec
         self.task = Task.parse(task)
         self.retries = retries
@@ -80,12 +106,12 @@ class RewardScorer:
         critiques = self._critique(requests)
         attempts = 1
         for _ in range(self.retries):
-            todo = [i for i, c in enumerate(critiques) if usable(c, self.spec) is None]
+            todo = [i for i, c in enumerate(critiques) if usable(c, self.spec, self.accept) is None]
             if not todo:
                 break
             attempts += 1
             for i, critique in zip(todo, self._critique([requests[i] for i in todo])):
                 critiques[i] = critique
-        rewards = [usable(c, self.spec) for c in critiques]
+        rewards = [usable(c, self.spec, self.accept) for c in critiques]
         dimensions = {key: [c.score(key) for c in critiques] for key in self.keys}
         return RewardBatch(rewards, dimensions, [c.status.value for c in critiques], attempts)

@@ -13,6 +13,7 @@ import logging
 import math
 import random
 import shutil
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,10 +28,12 @@ from training.rl.config import RLConfig
 from training.rl.lora import (
     OLD,
     TRAINED,
+    AdapterAverage,
     adapter_tensors,
     add_adapters,
-    ema_update,
+    old_decay,
     save_diffusers_lora,
+    update_old,
     use_adapter,
 )
 from training.rl.losses import grpo_loss, nft_loss, optimality
@@ -126,7 +129,10 @@ class RLTrainer:
         torch.manual_seed(config.seed)  # peft draws lora_A from the global generator
         self.params = add_adapters(transformer, config.lora.rank, config.lora.alpha, config.lora.target_modules,
                                    with_old=config.algorithm.name == "nft", init_from=config.lora.init_from,
-                                   pipeline_class=type(self.pipeline))
+                                   pipeline_class=type(self.pipeline), init_weights=config.lora.init_weights)
+        self.average = (AdapterAverage(transformer, config.algorithm.ema_decay)
+                        if config.algorithm.ema_decay > 0 else None)
+        self.updates = 0  # optimizer steps so far: the clock of the old policy's decay and of the average
         if config.gradient_checkpointing:
             transformer.enable_gradient_checkpointing()
         self.optimizer = torch.optim.AdamW(self.params, lr=config.algorithm.learning_rate,
@@ -138,7 +144,7 @@ class RLTrainer:
         # 3. Rewards, data and the watch.
         self.spec = config.reward_spec()
         self.scorer = RewardScorer(critic if critic is not None else build_critic(config), self.spec, self.task,
-                                   config.critic.retries)
+                                   config.critic.retries, config.critic.accept)
         self.prompts = load_prompts(config.data, self.task)
         self.eval_prompts = (load_prompts(config.eval.data, self.task) if config.eval.data
                              else self.prompts)[: config.eval.num_prompts]
@@ -188,21 +194,39 @@ class RLTrainer:
         with self.accelerator.autocast():
             return self.model.forward(latents, sigma, cond)
 
+    def nft_levels(self, count: int, generator: torch.Generator) -> torch.Tensor:
+        """(count, K) training noise levels: K distinct sampler levels per image in a random order (the
+        reference), or K uniform draws in [NFT_T_MIN, NFT_T_MAX]; K = config.nft_timesteps()."""
+        k = self.config.nft_timesteps()
+        if self.config.algorithm.nft_noise_levels == "uniform":
+            return torch.rand(count, k, generator=generator) * (NFT_T_MAX - NFT_T_MIN) + NFT_T_MIN
+        levels = self.sigmas[: self.config.sampling.steps].float()  # (T,) the sampler's levels, 0 left out
+        order = torch.stack([torch.randperm(len(levels), generator=generator)[:k] for _ in range(count)])
+        return levels[order]  # (count, K)
+
     def nft_update(self, groups: list[Group], advantages: torch.Tensor, used: torch.Tensor,
                    generator: torch.Generator) -> dict[str, float]:
-        """DiffusionNFT on the clean samples: fresh noise levels, old/reference velocities, then backward."""
+        """DiffusionNFT on the clean samples: noise levels, old/reference velocities, then backward.
+
+        The loss is a mean over every used image and noise level (each group weighted by its used
+        images, as the reference's masked mean), times `policy_loss_scale`.
+        """
         a = self.config.algorithm
         work = used_work(groups, used)
+        n_used = sum(len(idx) for _, idx, _ in work)
+        k = self.config.nft_timesteps()
         totals = {"loss": 0.0, "policy": 0.0, "kl": 0.0}
         micro = 0
         for group, idx, rows in work:
             x0 = group.rollout.final[idx].float()  # (b, S, C)
             cond = group.cond.take(idx.to(group.cond.prompt_embeds.device))
+            if not a.nft_loss_cfg:
+                cond = cond.without_cfg()  # the reference trains the conditional velocity, one pass
             adv = advantages[rows].to(x0.device)
             r = optimality(adv, a.adv_clip_max)
-            for _ in range(a.nft_timesteps):
-                t = torch.rand(len(idx), generator=generator) * (NFT_T_MAX - NFT_T_MIN) + NFT_T_MIN
-                t = t.to(x0.device)
+            levels = self.nft_levels(len(idx), generator)  # (b, K)
+            for j in range(k):
+                t = levels[:, j].to(x0.device)
                 eps = torch.randn(x0.shape, generator=generator).to(x0.device)
                 xt = (1 - t.view(-1, 1, 1)) * x0 + t.view(-1, 1, 1) * eps  # (b, S, C)
                 with torch.no_grad():
@@ -213,8 +237,8 @@ class RLTrainer:
                         with use_adapter(self.transformer, None):
                             v_ref = self._forward(xt, t, cond)
                 v = self._forward(xt, t, cond)
-                parts = nft_loss(v, v_old, x0, xt, t, r, a.nft_beta, v_ref, a.kl_beta)
-                self.accelerator.backward(parts.loss / (len(work) * a.nft_timesteps))
+                parts = nft_loss(v, v_old, x0, xt, t, r, a.nft_beta, v_ref, a.kl_beta, a.policy_loss_scale)
+                self.accelerator.backward(parts.loss * len(idx) / (n_used * k))
                 micro += 1
                 for key, value in (("loss", parts.loss), ("policy", parts.policy), ("kl", parts.kl)):
                     totals[key] += float(value.detach())
@@ -273,10 +297,19 @@ class RLTrainer:
                 metrics["grad_norm"] = float(self.accelerator.clip_grad_norm_(self.params, a.max_grad_norm))
             self.optimizer.step()
             self.optimizer.zero_grad(set_to_none=True)
+            self.updates += 1
+            if self.average is not None:
+                self.average.update(self.transformer, self.updates)
         self.transformer.eval()
         if a.name == "nft":
-            ema_update(self.transformer, a.ema_decay)
+            decay = old_decay(self.updates, a.old_decay_per_step, a.old_decay_max)
+            update_old(self.transformer, decay)
+            metrics["old_decay"] = decay
         return metrics
+
+    def averaged(self):
+        """A context in which the trained adapter holds the parameter average (evaluation, saving)."""
+        return self.average.applied(self.transformer) if self.average is not None else nullcontext()
 
     # The step ---------------------------------------------------------------------------------
 
@@ -299,7 +332,7 @@ class RLTrainer:
             global_std = global_reward_std(rewards.rewards,
                                            lambda t: self.accelerator.gather(t.to(self.accelerator.device)).cpu())
         adv = compute_advantages(rewards.rewards, keys, c.algorithm.std_scope, c.algorithm.adv_clip_max,
-                                 global_std)
+                                 global_std, c.algorithm.min_group_std, c.algorithm.max_group_mean)
         # 5. Update.
         metrics = self.update(groups, adv.values, adv.used)
         self.step += 1
@@ -327,8 +360,9 @@ class RLTrainer:
         self.transformer.eval()
         rank, world = self.accelerator.process_index, self.accelerator.num_processes
         mine = list(range(rank, len(self.eval_prompts), world))
-        groups = [self.rollout(self.eval_prompts[index], torch.Generator().manual_seed(e.seed + index),
-                               e.images_per_prompt, sde=False) for index in mine]
+        with self.averaged():
+            groups = [self.rollout(self.eval_prompts[index], torch.Generator().manual_seed(e.seed + index),
+                                   e.images_per_prompt, sde=False) for index in mine]
         rewards = self.score(groups) if groups else RewardBatch([])
         folder = self.out / "samples" / f"step-{self.step:06d}"
         folder.mkdir(parents=True, exist_ok=True)
@@ -374,9 +408,12 @@ class RLTrainer:
         if self.accelerator.is_main_process:
             tmp = folder.with_name(folder.name + ".tmp")
             shutil.rmtree(tmp, ignore_errors=True)
-            save_diffusers_lora(self.transformer, type(self.pipeline), tmp / "lora")
+            with self.averaged():
+                save_diffusers_lora(self.transformer, type(self.pipeline), tmp / "lora")
             state = {
                 "step": self.step,
+                "updates": self.updates,
+                "average": self.average.state_dict() if self.average is not None else None,
                 "trained": {k: v.detach().cpu() for k, v in adapter_tensors(self.transformer, TRAINED).items()},
                 "old": {k: v.detach().cpu() for k, v in adapter_tensors(self.transformer, OLD).items()},
                 "optimizer": self.optimizer.state_dict(),
@@ -404,6 +441,12 @@ class RLTrainer:
         self.optimizer.load_state_dict(state["optimizer"])
         self.watch.load_state_dict(state["watch"])
         self.step = int(state["step"])
+        self.updates = int(state.get("updates", self.step * self.config.algorithm.inner_epochs))
+        if self.average is not None:
+            if state.get("average"):
+                self.average.load_state_dict(state["average"])
+            else:  # a checkpoint from before the average existed: start it at the resumed weights
+                self.average = AdapterAverage(self.transformer, self.config.algorithm.ema_decay)
         logger.info("resumed from %s at step %d", folder, self.step)
 
     def _open_logs(self) -> None:
@@ -449,7 +492,8 @@ class RLTrainer:
         final = self.out / "final"
         if self.accelerator.is_main_process:
             shutil.rmtree(final, ignore_errors=True)
-            save_diffusers_lora(self.transformer, type(self.pipeline), final)
+            with self.averaged():
+                save_diffusers_lora(self.transformer, type(self.pipeline), final)
         if self.writer is not None:
             self.writer.close()
         if self.wandb is not None:
