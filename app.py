@@ -31,6 +31,8 @@ from ui.mappers import SESSION_COLUMNS, plan_text
 from ui.panels import RunForm, StudioUI, agreement_panel, annotate_panel, keys_html, pair_panel, results_panel
 from ui.training_panel import training_tab, wire_training
 from ui.security import app_kwargs
+from studio.profile import PROFILES, plan_for
+from ui import zerogpu
 from ui.zerogpu import gpu
 
 ASSETS = Path(__file__).resolve().parent / "assets"
@@ -286,6 +288,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="extra attempts after a refused connection or a 5xx (RR_CRITIC_RETRIES, 2)")
     parser.add_argument("--low-memory", action="store_true", default=env.get("RR_LOW_MEMORY", "") in ("1", "true"))
     add_artefact_arguments(parser)
+    parser.add_argument("--profile", choices=PROFILES, default=None,
+                        help="hardware profile (RR_PROFILE; auto on a Space): what stays loaded, bf16 or 4-bit")
     parser.add_argument("--auth", default=env.get("RR_AUTH", ""), help='"alice:pw:designer,bob:pw:annotator"')
     parser.add_argument("--max-runs-per-user", type=int, default=int(env.get("RR_MAX_RUNS_PER_USER", "2")),
                         help="GPU jobs one user may have queued or running")
@@ -299,8 +303,14 @@ def main(argv: list[str] | None = None) -> None:
                               critic_t2i_url=args.critic_t2i_url, critic_edit_url=args.critic_edit_url,
                               critic_timeout=args.critic_timeout, critic_retries=args.critic_retries,
                               low_memory=args.low_memory, auth=auth, max_runs_per_user=args.max_runs_per_user,
-                              artefacts=artefacts_from_args(args), max_queued=args.max_queued)
-    threading.Thread(target=service.warm_up, name="warm-up", daemon=True).start()
+                              artefacts=artefacts_from_args(args), max_queued=args.max_queued,
+                              gpu_workers=zerogpu.gpu_concurrency(), plan=plan_for(args.profile, env))
+    models = service.health_check.models
+    zerogpu.install(models)
+    if getattr(models.preset.profile, "load_at_start", False):
+        service.warm_up()  # ZeroGPU forks its GPU workers from this process: load before serving
+    else:
+        threading.Thread(target=service.warm_up, name="warm-up", daemon=True).start()
     demo = build_app(service)
     demo.queue(default_concurrency_limit=8)
     demo.launch(server_name=args.host, server_port=args.port, **launch_kwargs(service))

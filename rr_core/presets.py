@@ -13,6 +13,11 @@ Presets:
 - auto: a CUDA GPU -> rationalrewards; else a critic URL configured -> remote; else tiny, with a
   banner saying how to get real critiques.
 
+A `ModelPlan` (chosen from the hardware by `studio.profile`, e.g. on a Space) says how the models fit
+the GPU: bf16 or 4-bit, CPU offload, whether every model stays resident or only the active task's
+critic and generator (switching tasks releases the other pair), and whether the critic must be a
+server because the GPU cannot hold it. Without a plan the preset's own rules and `low_memory` apply.
+
 Model ids can be overridden by environment variables (Spaces secrets): RR_T2I_MODEL,
 RR_EDIT_MODEL, RR_CRITIC_T2I_MODEL, RR_CRITIC_EDIT_MODEL (in preset remote: the served model name on
 that task's server); the critic server by RR_CRITIC_URL, RR_CRITIC_T2I_URL, RR_CRITIC_EDIT_URL,
@@ -34,10 +39,10 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from rr_core.critics import factory
 from rr_core.critics.router import TaskRouter
@@ -60,6 +65,34 @@ TINY_BANNER = (
 )
 
 
+@dataclass(frozen=True)
+class ModelPlan:
+    """How a preset's models fit the hardware; `studio.profile` chooses one and says why."""
+
+    name: str
+    """The profile's name, shown in the health line."""
+    reason: str
+    """Why it was chosen (the hardware seen), shown in the health line."""
+    quantize_critics: bool = False
+    """Critics in 4-bit NF4 (about 6 GB each) instead of bf16 (about 17 GB each)."""
+    quantize_generators: bool = False
+    """Generator transformers in 4-bit NF4."""
+    cpu_offload: bool = False
+    """Generators' model CPU offload (submodules move to the GPU only while they run)."""
+    residency: Literal["all", "task"] = "all"
+    """"all": every model stays loaded. "task": only the active task's critic and generator; a run of
+    the other task releases them first."""
+    remote_critic: bool = False
+    """The GPU cannot hold a critic: preset auto picks the server critic (tiny without a URL)."""
+    gpu_size: str | None = None
+    """The ZeroGPU size each GPU call asks for (None: the default half H200; "xlarge": a whole one)."""
+    load_at_start: bool = False
+    """Load every model before serving (ZeroGPU forks its GPU workers from the loaded process)."""
+    zero_gpu: bool = False
+    """On ZeroGPU: in-process critics decode with plain `generate` (no torch.compile or CUDA graphs,
+    which ZeroGPU does not support) and load straight onto "cuda" (its emulated device at start)."""
+
+
 @dataclass
 class Preset:
     """A resolved preset: plain settings, nothing loaded yet."""
@@ -71,6 +104,7 @@ class Preset:
     banner: str = ""
     requested: str = ""
     description: str = ""
+    profile: ModelPlan | None = None
 
     def describe(self) -> dict[str, Any]:
         """What the UI shows under "models": critic and generator per task."""
@@ -80,6 +114,7 @@ class Preset:
             "critic": {t.value: critic_label(s) for t, s in self.critic_settings.items()},
             "generators": {t.value: generator_id(g) for t, g in self.generators.items()},
             "banner": self.banner,
+            "profile": self.profile.name if self.profile else "",
         }
 
 
@@ -196,7 +231,7 @@ def resolve_preset(name: str = "auto", *, critic_url: str | None = None, low_mem
                    critic_max_new_tokens: int | None = None, prompt_templates: tuple[str, ...] = (),
                    critic_t2i_url: str | None = None, critic_edit_url: str | None = None,
                    critic_timeout: float | None = None, critic_retries: int | None = None,
-                   artefacts: Artefacts | None = None) -> Preset:
+                   artefacts: Artefacts | None = None, plan: ModelPlan | None = None) -> Preset:
     """Turn a preset name (and the environment) into concrete settings.
 
     `critic_max_new_tokens` caps every critique's length (a critique cut off there is marked
@@ -205,11 +240,16 @@ def resolve_preset(name: str = "auto", *, critic_url: str | None = None, low_mem
     both). `critic_timeout` (total seconds per critique) and `critic_retries` bound every remote
     critique; unset, RR_CRITIC_TIMEOUT and RR_CRITIC_RETRIES apply, then the defaults. They only
     concern server critics: an in-process critic has no network to wait on. `artefacts` (and their
-    env twins) load a critic adapter and generator LoRAs over the preset's models.
+    env twins) load a critic adapter and generator LoRAs over the preset's models. `plan` (a hardware
+    profile) decides quantization, offload and residency instead of `low_memory`.
     """
     env = os.environ if env is None else env
     urls = {Task.T2I: critic_t2i_url or None, Task.EDIT: critic_edit_url or None}
-    preset = _resolve(name, critic_url, urls, low_memory, env, cache_dir)
+    preset = _resolve(name, critic_url, urls, low_memory, env, cache_dir, plan)
+    preset.profile = plan
+    if plan is not None and plan.zero_gpu and preset.critic_kind == "transformers":
+        for settings in preset.critic_settings.values():
+            settings.update(fast_decode="off", device_map="cuda")
     preset = apply_artefacts(preset, (artefacts or Artefacts()).resolved(env))
     if critic_max_new_tokens is not None and critic_max_new_tokens < 1:
         raise ValueError(f"critic max new tokens must be >= 1, got {critic_max_new_tokens}")
@@ -233,32 +273,35 @@ def resolve_preset(name: str = "auto", *, critic_url: str | None = None, low_mem
 
 
 def _resolve(name: str, critic_url: str | None, task_urls: dict[Task, str | None], low_memory: bool,
-             env: Mapping[str, str], cache_dir: str | None) -> Preset:
+             env: Mapping[str, str], cache_dir: str | None, plan: ModelPlan | None = None) -> Preset:
     if name not in PRESETS:
         raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
     critic_url = critic_url or env.get("RR_CRITIC_URL") or None
     task_urls = {task: task_urls.get(task) or env.get(f"RR_CRITIC_{task.name}_URL") or critic_url for task in Task}
     requested = name
     if name == "auto":
-        name = "rationalrewards" if cuda_available() else ("remote" if any(task_urls.values()) else "tiny")
+        local = cuda_available() and not (plan and plan.remote_critic)
+        name = "rationalrewards" if local else ("remote" if any(task_urls.values()) else "tiny")
     if name == "tiny":
         return _tiny(cache_dir, requested)
 
+    offload, quantize = (plan.cpu_offload, plan.quantize_generators) if plan else (low_memory, low_memory)
     generators = {
         Task.T2I: GeneratorConfig(task=Task.T2I, model_id=env.get("RR_T2I_MODEL") or TEXT_TO_IMAGE_ID,
-                                  cpu_offload=low_memory, quantize_4bit=low_memory),
+                                  cpu_offload=offload, quantize_4bit=quantize),
         Task.EDIT: GeneratorConfig(task=Task.EDIT, model_id=env.get("RR_EDIT_MODEL") or EDIT_ID,
-                                   cpu_offload=low_memory, quantize_4bit=low_memory),
+                                   cpu_offload=offload, quantize_4bit=quantize),
     }
     if name == "remote":
         return Preset("remote", "openai", _remote_critics(task_urls, env), generators, requested=requested,
                       description="critic at an OpenAI-compatible server; generators local")
     critic_models = {Task.T2I: env.get("RR_CRITIC_T2I_MODEL") or CRITIC_IDS[Task.T2I],
                      Task.EDIT: env.get("RR_CRITIC_EDIT_MODEL") or CRITIC_IDS[Task.EDIT]}
-    settings = {task: {"model": model, "tasks": (task.value,), "quantization": "4bit" if low_memory else "none"}
+    four_bit = plan.quantize_critics if plan else low_memory
+    settings = {task: {"model": model, "tasks": (task.value,), "quantization": "4bit" if four_bit else "none"}
                 for task, model in critic_models.items()}
     return Preset("rationalrewards", "transformers", settings, generators, requested=requested,
-                  description="RationalRewards-8B critics in process" + (" (4-bit, offload)" if low_memory else ""))
+                  description="RationalRewards-8B critics in process" + (" (4-bit, offload)" if four_bit else ""))
 
 
 def _remote_critics(task_urls: dict[Task, str | None], env: Mapping[str, str]) -> dict[Task, dict[str, Any]]:
@@ -294,33 +337,94 @@ class Studio:
 
     Each model has its own load lock, so a slow load (or a remote critic's start-up check) only
     holds up the requests that need that very model: a generation never waits on a critic server.
+
+    With a plan of residency "task" only one task's critic and generator are loaded at a time: using
+    the other task releases them first (runs on the GPU queue one at a time, so nothing in use is
+    released). `gpu_wrapper(kind, model)`, when set (ui.zerogpu on a ZeroGPU Space), wraps each
+    in-process model handed out so that its calls become GPU leases.
     """
 
     preset: Preset
+    gpu_wrapper: Callable[[str, Any], Any] | None = None
     _critics: dict[str, Any] = field(default_factory=dict)
     _generators: dict[Task, Any] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _load_locks: dict[Any, threading.Lock] = field(default_factory=dict)
+    _router: Any = None
+    _active: Task | None = None
 
-    def critic(self) -> TaskRouter:
-        """One critic per task; tasks that share settings share one loaded model."""
-        per_task = {}
-        for task, settings in self.preset.critic_settings.items():
-            key = repr(sorted(settings.items()))
-            per_task[task] = self._load_once(self._critics, key, lambda s=settings: self._load_critic(s))
-        return TaskRouter(per_task)
+    @property
+    def residency(self) -> str:
+        return self.preset.profile.residency if self.preset.profile else "all"
+
+    def critic(self):
+        """One critic per task; tasks that share settings share one loaded model. With residency "task"
+        a router that loads each request's task critic when it is used (releasing the other task's)."""
+        if self.residency == "task":
+            return _ActiveTaskCritic(self)
+        if self._router is None:  # one router, so a GPU proxy keeps one key for it
+            self._router = TaskRouter({task: self._critic_for(task) for task in self.preset.critic_settings})
+        return self._wrap("critic", self._router)
+
+    def task_critic(self, task: Task | str):
+        """The critic of one task (after releasing the other task's models under residency "task")."""
+        task = Task.parse(task)
+        self._activate(task)
+        if task not in self.preset.critic_settings:
+            return TaskRouter({t: self._critic_for(t) for t in self.preset.critic_settings}).critic_for(task)
+        return self._wrap("critic", self._critic_for(task))
+
+    def _critic_for(self, task: Task):
+        settings = self.preset.critic_settings[task]
+        key = repr(sorted(settings.items()))
+        return self._load_once(self._critics, key, lambda s=settings: self._load_critic(s))
 
     def _load_critic(self, settings: dict[str, Any]):
         return factory.build_critic(self.preset.critic_kind, settings)
 
     def generator(self, task: Task | str):
         task = Task.parse(task)
+        self._activate(task)
 
         def load():
             from rr_core.generators.factory import load_generator
 
             return load_generator(self.preset.generators[task])
-        return self._load_once(self._generators, task, load)
+        return self._wrap("generator", self._load_once(self._generators, task, load))
+
+    def load(self, task: Task | str | None = None) -> None:
+        """Load what the plan keeps resident: every model, or under residency "task" the given task's
+        (text-to-image when none is given)."""
+        tasks = list(Task) if self.residency == "all" else [Task.parse(task or Task.T2I)]
+        for each in tasks:
+            self.generator(each)
+            if self.residency == "task":
+                self.task_critic(each)
+        if self.residency == "all":
+            self.critic()
+
+    def _wrap(self, kind: str, model: Any) -> Any:
+        in_process = kind == "generator" or self.preset.critic_kind != "openai"
+        return self.gpu_wrapper(kind, model) if self.gpu_wrapper is not None and in_process else model
+
+    def _activate(self, task: Task) -> None:
+        """Under residency "task": release the other task's critic and generator before `task` loads."""
+        if self.residency != "task":
+            return
+        with self._lock:
+            if self._active == task:
+                return
+            self._active = task
+            released = [self._generators.pop(t) for t in list(self._generators) if t != task]
+            keep = repr(sorted(self.preset.critic_settings[task].items())) if task in self.preset.critic_settings else None
+            released += [self._critics.pop(k) for k in list(self._critics) if k != keep]
+        for model in released:
+            unload = getattr(model, "unload", None)
+            if callable(unload):
+                unload()
+        if released:
+            logger.info("released %d model(s) of the other task to load %s", len(released), task.value)
+            _free_gpu_cache()
 
     def _load_once(self, loaded: dict, key: Any, load) -> Any:
         """`loaded[key]`, loading it under that model's own lock; `_lock` is only held for dict access."""
@@ -339,7 +443,59 @@ class Studio:
 
     def loop(self, task: Task | str) -> RefineLoop:
         task = Task.parse(task)
-        return RefineLoop(self.generator(task), self.critic(), task)
+        generator = self.generator(task)
+        return RefineLoop(generator, self.critic(), task)
 
     def loaded(self) -> dict[str, bool]:
         return {"critic": bool(self._critics), **{f"generator_{t.value}": t in self._generators for t in Task}}
+
+
+class _ActiveTaskCritic:
+    """The critic interface over a Studio with residency "task": each request goes to its task's critic,
+    loaded (and the other task's models released) when first needed."""
+
+    def __init__(self, studio: Studio) -> None:
+        self.studio = studio
+
+    @property
+    def tasks(self) -> frozenset[Task]:
+        return frozenset(self.studio.preset.critic_settings)
+
+    def critic_for(self, task: Task | str):
+        return self.studio.task_critic(task)
+
+    def critique_many(self, requests, cancel: threading.Event | None = None) -> list:
+        return self._by_task(requests, lambda critic, batch: critic.critique_many(batch, cancel))
+
+    def critique(self, request, cancel: threading.Event | None = None):
+        return self.critic_for(request.task).critique(request, cancel)
+
+    def stream(self, request, cancel: threading.Event | None = None):
+        return self.critic_for(request.task).stream(request, cancel)
+
+    def compare_many(self, requests, cancel: threading.Event | None = None) -> list:
+        return self._by_task(requests, lambda critic, batch: critic.compare_many(batch, cancel))
+
+    def compare(self, request, cancel: threading.Event | None = None):
+        return self.critic_for(request.task).compare(request, cancel)
+
+    def _by_task(self, requests, run) -> list:
+        results: list = [None] * len(requests)
+        for task in dict.fromkeys(Task.parse(r.task) for r in requests):
+            indices = [i for i, r in enumerate(requests) if Task.parse(r.task) == task]
+            for index, result in zip(indices, run(self.critic_for(task), [requests[i] for i in indices])):
+                results[index] = result
+        return results
+
+
+def _free_gpu_cache() -> None:
+    try:
+        import gc
+
+        import torch
+
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+    except ImportError:
+        pass

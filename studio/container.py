@@ -43,7 +43,7 @@ class Services:
 
     def __init__(self, models: ModelsLike, engine: Engine, store: ImageStore, *,
                  auth: AuthSettings | None = None, max_runs_per_user: int = 2, max_queued: int = 16,
-                 exports_dir: str | os.PathLike[str] | None = None, database_url_text: str | None = None,
+                 gpu_workers: int = 1, exports_dir: str | os.PathLike[str] | None = None, database_url_text: str | None = None,
                  remote_critic: bool = False) -> None:
         self.engine = engine
         self.sessions: sessionmaker[Session] = make_session_factory(engine)
@@ -52,7 +52,7 @@ class Services:
         self.remote_critic = remote_critic
         self.users = Users(self.sessions, self.auth)
         ctx = AppContext(models=models, db=self.sessions, store=store, users=self.users)
-        self.runs = Runs(ctx, max_runs_per_user, max_queued, remote_critic)
+        self.runs = Runs(ctx, max_runs_per_user, max_queued, remote_critic, gpu_workers)
         self.library = SessionLibrary(ctx)
         self.review = Review(ctx)
         self.exports = Exports(ctx, Path(exports_dir) if exports_dir else store.root.parent / "exports",
@@ -210,11 +210,14 @@ def create_services(preset: str = "auto", *, database_url_text: str | None = Non
                     critic_t2i_url: str | None = None, critic_edit_url: str | None = None,
                     critic_timeout: float | None = None, critic_retries: int | None = None,
                     low_memory: bool = False, auth: AuthSettings | None = None,
-                    max_runs_per_user: int = 2, artefacts: Any = None, max_queued: int = 16) -> Services:
+                    max_runs_per_user: int = 2, artefacts: Any = None, max_queued: int = 16,
+                    gpu_workers: int = 1, plan: Any = None) -> Services:
     """The services `python app.py` runs: resolve the preset, upgrade the database (and fill in the
     critic prompts of critiques stored before they were kept), open the image store, and clear what
     killed or expired exports left in the exports folder (storage.gc). `artefacts`
-    (rr_core.presets.Artefacts) loads a critic adapter and generator LoRAs over the preset's models."""
+    (rr_core.presets.Artefacts) loads a critic adapter and generator LoRAs over the preset's models;
+    `plan`: the hardware profile's `rr_core.presets.ModelPlan` (studio.profile), None for the preset's
+    own rules; `gpu_workers`: GPU jobs that run at once (1 on one GPU; more on ZeroGPU)."""
     from rr_core.paths import data_dir
     from rr_core.presets import Studio, resolve_preset
     from storage.db import make_engine
@@ -226,10 +229,11 @@ def create_services(preset: str = "auto", *, database_url_text: str | None = Non
     upgrade_to_head(engine)
     resolved = resolve_preset(preset, critic_url=critic_url, low_memory=low_memory, critic_t2i_url=critic_t2i_url,
                               critic_edit_url=critic_edit_url, critic_timeout=critic_timeout,
-                              critic_retries=critic_retries, artefacts=artefacts)
+                              critic_retries=critic_retries, artefacts=artefacts, plan=plan)
     store = ImageStore(data_dir() / "images")
     services = Services(Studio(resolved), engine, store, auth=auth or AuthSettings.from_env(),
-                        max_runs_per_user=max_runs_per_user, max_queued=max_queued, exports_dir=data_dir() / "exports",
+                        max_runs_per_user=max_runs_per_user, max_queued=max_queued, gpu_workers=gpu_workers,
+                        exports_dir=data_dir() / "exports",
                         database_url_text=url, remote_critic=resolved.critic_kind == "openai")
     services.exports.backfill()
     collect_export_leftovers(services.exports_dir, export_retention_days()).log()

@@ -24,6 +24,9 @@ class Health:
         models = ", ".join(f"{task}: {model}" for task, model in described["generators"].items())
         critics = ", ".join(sorted(set(map(str, described["critic"].values()))))
         text = f"Preset **{described['preset']}** · critic: {critics} · generators: {models}"
+        profile = getattr(self.models.preset, "profile", None)
+        if profile is not None:
+            text = f"{text}\n\nProfile **{profile.name}** ({profile.reason})"
         if self.state != "ready":
             text = f"{self.state}\n\n{text}"
         if described.get("banner"):
@@ -49,13 +52,19 @@ class Health:
         return line
 
     def warm_up(self) -> None:
-        """Load the models now (in a background thread at start) so the first run is not slow."""
+        """Load the models now (in a background thread at start, or before serving on ZeroGPU) so the
+        first run is not slow; under a per-task profile only the first task's models."""
         self.state = "⏳ Models are loading…"
         try:
+            load = getattr(self.models, "load", None)
+            if callable(load):  # what the hardware profile keeps resident
+                load()
+            else:
+                for task in Task:
+                    self.models.generator(task)
             router = self.models.critic()
-            for task in Task:
-                self.models.generator(task)
-            if cuda_available():
+            on_zero_gpu = getattr(getattr(self.models.preset, "profile", None), "zero_gpu", False)
+            if cuda_available() and not on_zero_gpu and hasattr(router, "critics"):
                 # Compile and capture the critic's decode step now rather than on a user's first run.
                 self.state = "⏳ Compiling the critic's fast decode path (first start only)…"
                 for critic in {id(c): c for c in router.critics.values()}.values():

@@ -105,9 +105,9 @@ class Runs:
     """Starts and continues runs of the loop and stores each finished round."""
 
     def __init__(self, ctx: AppContext, max_runs_per_user: int = 2, max_queued: int = 16,
-                 remote_critic: bool = False) -> None:
+                 remote_critic: bool = False, gpu_workers: int = 1) -> None:
         self.ctx = ctx
-        self.slots = FairScheduler(max_runs_per_user, max_queued)
+        self.slots = FairScheduler(max_runs_per_user, max_queued, gpu_workers)
         self.remote_critic = remote_critic
 
     @contextmanager
