@@ -41,7 +41,7 @@ def test_reviewed_critiques_become_pointwise_samples_with_the_corrections(tmp_pa
         counts, samples = sft_from_parrot_export(services, tmp_path)
     finally:
         services.engine.dispose()
-    assert counts == {"pairwise": 0, "pointwise": 0, "reviewed": 2, "reviewed_conflicting": 0}
+    assert counts == {"pairwise": 0, "pointwise_derived": 0, "pointwise": 0, "reviewed": 2, "reviewed_conflicting": 0}
     assert {s["kind"] for s in samples} == {"reviewed"}
     corrected = [s for s in samples if s["corrected"]]
     assert len(corrected) == 1
@@ -60,5 +60,5 @@ def test_reviews_that_contradict_the_human_label_are_left_out(tmp_path):
         counts, samples = sft_from_parrot_export(services, tmp_path)
     finally:
         services.engine.dispose()
-    assert counts == {"pairwise": 0, "pointwise": 0, "reviewed": 0, "reviewed_conflicting": 2}
+    assert counts == {"pairwise": 0, "pointwise_derived": 0, "pointwise": 0, "reviewed": 0, "reviewed_conflicting": 2}
     assert samples == []
