@@ -216,14 +216,14 @@ def build_app(service: Services) -> gr.Blocks:
                                                 (edit, "edit", h.retry_edit, h.select_edit, h.use_prompt_edit)):
             panel.stop.click(h.stop, None, None, api_name=f"ui_stop_{name}", concurrency_limit=None,
                              **private)
-            panel.keep.click(h.keep, panel.round_id, None, api_name=f"ui_keep_{name}", **private)
-            panel.retry.click(gpu(retry), panel.round_id, panel.outputs, api_name=f"ui_retry_{name}",
+            panel.keep.click(h.keep, panel.candidate_id, None, api_name=f"ui_keep_{name}", **private)
+            panel.retry.click(gpu(retry), panel.candidate_id, panel.outputs, api_name=f"ui_retry_{name}",
                               **critic_limits, **private)
             panel.gallery.select(select, panel.session, panel.outputs + [slider], api_name=f"ui_select_{name}",
                                  **private)
             panel.use_prompt.click(use, [panel.session, panel.selected], panel.refined,
                                    api_name=f"ui_use_prompt_{name}", **private)
-            panel.edit_this.click(h.to_edit, panel.round_id, [source, upload_note, tabs],
+            panel.edit_this.click(h.to_edit, panel.candidate_id, [source, upload_note, tabs],
                                   api_name=f"ui_edit_this_{name}", **private)
         health_timer.tick(h.health_tick, None, [health, health_timer], api_name="ui_health", **private)
 

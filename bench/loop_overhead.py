@@ -20,7 +20,7 @@ from datetime import date
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from rr_core.loop import LoopConfig  # noqa: E402
-from rr_core.presets import Studio, resolve_preset  # noqa: E402
+from rr_core.presets import Models, resolve_preset  # noqa: E402
 from rr_core.rubric import Task  # noqa: E402
 
 
@@ -70,7 +70,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=2)
     args = parser.parse_args()
 
-    studio = Studio(resolve_preset("tiny"))
+    studio = Models(resolve_preset("tiny"))
     loop = studio.loop(Task.T2I)
     # "The models" are the diffusers pipeline call and the critic's ChatModel (chat template, image
     # processor, generate, decode); prompt building, image preparation, parsing, reward, events and

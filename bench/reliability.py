@@ -16,7 +16,7 @@ from pathlib import Path
 
 from rr_core.errors import RRError
 from studio.users import AuthSettings
-from tests.app.conftest import ScriptedStudio, launched, make_service
+from tests.app.conftest import ScriptedModels, launched, make_service
 from tests.reliability.probes import (
     AUTH,
     cross_user_api_probes,
@@ -64,7 +64,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         (root / "app").mkdir()
-        service = make_service(root / "app", ScriptedStudio(), auth=AuthSettings.parse(AUTH))
+        service = make_service(root / "app", ScriptedModels(), auth=AuthSettings.parse(AUTH))
         with launched(service) as url:
             figures["cross-user, named API endpoints"] = cross_user_api_probes(url)
             figures["cross-user and anonymous, export file routes"] = file_route_probes(url, export_link(url))

@@ -29,7 +29,7 @@ from storage.db import make_engine, make_session_factory, scratch_postgres_datab
 from storage.export import export_to_file
 from storage.images import PNG_COMPRESS_LEVEL, ImageStore
 from storage.migrate import upgrade_to_head
-from storage.models import PairJudgement, PairSource, StudioSession, User, utcnow
+from storage.models import PairJudgement, PairSource, SessionRow, User, utcnow
 
 
 def machine_info(engines: dict[str, Engine]) -> None:
@@ -76,7 +76,7 @@ def bench_rounds(engine: Engine, store: ImageStore, rounds: int) -> float:
     factory = make_session_factory(engine)
     with write_transaction(factory) as s:
         owner = repo.get_or_create_user(s, f"bench-{uuid.uuid4().hex[:8]}").id
-        session_id = repo.create_session(s, owner_id=owner, task="t2i", prompt="bench").id
+        session_id = repo.create_session(s, owner_id=owner, task="t2i", request="bench").id
     images = [photo_like(i) for i in range(rounds)]  # made up front: generation is not storage time
     for level in (6, PNG_COMPRESS_LEVEL):
         measured = [png_size_and_ms(image, level) for image in images[:6]]
@@ -86,7 +86,7 @@ def bench_rounds(engine: Engine, store: ImageStore, rounds: int) -> float:
     start = time.perf_counter()
     for i, image in enumerate(images):
         with write_transaction(factory) as s:
-            repo.record_round(s, store=store, session_id=session_id, owner_id=owner, prompt="bench", image=image,
+            repo.record_candidate(s, store=store, session_id=session_id, owner_id=owner, request="bench", image=image,
                               critique=critique(), round_index=i)
     return rounds / (time.perf_counter() - start)
 
@@ -97,7 +97,7 @@ def bench_list_sessions(engine: Engine, total: int = 10_000, users: int = 100) -
     ids = [f"lister-{i}" for i in range(users)]
     with write_transaction(factory) as s:
         s.execute(insert(User), [{"id": u, "display_name": u, "created_at": utcnow()} for u in ids])
-        s.execute(insert(StudioSession), [
+        s.execute(insert(SessionRow), [
             {"id": uuid.uuid4().hex, "owner_id": ids[i % users], "task": "t2i", "title": f"session {i}",
              "prompt": f"a prompt about thing {i}", "settings": {}, "created_at": utcnow()} for i in range(total)])
     timings, searches = [], []
@@ -118,12 +118,12 @@ def bench_export(engine: Engine, store: ImageStore, pairs: int, out_dir: Path) -
     factory = make_session_factory(engine)
     with write_transaction(factory) as s:
         owner = repo.get_or_create_user(s, f"exporter-{uuid.uuid4().hex[:8]}").id
-        session_id = repo.create_session(s, owner_id=owner, task="t2i", prompt="export bench").id
-        round_ids = [repo.record_round(s, store=store, session_id=session_id, owner_id=owner, prompt="e",
+        session_id = repo.create_session(s, owner_id=owner, task="t2i", request="export bench").id
+        candidate_ids = [repo.record_candidate(s, store=store, session_id=session_id, owner_id=owner, request="e",
                                        image=photo_like(10_000 + i, size=64), critique=critique(),
                                        round_index=i).id for i in range(pairs + 1)]
         s.execute(insert(PairJudgement), [
-            {"round_a_id": round_ids[i], "round_b_id": round_ids[i + 1], "preference": "A", "judge_id": owner,
+            {"candidate_a_id": candidate_ids[i], "candidate_b_id": candidate_ids[i + 1], "preference": "A", "judge_id": owner,
              "source": PairSource.HUMAN, "derived_from": "", "created_at": utcnow()} for i in range(pairs)])
     rates = []
     for embed in (False, True):

@@ -1,4 +1,4 @@
-"""Model presets: which critic and generators a session uses, and the `Studio` that loads them lazily.
+"""Model presets: which critic and generators a session uses, and the `Models` that loads them lazily.
 
 Presets:
 - rationalrewards: the two 8B critics in process (bf16) + FLUX.1-schnell + FLUX.1-Kontext-dev. A
@@ -332,7 +332,7 @@ def _tiny(cache_dir: str | None, requested: str) -> Preset:
 
 
 @dataclass
-class Studio:
+class Models:
     """The loaded models of a preset. Models load on first use, each once, thread-safely.
 
     Each model has its own load lock, so a slow load (or a remote critic's start-up check) only
@@ -451,10 +451,10 @@ class Studio:
 
 
 class _ActiveTaskCritic:
-    """The critic interface over a Studio with residency "task": each request goes to its task's critic,
+    """The critic interface over a Models with residency "task": each request goes to its task's critic,
     loaded (and the other task's models released) when first needed."""
 
-    def __init__(self, studio: Studio) -> None:
+    def __init__(self, studio: Models) -> None:
         self.studio = studio
 
     @property

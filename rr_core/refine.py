@@ -28,7 +28,7 @@ from rr_core.config import load_mapping
 from rr_core.errors import InvalidRequest, RRError
 from rr_core.images import read_image_ref
 from rr_core.loop import CritiqueParsed, ErrorEvent, ImageReady, LoopConfig, LoopDone, LoopResult, RoundDone
-from rr_core.presets import PRESETS, Preset, Studio, add_artefact_arguments, artefacts_from_args, resolve_preset
+from rr_core.presets import PRESETS, Preset, Models, add_artefact_arguments, artefacts_from_args, resolve_preset
 from rr_core.reward import RewardSpec
 from rr_core.rubric import Task
 
@@ -72,7 +72,7 @@ def read_batch(path: Path) -> list[BatchItem]:
     return items
 
 
-def run_one(studio: Studio, prompt: str, config: LoopConfig, out: Path, source: Path | None = None,
+def run_one(studio: Models, prompt: str, config: LoopConfig, out: Path, source: Path | None = None,
             on_event=None) -> LoopResult:
     """Run the loop for one prompt and write images, critiques and the summary under `out`."""
     task = Task.EDIT if source is not None else Task.T2I
@@ -99,7 +99,7 @@ def run_one(studio: Studio, prompt: str, config: LoopConfig, out: Path, source: 
     return result
 
 
-def summary(prompt: str, task: Task, config: LoopConfig, result: LoopResult, errors: list, studio: Studio) -> dict:
+def summary(prompt: str, task: Task, config: LoopConfig, result: LoopResult, errors: list, studio: Models) -> dict:
     rounds = []
     for r in result.rounds:
         rounds.append({
@@ -125,7 +125,7 @@ def summary(prompt: str, task: Task, config: LoopConfig, result: LoopResult, err
     }
 
 
-def run_batch(studio: Studio, items: list[BatchItem], config: LoopConfig, out: Path, concurrency: int,
+def run_batch(studio: Models, items: list[BatchItem], config: LoopConfig, out: Path, concurrency: int,
               progress: bool = True) -> dict[str, int]:
     """Run every item not done yet; returns counts of done, skipped (already done) and failed items."""
     from tqdm import tqdm
@@ -233,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
         preset = preset_from_args(args)
         if preset.banner and not args.quiet:
             print(preset.banner, file=sys.stderr)
-        studio = Studio(preset)
+        studio = Models(preset)
         if args.batch:
             counts = run_batch(studio, read_batch(args.batch), config, args.out, args.concurrency,
                                progress=not args.quiet)

@@ -37,7 +37,7 @@ from storage.agreement import majority
 from storage.db import make_engine, make_session_factory
 from storage.export_files import ExportImages, ExportTarget
 from storage.images import ImageStore, default_image_store
-from storage.models import Annotation, CritiqueRow, PairJudgement, PairSource, Round, StudioSession, Verdict
+from storage.models import Annotation, CritiqueRow, PairJudgement, PairSource, CandidateRow, SessionRow, Verdict
 
 log = logging.getLogger(__name__)
 
@@ -87,8 +87,8 @@ class ExportFilters:
 class AggregatedPair:
     """All judgements of one unordered pair of rounds, oriented so that A is the lower round id."""
 
-    round_a: Round
-    round_b: Round
+    candidate_a: CandidateRow
+    candidate_b: CandidateRow
     judgements: list[PairJudgement]
     preference: str
     agreement: float
@@ -103,61 +103,61 @@ def aggregate_pairs(session: Session, filters: ExportFilters = ExportFilters()) 
     """Judged pairs with their majority preference and agreement (share of judgements that agree with
     it). Human judgements decide when a pair has any; otherwise the derived ones do. A pair whose top
     labels are level (one A, one B) is a tie."""
-    query = (select(PairJudgement).join(Round, PairJudgement.round_a_id == Round.id)
-             .join(StudioSession, Round.session_id == StudioSession.id)
-             .options(selectinload(PairJudgement.round_a).selectinload(Round.session),
-                      selectinload(PairJudgement.round_b)).order_by(PairJudgement.id))
+    query = (select(PairJudgement).join(CandidateRow, PairJudgement.candidate_a_id == CandidateRow.id)
+             .join(SessionRow, CandidateRow.session_id == SessionRow.id)
+             .options(selectinload(PairJudgement.candidate_a).selectinload(CandidateRow.session),
+                      selectinload(PairJudgement.candidate_b)).order_by(PairJudgement.id))
     if filters.task:
-        query = query.where(StudioSession.task == filters.task)
+        query = query.where(SessionRow.task == filters.task)
     if filters.annotator_id:
         query = query.where(PairJudgement.judge_id == filters.annotator_id)
     query = filters.in_window(query, PairJudgement.created_at)
     groups: dict[tuple[int, int], list[PairJudgement]] = defaultdict(list)
     for judgement in session.scalars(query):
-        low, high = sorted((judgement.round_a_id, judgement.round_b_id))
+        low, high = sorted((judgement.candidate_a_id, judgement.candidate_b_id))
         groups[(low, high)].append(judgement)
     pairs = []
     for (low, high), judgements in groups.items():
         human = [j for j in judgements if j.source is PairSource.HUMAN]
         deciding = human or judgements
-        labels = [j.preference if j.round_a_id == low else _flip(j.preference) for j in deciding]
+        labels = [j.preference if j.candidate_a_id == low else _flip(j.preference) for j in deciding]
         votes = Counter(labels)
         preference, agreement = majority(labels, level="tie")
         if filters.min_agreement is not None and agreement < filters.min_agreement:
             continue
         first = judgements[0]
-        round_a, round_b = (first.round_a, first.round_b) if first.round_a_id == low else (first.round_b, first.round_a)
-        pairs.append(AggregatedPair(round_a, round_b, judgements, preference, agreement, dict(votes)))
+        candidate_a, candidate_b = (first.candidate_a, first.candidate_b) if first.candidate_a_id == low else (first.candidate_b, first.candidate_a)
+        pairs.append(AggregatedPair(candidate_a, candidate_b, judgements, preference, agreement, dict(votes)))
     return pairs
 
 
 def _provenance(pair: AggregatedPair) -> dict[str, Any]:
     return {
-        "session_id": pair.round_a.session_id,
-        "round_a_id": pair.round_a.id,
-        "round_b_id": pair.round_b.id,
+        "session_id": pair.candidate_a.session_id,
+        "candidate_a_id": pair.candidate_a.id,
+        "candidate_b_id": pair.candidate_b.id,
         "votes": pair.votes,
         "judgements": [{"id": j.id, "source": j.source.value, "judge_id": j.judge_id, "derived_from": j.derived_from,
-                        "preference": j.preference if j.round_a_id == pair.round_a.id else _flip(j.preference),
+                        "preference": j.preference if j.candidate_a_id == pair.candidate_a.id else _flip(j.preference),
                         "created_at": j.created_at.isoformat()} for j in pair.judgements],
-        "generator_settings_a": pair.round_a.generator_settings,
-        "generator_settings_b": pair.round_b.generator_settings,
-        "seed_a": pair.round_a.seed,
-        "seed_b": pair.round_b.seed,
+        "generator_settings_a": pair.candidate_a.generator_settings,
+        "generator_settings_b": pair.candidate_b.generator_settings,
+        "seed_a": pair.candidate_a.seed,
+        "seed_b": pair.candidate_b.seed,
     }
 
 
 def _pair_base(pair: AggregatedPair, image: ExportImages) -> dict[str, Any]:
-    studio = pair.round_a.session
+    studio = pair.candidate_a.session
     return {
-        "pair_id": f"{pair.round_a.id}-{pair.round_b.id}",
+        "pair_id": f"{pair.candidate_a.id}-{pair.candidate_b.id}",
         "task": studio.task,
-        "request": studio.prompt,
-        "prompt_a": pair.round_a.used_prompt,
-        "prompt_b": pair.round_b.used_prompt,
-        "source_image": image(pair.round_a.source_image_sha256),
-        "image_a": image(pair.round_a.image_sha256),
-        "image_b": image(pair.round_b.image_sha256),
+        "request": studio.request,
+        "prompt_a": pair.candidate_a.used_prompt,
+        "prompt_b": pair.candidate_b.used_prompt,
+        "source_image": image(pair.candidate_a.source_image_sha256),
+        "image_a": image(pair.candidate_a.image_sha256),
+        "image_b": image(pair.candidate_b.image_sha256),
         "preference": pair.preference,
         "agreement": pair.agreement,
         "n_judgements": len(pair.judgements),
@@ -181,8 +181,8 @@ def export_dpo(session: Session, image: ExportImages, filters: ExportFilters = E
         if pair.preference == "tie" and not include_ties:
             continue
         label_0 = {"A": 1.0, "B": 0.0, "tie": 0.5}[pair.preference]
-        yield {"caption": pair.round_a.session.prompt, "jpg_0": image(pair.round_a.image_sha256),
-               "jpg_1": image(pair.round_b.image_sha256),
+        yield {"caption": pair.candidate_a.session.request, "jpg_0": image(pair.candidate_a.image_sha256),
+               "jpg_1": image(pair.candidate_b.image_sha256),
                "label_0": label_0, "label_1": 1.0 - label_0}
 
 
@@ -234,14 +234,14 @@ def reward_spec(row: CritiqueRow) -> dict[str, Any]:
 
 
 def _critique_query(filters: ExportFilters) -> Any:
-    query = (select(CritiqueRow).join(Round, CritiqueRow.round_id == Round.id)
-             .join(StudioSession, Round.session_id == StudioSession.id)
+    query = (select(CritiqueRow).join(CandidateRow, CritiqueRow.candidate_id == CandidateRow.id)
+             .join(SessionRow, CandidateRow.session_id == SessionRow.id)
              .where(CritiqueRow.annotations.any())
              .options(selectinload(CritiqueRow.annotations),
-                      selectinload(CritiqueRow.round).selectinload(Round.session))
+                      selectinload(CritiqueRow.candidate).selectinload(CandidateRow.session))
              .order_by(CritiqueRow.id))
     if filters.task:
-        query = query.where(StudioSession.task == filters.task)
+        query = query.where(SessionRow.task == filters.task)
     if filters.status:
         query = query.where(CritiqueRow.status == filters.status)
     query = filters.in_window(query, CritiqueRow.created_at)
@@ -269,7 +269,7 @@ def export_sft(session: Session, image: ExportImages, filters: ExportFilters = E
         if not row.prompt_messages:
             without_prompt += 1
             continue
-        round_ = row.round
+        round_ = row.candidate
         pictures = ([image.store.open(round_.source_image_sha256)] if round_.source_image_sha256 else [])
         pictures.append(image.store.open(round_.image_sha256))
         messages = [dict(m) for m in row.prompt_messages] + [{"role": "assistant", "content": reviewed.text}]
@@ -307,7 +307,7 @@ def export_parrot(session: Session, image: ExportImages,
         if not any(j.source is PairSource.HUMAN for j in pair.judgements):
             continue
         rationales: dict[str, list[dict[str, Any]]] = {}
-        for side, round_ in (("A", pair.round_a), ("B", pair.round_b)):
+        for side, round_ in (("A", pair.candidate_a), ("B", pair.candidate_b)):
             rationales[side] = []
             for row in round_.critiques:
                 if filters.status and row.status != filters.status:
@@ -329,13 +329,13 @@ def export_parrot(session: Session, image: ExportImages,
 def export_rl_prompts(session: Session, image: ExportImages,
                       filters: ExportFilters = ExportFilters()) -> Iterator[dict[str, Any]]:
     """Distinct requests (with the source image for edits) for RL rollouts."""
-    query = (select(StudioSession.task, Round.prompt, Round.source_image_sha256)
-             .join(StudioSession, Round.session_id == StudioSession.id)
-             .group_by(StudioSession.task, Round.prompt, Round.source_image_sha256)
-             .order_by(StudioSession.task, Round.prompt, Round.source_image_sha256))
+    query = (select(SessionRow.task, CandidateRow.request, CandidateRow.source_image_sha256)
+             .join(SessionRow, CandidateRow.session_id == SessionRow.id)
+             .group_by(SessionRow.task, CandidateRow.request, CandidateRow.source_image_sha256)
+             .order_by(SessionRow.task, CandidateRow.request, CandidateRow.source_image_sha256))
     if filters.task:
-        query = query.where(StudioSession.task == filters.task)
-    query = filters.in_window(query, Round.created_at)
+        query = query.where(SessionRow.task == filters.task)
+    query = filters.in_window(query, CandidateRow.created_at)
     for task, prompt, source in session.execute(query):
         yield {"prompt": prompt, "task": task, "source_image": image(source)}
 
@@ -434,14 +434,14 @@ def _missing_database(url: str | None) -> str | None:
         try:
             with closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)) as connection:
                 found = connection.execute(
-                    "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'rounds'").fetchone()
+                    "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'candidates'").fetchone()
         except sqlite3.DatabaseError as exc:
             return f"{path} is not a studio database ({exc}): {hint}"
         return None if found else f"the database at {path} has no studio tables: {hint}"
     shown = parsed.render_as_string(hide_password=True)
     engine = make_engine(url)
     try:
-        found = inspect(engine).has_table("rounds")
+        found = inspect(engine).has_table("candidates")
     except OperationalError as exc:
         return f"cannot open the database at {shown} ({exc.orig}): {hint}"
     finally:

@@ -97,7 +97,7 @@ class User(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
-class StudioSession(Base):
+class SessionRow(Base):
     """One Generate–Critique–Refine session (table `sessions`)."""
 
     __tablename__ = "sessions"
@@ -110,7 +110,7 @@ class StudioSession(Base):
     owner_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     task: Mapped[str] = mapped_column(String(8))
     title: Mapped[str] = mapped_column(String(300), default="")
-    prompt: Mapped[str] = mapped_column(Text, default="")
+    request: Mapped[str] = mapped_column(Text, default="")
     settings: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     # Set when the owner deleted the session but other users' annotations or A/B picks hang on it:
@@ -118,9 +118,9 @@ class StudioSession(Base):
     hidden_at: Mapped[datetime | None] = mapped_column(default=None)
 
     owner: Mapped[User] = relationship()
-    rounds: Mapped[list[Round]] = relationship(
+    candidates: Mapped[list[CandidateRow]] = relationship(
         back_populates="session", cascade="all, delete-orphan", passive_deletes=True,
-        order_by="(Round.round_index, Round.candidate_index)")
+        order_by="(CandidateRow.round_index, CandidateRow.candidate_index)")
 
 
 class Image(Base):
@@ -137,10 +137,10 @@ class Image(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
-class Round(Base):
+class CandidateRow(Base):
     """One candidate image of one round: what was asked, what was used, and the result."""
 
-    __tablename__ = "rounds"
+    __tablename__ = "candidates"
     __table_args__ = (
         UniqueConstraint("session_id", "round_index", "candidate_index", name="uq_rounds_position"),
     )
@@ -149,9 +149,9 @@ class Round(Base):
     session_id: Mapped[str] = mapped_column(ForeignKey("sessions.id", ondelete="CASCADE"), index=True)
     round_index: Mapped[int] = mapped_column(Integer)
     candidate_index: Mapped[int] = mapped_column(Integer, default=0)
-    parent_round_id: Mapped[int | None] = mapped_column(ForeignKey("rounds.id", ondelete="SET NULL"))
-    prompt: Mapped[str] = mapped_column(Text)
-    refined_prompt: Mapped[str] = mapped_column(Text, default="")
+    parent_candidate_id: Mapped[int | None] = mapped_column(ForeignKey("candidates.id", ondelete="SET NULL"))
+    request: Mapped[str] = mapped_column(Text)
+    refined_request: Mapped[str] = mapped_column(Text, default="")
     used_prompt: Mapped[str] = mapped_column(Text)
     seed: Mapped[int | None] = mapped_column(BigInteger)
     generator_settings: Mapped[dict[str, Any]] = mapped_column(default=dict)
@@ -160,11 +160,11 @@ class Round(Base):
     chosen: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
-    session: Mapped[StudioSession] = relationship(back_populates="rounds")
+    session: Mapped[SessionRow] = relationship(back_populates="candidates")
     image: Mapped[Image] = relationship(foreign_keys=[image_sha256])
     source_image: Mapped[Image | None] = relationship(foreign_keys=[source_image_sha256])
     critiques: Mapped[list[CritiqueRow]] = relationship(
-        back_populates="round", cascade="all, delete-orphan", passive_deletes=True,
+        back_populates="candidate", cascade="all, delete-orphan", passive_deletes=True,
         order_by="CritiqueRow.id")
 
 
@@ -181,7 +181,7 @@ class CritiqueRow(Base):
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    round_id: Mapped[int] = mapped_column(ForeignKey("rounds.id", ondelete="CASCADE"), index=True)
+    candidate_id: Mapped[int] = mapped_column(ForeignKey("candidates.id", ondelete="CASCADE"), index=True)
     model_id: Mapped[str] = mapped_column(String(200), default="")
     template_version: Mapped[str] = mapped_column(String(64), default="")
     raw_text: Mapped[str] = mapped_column(Text, default="")
@@ -200,7 +200,7 @@ class CritiqueRow(Base):
     completion_tokens: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
-    round: Mapped[Round] = relationship(back_populates="critiques")
+    candidate: Mapped[CandidateRow] = relationship(back_populates="critiques")
     annotations: Mapped[list[Annotation]] = relationship(
         back_populates="critique", cascade="all, delete-orphan", passive_deletes=True,
         order_by="Annotation.id")
@@ -232,12 +232,12 @@ class PairJudgement(Base):
     __tablename__ = "pair_judgements"
     __table_args__ = (
         CheckConstraint("preference IN ('A', 'B', 'tie')", name="ck_pair_judgements_preference"),
-        CheckConstraint("round_a_id <> round_b_id", name="ck_pair_judgements_distinct"),
+        CheckConstraint("candidate_a_id <> candidate_b_id", name="ck_pair_judgements_distinct"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    round_a_id: Mapped[int] = mapped_column(ForeignKey("rounds.id", ondelete="CASCADE"), index=True)
-    round_b_id: Mapped[int] = mapped_column(ForeignKey("rounds.id", ondelete="CASCADE"), index=True)
+    candidate_a_id: Mapped[int] = mapped_column(ForeignKey("candidates.id", ondelete="CASCADE"), index=True)
+    candidate_b_id: Mapped[int] = mapped_column(ForeignKey("candidates.id", ondelete="CASCADE"), index=True)
     preference: Mapped[str] = mapped_column(String(4))
     judge_id: Mapped[str | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), index=True)
     source: Mapped[PairSource] = mapped_column(_enum(PairSource, "pair_source"))
@@ -245,11 +245,11 @@ class PairJudgement(Base):
     derived_from: Mapped[str] = mapped_column(String(200), default="")
     # The round the judge saw on the left (sides are shuffled per pair); NULL for derived judgements
     # and for rows older than revision 0005. Position bias is read from it.
-    left_round_id: Mapped[int | None] = mapped_column(ForeignKey("rounds.id", ondelete="SET NULL"))
+    left_candidate_id: Mapped[int | None] = mapped_column(ForeignKey("candidates.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
-    round_a: Mapped[Round] = relationship(foreign_keys=[round_a_id])
-    round_b: Mapped[Round] = relationship(foreign_keys=[round_b_id])
+    candidate_a: Mapped[CandidateRow] = relationship(foreign_keys=[candidate_a_id])
+    candidate_b: Mapped[CandidateRow] = relationship(foreign_keys=[candidate_b_id])
 
 
 class ReviewLease(Base):

@@ -31,8 +31,8 @@ from storage.models import (
     PairSource,
     ReviewLease,
     Role,
-    Round,
-    StudioSession,
+    CandidateRow,
+    SessionRow,
     User,
     Verdict,
     utcnow,
@@ -74,13 +74,13 @@ def set_role(session: Session, *, admin_id: str, user_id: str, role: Role | str)
 
 # --- sessions ----------------------------------------------------------------------------------
 
-def create_session(session: Session, *, owner_id: str, task: Task | str, prompt: str, title: str = "",
-                   settings: dict[str, Any] | None = None, session_id: str | None = None) -> StudioSession:
+def create_session(session: Session, *, owner_id: str, task: Task | str, request: str, title: str = "",
+                   settings: dict[str, Any] | None = None, session_id: str | None = None) -> SessionRow:
     """A new session owned by `owner_id` (who must exist). `session_id` lets a run name its session
     before the row is written (with its first round); a fresh random id otherwise."""
     get_user(session, owner_id)
-    row = StudioSession(owner_id=owner_id, task=Task.parse(task).value, prompt=prompt,
-                        title=(title or prompt)[:300], settings=dict(settings or {}))
+    row = SessionRow(owner_id=owner_id, task=Task.parse(task).value, request=request,
+                        title=(title or request)[:300], settings=dict(settings or {}))
     if session_id is not None:
         row.id = session_id
     session.add(row)
@@ -89,40 +89,40 @@ def create_session(session: Session, *, owner_id: str, task: Task | str, prompt:
 
 
 def list_sessions(session: Session, owner_id: str, search: str | None = None, limit: int = 50,
-                  offset: int = 0) -> list[StudioSession]:
+                  offset: int = 0) -> list[SessionRow]:
     """The owner's sessions, newest first; `search` matches title or prompt (case-insensitive)."""
     limit = max(1, min(int(limit), MAX_PAGE))
-    query = select(StudioSession).where(StudioSession.owner_id == owner_id, StudioSession.hidden_at.is_(None))
+    query = select(SessionRow).where(SessionRow.owner_id == owner_id, SessionRow.hidden_at.is_(None))
     if search:
         pattern = "%" + search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        query = query.where(or_(StudioSession.title.ilike(pattern, escape="\\"),
-                                StudioSession.prompt.ilike(pattern, escape="\\")))
-    query = query.order_by(StudioSession.created_at.desc(), StudioSession.id).limit(limit).offset(max(0, offset))
+        query = query.where(or_(SessionRow.title.ilike(pattern, escape="\\"),
+                                SessionRow.request.ilike(pattern, escape="\\")))
+    query = query.order_by(SessionRow.created_at.desc(), SessionRow.id).limit(limit).offset(max(0, offset))
     return list(session.scalars(query))
 
 
 def count_sessions(session: Session, owner_id: str) -> int:
     """How many sessions `owner_id` has and sees (one COUNT query, no page limit; hidden ones left out)."""
-    return int(session.scalar(select(func.count()).select_from(StudioSession)
-                              .where(StudioSession.owner_id == owner_id, StudioSession.hidden_at.is_(None))) or 0)
+    return int(session.scalar(select(func.count()).select_from(SessionRow)
+                              .where(SessionRow.owner_id == owner_id, SessionRow.hidden_at.is_(None))) or 0)
 
 
 def round_counts(session: Session, session_ids: Sequence[str]) -> dict[str, int]:
     """Per session id, how many rounds (distinct round indexes) it has stored; absent ids have none."""
     if not session_ids:
         return {}
-    query = (select(Round.session_id, func.count(distinct(Round.round_index)))
-             .where(Round.session_id.in_(list(session_ids))).group_by(Round.session_id))
+    query = (select(CandidateRow.session_id, func.count(distinct(CandidateRow.round_index)))
+             .where(CandidateRow.session_id.in_(list(session_ids))).group_by(CandidateRow.session_id))
     return {session_id: int(count) for session_id, count in session.execute(query)}
 
 
 def get_session_for_user(session: Session, session_id: str, user_id: str, *,
-                         write: bool = False) -> StudioSession:
+                         write: bool = False) -> SessionRow:
     """The session if `user_id` may see it (owner; annotators and admins read all; only the owner or an
     admin may change it). A session the user may not see raises the same NotFound, with the same
     text, as one that does not exist, so ids cannot be probed. SessionAccessDenied is left for a
     reviewer who can read the session but not change it."""
-    row = session.get(StudioSession, session_id) if isinstance(session_id, str) else None
+    row = session.get(SessionRow, session_id) if isinstance(session_id, str) else None
     user = session.get(User, user_id) if row is not None else None
     role = user.role if user is not None else None
     readable = row is not None and (role in (Role.ADMIN, Role.ANNOTATOR)
@@ -143,14 +143,14 @@ class SessionRemoval:
     freed_images: list[str]
 
 
-def others_data_on_session(session: Session, row: StudioSession) -> bool:
+def others_data_on_session(session: Session, row: SessionRow) -> bool:
     """Whether users other than the owner annotated a critique of this session or picked between two
     of its images: their training data, which deleting the session would take with it."""
-    round_ids = select(Round.id).where(Round.session_id == row.id)
+    candidate_ids = select(CandidateRow.id).where(CandidateRow.session_id == row.id)
     annotations = (select(Annotation.id).join(CritiqueRow, Annotation.critique_id == CritiqueRow.id)
-                   .where(CritiqueRow.round_id.in_(round_ids), Annotation.annotator_id != row.owner_id))
+                   .where(CritiqueRow.candidate_id.in_(candidate_ids), Annotation.annotator_id != row.owner_id))
     picks = select(PairJudgement.id).where(
-        or_(PairJudgement.round_a_id.in_(round_ids), PairJudgement.round_b_id.in_(round_ids)),
+        or_(PairJudgement.candidate_a_id.in_(candidate_ids), PairJudgement.candidate_b_id.in_(candidate_ids)),
         PairJudgement.judge_id.is_not(None), PairJudgement.judge_id != row.owner_id)
     return bool(session.scalar(select(annotations.exists())) or session.scalar(select(picks.exists())))
 
@@ -178,22 +178,22 @@ def purge_session(session: Session, session_id: str, admin_id: str) -> list[str]
     return _purge(session, get_session_for_user(session, session_id, admin_id, write=True))
 
 
-def _purge(session: Session, row: StudioSession) -> list[str]:
-    round_ids = select(Round.id).where(Round.session_id == row.id)
-    used = {sha for pair in session.execute(select(Round.image_sha256, Round.source_image_sha256)
-                                            .where(Round.session_id == row.id)) for sha in pair if sha}
+def _purge(session: Session, row: SessionRow) -> list[str]:
+    candidate_ids = select(CandidateRow.id).where(CandidateRow.session_id == row.id)
+    used = {sha for pair in session.execute(select(CandidateRow.image_sha256, CandidateRow.source_image_sha256)
+                                            .where(CandidateRow.session_id == row.id)) for sha in pair if sha}
     # Explicit deletes so the result does not depend on the backend enforcing ON DELETE CASCADE.
     session.execute(delete(PairJudgement).where(
-        or_(PairJudgement.round_a_id.in_(round_ids), PairJudgement.round_b_id.in_(round_ids))))
-    critique_ids = select(CritiqueRow.id).where(CritiqueRow.round_id.in_(round_ids))
+        or_(PairJudgement.candidate_a_id.in_(candidate_ids), PairJudgement.candidate_b_id.in_(candidate_ids))))
+    critique_ids = select(CritiqueRow.id).where(CritiqueRow.candidate_id.in_(candidate_ids))
     session.execute(delete(Annotation).where(Annotation.critique_id.in_(critique_ids)))
-    session.execute(delete(CritiqueRow).where(CritiqueRow.round_id.in_(round_ids)))
-    session.execute(delete(Round).where(Round.session_id == row.id).execution_options(
+    session.execute(delete(CritiqueRow).where(CritiqueRow.candidate_id.in_(candidate_ids)))
+    session.execute(delete(CandidateRow).where(CandidateRow.session_id == row.id).execution_options(
         synchronize_session=False))
     session.delete(row)
     session.flush()
-    still_used = (select(Round.image_sha256).where(Round.image_sha256.in_(used))
-                  .union(select(Round.source_image_sha256).where(Round.source_image_sha256.in_(used))))
+    still_used = (select(CandidateRow.image_sha256).where(CandidateRow.image_sha256.in_(used))
+                  .union(select(CandidateRow.source_image_sha256).where(CandidateRow.source_image_sha256.in_(used))))
     freed = sorted(used - set(session.scalars(still_used)))
     if freed:
         session.execute(delete(Image).where(Image.sha256.in_(freed)).execution_options(synchronize_session=False))
@@ -225,17 +225,17 @@ def _insert_image_row(session: Session, stored: StoredImage) -> None:
     session.execute(statement)
 
 
-def record_round(session: Session, *, store: ImageStore, session_id: str, owner_id: str, prompt: str,
+def record_candidate(session: Session, *, store: ImageStore, session_id: str, owner_id: str, request: str,
                  image: PILImage.Image, critique: Critique | None, round_index: int, candidate_index: int = 0,
-                 used_prompt: str | None = None, refined_prompt: str | None = None, seed: int | None = None,
+                 used_prompt: str | None = None, refined_request: str | None = None, seed: int | None = None,
                  generator_settings: dict[str, Any] | None = None, source_image: PILImage.Image | None = None,
-                 parent_round_id: int | None = None, chosen: bool = False,
+                 parent_candidate_id: int | None = None, chosen: bool = False,
                  reward_spec: dict[str, Any] | None = None,
-                 prompt_messages: list[dict[str, str]] | None = None) -> Round:
+                 prompt_messages: list[dict[str, str]] | None = None) -> CandidateRow:
     """Record one candidate of one round: its image (and source image) in the store, the round row and
     the critique row. Commit once per round (write_transaction): a crash then loses at most this round.
 
-    `refined_prompt` defaults to the critique's refined request; `used_prompt` to `prompt`.
+    `refined_request` defaults to the critique's refined request; `used_prompt` to `prompt`.
     `reward_spec` and `prompt_messages` are stored with the critique (see add_critique).
     """
     owned = get_session_for_user(session, session_id, owner_id, write=True)
@@ -243,33 +243,33 @@ def record_round(session: Session, *, store: ImageStore, session_id: str, owner_
         raise ValueError(f"critique is for task {critique.task.value!r}, session is {owned.task!r}")
     if owned.task == Task.EDIT.value and source_image is None:
         raise ValueError("an edit round needs its source image")
-    if parent_round_id is not None:
-        _round_in_session(session, parent_round_id, owned.id)
+    if parent_candidate_id is not None:
+        _candidate_in_session(session, parent_candidate_id, owned.id)
     image_row = store_image(session, store, image)
     source_row = store_image(session, store, source_image) if source_image is not None else None
-    if refined_prompt is None:
-        refined_prompt = critique.refined_request if critique is not None else ""
-    row = Round(session_id=owned.id, round_index=round_index, candidate_index=candidate_index,
-                parent_round_id=parent_round_id, prompt=prompt, refined_prompt=refined_prompt,
-                used_prompt=prompt if used_prompt is None else used_prompt, seed=seed,
+    if refined_request is None:
+        refined_request = critique.refined_request if critique is not None else ""
+    row = CandidateRow(session_id=owned.id, round_index=round_index, candidate_index=candidate_index,
+                parent_candidate_id=parent_candidate_id, request=request, refined_request=refined_request,
+                used_prompt=request if used_prompt is None else used_prompt, seed=seed,
                 generator_settings=dict(generator_settings or {}), image_sha256=image_row.sha256,
                 source_image_sha256=source_row.sha256 if source_row is not None else None, chosen=chosen)
     session.add(row)
     session.flush()
     if critique is not None:
-        add_critique(session, round_id=row.id, critique=critique, reward_spec=reward_spec,
+        add_critique(session, candidate_id=row.id, critique=critique, reward_spec=reward_spec,
                      prompt_messages=prompt_messages)
     return row
 
 
-def _round_in_session(session: Session, round_id: int, session_id: str) -> Round:
-    row = session.get(Round, round_id)
+def _candidate_in_session(session: Session, candidate_id: int, session_id: str) -> CandidateRow:
+    row = session.get(CandidateRow, candidate_id)
     if row is None or row.session_id != session_id:
-        raise NotFound(f"no round {round_id} in this session")
+        raise NotFound(f"no candidate {candidate_id} in this session")
     return row
 
 
-def add_critique(session: Session, *, round_id: int, critique: Critique,
+def add_critique(session: Session, *, candidate_id: int, critique: Critique,
                  reward_spec: dict[str, Any] | None = None,
                  prompt_messages: list[dict[str, str]] | None = None) -> CritiqueRow:
     """Store a critique for a round (several critics may judge one round). Not user-facing: the
@@ -278,7 +278,7 @@ def add_critique(session: Session, *, round_id: int, critique: Critique,
     read them instead of rebuilding the prompt or re-scoring."""
     parsed = critique.to_dict()
     raw_text = parsed.pop("raw_text")
-    row = CritiqueRow(round_id=round_id, model_id=critique.model_id, template_version=critique.template_version,
+    row = CritiqueRow(candidate_id=candidate_id, model_id=critique.model_id, template_version=critique.template_version,
                       raw_text=raw_text, parsed=parsed, status=critique.status.value, reward=critique.reward,
                       reward_dimensions=list(critique.reward_dimensions), constrained=critique.constrained,
                       latency_s=critique.latency_s, prompt_tokens=critique.prompt_tokens,
@@ -295,25 +295,25 @@ def critique_from_row(row: CritiqueRow) -> Critique:
     return Critique.from_dict({**row.parsed, "raw_text": row.raw_text})
 
 
-def session_rounds(session: Session, session_id: str, user_id: str) -> list[Round]:
+def session_candidates(session: Session, session_id: str, user_id: str) -> list[CandidateRow]:
     owned = get_session_for_user(session, session_id, user_id)
-    return list(session.scalars(select(Round).where(Round.session_id == owned.id)
-                                .order_by(Round.round_index, Round.candidate_index)))
+    return list(session.scalars(select(CandidateRow).where(CandidateRow.session_id == owned.id)
+                                .order_by(CandidateRow.round_index, CandidateRow.candidate_index)))
 
 
-def get_round_for_user(session: Session, round_id: int, user_id: str, *, write: bool = False) -> Round:
-    row = session.get(Round, round_id)
+def get_candidate_for_user(session: Session, candidate_id: int, user_id: str, *, write: bool = False) -> CandidateRow:
+    row = session.get(CandidateRow, candidate_id)
     try:
         if row is None:
             raise NotFound("")
         get_session_for_user(session, row.session_id, user_id, write=write)
     except NotFound:
-        raise NotFound(f"no round {round_id}") from None
+        raise NotFound(f"no candidate {candidate_id}") from None
     return row
 
 
-def set_chosen(session: Session, *, round_id: int, user_id: str, chosen: bool = True) -> Round:
-    row = get_round_for_user(session, round_id, user_id, write=True)
+def set_chosen(session: Session, *, candidate_id: int, user_id: str, chosen: bool = True) -> CandidateRow:
+    row = get_candidate_for_user(session, candidate_id, user_id, write=True)
     row.chosen = chosen
     return row
 
@@ -325,7 +325,7 @@ def get_critique_for_user(session: Session, critique_id: int, user_id: str) -> C
     try:
         if row is None:
             raise NotFound("")
-        get_session_for_user(session, row.round.session_id, user_id)
+        get_session_for_user(session, row.candidate.session_id, user_id)
     except NotFound:
         raise NotFound(f"no critique {critique_id}") from None
     return row
@@ -336,7 +336,7 @@ def add_annotation(session: Session, *, critique_id: int, annotator_id: str, dim
     """Record (or replace) the annotator's verdict on one dimension of one critique."""
     critique = get_critique_for_user(session, critique_id, annotator_id)
     verdict = Verdict(verdict)
-    task = critique.parsed.get("task", critique.round.session.task)
+    task = critique.parsed.get("task", critique.candidate.session.task)
     if dimension not in dimension_keys(task):
         raise ValueError(f"task {task!r} has no dimension {dimension!r}")
     if verdict is Verdict.CORRECT:
@@ -361,16 +361,16 @@ def add_annotation(session: Session, *, critique_id: int, annotator_id: str, dim
 
 # --- pair judgements ---------------------------------------------------------------------------
 
-def add_pair_judgement(session: Session, *, round_a_id: int, round_b_id: int, preference: Preference | str,
+def add_pair_judgement(session: Session, *, candidate_a_id: int, candidate_b_id: int, preference: Preference | str,
                        judge_id: str | None, source: PairSource | str = PairSource.HUMAN,
                        derived_from: str = "", acting_user_id: str | None = None,
-                       left_round_id: int | None = None) -> PairJudgement:
+                       left_candidate_id: int | None = None) -> PairJudgement:
     """Record which of two images of the same session is better. A human judgement needs its judge
     (who must be allowed to see the session); a derived one names what it came from.
-    `left_round_id` is the image the judge saw on the left (one of the two)."""
+    `left_candidate_id` is the image the judge saw on the left (one of the two)."""
     source = PairSource(source)
     preference = Preference(preference).value
-    if round_a_id == round_b_id:
+    if candidate_a_id == candidate_b_id:
         raise ValueError("a pair needs two different rounds")
     if source is PairSource.HUMAN and not judge_id:
         raise ValueError("a human judgement needs its judge")
@@ -379,14 +379,14 @@ def add_pair_judgement(session: Session, *, round_a_id: int, round_b_id: int, pr
     actor = judge_id or acting_user_id
     if actor is None:
         raise ValueError("name the acting user")
-    round_a = get_round_for_user(session, round_a_id, actor)
-    round_b = get_round_for_user(session, round_b_id, actor)
-    if round_a.session_id != round_b.session_id:
+    candidate_a = get_candidate_for_user(session, candidate_a_id, actor)
+    candidate_b = get_candidate_for_user(session, candidate_b_id, actor)
+    if candidate_a.session_id != candidate_b.session_id:
         raise ValueError("both images of a pair must come from the same session's request")
-    if left_round_id is not None and left_round_id not in (round_a_id, round_b_id):
-        raise ValueError(f"the left image {left_round_id} is not one of the pair ({round_a_id}, {round_b_id})")
-    row = PairJudgement(round_a_id=round_a_id, round_b_id=round_b_id, preference=preference, judge_id=judge_id,
-                        source=source, derived_from=derived_from, left_round_id=left_round_id)
+    if left_candidate_id is not None and left_candidate_id not in (candidate_a_id, candidate_b_id):
+        raise ValueError(f"the left image {left_candidate_id} is not one of the pair ({candidate_a_id}, {candidate_b_id})")
+    row = PairJudgement(candidate_a_id=candidate_a_id, candidate_b_id=candidate_b_id, preference=preference, judge_id=judge_id,
+                        source=source, derived_from=derived_from, left_candidate_id=left_candidate_id)
     session.add(row)
     session.flush()
     return row
@@ -402,18 +402,18 @@ def count_preference_pairs(session: Session, *, task: Task | str | None = None,
 
 
 def _pair_key_query(task: Task | str | None, source: PairSource | str | None, owner_id: str | None = None) -> Any:
-    low = case((PairJudgement.round_a_id < PairJudgement.round_b_id, PairJudgement.round_a_id),
-               else_=PairJudgement.round_b_id)
-    high = case((PairJudgement.round_a_id < PairJudgement.round_b_id, PairJudgement.round_b_id),
-                else_=PairJudgement.round_a_id)
+    low = case((PairJudgement.candidate_a_id < PairJudgement.candidate_b_id, PairJudgement.candidate_a_id),
+               else_=PairJudgement.candidate_b_id)
+    high = case((PairJudgement.candidate_a_id < PairJudgement.candidate_b_id, PairJudgement.candidate_b_id),
+                else_=PairJudgement.candidate_a_id)
     query = select(low.label("low"), high.label("high")).distinct()
     if task is not None or owner_id is not None:
-        query = (query.join(Round, PairJudgement.round_a_id == Round.id)
-                 .join(StudioSession, Round.session_id == StudioSession.id))
+        query = (query.join(CandidateRow, PairJudgement.candidate_a_id == CandidateRow.id)
+                 .join(SessionRow, CandidateRow.session_id == SessionRow.id))
     if task is not None:
-        query = query.where(StudioSession.task == Task.parse(task).value)
+        query = query.where(SessionRow.task == Task.parse(task).value)
     if owner_id is not None:
-        query = query.where(StudioSession.owner_id == owner_id)
+        query = query.where(SessionRow.owner_id == owner_id)
     if source is not None:
         query = query.where(PairJudgement.source == PairSource(source))
     return query
@@ -427,12 +427,12 @@ def count_annotated_critiques(session: Session, *, task: Task | str | None = Non
         query = query.where(Annotation.annotator_id == annotator_id)
     if task is not None or owner_id is not None:
         query = (query.join(CritiqueRow, Annotation.critique_id == CritiqueRow.id)
-                 .join(Round, CritiqueRow.round_id == Round.id)
-                 .join(StudioSession, Round.session_id == StudioSession.id))
+                 .join(CandidateRow, CritiqueRow.candidate_id == CandidateRow.id)
+                 .join(SessionRow, CandidateRow.session_id == SessionRow.id))
     if task is not None:
-        query = query.where(StudioSession.task == Task.parse(task).value)
+        query = query.where(SessionRow.task == Task.parse(task).value)
     if owner_id is not None:
-        query = query.where(StudioSession.owner_id == owner_id)
+        query = query.where(SessionRow.owner_id == owner_id)
     return int(session.scalar(query) or 0)
 
 
@@ -443,9 +443,9 @@ def critique_item(critique_id: int) -> str:
     return f"critique:{int(critique_id)}"
 
 
-def pair_item(round_a_id: int, round_b_id: int) -> str:
+def pair_item(candidate_a_id: int, candidate_b_id: int) -> str:
     """The lease key of an image pair (the same in either order)."""
-    low, high = sorted((int(round_a_id), int(round_b_id)))
+    low, high = sorted((int(candidate_a_id), int(candidate_b_id)))
     return f"pair:{low}-{high}"
 
 
@@ -487,7 +487,7 @@ def release_leases(session: Session, holder_id: str, item: str | None = None, ki
 
 
 def _reviewable(query: Any, user: User) -> Any:
-    return query.where(StudioSession.owner_id == user.id) if user.role is Role.DESIGNER else query
+    return query.where(SessionRow.owner_id == user.id) if user.role is Role.DESIGNER else query
 
 
 def review_queue(session: Session, *, annotator_id: str, now: datetime, exclude: Sequence[int] = (),
@@ -499,8 +499,8 @@ def review_queue(session: Session, *, annotator_id: str, now: datetime, exclude:
               .group_by(Annotation.critique_id).subquery())
     mine = select(Annotation.critique_id).where(Annotation.annotator_id == annotator_id)
     item = literal("critique:").concat(cast(CritiqueRow.id, String))
-    query = (select(CritiqueRow).join(Round, CritiqueRow.round_id == Round.id)
-             .join(StudioSession, Round.session_id == StudioSession.id)
+    query = (select(CritiqueRow).join(CandidateRow, CritiqueRow.candidate_id == CandidateRow.id)
+             .join(SessionRow, CandidateRow.session_id == SessionRow.id)
              .outerjoin(judges, judges.c.critique_id == CritiqueRow.id)
              .where(CritiqueRow.id.not_in(mine), ~_leased_by_others(item, annotator_id, now)))
     if exclude:
@@ -513,8 +513,8 @@ def count_critiques_to_review(session: Session, annotator_id: str) -> int:
     """Critiques `annotator_id` may see and has not annotated (leases and skips aside)."""
     user = get_user(session, annotator_id)
     mine = select(Annotation.critique_id).where(Annotation.annotator_id == annotator_id)
-    query = (select(func.count(CritiqueRow.id)).join(Round, CritiqueRow.round_id == Round.id)
-             .join(StudioSession, Round.session_id == StudioSession.id).where(CritiqueRow.id.not_in(mine)))
+    query = (select(func.count(CritiqueRow.id)).join(CandidateRow, CritiqueRow.candidate_id == CandidateRow.id)
+             .join(SessionRow, CandidateRow.session_id == SessionRow.id).where(CritiqueRow.id.not_in(mine)))
     return int(session.scalar(_reviewable(query, user)) or 0)
 
 
@@ -538,10 +538,10 @@ def delete_annotations(session: Session, critique_id: int, annotator_id: str) ->
 
 
 def _pair_ends() -> tuple[Any, Any]:
-    low = case((PairJudgement.round_a_id < PairJudgement.round_b_id, PairJudgement.round_a_id),
-               else_=PairJudgement.round_b_id)
-    high = case((PairJudgement.round_a_id < PairJudgement.round_b_id, PairJudgement.round_b_id),
-                else_=PairJudgement.round_a_id)
+    low = case((PairJudgement.candidate_a_id < PairJudgement.candidate_b_id, PairJudgement.candidate_a_id),
+               else_=PairJudgement.candidate_b_id)
+    high = case((PairJudgement.candidate_a_id < PairJudgement.candidate_b_id, PairJudgement.candidate_b_id),
+                else_=PairJudgement.candidate_a_id)
     return low, high
 
 
@@ -551,17 +551,17 @@ def pair_queue(session: Session, *, judge_id: str, now: datetime, exclude: Seque
     have not judged in either order, not in `exclude` (pair_item keys they skipped), not leased to
     another reviewer now; those with the fewest human judgements first, then by session and ids."""
     user = get_user(session, judge_id)
-    a, b = aliased(Round), aliased(Round)
+    a, b = aliased(CandidateRow), aliased(CandidateRow)
     low, high = _pair_ends()
     counts = (select(low.label("low"), high.label("high"), func.count().label("n"))
               .where(PairJudgement.source == PairSource.HUMAN).group_by(low, high).subquery())
     judged = select(PairJudgement.id).where(
         PairJudgement.judge_id == judge_id,
-        or_((PairJudgement.round_a_id == a.id) & (PairJudgement.round_b_id == b.id),
-            (PairJudgement.round_a_id == b.id) & (PairJudgement.round_b_id == a.id)))
+        or_((PairJudgement.candidate_a_id == a.id) & (PairJudgement.candidate_b_id == b.id),
+            (PairJudgement.candidate_a_id == b.id) & (PairJudgement.candidate_b_id == a.id)))
     item = literal("pair:").concat(cast(a.id, String)).concat(literal("-")).concat(cast(b.id, String))
     query = (select(a.id, b.id).join(b, (b.session_id == a.session_id) & (b.id > a.id))
-             .join(StudioSession, a.session_id == StudioSession.id)
+             .join(SessionRow, a.session_id == SessionRow.id)
              .outerjoin(counts, (counts.c.low == a.id) & (counts.c.high == b.id))
              .where(~judged.exists(), ~_leased_by_others(item, judge_id, now)))
     if exclude:
@@ -573,9 +573,9 @@ def pair_queue(session: Session, *, judge_id: str, now: datetime, exclude: Seque
 def count_pairs(session: Session, user_id: str) -> int:
     """Image pairs (two rounds of one session) `user_id` may compare."""
     user = get_user(session, user_id)
-    a, b = aliased(Round), aliased(Round)
+    a, b = aliased(CandidateRow), aliased(CandidateRow)
     query = (select(func.count()).select_from(a).join(b, (b.session_id == a.session_id) & (b.id > a.id))
-             .join(StudioSession, a.session_id == StudioSession.id))
+             .join(SessionRow, a.session_id == SessionRow.id))
     return int(session.scalar(_reviewable(query, user)) or 0)
 
 
@@ -614,8 +614,8 @@ def referenced_image_hashes(session: Session) -> set[str]:
 
 def unreferenced_image_rows(session: Session, older_than: datetime) -> list[str]:
     """Image rows no round uses (left behind by a crash or an older delete) created before `older_than`."""
-    used = select(Round.image_sha256).union(
-        select(Round.source_image_sha256).where(Round.source_image_sha256.is_not(None)))
+    used = select(CandidateRow.image_sha256).union(
+        select(CandidateRow.source_image_sha256).where(CandidateRow.source_image_sha256.is_not(None)))
     return list(session.scalars(select(Image.sha256).where(Image.sha256.not_in(used), Image.created_at < older_than)
                                 .order_by(Image.sha256)))
 
@@ -625,15 +625,15 @@ def delete_image_rows(session: Session, hashes: Sequence[str]) -> int:
     again in the same statement that no round uses them."""
     if not hashes:
         return 0
-    used = select(Round.image_sha256).union(
-        select(Round.source_image_sha256).where(Round.source_image_sha256.is_not(None)))
+    used = select(CandidateRow.image_sha256).union(
+        select(CandidateRow.source_image_sha256).where(CandidateRow.source_image_sha256.is_not(None)))
     result = session.execute(delete(Image).where(Image.sha256.in_(list(hashes)), Image.sha256.not_in(used))
                              .execution_options(synchronize_session=False))
     return int(result.rowcount or 0)
 
 
-def rounds_by_ids(session: Session, round_ids: Sequence[int]) -> dict[int, Round]:
-    return {row.id: row for row in session.scalars(select(Round).where(Round.id.in_(list(round_ids))))}
+def candidates_by_ids(session: Session, candidate_ids: Sequence[int]) -> dict[int, CandidateRow]:
+    return {row.id: row for row in session.scalars(select(CandidateRow).where(CandidateRow.id.in_(list(candidate_ids))))}
 
 
 # --- stored critic prompts ---------------------------------------------------------------------

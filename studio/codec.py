@@ -22,7 +22,7 @@ from rr_core.reward import RewardSpec
 from rr_core.rubric import Task
 from storage import repository as repo
 from storage.images import ImageStore
-from storage.models import Round, StudioSession
+from storage.models import CandidateRow, SessionRow
 from studio.run_model import Run
 
 
@@ -55,8 +55,8 @@ def write_round(db: Session, store: ImageStore, run: Run, result: RoundResult, o
         messages = None
         if candidate.critique is not None:
             messages = critic_messages(run.task, request, candidate.image, run.source_image)
-        row = repo.record_round(
-            db, store=store, session_id=run.session_id, owner_id=owner_id, prompt=request,
+        row = repo.record_candidate(
+            db, store=store, session_id=run.session_id, owner_id=owner_id, request=request,
             used_prompt=result.prompt, image=candidate.image, critique=candidate.critique,
             round_index=result.index, candidate_index=candidate.index, seed=candidate.seed,
             generator_settings=generator_settings(config, run.generator_id), source_image=run.source_image,
@@ -65,38 +65,38 @@ def write_round(db: Session, store: ImageStore, run: Run, result: RoundResult, o
     return ids
 
 
-def add_critique(db: Session, round_id: int, critique: Critique, spec: RewardSpec, request: str,
+def add_critique(db: Session, candidate_id: int, critique: Critique, spec: RewardSpec, request: str,
                  task: Task | str, image: Image.Image, source_image: Image.Image | None) -> None:
     """Store one more critique of a stored image (a retry), with its prompt and reward spec."""
-    repo.add_critique(db, round_id=round_id, critique=critique, reward_spec=spec.to_dict(),
+    repo.add_critique(db, candidate_id=candidate_id, critique=critique, reward_spec=spec.to_dict(),
                       prompt_messages=critic_messages(task, request, image, source_image))
 
 
-def read_run(db: Session, store: ImageStore, row: StudioSession, user_id: str) -> Run:
+def read_run(db: Session, store: ImageStore, row: SessionRow, user_id: str) -> Run:
     """A stored session as the run model, equal to the live run that wrote it (ids, picks, proposals,
     best, scores). A round index with no stored image (its generation failed) is kept as a skipped
     round, as the loop keeps it."""
-    rounds = repo.session_rounds(db, row.id, user_id)
+    rounds = repo.session_candidates(db, row.id, user_id)
     source = store.open(rounds[0].source_image_sha256) if rounds and rounds[0].source_image_sha256 else None
-    run = Run.new(row.id, Task.parse(row.task), row.prompt, source)
+    run = Run.new(row.id, Task.parse(row.task), row.request, source)
     run.done = True
     run.generator_id = str(rounds[-1].generator_settings.get("model", "")) if rounds else ""
-    by_index: dict[int, list[Round]] = {}
-    for round_row in rounds:
-        by_index.setdefault(round_row.round_index, []).append(round_row)
+    by_index: dict[int, list[CandidateRow]] = {}
+    for candidate_row in rounds:
+        by_index.setdefault(candidate_row.round_index, []).append(candidate_row)
     for index in range(max(by_index) + 1 if by_index else 0):
         members = by_index.get(index, [])
         if not members:
             prompt = run.next_prompt
-            result = RoundResult(index, prompt, [], None, prompt, skipped=True, request=row.prompt)
+            result = RoundResult(index, prompt, [], None, prompt, skipped=True, request=row.request)
         else:
             candidates = [Candidate(m.candidate_index, m.seed if m.seed is not None else 0, store.open(m.image_sha256),
                                     repo.critique_from_row(m.critiques[-1]) if m.critiques else None)
                           for m in members]
             prompt = members[0].used_prompt
             pick, proposal = decide_round(candidates, prompt)
-            result = RoundResult(index, prompt, candidates, pick, proposal, request=members[0].prompt)
-            run.round_ids.update({(index, m.candidate_index): m.id for m in members})
+            result = RoundResult(index, prompt, candidates, pick, proposal, request=members[0].request)
+            run.candidate_ids.update({(index, m.candidate_index): m.id for m in members})
         run.state.rounds.append(result)
         run.state.update_best(result)
     return run
@@ -111,9 +111,9 @@ def backfill_critic_prompts(db: Session, store: ImageStore, after_id: int = 0,
     filled, last = 0, None
     for critique_row in repo.critiques_without_prompt(db, after_id, limit):
         last = critique_row.id
-        round_row = critique_row.round
-        source = store.open(round_row.source_image_sha256) if round_row.source_image_sha256 else None
-        messages = critic_messages(round_row.session.task, round_row.prompt, store.open(round_row.image_sha256),
+        candidate_row = critique_row.candidate
+        source = store.open(candidate_row.source_image_sha256) if candidate_row.source_image_sha256 else None
+        messages = critic_messages(candidate_row.session.task, candidate_row.request, store.open(candidate_row.image_sha256),
                                    source)
         if messages is not None:
             repo.set_prompt_messages(db, critique_row.id, messages)

@@ -102,16 +102,16 @@ class Services:
                                           checked.optional_text(prompt, "prompt"),
                                           checked.whole_number(rounds, "rounds", 1, checked.MAX_ROUNDS))
 
-    def retry_critique(self, username: str | None, round_id: int) -> RunView:
+    def retry_critique(self, username: str | None, candidate_id: int) -> RunView:
         """Critique a stored image again and show its session."""
         return self.library.open_session(
-            username, self.runs.retry_critique(username, checked.record_id(round_id, "round id")))
+            username, self.runs.retry_critique(username, checked.record_id(candidate_id, "round id")))
 
-    def round_image(self, username: str | None, round_id: int) -> Image.Image:
-        return self.runs.round_image(username, checked.record_id(round_id, "round id"))
+    def candidate_image(self, username: str | None, candidate_id: int) -> Image.Image:
+        return self.runs.candidate_image(username, checked.record_id(candidate_id, "round id"))
 
-    def keep(self, username: str | None, round_id: int) -> str:
-        return self.runs.keep(username, checked.record_id(round_id, "round id"))
+    def keep(self, username: str | None, candidate_id: int) -> str:
+        return self.runs.keep(username, checked.record_id(candidate_id, "round id"))
 
     def generate(self, username: str | None, prompt: str, settings: dict[str, Any] | None = None,
                  source_image: Any = None) -> RunView:
@@ -162,19 +162,19 @@ class Services:
     def next_pair(self, username: str | None, exclude: Sequence[str] = ()) -> dict[str, Any] | None:
         return self.review.next_pair(username, exclude)
 
-    def pick_pair(self, username: str | None, round_a: int, round_b: int, preference: str,
-                  left_round: int | None = None) -> str:
-        left = None if left_round is None else checked.record_id(left_round, "round id")
-        return self.review.pick_pair(username, checked.record_id(round_a, "round id"),
-                                     checked.record_id(round_b, "round id"), preference, left)
+    def pick_pair(self, username: str | None, candidate_a: int, candidate_b: int, preference: str,
+                  left_candidate: int | None = None) -> str:
+        left = None if left_candidate is None else checked.record_id(left_candidate, "round id")
+        return self.review.pick_pair(username, checked.record_id(candidate_a, "round id"),
+                                     checked.record_id(candidate_b, "round id"), preference, left)
 
-    def pick_side(self, username: str | None, left_round: int, right_round: int, side: str) -> str:
-        return self.review.pick_side(username, checked.record_id(left_round, "round id"),
-                                     checked.record_id(right_round, "round id"), side)
+    def pick_side(self, username: str | None, left_candidate: int, right_candidate: int, side: str) -> str:
+        return self.review.pick_side(username, checked.record_id(left_candidate, "round id"),
+                                     checked.record_id(right_candidate, "round id"), side)
 
-    def skip_pair(self, username: str | None, round_a: int, round_b: int) -> str:
-        return self.review.skip_pair(username, checked.record_id(round_a, "round id"),
-                                     checked.record_id(round_b, "round id"))
+    def skip_pair(self, username: str | None, candidate_a: int, candidate_b: int) -> str:
+        return self.review.skip_pair(username, checked.record_id(candidate_a, "round id"),
+                                     checked.record_id(candidate_b, "round id"))
 
     def undo_pick(self, username: str | None) -> dict[str, Any] | None:
         return self.review.undo_pick(username)
@@ -219,7 +219,7 @@ def create_services(preset: str = "auto", *, database_url_text: str | None = Non
     `plan`: the hardware profile's `rr_core.presets.ModelPlan` (studio.profile), None for the preset's
     own rules; `gpu_workers`: GPU jobs that run at once (1 on one GPU; more on ZeroGPU)."""
     from rr_core.paths import data_dir
-    from rr_core.presets import Studio, resolve_preset
+    from rr_core.presets import Models, resolve_preset
     from storage.db import make_engine
     from storage.gc import collect_export_leftovers, export_retention_days
     from storage.migrate import upgrade_to_head
@@ -231,7 +231,7 @@ def create_services(preset: str = "auto", *, database_url_text: str | None = Non
                               critic_edit_url=critic_edit_url, critic_timeout=critic_timeout,
                               critic_retries=critic_retries, artefacts=artefacts, plan=plan)
     store = ImageStore(data_dir() / "images")
-    services = Services(Studio(resolved), engine, store, auth=auth or AuthSettings.from_env(),
+    services = Services(Models(resolved), engine, store, auth=auth or AuthSettings.from_env(),
                         max_runs_per_user=max_runs_per_user, max_queued=max_queued, gpu_workers=gpu_workers,
                         exports_dir=data_dir() / "exports",
                         database_url_text=url, remote_critic=resolved.critic_kind == "openai")

@@ -14,7 +14,7 @@ from studio.users import Users
 
 
 class ModelsLike(Protocol):
-    """The loaded models (rr_core.presets.Studio, or test doubles): a loop, a critic and generators."""
+    """The loaded models (rr_core.presets.Models, or test doubles): a loop, a critic and generators."""
 
     preset: Any
 

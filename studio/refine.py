@@ -24,7 +24,7 @@ from typing import Any
 
 from rr_core.errors import RRError
 from rr_core.images import read_image_ref
-from rr_core.presets import Studio
+from rr_core.presets import Models
 from rr_core.refine import BatchItem, build_parser, loop_config, preset_from_args, read_batch, write_atomic
 from storage import repository as repo
 from storage.errors import NotFound
@@ -76,7 +76,7 @@ def open_services(args: argparse.Namespace) -> Services:
     engine = make_engine(url)
     upgrade_to_head(engine)
     auth = cli_auth(make_session_factory(engine), args.user)
-    return Services(Studio(preset), engine, ImageStore(data_dir() / "images"), auth=auth,
+    return Services(Models(preset), engine, ImageStore(data_dir() / "images"), auth=auth,
                     max_runs_per_user=max(1, args.concurrency), exports_dir=data_dir() / "exports",
                     database_url_text=url, remote_critic=preset.critic_kind == "openai")
 
@@ -89,7 +89,7 @@ def run_item(services: Services, user: str | None, item: BatchItem, settings: di
     for view in services.run_loop(user, item.prompt, settings, source):
         if not quiet and view.status:
             logger.info("%s: %s", item.id, view.status)
-    if view is None or not view.run.round_ids:
+    if view is None or not view.run.candidate_ids:
         raise RRError(f"{item.id}: no round was stored (every generation failed)")
     return {"id": item.id, "session_id": view.session_id, "task": view.task, "stop_reason": view.stop_reason,
             "reward_history": [r.reward for r in view.run.state.rounds], "notes": list(view.messages)}

@@ -25,7 +25,7 @@ from rr_core.rubric import dimensions
 from storage import repository as repo
 from storage.agreement import majority, reviewer_pairs
 from storage.db import write_transaction
-from storage.models import Annotation, CritiqueRow, PairJudgement, Role, Round
+from storage.models import Annotation, CritiqueRow, PairJudgement, Role, CandidateRow
 from studio.context import AppContext
 from studio.users import RoleRequired
 from studio.views import score_rows
@@ -35,15 +35,15 @@ LEASE = timedelta(minutes=10)
 PREFERENCES = ("A", "B", "tie")
 
 
-def round_label(row: Round) -> str:
+def round_label(row: CandidateRow) -> str:
     """The gallery's name for an image: "round 1 · #2" (never a database id)."""
     return f"round {row.round_index + 1} · #{row.candidate_index + 1}"
 
 
-def left_first(round_a: int, round_b: int) -> bool:
+def left_first(candidate_a: int, candidate_b: int) -> bool:
     """Whether the lower round id of a pair is shown on the left: a coin seeded by the pair itself,
     so the same pair always shows the same way and half the pairs show each way."""
-    return random.Random(repo.pair_item(round_a, round_b)).random() < 0.5
+    return random.Random(repo.pair_item(candidate_a, candidate_b)).random() < 0.5
 
 
 def _now() -> datetime:
@@ -88,12 +88,12 @@ class Review:
         store = self.ctx.store
         with self.ctx.db() as db:
             row = db.get(CritiqueRow, critique_id)
-            round_ = row.round
+            round_ = row.candidate
             critique = repo.critique_from_row(row)
             mine = {a.dimension: {"verdict": a.verdict.value, "score": a.corrected_score, "comment": a.comment}
                     for a in repo.my_annotations(db, row.id, user_id)}
-            return {"critique_id": row.id, "round_id": round_.id, "session_id": round_.session_id,
-                    "label": round_label(round_), "task": round_.session.task, "request": round_.session.prompt,
+            return {"critique_id": row.id, "candidate_id": round_.id, "session_id": round_.session_id,
+                    "label": round_label(round_), "task": round_.session.task, "request": round_.session.request,
                     "prompt": round_.used_prompt, "status": row.status, "summary": critique.summary,
                     "raw_text": row.raw_text, "scores": score_rows(critique), "mine": mine,
                     "image": store.open(round_.image_sha256),
@@ -171,43 +171,43 @@ class Review:
         left_id, right_id = (low, high) if left_first(low, high) else (high, low)
         with self.ctx.db() as db:
             sides = {}
-            for side, round_id in (("left", left_id), ("right", right_id)):
-                row = repo.get_round_for_user(db, round_id, user_id)
-                sides[side] = {"round_id": row.id, "label": round_label(row), "prompt": row.used_prompt,
+            for side, candidate_id in (("left", left_id), ("right", right_id)):
+                row = repo.get_candidate_for_user(db, candidate_id, user_id)
+                sides[side] = {"candidate_id": row.id, "label": round_label(row), "prompt": row.used_prompt,
                                "image": self.ctx.store.open(row.image_sha256)}
-            # round_a / round_b: the left and right round ids, for pick_pair callers (A = left).
-            return {"key": repo.pair_item(low, high), "request": row.session.prompt, **sides,
-                    "round_a": left_id, "round_b": right_id, "progress": self._pair_progress(db, user_id)}
+            # candidate_a / candidate_b: the left and right round ids, for pick_pair callers (A = left).
+            return {"key": repo.pair_item(low, high), "request": row.session.request, **sides,
+                    "candidate_a": left_id, "candidate_b": right_id, "progress": self._pair_progress(db, user_id)}
 
-    def pick_pair(self, username: str | None, round_a: int, round_b: int, preference: str,
-                  left_round: int | None = None) -> str:
-        """Record which of two images is better (A = round_a, B = round_b, or tie); `left_round` is the
+    def pick_pair(self, username: str | None, candidate_a: int, candidate_b: int, preference: str,
+                  left_candidate: int | None = None) -> str:
+        """Record which of two images is better (A = candidate_a, B = candidate_b, or tie); `left_candidate` is the
         one the reviewer saw on the left (stored, for position bias)."""
         user_id = self.ctx.users.reviewer(username)
         if preference not in PREFERENCES:
             raise InvalidRequest(f"Pick A, B or tie, not {preference!r}.")
-        if left_round is not None and int(left_round) not in (int(round_a), int(round_b)):
-            raise InvalidRequest(f"The left image must be one of the pair, not {left_round}.")
+        if left_candidate is not None and int(left_candidate) not in (int(candidate_a), int(candidate_b)):
+            raise InvalidRequest(f"The left image must be one of the pair, not {left_candidate}.")
         with write_transaction(self.ctx.db) as db:
-            row = repo.add_pair_judgement(db, round_a_id=int(round_a), round_b_id=int(round_b),
+            row = repo.add_pair_judgement(db, candidate_a_id=int(candidate_a), candidate_b_id=int(candidate_b),
                                           preference=preference, judge_id=user_id,
-                                          left_round_id=None if left_round is None else int(left_round))
-            repo.release_leases(db, user_id, repo.pair_item(round_a, round_b))
-            picked = {"A": row.round_a, "B": row.round_b}.get(preference)
+                                          left_candidate_id=None if left_candidate is None else int(left_candidate))
+            repo.release_leases(db, user_id, repo.pair_item(candidate_a, candidate_b))
+            picked = {"A": row.candidate_a, "B": row.candidate_b}.get(preference)
             return "Recorded a tie." if picked is None else f"Recorded {round_label(picked)} as better."
 
-    def pick_side(self, username: str | None, left_round: int, right_round: int, side: str) -> str:
+    def pick_side(self, username: str | None, left_candidate: int, right_candidate: int, side: str) -> str:
         """The Compare view's pick: "left", "right" or "tie" of the pair as shown."""
         preference = {"left": "A", "right": "B", "tie": "tie"}.get(side)
         if preference is None:
             raise InvalidRequest(f"Pick left, right or tie, not {side!r}.")
-        return self.pick_pair(username, left_round, right_round, preference, left_round=left_round)
+        return self.pick_pair(username, left_candidate, right_candidate, preference, left_candidate=left_candidate)
 
-    def skip_pair(self, username: str | None, round_a: int, round_b: int) -> str:
+    def skip_pair(self, username: str | None, candidate_a: int, candidate_b: int) -> str:
         """Give the pair back to the queue without judging it."""
         user_id = self.ctx.users.reviewer(username)
         with write_transaction(self.ctx.db) as db:
-            repo.release_leases(db, user_id, repo.pair_item(round_a, round_b))
+            repo.release_leases(db, user_id, repo.pair_item(candidate_a, candidate_b))
         return "Skipped."
 
     def undo_pick(self, username: str | None) -> dict[str, Any] | None:
@@ -217,7 +217,7 @@ class Review:
             row = repo.last_pair_judgement(db, user_id)
             if row is None:
                 return None
-            low, high = sorted((row.round_a_id, row.round_b_id))
+            low, high = sorted((row.candidate_a_id, row.candidate_b_id))
             db.delete(row)
             db.flush()
             now = _now()
@@ -271,11 +271,11 @@ def _item_label(db: Any, kind: str, item: list[Any]) -> str:
     critique, the dimension."""
     if kind == "critiques":
         row = db.get(CritiqueRow, item[0])
-        heading = next((d.heading for d in dimensions(row.round.session.task) if d.key == item[1]), item[1])
-        return f"“{row.round.session.prompt}” · {round_label(row.round)} · {heading}"
-    rounds = repo.rounds_by_ids(db, item)
+        heading = next((d.heading for d in dimensions(row.candidate.session.task) if d.key == item[1]), item[1])
+        return f"“{row.candidate.session.request}” · {round_label(row.candidate)} · {heading}"
+    rounds = repo.candidates_by_ids(db, item)
     first, second = rounds[item[0]], rounds[item[1]]
-    return f"“{first.session.prompt}” · {round_label(first)} vs {round_label(second)}"
+    return f"“{first.session.request}” · {round_label(first)} vs {round_label(second)}"
 
 
 def _verdict_labels(annotations: list[Annotation]) -> dict[str, dict[tuple[int, str], str]]:
@@ -294,8 +294,8 @@ def _pair_labels(judgements: list[PairJudgement]) -> dict[str, dict[tuple[int, i
     for j in judgements:
         if j.judge_id is None:
             continue
-        low, high = sorted((j.round_a_id, j.round_b_id))
-        preference = j.preference if j.round_a_id == low else {"A": "B", "B": "A"}.get(j.preference, j.preference)
+        low, high = sorted((j.candidate_a_id, j.candidate_b_id))
+        preference = j.preference if j.candidate_a_id == low else {"A": "B", "B": "A"}.get(j.preference, j.preference)
         labels[j.judge_id][(low, high)] = preference
     return labels
 
@@ -319,10 +319,10 @@ def position_bias(judgements: list[PairJudgement]) -> dict[str, dict[str, Any]]:
     those that went to the left image (0.5 is no bias)."""
     counts: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     for j in judgements:
-        if j.judge_id is None or j.left_round_id is None or j.preference == "tie":
+        if j.judge_id is None or j.left_candidate_id is None or j.preference == "tie":
             continue
-        picked = j.round_a_id if j.preference == "A" else j.round_b_id
-        counts[j.judge_id][0] += int(picked == j.left_round_id)
+        picked = j.candidate_a_id if j.preference == "A" else j.candidate_b_id
+        counts[j.judge_id][0] += int(picked == j.left_candidate_id)
         counts[j.judge_id][1] += 1
     return {judge: {"left": left, "picks": picks, "left_share": left / picks}
             for judge, (left, picks) in counts.items()}

@@ -30,7 +30,7 @@ class Run:
 
     session_id: str
     state: LoopState
-    round_ids: dict[tuple[int, int], int] = field(default_factory=dict)
+    candidate_ids: dict[tuple[int, int], int] = field(default_factory=dict)
     """(round index, candidate index) -> the `rounds` row id of that stored image."""
     current: RoundResult | None = None
     done: bool = False
@@ -109,8 +109,8 @@ class Run:
         images are still shown; it was never stored."""
         self.done, self.stop_reason = True, result.stop_reason
 
-    def round_id(self, round_index: int, candidate_index: int) -> int | None:
-        return self.round_ids.get((round_index, candidate_index))
+    def candidate_id(self, round_index: int, candidate_index: int) -> int | None:
+        return self.candidate_ids.get((round_index, candidate_index))
 
     def summary(self) -> dict[str, Any]:
         """What must be the same whether the run is live or read back: ids, per round the prompts,
@@ -121,7 +121,7 @@ class Run:
                 "index": result.index, "prompt": result.prompt, "request": result.request or result.prompt,
                 "pick": result.pick, "proposal": result.proposal, "skipped": result.skipped,
                 "candidates": [{
-                    "index": c.index, "seed": c.seed, "round_id": self.round_id(result.index, c.index),
+                    "index": c.index, "seed": c.seed, "candidate_id": self.candidate_id(result.index, c.index),
                     "reward": c.reward, "status": None if c.critique is None else c.critique.status.value,
                     "scores": None if c.critique is None else {k: (e.score, e.not_applicable)
                                                                for k, e in c.critique.scores.items()},

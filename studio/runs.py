@@ -205,11 +205,11 @@ class Runs:
         with write_transaction(self.ctx.db) as db:
             if pending is not None and not pending.written:
                 repo.create_session(db, session_id=run.session_id, owner_id=user_id, task=pending.task,
-                                    prompt=pending.prompt, settings=pending.settings)
+                                    request=pending.prompt, settings=pending.settings)
             ids = codec.write_round(db, self.ctx.store, run, result, user_id, config)
         if pending is not None:
             pending.written = True
-        run.round_ids.update(ids)
+        run.candidate_ids.update(ids)
         return f"Round {result.index + 1} done."
 
     # --- single steps (API) ---
@@ -261,13 +261,13 @@ class Runs:
 
     # --- one stored image ---
 
-    def retry_critique(self, username: str | None, round_id: int) -> str:
+    def retry_critique(self, username: str | None, candidate_id: int) -> str:
         """Critique a stored image again (after a parse failure) and store the new critique; returns
         the session id (the caller reopens it)."""
         user_id = self.ctx.users.user(username)
         with self.ctx.db() as db:
-            row = repo.get_round_for_user(db, int(round_id), user_id, write=True)
-            session_id, task, prompt = row.session_id, Task.parse(row.session.task), row.prompt
+            row = repo.get_candidate_for_user(db, int(candidate_id), user_id, write=True)
+            session_id, task, prompt = row.session_id, Task.parse(row.session.task), row.request
             image = self.ctx.store.open(row.image_sha256)
             source = self.ctx.store.open(row.source_image_sha256) if row.source_image_sha256 else None
             config = LoopConfig.from_dict(dict(row.session.settings))
@@ -275,19 +275,19 @@ class Runs:
             critique = self.ctx.models.critic().critique(CritiqueRequest(task, prompt, image, source))
         critique = apply_reward(critique, config.reward)
         with write_transaction(self.ctx.db) as db:
-            repo.get_round_for_user(db, int(round_id), user_id, write=True)
-            codec.add_critique(db, int(round_id), critique, config.reward, prompt, task, image, source)
+            repo.get_candidate_for_user(db, int(candidate_id), user_id, write=True)
+            codec.add_critique(db, int(candidate_id), critique, config.reward, prompt, task, image, source)
         return session_id
 
-    def round_image(self, username: str | None, round_id: int) -> Image.Image:
+    def candidate_image(self, username: str | None, candidate_id: int) -> Image.Image:
         """A stored round's image (to send it to Edit as a source)."""
         user_id = self.ctx.users.user(username)
         with self.ctx.db() as db:
-            return self.ctx.store.open(repo.get_round_for_user(db, int(round_id), user_id).image_sha256)
+            return self.ctx.store.open(repo.get_candidate_for_user(db, int(candidate_id), user_id).image_sha256)
 
-    def keep(self, username: str | None, round_id: int) -> str:
+    def keep(self, username: str | None, candidate_id: int) -> str:
         """Mark a stored image as the one the user keeps."""
         user_id = self.ctx.users.user(username)
         with write_transaction(self.ctx.db) as db:
-            row = repo.set_chosen(db, round_id=int(round_id), user_id=user_id, chosen=True)
+            row = repo.set_chosen(db, candidate_id=int(candidate_id), user_id=user_id, chosen=True)
             return f"Kept round {row.round_index + 1}, image #{row.candidate_index + 1}."

@@ -43,7 +43,7 @@ def session_cards(service: Services, username: str | None, search: str = "", lim
         counts = repo.round_counts(db, [row.id for row in rows])
         for row in rows:
             best_sha, best_reward, any_sha = None, None, None
-            for round_ in repo.session_rounds(db, row.id, user_id):
+            for round_ in repo.session_candidates(db, row.id, user_id):
                 any_sha = any_sha or round_.image_sha256
                 reward = round_.critiques[-1].reward if round_.critiques else None
                 if reward is not None and (best_reward is None or reward > best_reward):
@@ -53,6 +53,6 @@ def session_cards(service: Services, username: str | None, search: str = "", lim
             if sha is not None:
                 image = service.store.open(sha).copy()
                 image.thumbnail(THUMBNAIL)
-            cards.append(SessionCard(row.id, row.prompt or row.title, row.task, counts.get(row.id, 0),
+            cards.append(SessionCard(row.id, row.request or row.title, row.task, counts.get(row.id, 0),
                                      row.created_at, best_reward, image))
     return cards

@@ -21,7 +21,7 @@ from sqlalchemy import distinct, func, select
 from sqlalchemy.engine import make_url
 
 from storage.db import database_url
-from storage.models import Annotation, PairJudgement, PairSource, Role, Round, StudioSession
+from storage.models import Annotation, PairJudgement, PairSource, Role, CandidateRow, SessionRow
 from studio.context import AppContext
 from studio.users import RoleRequired
 
@@ -158,13 +158,13 @@ class Training:
         """What is ready for training: pairs with a human judgement, reviewed critiques, and the
         distinct prompts per task."""
         with self.ctx.db() as db:
-            judged = (select(PairJudgement.round_a_id, PairJudgement.round_b_id)
+            judged = (select(PairJudgement.candidate_a_id, PairJudgement.candidate_b_id)
                       .where(PairJudgement.source == PairSource.HUMAN).distinct().subquery())
             pairs = db.scalar(select(func.count()).select_from(judged)) or 0
             reviewed = db.scalar(select(func.count(distinct(Annotation.critique_id)))) or 0
-            prompts = dict(db.execute(select(StudioSession.task, func.count(distinct(Round.prompt)))
-                                      .join(StudioSession, Round.session_id == StudioSession.id)
-                                      .group_by(StudioSession.task)).all())
+            prompts = dict(db.execute(select(SessionRow.task, func.count(distinct(CandidateRow.request)))
+                                      .join(SessionRow, CandidateRow.session_id == SessionRow.id)
+                                      .group_by(SessionRow.task)).all())
         return {"pairs": int(pairs), "reviewed_critiques": int(reviewed),
                 "prompts_t2i": int(prompts.get("t2i", 0)), "prompts_edit": int(prompts.get("edit", 0))}
 

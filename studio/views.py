@@ -26,7 +26,7 @@ class CandidateView:
 
     round_index: int
     candidate: Candidate
-    round_id: int | None = None
+    candidate_id: int | None = None
 
     @property
     def candidate_index(self) -> int:
@@ -140,7 +140,7 @@ class RunView:
 
     @property
     def rounds(self) -> list[RoundView]:
-        return [RoundView(result, done, [CandidateView(result.index, c, self.run.round_id(result.index, c.index))
+        return [RoundView(result, done, [CandidateView(result.index, c, self.run.candidate_id(result.index, c.index))
                                          for c in result.candidates])
                 for result, done in self.run.rounds]
 
@@ -213,7 +213,7 @@ class RunView:
                 "round": round_.index, "prompt": round_.prompt, "pick": round_.pick, "proposal": round_.proposal,
                 "done": round_.done,
                 "candidates": [{
-                    "candidate": c.candidate_index, "round_id": c.round_id, "seed": c.seed, "reward": c.reward,
+                    "candidate": c.candidate_index, "candidate_id": c.candidate_id, "seed": c.seed, "reward": c.reward,
                     "critique": critique_dict(c.critique),
                     **({"image": data_url(c.image)} if images else {}),
                 } for c in round_.candidates],

@@ -72,9 +72,9 @@ def register_api(service: Services, gpu_limits: dict[str, Any], critic_limits: d
         return service.delete_session(username_of(request), session_id)
 
     @shown_errors
-    def keep(round_id: int, request: gr.Request = None) -> str:
+    def keep(candidate_id: int, request: gr.Request = None) -> str:
         """Mark a round's image as kept."""
-        return service.keep(username_of(request), round_id)
+        return service.keep(username_of(request), candidate_id)
 
     @shown_errors
     def stop(request: gr.Request = None) -> str:
@@ -133,21 +133,21 @@ def register_api(service: Services, gpu_limits: dict[str, Any], critic_limits: d
         return pair_json(service.next_pair(username_of(request), [str(k) for k in skipped or []]))
 
     @shown_errors
-    def pick_pair(round_a: int, round_b: int, preference: str, left_round: int = 0,
+    def pick_pair(candidate_a: int, candidate_b: int, preference: str, left_candidate: int = 0,
                   request: gr.Request = None) -> str:
-        """Record which image is better: "A" (round_a), "B" (round_b) or "tie"; left_round, when not
+        """Record which image is better: "A" (candidate_a), "B" (candidate_b) or "tie"; left_candidate, when not
         0, is the one you saw on the left."""
-        return service.pick_pair(username_of(request), round_a, round_b, preference, left_round or None)
+        return service.pick_pair(username_of(request), candidate_a, candidate_b, preference, left_candidate or None)
 
     @shown_errors
-    def pick_side(left_round: int, right_round: int, side: str, request: gr.Request = None) -> str:
+    def pick_side(left_candidate: int, right_candidate: int, side: str, request: gr.Request = None) -> str:
         """Pick as shown by next_pair: "left", "right" or "tie" (the side shown is stored)."""
-        return service.pick_side(username_of(request), left_round, right_round, side)
+        return service.pick_side(username_of(request), left_candidate, right_candidate, side)
 
     @shown_errors
-    def skip_pair(round_a: int, round_b: int, request: gr.Request = None) -> str:
+    def skip_pair(candidate_a: int, candidate_b: int, request: gr.Request = None) -> str:
         """Give a pair back to the queue without judging it."""
-        return service.skip_pair(username_of(request), round_a, round_b)
+        return service.skip_pair(username_of(request), candidate_a, candidate_b)
 
     @shown_errors
     def undo_pick(request: gr.Request = None) -> dict:

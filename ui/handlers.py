@@ -133,20 +133,20 @@ class StudioHandlers:
         """One more round of the Edit session with the (edited) refined prompt."""
         yield from self._stream(self.ui.edit, self._more(session_id, prompt, request), self._slider)
 
-    def _retry(self, panel: ResultsPanel, round_id: int | None, request: gr.Request) -> Values:
-        if round_id is None:
+    def _retry(self, panel: ResultsPanel, candidate_id: int | None, request: gr.Request) -> Values:
+        if candidate_id is None:
             raise gr.Error("There is no stored image to critique again.")
-        return mappers.result_values(panel, self.service.retry_critique(username_of(request), round_id))
+        return mappers.result_values(panel, self.service.retry_critique(username_of(request), candidate_id))
 
     @shown_errors
-    def retry_create(self, round_id: int | None, request: gr.Request) -> Values:
+    def retry_create(self, candidate_id: int | None, request: gr.Request) -> Values:
         """Critique the Create panel's image again (after a critique that did not parse)."""
-        return self._retry(self.ui.create, round_id, request)
+        return self._retry(self.ui.create, candidate_id, request)
 
     @shown_errors
-    def retry_edit(self, round_id: int | None, request: gr.Request) -> Values:
+    def retry_edit(self, candidate_id: int | None, request: gr.Request) -> Values:
         """Critique the Edit panel's image again (after a critique that did not parse)."""
-        return self._retry(self.ui.edit, round_id, request)
+        return self._retry(self.ui.edit, candidate_id, request)
 
     @shown_errors
     def stop(self, request: gr.Request) -> None:
@@ -154,11 +154,11 @@ class StudioHandlers:
         gr.Info(self.service.stop(username_of(request)))
 
     @shown_errors
-    def keep(self, round_id: int | None, request: gr.Request) -> None:
+    def keep(self, candidate_id: int | None, request: gr.Request) -> None:
         """Mark the shown image as kept."""
-        if round_id is None:
+        if candidate_id is None:
             raise gr.Error("No stored image to keep yet: wait for its round to finish (or run one).")
-        gr.Info(self.service.keep(username_of(request), round_id))
+        gr.Info(self.service.keep(username_of(request), candidate_id))
 
     def _open_session(self, session_id: str, request: gr.Request) -> RunView:
         """A session by id, with "not found" said in the user's terms (never the id itself)."""
@@ -232,11 +232,11 @@ class StudioHandlers:
         return values
 
     @shown_errors
-    def to_edit(self, round_id: int | None, request: gr.Request) -> Values:
+    def to_edit(self, candidate_id: int | None, request: gr.Request) -> Values:
         """Send the shown Create image to the Edit tab as its source."""
-        if round_id is None:
+        if candidate_id is None:
             raise gr.Error("No stored image yet: wait for its round to finish (or run one).")
-        values = {self.ui.source: self.service.round_image(username_of(request), round_id),
+        values = {self.ui.source: self.service.candidate_image(username_of(request), candidate_id),
                   self.ui.tabs: gr.Tabs(selected="edit")}
         if self.ui.upload_note is not None:
             values[self.ui.upload_note] = ""

@@ -39,14 +39,14 @@ class ResultsPanel:
     stop: gr.Button
     raw: gr.Textbox
     session: gr.State
-    round_id: gr.State
+    candidate_id: gr.State
     selected: gr.State
 
     @property
     def outputs(self) -> list[gr.components.Component]:
         """Every component `result_values` may set."""
         return [self.session, self.status, self.raw, self.scores, self.summary, self.refined, self.diff,
-                self.plot, self.gallery, self.retry, self.round_id, self.image, self.caption, self.selected]
+                self.plot, self.gallery, self.retry, self.candidate_id, self.image, self.caption, self.selected]
 
 
 @dataclass(eq=False)
@@ -161,7 +161,7 @@ def results_panel(prefix: str) -> ResultsPanel:
     return ResultsPanel(status=status, image=image, caption=caption, gallery=gallery, plot=plot, scores=scores,
                         summary=summary, retry=retry, keep=keep, use_prompt=use_prompt, edit_this=edit_this,
                         refined=refined, diff=diff, more=more, stop=stop, raw=raw, session=gr.State(""),
-                        round_id=gr.State(None), selected=gr.State(None))
+                        candidate_id=gr.State(None), selected=gr.State(None))
 
 
 REVIEW_KEYS = (("j / ↓, k / ↑", "next / previous dimension"), ("a · r · c", "accept · reject · correct it"),

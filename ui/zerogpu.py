@@ -8,7 +8,7 @@ each round's *generation* and each *critique batch* is its own GPU call, the loo
 between calls, and every call declares a duration computed from its own arguments (steps,
 candidates, image size; the number of critiques and their token budget), with a margin.
 
-How it is wired: `install(models)` makes the `rr_core.presets.Studio` hand out proxies whose
+How it is wired: `install(models)` makes the `rr_core.presets.Models` hand out proxies whose
 `generate`, `critique_many`, `critique` and `stream` go through the module-level functions below,
 decorated at import time (ZeroGPU wants its decorated functions to exist when the app starts). The
 arguments cross into ZeroGPU's worker process by pickling, so a proxy passes the model's key in

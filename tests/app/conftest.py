@@ -28,8 +28,8 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-class ScriptedStudio:
-    """A Studio-like object over the test doubles: each critique proposes "<request> refined"."""
+class ScriptedModels:
+    """A Models-like object over the test doubles: each critique proposes "<request> refined"."""
 
     def __init__(self) -> None:
         self.preset = SimpleNamespace(describe=lambda: {"preset": "scripted", "critic": {"t2i": "scripted-critic"},
@@ -51,9 +51,9 @@ class ScriptedStudio:
 
 
 def tiny_studio():
-    from rr_core.presets import Studio, resolve_preset
+    from rr_core.presets import Models, resolve_preset
 
-    return Studio(resolve_preset("tiny"))
+    return Models(resolve_preset("tiny"))
 
 
 def make_service(root: Path, studio, auth: AuthSettings | None = None, **kwargs) -> Services:

@@ -11,7 +11,7 @@ from PIL import Image
 from sqlalchemy import select
 
 from rr_core.images import data_url, decode_data_url
-from storage.models import Annotation, CritiqueRow, PairJudgement, Round, StudioSession
+from storage.models import Annotation, CritiqueRow, PairJudgement, CandidateRow, SessionRow
 from studio.users import LOCAL_USER
 from tests.app.conftest import launched, make_service, tiny_studio
 
@@ -36,19 +36,19 @@ def test_create_three_rounds_then_one_more(app_client):
                             api_name="/run_loop")
     assert result["done"] and result["stop_reason"] == "max_rounds"
     assert [r["round"] for r in result["rounds"]] == [0, 1, 2]
-    session = rows(service, StudioSession, StudioSession.id == result["session_id"])[0]
-    assert session.owner_id == LOCAL_USER and session.task == "t2i" and session.prompt == "a red fox in the snow"
-    stored = rows(service, Round, Round.session_id == session.id)
+    session = rows(service, SessionRow, SessionRow.id == result["session_id"])[0]
+    assert session.owner_id == LOCAL_USER and session.task == "t2i" and session.request == "a red fox in the snow"
+    stored = rows(service, CandidateRow, CandidateRow.session_id == session.id)
     assert sorted(r.round_index for r in stored) == [0, 1, 2]
-    assert stored[0].prompt == "a red fox in the snow"
+    assert stored[0].request == "a red fox in the snow"
     for api_round, row in zip(result["rounds"], sorted(stored, key=lambda r: r.round_index)):
         candidate = api_round["candidates"][0]
         # the generator's prompt of the round, and the request its images were judged against
-        assert candidate["round_id"] == row.id and row.used_prompt == api_round["prompt"]
-        assert row.prompt == "a red fox in the snow"
+        assert candidate["candidate_id"] == row.id and row.used_prompt == api_round["prompt"]
+        assert row.request == "a red fox in the snow"
         assert service.store.exists(row.image_sha256)
         assert decode_data_url(candidate["image"]).size == service.store.open(row.image_sha256).size
-        critique = rows(service, CritiqueRow, CritiqueRow.round_id == row.id)
+        critique = rows(service, CritiqueRow, CritiqueRow.candidate_id == row.id)
         # the tiny critic decodes under the critique grammar, so every critique parses in full
         assert len(critique) == 1 and critique[0].status == candidate["critique"]["status"] == "ok"
         assert critique[0].raw_text == candidate["critique"]["raw_text"]
@@ -56,9 +56,9 @@ def test_create_three_rounds_then_one_more(app_client):
 
     more = client.predict(session_id=session.id, prompt="a red fox, golden light", api_name="/refine_round")
     assert len(more["rounds"]) == 4 and more["rounds"][3]["prompt"] == "a red fox, golden light"
-    fourth = rows(service, Round, Round.session_id == session.id, Round.round_index == 3)
+    fourth = rows(service, CandidateRow, CandidateRow.session_id == session.id, CandidateRow.round_index == 3)
     assert len(fourth) == 1 and fourth[0].used_prompt == "a red fox, golden light"
-    assert fourth[0].prompt == "a red fox in the snow"  # continued rounds are judged against the same request
+    assert fourth[0].request == "a red fox in the snow"  # continued rounds are judged against the same request
 
 
 def test_edit_session(app_client):
@@ -67,10 +67,10 @@ def test_edit_session(app_client):
     result = client.predict(prompt="make the sky purple", rounds=2, steps=1, stop_threshold=0,
                             source_image=data_url(source), api_name="/run_loop")
     assert result["task"] == "edit" and len(result["rounds"]) == 2
-    stored = rows(service, Round, Round.session_id == result["session_id"])
+    stored = rows(service, CandidateRow, CandidateRow.session_id == result["session_id"])
     assert len(stored) == 2 and all(r.source_image_sha256 for r in stored)
     assert service.store.open(stored[0].source_image_sha256).size == (48, 40)
-    critiques = rows(service, CritiqueRow, CritiqueRow.round_id.in_([r.id for r in stored]))
+    critiques = rows(service, CritiqueRow, CritiqueRow.candidate_id.in_([r.id for r in stored]))
     assert len(critiques) == 2 and all(c.parsed["task"] == "edit" and c.status == "ok" for c in critiques)
 
 
@@ -79,18 +79,18 @@ def test_single_steps_generate_and_critique(app_client):
     generated = client.predict(prompt="a blue cube", steps=1, candidates=2, api_name="/generate")
     candidates = generated["rounds"][0]["candidates"]
     assert len(candidates) == 2 and all(c["critique"] is None for c in candidates)
-    assert len(rows(service, Round, Round.session_id == generated["session_id"])) == 2
+    assert len(rows(service, CandidateRow, CandidateRow.session_id == generated["session_id"])) == 2
     image = candidates[0]["image"]
     judged = client.predict(prompt="a blue cube", image=image, api_name="/critique")
     critique = judged["rounds"][0]["candidates"][0]["critique"]
     assert critique["status"] == "ok" and critique["raw_text"] and critique["reward"] is not None
-    stored = rows(service, Round, Round.session_id == judged["session_id"])
-    assert len(stored) == 1 and len(rows(service, CritiqueRow, CritiqueRow.round_id == stored[0].id)) == 1
+    stored = rows(service, CandidateRow, CandidateRow.session_id == judged["session_id"])
+    assert len(stored) == 1 and len(rows(service, CritiqueRow, CritiqueRow.candidate_id == stored[0].id)) == 1
 
 
 def test_annotate_pick_and_export(app_client):
     client, service = app_client
-    if not rows(service, Round):
+    if not rows(service, CandidateRow):
         client.predict(prompt="a teapot", rounds=2, steps=1, stop_threshold=0, api_name="/run_loop")
     item = client.predict(api_name="/annotation_queue")
     keys = [row["key"] for row in item["scores"]]
@@ -102,9 +102,9 @@ def test_annotate_pick_and_export(app_client):
     assert client.predict(api_name="/annotation_queue").get("critique_id") != item["critique_id"]
 
     pair = client.predict(api_name="/next_pair")
-    client.predict(round_a=pair["round_a"], round_b=pair["round_b"], preference="B", api_name="/pick_pair")
-    judged = rows(service, PairJudgement, PairJudgement.round_a_id == pair["round_a"])
-    assert [(j.round_b_id, j.preference, j.judge_id) for j in judged] == [(pair["round_b"], "B", LOCAL_USER)]
+    client.predict(candidate_a=pair["candidate_a"], candidate_b=pair["candidate_b"], preference="B", api_name="/pick_pair")
+    judged = rows(service, PairJudgement, PairJudgement.candidate_a_id == pair["candidate_a"])
+    assert [(j.candidate_b_id, j.preference, j.judge_id) for j in judged] == [(pair["candidate_b"], "B", LOCAL_USER)]
     stats = client.predict(api_name="/stats")
     assert stats["preference_pairs"] >= 1 and stats["annotated_critiques"] >= 1
 
@@ -122,7 +122,7 @@ def test_sessions_search_open_delete(app_client):
     opened = client.predict(session_id=made["session_id"], api_name="/session")
     assert opened["request"] == "a lighthouse at night" and len(opened["rounds"]) == 1
     client.predict(session_id=made["session_id"], api_name="/delete_session")
-    assert rows(service, StudioSession, StudioSession.id == made["session_id"]) == []
+    assert rows(service, SessionRow, SessionRow.id == made["session_id"]) == []
     assert client.predict(search="lighthouse", api_name="/sessions") == []
 
 

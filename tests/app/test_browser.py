@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 from sqlalchemy import select
 
-from storage.models import Annotation, CritiqueRow, PairJudgement, Round, StudioSession
+from storage.models import Annotation, CritiqueRow, PairJudgement, CandidateRow, SessionRow
 from tests.app.conftest import launched, make_service, tiny_studio
 from ui import browser
 from ui.screenshots import shoot
@@ -55,14 +55,14 @@ def check_scores_match(page, prefix: str, critique: CritiqueRow) -> None:
 def test_create_two_rounds(page_and_service, shots):
     page, service = page_and_service
     browser.run_create(page, "a red fox in the snow", rounds=2)
-    session = rows(service, StudioSession, StudioSession.prompt == "a red fox in the snow")[0]
-    stored = sorted(rows(service, Round, Round.session_id == session.id), key=lambda r: r.round_index)
+    session = rows(service, SessionRow, SessionRow.request == "a red fox in the snow")[0]
+    stored = sorted(rows(service, CandidateRow, CandidateRow.session_id == session.id), key=lambda r: r.round_index)
     assert [r.round_index for r in stored] == [0, 1]
     assert page.locator("#create-gallery img").count() >= 2
-    last = rows(service, CritiqueRow, CritiqueRow.round_id == stored[1].id)[0]
+    last = rows(service, CritiqueRow, CritiqueRow.candidate_id == stored[1].id)[0]
     check_scores_match(page, "create", last)
     refined = page.locator("#create-refined textarea").input_value()
-    assert refined == (stored[1].refined_prompt or stored[1].prompt)
+    assert refined == (stored[1].refined_request or stored[1].request)
     assert shoot(page, shots, "create").stat().st_size > 0
 
 
@@ -71,12 +71,12 @@ def test_edit_one_round(page_and_service, tmp_path, shots):
     source = tmp_path / "source.png"
     Image.new("RGB", (64, 48), (30, 144, 255)).save(source)
     browser.run_edit(page, source, "make the sky purple")
-    session = rows(service, StudioSession, StudioSession.prompt == "make the sky purple")[0]
+    session = rows(service, SessionRow, SessionRow.request == "make the sky purple")[0]
     assert session.task == "edit"
-    stored = rows(service, Round, Round.session_id == session.id)
+    stored = rows(service, CandidateRow, CandidateRow.session_id == session.id)
     assert len(stored) == 1 and stored[0].source_image_sha256
     assert page.locator("#edit-slider img").count() >= 1
-    check_scores_match(page, "edit", rows(service, CritiqueRow, CritiqueRow.round_id == stored[0].id)[0])
+    check_scores_match(page, "edit", rows(service, CritiqueRow, CritiqueRow.candidate_id == stored[0].id)[0])
     assert shoot(page, shots, "edit").stat().st_size > 0
 
 

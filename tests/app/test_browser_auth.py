@@ -12,8 +12,8 @@ from PIL import Image
 from sqlalchemy import select
 
 from studio.users import AuthSettings
-from storage.models import Annotation, CritiqueRow, PairJudgement, Round, StudioSession
-from tests.app.conftest import ScriptedStudio, launched, make_service
+from storage.models import Annotation, CritiqueRow, PairJudgement, CandidateRow, SessionRow
+from tests.app.conftest import ScriptedModels, launched, make_service
 from ui import browser
 from ui.browser import wait_text
 
@@ -25,7 +25,7 @@ AUTH = "alice:pa:designer,carol:pc:annotator"
 def annotator_page(module_dir):
     from playwright.sync_api import sync_playwright
 
-    service = make_service(module_dir, ScriptedStudio(), auth=AuthSettings.parse(AUTH))
+    service = make_service(module_dir, ScriptedModels(), auth=AuthSettings.parse(AUTH))
     source = Image.new("RGB", (40, 32), (30, 144, 255))
     list(service.run_loop("alice", "make the sky purple", {"rounds": 1, "steps": 1}, source_image=source))
     never_stop = {"rounds": 2, "steps": 1, "stop_threshold": None}
@@ -46,9 +46,9 @@ def rows(service, model, *where):
 
 
 def critique_of(service, prompt: str, round_index: int = 0) -> CritiqueRow:
-    session = rows(service, StudioSession, StudioSession.prompt == prompt)[0]
-    round_ = rows(service, Round, Round.session_id == session.id, Round.round_index == round_index)[0]
-    return rows(service, CritiqueRow, CritiqueRow.round_id == round_.id)[0]
+    session = rows(service, SessionRow, SessionRow.request == prompt)[0]
+    round_ = rows(service, CandidateRow, CandidateRow.session_id == session.id, CandidateRow.round_index == round_index)[0]
+    return rows(service, CritiqueRow, CritiqueRow.candidate_id == round_.id)[0]
 
 
 def saved(service, critique: CritiqueRow) -> dict[str, tuple]:

@@ -8,7 +8,7 @@ import re
 import pytest
 from sqlalchemy import func, select
 
-from storage.models import StudioSession
+from storage.models import SessionRow
 from tests.app.conftest import launched, make_service
 from tests.app.test_designer import varied_studio
 from ui import browser
@@ -44,7 +44,7 @@ def page(request, app_url):
 
 def session_count(service) -> int:
     with service.sessions() as db:
-        return db.scalar(select(func.count()).select_from(StudioSession))
+        return db.scalar(select(func.count()).select_from(SessionRow))
 
 
 def toast(page, text: str) -> None:

@@ -13,10 +13,10 @@ import pytest
 from PIL import Image
 from sqlalchemy import select
 
-from storage.models import Annotation, CritiqueRow, PairJudgement, ReviewLease, Round, StudioSession
+from storage.models import Annotation, CritiqueRow, PairJudgement, ReviewLease, CandidateRow, SessionRow
 from studio.review import left_first
 from studio.users import AuthSettings
-from tests.app.conftest import ScriptedStudio, launched, make_service
+from tests.app.conftest import ScriptedModels, launched, make_service
 from ui import browser
 from ui.browser import wait_text
 
@@ -28,7 +28,7 @@ AUTH = "alice:pa:designer,carol:pc:annotator"
 def flow(module_dir):
     from playwright.sync_api import sync_playwright
 
-    service = make_service(module_dir, ScriptedStudio(), auth=AuthSettings.parse(AUTH))
+    service = make_service(module_dir, ScriptedModels(), auth=AuthSettings.parse(AUTH))
     list(service.run_loop("alice", "make the sky purple", {"rounds": 1, "steps": 1},
                           source_image=Image.new("RGB", (40, 32), (30, 144, 255))))
     list(service.run_loop("alice", "a red fox in the snow", {"rounds": 3, "steps": 1, "stop_threshold": None}))
@@ -51,9 +51,9 @@ def rows(service, model, *where):
 def critiques(service) -> dict[str, int]:
     """"edit" and "round N" -> critique id."""
     found = {}
-    for session in rows(service, StudioSession):
-        for round_ in rows(service, Round, Round.session_id == session.id):
-            critique = rows(service, CritiqueRow, CritiqueRow.round_id == round_.id)[0]
+    for session in rows(service, SessionRow):
+        for round_ in rows(service, CandidateRow, CandidateRow.session_id == session.id):
+            critique = rows(service, CritiqueRow, CritiqueRow.candidate_id == round_.id)[0]
             found["edit" if session.task == "edit" else f"round {round_.round_index + 1}"] = critique.id
     return found
 
@@ -146,14 +146,14 @@ def test_the_whole_annotator_flow_with_the_keyboard(flow):
     wait_text(page, "#pair-request", "No pairs left")
     wait_text(page, "#pair-progress", "Compared 3 by you · 0 left for you")
 
-    by_index = {r.id: f"round {r.round_index + 1} · #1" for r in rows(service, Round)}
+    by_index = {r.id: f"round {r.round_index + 1} · #1" for r in rows(service, CandidateRow)}
     judged = rows(service, PairJudgement)
     assert [(j.judge_id, j.preference) for j in judged] == [("carol", "A"), ("carol", "B"), ("carol", "tie")]
     for j, (left, right) in zip(judged, shown):
-        assert j.left_round_id == j.round_a_id  # the left image is stored as the side shown
-        assert f"Left: {by_index[j.round_a_id]}" in left and f"Right: {by_index[j.round_b_id]}" in right
-        low, high = sorted((j.round_a_id, j.round_b_id))
-        assert (j.left_round_id == low) is left_first(low, high)
+        assert j.left_candidate_id == j.candidate_a_id  # the left image is stored as the side shown
+        assert f"Left: {by_index[j.candidate_a_id]}" in left and f"Right: {by_index[j.candidate_b_id]}" in right
+        low, high = sorted((j.candidate_a_id, j.candidate_b_id))
+        assert (j.left_candidate_id == low) is left_first(low, high)
     left_share = sum(1 for j in judged if j.preference == "A") / 2
     assert f"your left picks: {left_share:.0%}" in page.locator("#pair-progress").inner_text()
     # Every pair handed out was judged; round 3, still open in the Review view, stays leased to carol.

@@ -8,7 +8,7 @@ import pytest
 from gradio_client import Client
 from sqlalchemy import select
 
-from storage.models import CritiqueRow, Round, StudioSession
+from storage.models import CritiqueRow, CandidateRow, SessionRow
 from tests.app.conftest import launched, make_service, tiny_studio
 
 pytestmark = pytest.mark.slow
@@ -27,18 +27,18 @@ def test_ten_concurrent_sessions(module_dir):
         with ThreadPoolExecutor(SESSIONS) as pool:
             results = list(pool.map(one, range(SESSIONS)))
         with service.sessions() as db:
-            sessions = list(db.scalars(select(StudioSession)))
+            sessions = list(db.scalars(select(SessionRow)))
             assert len(sessions) == SESSIONS
             for i, result in enumerate(results):
                 assert result["request"] == f"prompt number {i}: a cat with {i} hats"
-                session = db.get(StudioSession, result["session_id"])
-                assert session.prompt == result["request"]
-                rounds = list(db.scalars(select(Round).where(Round.session_id == session.id)
-                                         .order_by(Round.round_index)))
+                session = db.get(SessionRow, result["session_id"])
+                assert session.request == result["request"]
+                rounds = list(db.scalars(select(CandidateRow).where(CandidateRow.session_id == session.id)
+                                         .order_by(CandidateRow.round_index)))
                 assert [r.round_index for r in rounds] == [0, 1]
-                assert rounds[0].prompt == session.prompt and all(r.seed == i for r in rounds)
-                assert [r.id for r in rounds] == [x["candidates"][0]["round_id"] for x in result["rounds"]]
+                assert rounds[0].request == session.request and all(r.seed == i for r in rounds)
+                assert [r.id for r in rounds] == [x["candidates"][0]["candidate_id"] for x in result["rounds"]]
                 for row in rounds:
-                    critiques = list(db.scalars(select(CritiqueRow).where(CritiqueRow.round_id == row.id)))
+                    critiques = list(db.scalars(select(CritiqueRow).where(CritiqueRow.candidate_id == row.id)))
                     assert len(critiques) == 1
-            assert len({r.id for r in db.scalars(select(Round))}) == 2 * SESSIONS
+            assert len({r.id for r in db.scalars(select(CandidateRow))}) == 2 * SESSIONS

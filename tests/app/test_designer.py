@@ -14,7 +14,7 @@ from PIL import Image
 
 from studio.uploads import HARD_CAP_PIXELS, prepare_upload
 from studio.views import REWARD_SERIES, history_svg
-from tests.app.conftest import ScriptedStudio, make_service
+from tests.app.conftest import ScriptedModels, make_service
 from tests.scripted import ScriptedCritic, critique_text
 from ui import mappers
 from ui.examples import T2I_EXAMPLES, edit_examples
@@ -28,10 +28,10 @@ def signed_in(name: str | None = None) -> SimpleNamespace:
     return SimpleNamespace(username=name, session={})
 
 
-def varied_studio(scores=(3.0, 2.0, 1.5, 1.0)) -> ScriptedStudio:
+def varied_studio(scores=(3.0, 2.0, 1.5, 1.0)) -> ScriptedModels:
     """Critiques whose scores fall round by round (the first image is the best), each proposing a
     refined prompt that names its round."""
-    studio = ScriptedStudio()
+    studio = ScriptedModels()
     counter = itertools.count()
 
     def script(conversation):
@@ -152,7 +152,7 @@ def test_selecting_a_thumbnail_shows_that_images_critique(service, ui):
     second = view.candidates[1]
     shown = handlers.select_create(view.session_id, SimpleNamespace(index=1), request=signed_in())
     assert reward_in(shown[panel.scores]) == f"{second.reward:.2f}" == "0.33"
-    assert shown[panel.round_id] == second.round_id
+    assert shown[panel.candidate_id] == second.candidate_id
     assert shown[panel.raw] == second.critique.raw_text
     assert "Round 2" in shown[panel.caption] and "0.33" in shown[panel.caption]
     assert shown[panel.image] is not None and shown[panel.selected] == (1, 0)
@@ -180,7 +180,7 @@ def test_stop_keeps_the_finished_rounds_on_screen(service, ui):
     values = mappers.result_values(ui.create, view)
     assert "No critique yet" not in values[ui.create.scores]
     assert reward_in(values[ui.create.scores]) == "0.67"
-    assert values[ui.create.round_id] is not None and values[ui.create.image] is not None
+    assert values[ui.create.candidate_id] is not None and values[ui.create.image] is not None
     assert len(values[ui.create.gallery]) == 2  # the cut-short round's image is still there
 
 
@@ -258,7 +258,7 @@ def test_the_health_line_ticks_until_the_models_are_ready(service, ui):
 
 
 def test_the_header_line_names_models_not_server_paths(tmp_path):
-    studio = ScriptedStudio()
+    studio = ScriptedModels()
     studio.preset = SimpleNamespace(describe=lambda: {
         "preset": "tiny", "critic": {"t2i": "/root/.cache/rr/tiny-qwen3-vl-critic"},
         "generators": {"t2i": "/root/.cache/rr/tiny-sd"}, "banner": "Offline demo mode: long text. More text."})

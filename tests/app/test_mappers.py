@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from studio.users import AuthSettings
 from storage.models import Annotation, PairJudgement
-from tests.app.conftest import ScriptedStudio, make_service
+from tests.app.conftest import ScriptedModels, make_service
 from ui import mappers
 from ui.handlers import StudioHandlers
 from ui.panels import StudioUI, agreement_panel, annotate_panel, pair_panel, results_panel
@@ -33,7 +33,7 @@ def signed_in(name: str | None) -> SimpleNamespace:
 
 @pytest.fixture()
 def service(tmp_path):
-    service = make_service(tmp_path, ScriptedStudio(), auth=AuthSettings.parse(AUTH))
+    service = make_service(tmp_path, ScriptedModels(), auth=AuthSettings.parse(AUTH))
     yield service
     service.engine.dispose()
 
@@ -81,7 +81,7 @@ def test_result_values_name_each_component(service, panels):
     assert values[panel.status].startswith("Done")
     assert "scored against your request" in values[panel.status]
     assert values[panel.refined] == view.next_prompt and view.next_prompt.endswith("refined")
-    assert values[panel.round_id] == view.best_candidate.round_id  # the best image is the one to keep
+    assert values[panel.candidate_id] == view.best_candidate.candidate_id  # the best image is the one to keep
     assert len(values[panel.gallery]) == 2
     assert values[panel.retry]["visible"] is False
     assert "<svg" in values[panel.plot] and values[panel.plot].count("<circle") == 8  # 3 dims + reward, 2 rounds
@@ -160,8 +160,8 @@ def test_pair_values_name_the_sides_as_the_gallery_does(panels):
     image = Image.new("RGB", (8, 8))
     progress = {"mine": 1, "remaining": 2, "everyone": 1, "total": 3, "left_share": 1.0}
     pair = {"key": "pair:3-5", "request": "a fox", "progress": progress,
-            "left": {"round_id": 5, "label": "round 2 · #1", "prompt": "a red fox", "image": image},
-            "right": {"round_id": 3, "label": "round 1 · #1", "prompt": "a fox", "image": image}}
+            "left": {"candidate_id": 5, "label": "round 2 · #1", "prompt": "a red fox", "image": image},
+            "right": {"candidate_id": 3, "label": "round 1 · #1", "prompt": "a fox", "image": image}}
     values = mappers.pair_values(panel, pair, {"skipped": []})
     assert values[panel.pair] == {"left": 5, "right": 3, "key": "pair:3-5"}
     assert values[panel.image_left]["label"] == "Left: round 2 · #1"
@@ -234,7 +234,7 @@ def test_picks_are_recorded_for_the_signed_in_user(service, panels):
     pair = shown[panels.pair.pair]
     handlers.pick_right(pair, shown[panels.pair.trail], request=signed_in("carol"))
     with service.sessions() as db:
-        judged = [(j.round_a_id, j.round_b_id, j.preference, j.judge_id, j.left_round_id)
+        judged = [(j.candidate_a_id, j.candidate_b_id, j.preference, j.judge_id, j.left_candidate_id)
                   for j in db.scalars(select(PairJudgement))]
     assert judged == [(pair["left"], pair["right"], "B", "carol", pair["left"])]
 

@@ -11,21 +11,21 @@ from sqlalchemy import select
 
 from storage.models import Annotation, PairJudgement
 from studio.users import AuthSettings
-from tests.app.conftest import ScriptedStudio, launched, make_service
+from tests.app.conftest import ScriptedModels, launched, make_service
 
 AUTH = "alice:pa:designer,carol:pc:annotator,dave:pd:annotator,erin:pe:admin"
 REVIEW_ENDPOINTS = [
     ("/annotation_queue", {}), ("/review_critique", {"critique_id": 1}), ("/skip_critique", {"critique_id": 1}),
     ("/undo_annotation", {}), ("/critique_progress", {}), ("/next_pair", {}),
-    ("/pick_side", {"left_round": 1, "right_round": 2, "side": "left"}),
-    ("/skip_pair", {"round_a": 1, "round_b": 2}), ("/undo_pick", {}), ("/pair_progress", {}),
+    ("/pick_side", {"left_candidate": 1, "right_candidate": 2, "side": "left"}),
+    ("/skip_pair", {"candidate_a": 1, "candidate_b": 2}), ("/undo_pick", {}), ("/pair_progress", {}),
     ("/agreement", {}), ("/disagreements", {}),
 ]
 
 
 @pytest.fixture(scope="module")
 def app(module_dir):
-    service = make_service(module_dir, ScriptedStudio(), auth=AuthSettings.parse(AUTH))
+    service = make_service(module_dir, ScriptedModels(), auth=AuthSettings.parse(AUTH))
     list(service.run_loop("alice", "make the sky purple", {"rounds": 1, "steps": 1},
                           source_image=Image.new("RGB", (40, 32), (30, 144, 255))))
     list(service.run_loop("alice", "a red fox in the snow", {"rounds": 2, "steps": 1, "stop_threshold": None}))
@@ -60,7 +60,7 @@ def test_the_disagreement_queue_is_for_admins(app):
 def test_no_endpoint_lets_an_annotator_judge_as_someone_else(app):
     url, service = app
     carol = client(url, "carol")
-    for api_name, kwargs in (("/pick_side", {"left_round": 1, "right_round": 2, "side": "left", "judge": "dave"}),
+    for api_name, kwargs in (("/pick_side", {"left_candidate": 1, "right_candidate": 2, "side": "left", "judge": "dave"}),
                              ("/annotate", {"critique_id": 1, "verdicts": {}, "annotator": "dave"})):
         with pytest.raises(Exception):
             carol.predict(api_name=api_name, **kwargs)
@@ -89,12 +89,12 @@ def test_two_annotators_get_different_items_and_each_judgement_is_their_own(app)
     assert pair["left"]["image"].startswith("data:image/png;base64,")
     other = dave.predict(api_name="/next_pair")
     assert other == {}  # the only pair is leased to carol
-    note = carol.predict(left_round=pair["left"]["round_id"], right_round=pair["right"]["round_id"], side="right",
+    note = carol.predict(left_candidate=pair["left"]["candidate_id"], right_candidate=pair["right"]["candidate_id"], side="right",
                          api_name="/pick_side")
     assert note == f"Recorded {pair['right']['label']} as better."
     (judged,) = rows(service, PairJudgement)
-    assert (judged.judge_id, judged.round_a_id, judged.round_b_id, judged.preference, judged.left_round_id) == (
-        "carol", pair["left"]["round_id"], pair["right"]["round_id"], "B", pair["left"]["round_id"])
+    assert (judged.judge_id, judged.candidate_a_id, judged.candidate_b_id, judged.preference, judged.left_candidate_id) == (
+        "carol", pair["left"]["candidate_id"], pair["right"]["candidate_id"], "B", pair["left"]["candidate_id"])
     assert carol.predict(api_name="/pair_progress") == {"mine": 1, "remaining": 0, "everyone": 1, "total": 1,
                                                         "left_share": 0.0}
     assert dave.predict(api_name="/next_pair")["key"] == pair["key"]  # free again once judged

@@ -8,7 +8,7 @@ from rr_core.critics import factory
 from rr_core.critics.factory import CRITIC_KINDS, UnknownCriticKind, build_critic, critic_config
 from rr_core.critics.openai_critic import OpenAICriticConfig
 from rr_core.critics.transformers_critic import TransformersCritic, TransformersCriticConfig
-from rr_core.presets import Studio, resolve_preset
+from rr_core.presets import Models, resolve_preset
 from rr_core.rubric import Task
 from tests.critics.conftest import solid
 
@@ -80,7 +80,7 @@ def recorded(monkeypatch):
 
 def test_the_app_presets_load_through_the_factory(recorded):
     preset = resolve_preset("remote", critic_url="http://127.0.0.1:9", env={})
-    Studio(preset)._load_critic(preset.critic_settings[Task.T2I])
+    Models(preset)._load_critic(preset.critic_settings[Task.T2I])
     assert recorded == [("openai", preset.critic_settings[Task.T2I])]
 
 

@@ -56,7 +56,7 @@ def _requests():
 
 
 def test_each_task_goes_to_its_own_critic_server():
-    from rr_core.presets import Studio
+    from rr_core.presets import Models
     from tests import critique_texts as texts
     from tests.critics.servers import MisbehavingPeer, answer
 
@@ -66,7 +66,7 @@ def test_each_task_goes_to_its_own_critic_server():
         preset = resolve_preset("auto", env={"RR_CRITIC_T2I_URL": t2i_peer.url, "RR_CRITIC_EDIT_URL": edit_peer.url,
                                              "RR_CRITIC_EDIT_MODEL": "rr-edit"})
         assert preset.name == "remote"
-        router = Studio(preset).critic()
+        router = Models(preset).critic()
         router.critique_many([t2i, edit, t2i])
         router.critique(edit)
     assert len(t2i_peer.requests) == 2 and len(edit_peer.requests) == 2
@@ -112,12 +112,12 @@ def test_a_hanging_start_up_check_holds_no_lock_a_generation_needs(monkeypatch):
     import time
 
     from rr_core.errors import CriticUnavailable
-    from rr_core.presets import Studio
+    from rr_core.presets import Models
     from tests.critics.servers import MisbehavingPeer
 
     monkeypatch.setattr("rr_core.generators.factory.load_generator", lambda config: f"generator {config.task.value}")
     with MisbehavingPeer([(200, "{}", 0.0)], models_delay_s=20.0) as peer:
-        studio = Studio(resolve_preset("remote", env={"RR_CRITIC_URL": peer.url, "RR_CRITIC_TIMEOUT": "1"}))
+        studio = Models(resolve_preset("remote", env={"RR_CRITIC_URL": peer.url, "RR_CRITIC_TIMEOUT": "1"}))
         errors = []
         warm_up = threading.Thread(target=lambda: errors.append(_raised(studio.critic)))
         started = time.monotonic()

@@ -34,7 +34,7 @@ def studio_db(tmp_path, monkeypatch):
             services.annotate(None, item["critique_id"], {"text_faithfulness": {"verdict": "accept"}})
         for preference in ("A", "B"):
             pair = services.next_pair(None)
-            services.pick_pair(None, pair["round_a"], pair["round_b"], preference)
+            services.pick_pair(None, pair["candidate_a"], pair["candidate_b"], preference)
     finally:
         services.engine.dispose()
     return f"sqlite:///{data / 'studio.sqlite3'}"

@@ -11,11 +11,11 @@ from sqlalchemy import select
 
 from rr_core.generators.tiny import ensure_tiny_lora
 from rr_core.model_identity import artefact_id
-from rr_core.presets import Artefacts, Studio, resolve_preset
+from rr_core.presets import Artefacts, Models, resolve_preset
 from storage.db import make_engine
 from storage.images import ImageStore
 from storage.migrate import upgrade_to_head
-from storage.models import CritiqueRow, Round
+from storage.models import CritiqueRow, CandidateRow
 from studio.container import Services
 from studio.refine import main as studio_refine
 
@@ -27,7 +27,7 @@ def services_over(root: Path, models=None) -> Services:
     url = f"sqlite:///{root / 'studio.sqlite3'}"
     engine = make_engine(url)
     upgrade_to_head(engine)
-    return Services(models or Studio(resolve_preset("tiny", env={})), engine, ImageStore(root / "images"),
+    return Services(models or Models(resolve_preset("tiny", env={})), engine, ImageStore(root / "images"),
                     exports_dir=root / "exports", database_url_text=url)
 
 
@@ -35,15 +35,15 @@ def test_app_session_records_the_student_and_the_lora(tmp_path, critic_adapter):
     lora = ensure_tiny_lora()
     preset = resolve_preset("tiny", env={}, artefacts=Artefacts(critic_adapter=str(critic_adapter),
                                                                 t2i_lora=str(lora)))
-    services = services_over(tmp_path, Studio(preset))
+    services = services_over(tmp_path, Models(preset))
     try:
         view = None
         for view in services.run_loop(None, "three red circles", FAST):
             pass
-        assert view is not None and view.run.round_ids
+        assert view is not None and view.run.candidate_ids
         with services.sessions() as db:
             critique = db.scalars(select(CritiqueRow)).one()
-            row = db.scalars(select(Round)).one()
+            row = db.scalars(select(CandidateRow)).one()
             assert critique.model_id == artefact_id(critic_adapter)
             assert row.generator_settings["model"].endswith(f"+{artefact_id(lora)}")
         # The view says which models made the result.
@@ -89,8 +89,8 @@ def test_cli_user_and_bad_input(tmp_path, monkeypatch, capsys):
     services = services_over(tmp_path)
     try:
         with services.sessions() as db:
-            from storage.models import StudioSession
-            owners = db.scalars(select(StudioSession.owner_id)).all()
+            from storage.models import SessionRow
+            owners = db.scalars(select(SessionRow.owner_id)).all()
         assert owners == ["alice"]
     finally:
         services.engine.dispose()

@@ -23,7 +23,7 @@ def reviewed_session(services, request: str, preference: str) -> None:
         services.annotate(None, item["critique_id"], {"text_faithfulness": (
             {"verdict": "correct", "score": 4.0} if first else {"verdict": "accept"})})
     pair = services.next_pair(None)
-    services.pick_pair(None, pair["round_a"], pair["round_b"], preference)
+    services.pick_pair(None, pair["candidate_a"], pair["candidate_b"], preference)
 
 
 def sft_from_parrot_export(services, tmp_path: Path) -> tuple[dict, list[dict]]:

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from tests.app.conftest import ScriptedStudio, launched, make_service
+from tests.app.conftest import ScriptedModels, launched, make_service
 from ui import browser
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -18,7 +18,7 @@ def test_an_admin_sees_counts_commands_and_runs(tmp_path, monkeypatch):
     monkeypatch.setenv("RR_DATA_DIR", str(tmp_path))
     from playwright.sync_api import sync_playwright
 
-    service = make_service(module_dir, ScriptedStudio())
+    service = make_service(module_dir, ScriptedModels())
     list(service.run_loop(None, "a red kite", {"rounds": 1, "candidates": 2, "stop_threshold": None}))
     run = module_dir / "runs" / "rl-t2i"
     run.mkdir(parents=True)

@@ -22,7 +22,7 @@ def filled(tmp_path):
         item = services.next_critique(None)
         services.annotate(None, item["critique_id"], {"text_faithfulness": {"verdict": "accept"}})
     pair = services.next_pair(None)
-    services.pick_pair(None, pair["round_a"], pair["round_b"], "A")
+    services.pick_pair(None, pair["candidate_a"], pair["candidate_b"], "A")
     yield services
     services.engine.dispose()
 

@@ -19,12 +19,12 @@ from sqlalchemy import select
 from rr_core.critics.chat_model import ChatModel
 from rr_core.critics.transformers_critic import TransformersCriticConfig
 from rr_core.model_identity import artefact_id
-from rr_core.presets import Artefacts, Studio, adapter_base, resolve_preset
+from rr_core.presets import Artefacts, Models, adapter_base, resolve_preset
 from rr_core.serve import build_app, served_name
 from storage.db import make_engine
 from storage.images import ImageStore
 from storage.migrate import upgrade_to_head
-from storage.models import CritiqueRow, Round
+from storage.models import CritiqueRow, CandidateRow
 from studio.container import Services
 from studio.refine import main as studio_refine
 
@@ -36,7 +36,7 @@ def services_for(data: Path, artefacts: Artefacts | None = None) -> Services:
     url = f"sqlite:///{data / 'studio.sqlite3'}"
     engine = make_engine(url)
     upgrade_to_head(engine)
-    return Services(Studio(resolve_preset("tiny", env={}, artefacts=artefacts)), engine, ImageStore(data / "images"),
+    return Services(Models(resolve_preset("tiny", env={}, artefacts=artefacts)), engine, ImageStore(data / "images"),
                     exports_dir=data / "exports", database_url_text=url)
 
 
@@ -61,7 +61,7 @@ def test_the_whole_flywheel(tmp_path, monkeypatch):
             app.annotate(None, item["critique_id"], {"text_faithfulness": {"verdict": "accept"}})
         for preference in ("A", "B"):
             pair = app.next_pair(None)
-            app.pick_pair(None, pair["round_a"], pair["round_b"], preference)
+            app.pick_pair(None, pair["candidate_a"], pair["candidate_b"], preference)
     finally:
         app.engine.dispose()
 
@@ -102,7 +102,7 @@ def test_the_whole_flywheel(tmp_path, monkeypatch):
     try:
         latest = app.list_sessions(None)[0]
         with app.sessions() as db:
-            rows = db.scalars(select(Round).where(Round.session_id == latest["id"])).all()
+            rows = db.scalars(select(CandidateRow).where(CandidateRow.session_id == latest["id"])).all()
             assert rows and all(r.generator_settings["model"].endswith(f"+{artefact_id(lora)}") for r in rows)
             assert all(r.critiques[-1].model_id == student_id for r in rows)
     finally:

@@ -107,15 +107,15 @@ def cross_user_api_probes(url: str) -> list[tuple[str, bool]]:
     alice = client(url, "alice")
     run = alice.predict(prompt="alice's private castle", rounds=2, steps=1, stop_threshold=0, api_name="/run_loop")
     sid = run["session_id"]
-    rid, rid2 = (r["candidates"][0]["round_id"] for r in run["rounds"])
+    rid, rid2 = (r["candidates"][0]["candidate_id"] for r in run["rounds"])
     attempts = {
         "bob": [("/session", {"session_id": sid}), ("/refine_round", {"session_id": sid, "prompt": "x"}),
-                ("/delete_session", {"session_id": sid}), ("/keep", {"round_id": rid}),
-                ("/pick_pair", {"round_a": rid, "round_b": rid2, "preference": "A"}),
+                ("/delete_session", {"session_id": sid}), ("/keep", {"candidate_id": rid}),
+                ("/pick_pair", {"candidate_a": rid, "candidate_b": rid2, "preference": "A"}),
                 ("/annotate", {"critique_id": 1, "verdicts": {"text_faithfulness": {"verdict": "reject"}}}),
                 ("/annotation_queue", {}), ("/next_pair", {}), ("/export", {"format": "pairs"})],
         "dave": [("/refine_round", {"session_id": sid, "prompt": "x"}), ("/delete_session", {"session_id": sid}),
-                 ("/keep", {"round_id": rid})],
+                 ("/keep", {"candidate_id": rid})],
     }
     results = []
     for user, calls in attempts.items():

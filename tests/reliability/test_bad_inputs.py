@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import select
 
 from rr_core.errors import RRError
-from storage.models import StudioSession
+from storage.models import SessionRow
 from studio.settings import run_settings
 from tests.studio.conftest import make_services
 
@@ -57,7 +57,7 @@ def test_bad_run_settings_are_refused_by_name_and_write_nothing(services, settin
     for call in calls:
         assert message in _message(call)
     with services.sessions() as db:
-        assert list(db.scalars(select(StudioSession))) == []
+        assert list(db.scalars(select(SessionRow))) == []
 
 
 def test_integral_floats_from_number_boxes_count_as_whole_numbers():
@@ -79,7 +79,7 @@ BAD_IDS = [(2**63, "between 1 and"), (2**64 + 5, "between 1 and"), (1.5, "whole 
 def test_bad_ids_get_a_specific_message(services, value, message):
     for what, call in (("round id", lambda: services.keep(None, value)),
                        ("round id", lambda: services.retry_critique(None, value)),
-                       ("round id", lambda: services.round_image(None, value)),
+                       ("round id", lambda: services.candidate_image(None, value)),
                        ("critique id", lambda: services.annotate(None, value, {"text_faithfulness": {"verdict": "accept"}})),
                        ("round id", lambda: services.pick_pair(None, value, 1, "A")),
                        ("round id", lambda: services.pick_pair(None, 1, value, "A"))):

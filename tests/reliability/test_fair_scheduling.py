@@ -95,10 +95,10 @@ def test_a_second_users_run_goes_before_the_first_users_next_one(tmp_path):
 @pytest.mark.parametrize("remote_critic", [False, True])
 def test_a_retried_critique_takes_a_gpu_turn_unless_the_critic_is_remote(tmp_path, remote_critic):
     services = make_services(tmp_path, ScriptedModels(), max_runs_per_user=3, remote_critic=remote_critic)
-    round_id = list(services.run_loop(None, "a kite", {"rounds": 1}))[-1].rounds[0].candidates[0].round_id
+    candidate_id = list(services.run_loop(None, "a kite", {"rounds": 1}))[-1].rounds[0].candidates[0].candidate_id
     holder = services.runs.slots.submit("someone-else")  # another user's job holds the GPU
     assert holder.granted.is_set()
-    retried = threading.Thread(target=services.retry_critique, args=(None, round_id))
+    retried = threading.Thread(target=services.retry_critique, args=(None, candidate_id))
     retried.start()
     retried.join(2)
     assert retried.is_alive() is not remote_critic  # a local critic waits for its turn; a remote one does not

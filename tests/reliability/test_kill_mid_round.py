@@ -14,7 +14,7 @@ from sqlalchemy import select, text
 from storage.db import make_engine, make_session_factory
 from storage.gc import collect_garbage
 from storage.images import ImageStore
-from storage.models import CritiqueRow, Round, StudioSession
+from storage.models import CritiqueRow, CandidateRow, SessionRow
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -55,14 +55,14 @@ def check_after_kill(root: Path, acknowledged: int) -> dict[str, int]:
     store = ImageStore(root / "images")
     with factory() as db:
         assert db.execute(text("PRAGMA integrity_check")).scalar() == "ok"
-        sessions = list(db.scalars(select(StudioSession)))
-        rounds = list(db.scalars(select(Round)))
+        sessions = list(db.scalars(select(SessionRow)))
+        rounds = list(db.scalars(select(CandidateRow)))
         critiques = list(db.scalars(select(CritiqueRow)))
     assert len(sessions) == 1
     stored_rounds = {r.round_index for r in rounds}
     assert len(stored_rounds) >= acknowledged and len(rounds) == 2 * len(stored_rounds)
     assert all(store.path(r.image_sha256).is_file() for r in rounds)  # no row without its file
-    assert {c.round_id for c in critiques} == {r.id for r in rounds}  # every image critiqued, none orphaned
+    assert {c.candidate_id for c in critiques} == {r.id for r in rounds}  # every image critiqued, none orphaned
     orphans = collect_garbage(factory, store, grace_s=0, dry_run=True)
     assert len(orphans) <= 2  # at most the killed round's two images
     collect_garbage(factory, store, grace_s=0)

@@ -12,7 +12,7 @@ import pytest
 from gradio_client.exceptions import AppError
 
 from studio.users import AuthSettings
-from tests.app.conftest import ScriptedStudio, launched, make_service
+from tests.app.conftest import ScriptedModels, launched, make_service
 from tests.reliability.probes import (
     AUTH,
     cross_user_api_probes,
@@ -25,7 +25,7 @@ from tests.reliability.probes import (
 
 @pytest.fixture(scope="module")
 def app_url(module_dir):
-    service = make_service(module_dir, ScriptedStudio(), auth=AuthSettings.parse(AUTH))
+    service = make_service(module_dir, ScriptedModels(), auth=AuthSettings.parse(AUTH))
     with launched(service) as url:
         yield url, service
 
@@ -66,15 +66,15 @@ def test_gradio_routes_are_tied_to_the_signed_in_user(app_url):
 
 
 @pytest.mark.parametrize("api_name, kwargs, message", [
-    ("/keep", {"round_id": 2**63}, "round id must be between 1 and"),
-    ("/keep", {"round_id": 1.5}, "round id must be a whole number"),
+    ("/keep", {"candidate_id": 2**63}, "round id must be between 1 and"),
+    ("/keep", {"candidate_id": 1.5}, "round id must be a whole number"),
     ("/annotate", {"critique_id": 1, "verdicts": "accept"}, "verdicts must be a mapping"),
     ("/annotate", {"critique_id": 1, "verdicts": ["accept"]}, "verdicts must be a mapping"),
     ("/run_loop", {"prompt": "a fox", "seed": 1.5}, "seed must be a whole number"),
     ("/run_loop", {"prompt": "a fox", "steps": 2.5}, "steps must be a whole number"),
     ("/generate", {"prompt": "a fox", "seed": 2**64}, "seed must be between"),
     ("/export", {"format": "pairs", "parquet": "yes"}, "parquet must be true or false"),
-    ("/pick_pair", {"round_a": 2**63, "round_b": 1, "preference": "A"}, "round id must be between"),
+    ("/pick_pair", {"candidate_a": 2**63, "candidate_b": 1, "preference": "A"}, "round id must be between"),
     ("/session", {"session_id": 12}, "session id"),
     ("/refine_round", {"session_id": ["x"]}, "session id"),
     ("/refine_round", {"session_id": "f" * 32, "prompt": 7}, "prompt must be text"),
@@ -84,7 +84,7 @@ def test_gradio_routes_are_tied_to_the_signed_in_user(app_url):
     ("/critique", {"prompt": ["a fox"], "image": ""}, "must be text"),
     ("/generate", {"prompt": "a fox", "candidates": 1.5}, "candidates must be a whole number"),
     ("/run_loop", {"prompt": "a fox", "stop_threshold": "high"}, "stop_threshold must be a number"),
-    ("/pick_pair", {"round_a": 1, "round_b": 2, "preference": ["A"]}, "Pick A, B or tie"),
+    ("/pick_pair", {"candidate_a": 1, "candidate_b": 2, "preference": ["A"]}, "Pick A, B or tie"),
     ("/export", {"format": 3}, "Unknown export format"),
 ])
 def test_bad_inputs_through_the_api_get_specific_messages(app_url, api_name, kwargs, message):
@@ -99,7 +99,7 @@ def test_a_full_gpu_queue_answers_busy_through_the_web(tmp_path):
 
     from tests.reliability.probes import client
 
-    studio = ScriptedStudio()
+    studio = ScriptedModels()
     studio.critic_double.delay_s = 2.0
     service = make_service(tmp_path, studio, auth=AuthSettings.parse(AUTH), max_queued=2)
     users = ["alice", "bob", "carol", "dave", "erin"]

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from rr_core.presets import Studio, resolve_preset
+from rr_core.presets import Models, resolve_preset
 from studio.examples import Example, ExampleCache
 
 EXAMPLE = Example("a lighthouse at dusk", {"rounds": 2, "steps": 1, "stop_threshold": None})
 
 
-class CountingStudio(Studio):
+class CountingStudio(Models):
     """The tiny models, counting how many loops were started."""
 
     loops = 0
@@ -39,14 +39,14 @@ def test_an_example_is_computed_once_and_read_back_after_a_restart(tmp_path):
 
 
 def test_without_a_real_critic_nothing_is_computed(tmp_path):
-    cache = ExampleCache(Studio(resolve_preset("tiny")), tmp_path / "examples")
+    cache = ExampleCache(Models(resolve_preset("tiny")), tmp_path / "examples")
     assert not cache.enabled
     assert cache.warm([EXAMPLE]) == {} and cache.view(EXAMPLE) is None
     assert not (tmp_path / "examples").exists()
 
 
 def test_the_cache_key_follows_the_example_and_the_models(tmp_path):
-    cache = ExampleCache(Studio(resolve_preset("tiny")), tmp_path)
+    cache = ExampleCache(Models(resolve_preset("tiny")), tmp_path)
     other_settings = Example(EXAMPLE.prompt, {"rounds": 3})
     assert cache.key(EXAMPLE) != cache.key(other_settings)
     assert cache.key(EXAMPLE) == cache.key(Example(EXAMPLE.prompt, dict(EXAMPLE.settings)))
@@ -54,10 +54,10 @@ def test_the_cache_key_follows_the_example_and_the_models(tmp_path):
 
 def test_the_default_folder_is_under_the_data_folder(tmp_path, monkeypatch):
     monkeypatch.setenv("RR_DATA_DIR", str(tmp_path))
-    assert ExampleCache(Studio(resolve_preset("tiny"))).folder == tmp_path / "examples"
+    assert ExampleCache(Models(resolve_preset("tiny"))).folder == tmp_path / "examples"
 
 
 def test_a_failing_example_is_left_out_and_the_rest_cached(tmp_path):
-    cache = ExampleCache(Studio(resolve_preset("tiny")), tmp_path)
+    cache = ExampleCache(Models(resolve_preset("tiny")), tmp_path)
     views = cache.warm([Example("   "), EXAMPLE], force=True)
     assert list(views) == [EXAMPLE.prompt]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rr_core.presets import Studio, resolve_preset
+from rr_core.presets import Models, resolve_preset
 from rr_core.rubric import Task
 from studio.health import Health
 from studio.profile import choose_profile, detect_hardware, plan_for, requested_profile
@@ -72,7 +72,7 @@ def test_a_gpu_too_small_for_a_critic_uses_the_server_critic(monkeypatch):
 
 def test_per_task_residency_releases_the_other_tasks_generator(monkeypatch):
     plan = plan_for("task-bf16", {}, measured_gpu_gb=80)
-    studio = Studio(resolve_preset("tiny", plan=plan))
+    studio = Models(resolve_preset("tiny", plan=plan))
     studio.generator(Task.T2I)
     assert studio.loaded()["generator_t2i"]
     studio.generator(Task.EDIT)
@@ -83,7 +83,7 @@ def test_per_task_residency_releases_the_other_tasks_generator(monkeypatch):
 
 def test_the_health_line_says_which_profile_and_why():
     plan = plan_for(None, {"SPACE_ID": "me/s", "SPACE_HARDWARE": "a10g-small"})
-    line = Health(Studio(resolve_preset("tiny", plan=plan))).health()
+    line = Health(Models(resolve_preset("tiny", plan=plan))).health()
     assert "Profile **task-4bit**" in line
     assert "a10g-small: 24 GB GPU" in line and "4-bit" in line
-    assert "Profile" not in Health(Studio(resolve_preset("tiny"))).health()
+    assert "Profile" not in Health(Models(resolve_preset("tiny"))).health()

@@ -14,7 +14,7 @@ from types import SimpleNamespace
 import pytest
 
 import rr_core.paths
-from rr_core.presets import Studio, resolve_preset
+from rr_core.presets import Models, resolve_preset
 from storage.errors import NotFound
 from storage.models import Role
 from studio.profile import plan_for
@@ -78,7 +78,7 @@ def test_on_zero_gpu_every_gpu_entry_point_is_a_decorated_lease(tmp_path):
 
 def test_off_zero_gpu_the_package_is_a_no_op(monkeypatch):
     monkeypatch.delenv("SPACES_ZERO_GPU", raising=False)
-    studio = Studio(resolve_preset("tiny"))
+    studio = Models(resolve_preset("tiny"))
     assert not zerogpu.on_zero_gpu() and not zerogpu.install(studio)
     assert zerogpu.gpu_concurrency() == 1  # one local GPU: GPU events one at a time
     assert studio.gpu_wrapper is None
@@ -110,7 +110,7 @@ def recorded_calls(monkeypatch):
 def test_a_loop_is_one_gpu_call_per_generation_and_per_critique_batch(tmp_path, monkeypatch, recorded_calls):
     for key, value in SPACE.items():
         monkeypatch.setenv(key, value)
-    studio = Studio(resolve_preset("tiny", critic_max_new_tokens=64))  # short critiques: a fast test
+    studio = Models(resolve_preset("tiny", critic_max_new_tokens=64))  # short critiques: a fast test
     assert zerogpu.install(studio, force=True)
     service = make_service(tmp_path, studio)
     views = []
@@ -126,7 +126,7 @@ def test_a_loop_is_one_gpu_call_per_generation_and_per_critique_batch(tmp_path, 
 
 
 def test_one_candidate_streams_its_critique_in_one_gpu_call(tmp_path, monkeypatch, recorded_calls):
-    studio = Studio(resolve_preset("tiny"))
+    studio = Models(resolve_preset("tiny"))
     zerogpu.install(studio, force=True)
     service = make_service(tmp_path, studio)
     list(service.run_loop(None, "a red fox", {"rounds": 1, "candidates": 1, "steps": 1}))
@@ -141,7 +141,7 @@ def test_oauth_users_on_a_space_get_their_roles_and_only_their_sessions(tmp_path
     for key, value in SPACE.items():
         monkeypatch.setenv(key, value)
     auth = AuthSettings.from_env({**SPACE, "RR_OAUTH": "1", "RR_OAUTH_ROLE": "designer", "RR_ADMINS": "root"})
-    studio = Studio(resolve_preset("tiny"))
+    studio = Models(resolve_preset("tiny"))
     zerogpu.install(studio, force=True)
     service = make_service(tmp_path, studio, auth=auth)
     carol, dave, root = (username_of(request(name)) for name in ("carol", "dave", "root"))

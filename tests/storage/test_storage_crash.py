@@ -17,7 +17,7 @@ from storage import repository as repo
 from storage.db import make_engine, make_session_factory, write_transaction
 from storage.images import ImageStore
 from storage.migrate import upgrade_to_head
-from storage.models import Round
+from storage.models import CandidateRow
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -39,7 +39,7 @@ WRITER = textwrap.dedent("""
     while True:
         image = Image.frombytes("RGB", (4, 4), os.urandom(48))
         with write_transaction(factory) as s:
-            row = repo.record_round(s, store=store, session_id=session_id, owner_id="crash", prompt=f"p{i}",
+            row = repo.record_candidate(s, store=store, session_id=session_id, owner_id="crash", request=f"p{i}",
                                     image=image, critique=Critique.failure(Task.T2I, "none"), round_index=i)
             if i == suicide_at:
                 os.kill(os.getpid(), signal.SIGKILL)
@@ -55,7 +55,7 @@ def _setup(tmp_path):
     factory = make_session_factory(engine)
     with write_transaction(factory) as s:
         repo.get_or_create_user(s, "crash")
-        session_id = repo.create_session(s, owner_id="crash", task="t2i", prompt="crash").id
+        session_id = repo.create_session(s, owner_id="crash", task="t2i", request="crash").id
     return url, engine, factory, session_id, ImageStore(tmp_path / "images")
 
 
@@ -80,7 +80,7 @@ def _check_consistent(engine, factory, store, session_id, committed):
         assert connection.exec_driver_sql("PRAGMA integrity_check").scalar() == "ok"
         assert connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall() == []
     with factory() as s:
-        rows = s.scalars(select(Round).where(Round.session_id == session_id).order_by(Round.id)).all()
+        rows = s.scalars(select(CandidateRow).where(CandidateRow.session_id == session_id).order_by(CandidateRow.id)).all()
     assert set(committed) <= {r.id for r in rows}
     assert len(rows) <= len(committed) + 1  # at most the round in flight when killed
     assert all(store.exists(r.image_sha256) for r in rows)
@@ -102,7 +102,7 @@ def test_sigkill_mid_write(tmp_path, mode):
         orphans = set(store.iter_hashes()) - {r.image_sha256 for r in rows}
         assert len(orphans) == 1  # the in-flight round's file: left for the garbage collector
     with write_transaction(factory) as s:  # the database takes writes again after the crash
-        after = repo.record_round(s, store=store, session_id=session_id, owner_id="crash", prompt="after",
+        after = repo.record_candidate(s, store=store, session_id=session_id, owner_id="crash", request="after",
                                   image=Image.new("RGB", (4, 4), "red"), critique=None, round_index=len(rows)).id
     _check_consistent(engine, factory, store, session_id, committed + [after])
     engine.dispose()

@@ -61,11 +61,11 @@ def test_gc_removes_rows_and_files_of_deleted_sessions(engine, factory, store, m
                                                       new_user_id):
     with write_transaction(factory) as s:
         owner = repo.get_or_create_user(s, new_user_id()).id
-        sid = repo.create_session(s, owner_id=owner, task="t2i", prompt="gc me").id
-        kept_sid = repo.create_session(s, owner_id=owner, task="t2i", prompt="keep me").id
-        gone = repo.record_round(s, store=store, session_id=sid, owner_id=owner, prompt="gc me",
+        sid = repo.create_session(s, owner_id=owner, task="t2i", request="gc me").id
+        kept_sid = repo.create_session(s, owner_id=owner, task="t2i", request="keep me").id
+        gone = repo.record_candidate(s, store=store, session_id=sid, owner_id=owner, request="gc me",
                                  image=make_image(7001), critique=make_critique(), round_index=0).image_sha256
-        kept = repo.record_round(s, store=store, session_id=kept_sid, owner_id=owner, prompt="keep me",
+        kept = repo.record_candidate(s, store=store, session_id=kept_sid, owner_id=owner, request="keep me",
                                  image=make_image(7002), critique=make_critique(), round_index=0).image_sha256
     in_flight = store.put(make_image(7003)).sha256  # a round that has written its file, not its rows
     with write_transaction(factory) as s:

@@ -56,34 +56,34 @@ def data(factory, store, make_image, make_critique, new_user_id):
     with write_transaction(factory) as s:
         owner = repo.get_or_create_user(s, new_user_id("owner")).id
         ann = [repo.get_or_create_user(s, new_user_id(f"ann{i}"), role="annotator").id for i in (1, 2, 3)]
-        t2i = repo.create_session(s, owner_id=owner, task="t2i", prompt="a lighthouse at dusk").id
-        edit = repo.create_session(s, owner_id=owner, task="edit", prompt="add a red scarf").id
+        t2i = repo.create_session(s, owner_id=owner, task="t2i", request="a lighthouse at dusk").id
+        edit = repo.create_session(s, owner_id=owner, task="edit", request="add a red scarf").id
     images = {name: make_image(1000 + i, size=32) for i, name in enumerate(["r0", "r1", "r2", "e0", "e1"])}
     source = make_image(2000, size=40)
     ids, critiques = {}, {}
     with write_transaction(factory) as s:
         for i, name in enumerate(["r0", "r1", "r2"]):
             critiques[name] = make_critique("t2i", seed=i)
-            ids[name] = repo.record_round(s, store=store, session_id=t2i, owner_id=owner, prompt="a lighthouse at dusk",
+            ids[name] = repo.record_candidate(s, store=store, session_id=t2i, owner_id=owner, request="a lighthouse at dusk",
                                           used_prompt=f"a lighthouse at dusk, take {i}", image=images[name],
                                           critique=critiques[name], round_index=0, candidate_index=i, seed=i,
                                           prompt_messages=_messages("t2i", "a lighthouse at dusk", images[name])).id
         for i, name in enumerate(["e0", "e1"]):
             critiques[name] = make_critique("edit", seed=10 + i)
-            ids[name] = repo.record_round(s, store=store, session_id=edit, owner_id=owner, prompt="add a red scarf",
+            ids[name] = repo.record_candidate(s, store=store, session_id=edit, owner_id=owner, request="add a red scarf",
                                           image=images[name], critique=critiques[name], source_image=source,
                                           round_index=0, candidate_index=i,
                                           prompt_messages=_messages("edit", "add a red scarf", images[name],
                                                                     source)).id
     with write_transaction(factory) as s:
         r0, r1, r2, e0, e1 = (ids[n] for n in ["r0", "r1", "r2", "e0", "e1"])
-        repo.add_pair_judgement(s, round_a_id=r0, round_b_id=r1, preference="A", judge_id=ann[0])
-        repo.add_pair_judgement(s, round_a_id=r1, round_b_id=r0, preference="B", judge_id=ann[1])
-        repo.add_pair_judgement(s, round_a_id=r0, round_b_id=r1, preference="B", judge_id=ann[2])
-        repo.add_pair_judgement(s, round_a_id=r2, round_b_id=r1, preference="A", judge_id=None,
+        repo.add_pair_judgement(s, candidate_a_id=r0, candidate_b_id=r1, preference="A", judge_id=ann[0])
+        repo.add_pair_judgement(s, candidate_a_id=r1, candidate_b_id=r0, preference="B", judge_id=ann[1])
+        repo.add_pair_judgement(s, candidate_a_id=r0, candidate_b_id=r1, preference="B", judge_id=ann[2])
+        repo.add_pair_judgement(s, candidate_a_id=r2, candidate_b_id=r1, preference="A", judge_id=None,
                                 source=PairSource.DERIVED, derived_from="tiny-critic", acting_user_id=owner)
-        repo.add_pair_judgement(s, round_a_id=e0, round_b_id=e1, preference="tie", judge_id=ann[1])
-        cid = {n: s.scalar(select(CritiqueRow.id).where(CritiqueRow.round_id == ids[n])) for n in ids}
+        repo.add_pair_judgement(s, candidate_a_id=e0, candidate_b_id=e1, preference="tie", judge_id=ann[1])
+        cid = {n: s.scalar(select(CritiqueRow.id).where(CritiqueRow.candidate_id == ids[n])) for n in ids}
         for dim in ("text_faithfulness", "physical_quality"):
             repo.add_annotation(s, critique_id=cid["r0"], annotator_id=ann[0], dimension=dim, verdict="accept")
         repo.add_annotation(s, critique_id=cid["r1"], annotator_id=ann[1], dimension="text_faithfulness",
@@ -111,7 +111,7 @@ def test_pairs_jsonl_field_by_field(factory, data, tmp_path):
     assert _pixels(main["image_a"], tmp_path) == list(images["r0"].getdata())
     assert _pixels(main["image_b"], tmp_path) == list(images["r1"].getdata())
     prov = main["provenance"]
-    assert (prov["round_a_id"], prov["round_b_id"], prov["votes"]) == (ids["r0"], ids["r1"], {"A": 2, "B": 1})
+    assert (prov["candidate_a_id"], prov["candidate_b_id"], prov["votes"]) == (ids["r0"], ids["r1"], {"A": 2, "B": 1})
     assert [j["judge_id"] for j in prov["judgements"]] == data["ann"]
     assert [j["preference"] for j in prov["judgements"]] == ["A", "A", "B"]  # oriented to this record's A
     assert (prov["seed_a"], prov["seed_b"]) == (0, 1)

@@ -34,14 +34,14 @@ def test_upgrade_from_empty_and_from_previous_revision(database_url):
             "'[\"text_faithfulness\"]', '2025-01-01 00:00:00')"))
 
     upgrade_to_head(engine)
-    assert current_revision(engine) == head_revision() == "0005"
+    assert current_revision(engine) == head_revision() == "names_mean_one_thing"
     from sqlalchemy.orm import Session
 
     with Session(engine) as session:
         row = session.get(CritiqueRow, 1)
         assert (row.raw_text, row.status, row.reward, row.constrained) == ("raw", "ok", 0.5, False)
         assert row.parsed == {"task": "t2i"} and row.reward_dimensions == ["text_faithfulness"]
-        assert row.round.refined_prompt == "a tabby cat" and row.round.session.owner_id == "u1"
+        assert row.candidate.refined_request == "a tabby cat" and row.candidate.session.owner_id == "u1"
         # Rows older than 0003 have no stored critic prompt or reward spec: SQL NULL, not JSON null.
         assert row.prompt_messages is None and row.reward_spec is None
         missing = session.scalar(text("SELECT count(*) FROM critiques WHERE prompt_messages IS NULL "
@@ -52,5 +52,5 @@ def test_upgrade_from_empty_and_from_previous_revision(database_url):
         diff = compare_metadata(MigrationContext.configure(connection, opts={"compare_type": True}), Base.metadata)
     assert diff == [], f"models and migrations disagree: {diff}"
     upgrade_to_head(engine)  # idempotent
-    assert current_revision(engine) == "0005"
+    assert current_revision(engine) == head_revision()
     engine.dispose()

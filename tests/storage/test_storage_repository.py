@@ -17,8 +17,8 @@ from storage.models import (
     PairJudgement,
     PairSource,
     Role,
-    Round,
-    StudioSession,
+    CandidateRow,
+    SessionRow,
     User,
     Verdict,
     utcnow,
@@ -33,12 +33,12 @@ def owner(factory, new_user_id):
 
 def _session(factory, owner, task="t2i", prompt="a red kite over a beach", **kw):
     with write_transaction(factory) as s:
-        return repo.create_session(s, owner_id=owner, task=task, prompt=prompt, **kw).id
+        return repo.create_session(s, owner_id=owner, task=task, request=prompt, **kw).id
 
 
 def _round(factory, store, owner, session_id, image, critique, index=0, candidate=0, **kw):
     with write_transaction(factory) as s:
-        return repo.record_round(s, store=store, session_id=session_id, owner_id=owner, prompt="a red kite",
+        return repo.record_candidate(s, store=store, session_id=session_id, owner_id=owner, request="a red kite",
                                  image=image, critique=critique, round_index=index, candidate_index=candidate,
                                  **kw).id
 
@@ -50,8 +50,8 @@ def test_user_and_session_round_trip(factory, owner):
         user = s.get(User, owner)
         assert (user.display_name, user.role) == ("Dee Signer", Role.DESIGNER)
         assert user.created_at.tzinfo is not None
-        row = s.get(StudioSession, sid)
-        assert (row.owner_id, row.task, row.title, row.prompt) == (owner, "edit", "Pink sky", "make the sky pink")
+        row = s.get(SessionRow, sid)
+        assert (row.owner_id, row.task, row.title, row.request) == (owner, "edit", "Pink sky", "make the sky pink")
         assert row.settings == {"rounds": 3, "dims": ["text_faithfulness"]}
         assert len(row.id) == 32 and row.created_at.tzinfo is not None
 
@@ -63,20 +63,20 @@ def test_round_image_and_critique_round_trip(factory, store, owner, make_image, 
     first = _round(factory, store, owner, sid, image, critique, source_image=source, seed=2**40,
                    generator_settings={"steps": 4, "guidance": 3.5}, used_prompt="make the sky bright pink")
     second = _round(factory, store, owner, sid, make_image(103), make_critique(Task.EDIT, seed=4), index=1,
-                    source_image=source, parent_round_id=first, chosen=True)
+                    source_image=source, parent_candidate_id=first, chosen=True)
     with factory() as s:
-        row = s.get(Round, first)
-        assert (row.prompt, row.used_prompt, row.refined_prompt) == (
+        row = s.get(CandidateRow, first)
+        assert (row.request, row.used_prompt, row.refined_request) == (
             "a red kite", "make the sky bright pink", critique.refined_request)
         assert (row.seed, row.generator_settings, row.chosen) == (2**40, {"steps": 4, "guidance": 3.5}, False)
-        assert (row.round_index, row.candidate_index, row.parent_round_id) == (0, 0, None)
-        assert s.get(Round, second).parent_round_id == first and s.get(Round, second).chosen
+        assert (row.round_index, row.candidate_index, row.parent_candidate_id) == (0, 0, None)
+        assert s.get(CandidateRow, second).parent_candidate_id == first and s.get(CandidateRow, second).chosen
         img = s.get(Image, row.image_sha256)
         assert (img.width, img.height, img.format) == (8, 8, "PNG")
         assert s.get(Image, row.source_image_sha256).width == 12
         assert list(store.open(row.image_sha256).getdata()) == list(image.getdata())
         assert list(store.open(row.source_image_sha256).getdata()) == list(source.getdata())
-        assert s.get(Round, second).source_image_sha256 == row.source_image_sha256  # deduplicated
+        assert s.get(CandidateRow, second).source_image_sha256 == row.source_image_sha256  # deduplicated
         [crit] = row.critiques
         assert crit.status == "ok" and crit.reward == pytest.approx(critique.reward)
         assert crit.reward_dimensions == list(critique.reward_dimensions)
@@ -93,7 +93,7 @@ def test_annotation_and_pair_round_trip(factory, store, owner, make_image, make_
     with write_transaction(factory) as s:
         annotator = repo.get_or_create_user(s, new_user_id("annotator"), role="annotator").id
     with factory() as s:
-        critique_id = s.scalar(select(CritiqueRow.id).where(CritiqueRow.round_id == a))
+        critique_id = s.scalar(select(CritiqueRow.id).where(CritiqueRow.candidate_id == a))
         queue = repo.review_queue(s, annotator_id=annotator, now=utcnow(), limit=500)
         assert critique_id in [c.id for c in queue]
     with write_transaction(factory) as s:
@@ -101,8 +101,8 @@ def test_annotation_and_pair_round_trip(factory, store, owner, make_image, make_
                             verdict="accept", comment="right")
         repo.add_annotation(s, critique_id=critique_id, annotator_id=annotator, dimension="physical_quality",
                             verdict=Verdict.CORRECT, corrected_score=1.5, comment="hands are broken")
-        repo.add_pair_judgement(s, round_a_id=a, round_b_id=b, preference=Preference.B, judge_id=annotator)
-        repo.add_pair_judgement(s, round_a_id=b, round_b_id=a, preference="tie", judge_id=None,
+        repo.add_pair_judgement(s, candidate_a_id=a, candidate_b_id=b, preference=Preference.B, judge_id=annotator)
+        repo.add_pair_judgement(s, candidate_a_id=b, candidate_b_id=a, preference="tie", judge_id=None,
                                 source=PairSource.DERIVED, derived_from="tiny-critic", acting_user_id=owner)
     with factory() as s:
         notes = s.scalars(select(Annotation).where(Annotation.critique_id == critique_id)
@@ -111,9 +111,9 @@ def test_annotation_and_pair_round_trip(factory, store, owner, make_image, make_
             ("physical_quality", Verdict.CORRECT, 1.5, "hands are broken", annotator),
             ("text_faithfulness", Verdict.ACCEPT, None, "right", annotator)]
         assert notes[0].created_at.tzinfo is not None
-        pairs = s.scalars(select(PairJudgement).where(PairJudgement.round_a_id.in_([a, b]))
+        pairs = s.scalars(select(PairJudgement).where(PairJudgement.candidate_a_id.in_([a, b]))
                           .order_by(PairJudgement.id)).all()
-        assert [(p.round_a_id, p.round_b_id, p.preference, p.judge_id, p.source, p.derived_from) for p in pairs] == [
+        assert [(p.candidate_a_id, p.candidate_b_id, p.preference, p.judge_id, p.source, p.derived_from) for p in pairs] == [
             (a, b, "B", annotator, PairSource.HUMAN, ""), (b, a, "tie", None, PairSource.DERIVED, "tiny-critic")]
         assert critique_id not in [c.id for c in repo.review_queue(s, annotator_id=annotator, now=utcnow(), limit=500)]
         assert repo.count_annotated_critiques(s, annotator_id=annotator) == 1
@@ -135,10 +135,10 @@ def test_counts(factory, store, owner, make_image, make_critique, new_user_id):
     rounds = [_round(factory, store, owner, sid, make_image(300 + i), make_critique(seed=i), candidate=i)
               for i in range(3)]
     with write_transaction(factory) as s:
-        repo.add_pair_judgement(s, round_a_id=rounds[0], round_b_id=rounds[1], preference="A", judge_id=owner)
-        repo.add_pair_judgement(s, round_a_id=rounds[1], round_b_id=rounds[0], preference="B", judge_id=owner)
-        repo.add_pair_judgement(s, round_a_id=rounds[1], round_b_id=rounds[2], preference="A", judge_id=owner)
-        ids = s.scalars(select(CritiqueRow.id).where(CritiqueRow.round_id.in_(rounds))).all()
+        repo.add_pair_judgement(s, candidate_a_id=rounds[0], candidate_b_id=rounds[1], preference="A", judge_id=owner)
+        repo.add_pair_judgement(s, candidate_a_id=rounds[1], candidate_b_id=rounds[0], preference="B", judge_id=owner)
+        repo.add_pair_judgement(s, candidate_a_id=rounds[1], candidate_b_id=rounds[2], preference="A", judge_id=owner)
+        ids = s.scalars(select(CritiqueRow.id).where(CritiqueRow.candidate_id.in_(rounds))).all()
         for cid in ids[:2]:
             repo.add_annotation(s, critique_id=cid, annotator_id=owner, dimension="text_faithfulness",
                                 verdict="accept")
@@ -161,13 +161,13 @@ def test_other_users_sessions_are_refused(factory, store, owner, make_image, mak
         with pytest.raises(NotFound, match=f"^no session '{sid}'$"):
             repo.get_session_for_user(s, sid, intruder)
         with pytest.raises(NotFound):
-            repo.session_rounds(s, sid, intruder)
-        with pytest.raises(NotFound, match=f"^no round {rid}$"):
-            repo.get_round_for_user(s, rid, intruder)
+            repo.session_candidates(s, sid, intruder)
+        with pytest.raises(NotFound, match=f"^no candidate {rid}$"):
+            repo.get_candidate_for_user(s, rid, intruder)
         with pytest.raises(NotFound):
             repo.get_session_for_user(s, "0" * 32, owner)
         assert repo.list_sessions(s, intruder) == []
-        critique_id = s.scalar(select(CritiqueRow.id).where(CritiqueRow.round_id == rid))
+        critique_id = s.scalar(select(CritiqueRow.id).where(CritiqueRow.candidate_id == rid))
         assert critique_id not in [c.id for c in repo.review_queue(s, annotator_id=intruder, now=utcnow(), limit=500)]
         assert repo.get_session_for_user(s, sid, annotator).id == sid  # annotators read every session
     with pytest.raises(NotFound, match=f"^no critique {critique_id}$"), write_transaction(factory) as s:
@@ -176,32 +176,32 @@ def test_other_users_sessions_are_refused(factory, store, owner, make_image, mak
     with pytest.raises(SessionAccessDenied), write_transaction(factory) as s:
         repo.delete_session(s, sid, annotator)
     with pytest.raises(NotFound), write_transaction(factory) as s:
-        repo.record_round(s, store=store, session_id=sid, owner_id=intruder, prompt="x", image=make_image(402),
+        repo.record_candidate(s, store=store, session_id=sid, owner_id=intruder, request="x", image=make_image(402),
                           critique=make_critique(), round_index=5)
     with pytest.raises(NotFound), write_transaction(factory) as s:
-        repo.add_pair_judgement(s, round_a_id=rid, round_b_id=rid2, preference="A", judge_id=intruder)
+        repo.add_pair_judgement(s, candidate_a_id=rid, candidate_b_id=rid2, preference="A", judge_id=intruder)
     with pytest.raises(NotFound), write_transaction(factory) as s:
-        repo.set_chosen(s, round_id=rid, user_id=intruder)
+        repo.set_chosen(s, candidate_id=rid, user_id=intruder)
 
 
 def test_input_checks(factory, store, owner, make_image, make_critique):
     sid = _session(factory, owner, task="edit", prompt="pink sky")
     with pytest.raises(ValueError, match="source image"), write_transaction(factory) as s:
-        repo.record_round(s, store=store, session_id=sid, owner_id=owner, prompt="x", image=make_image(1),
+        repo.record_candidate(s, store=store, session_id=sid, owner_id=owner, request="x", image=make_image(1),
                           critique=make_critique("edit"), round_index=0)
     with pytest.raises(ValueError, match="task"), write_transaction(factory) as s:
-        repo.record_round(s, store=store, session_id=sid, owner_id=owner, prompt="x", image=make_image(1),
+        repo.record_candidate(s, store=store, session_id=sid, owner_id=owner, request="x", image=make_image(1),
                           critique=make_critique("t2i"), round_index=0, source_image=make_image(2))
     rid = _round(factory, store, owner, sid, make_image(3), make_critique("edit"), source_image=make_image(2))
     with factory() as s:
-        cid = s.scalar(select(CritiqueRow.id).where(CritiqueRow.round_id == rid))
+        cid = s.scalar(select(CritiqueRow.id).where(CritiqueRow.candidate_id == rid))
     for kwargs, message in [({"dimension": "nonsense", "verdict": "accept"}, "no dimension"),
                             ({"dimension": "text_faithfulness", "verdict": "correct", "corrected_score": 7}, "score"),
                             ({"dimension": "text_faithfulness", "verdict": "accept", "corrected_score": 2}, "only")]:
         with pytest.raises(ValueError, match=message), write_transaction(factory) as s:
             repo.add_annotation(s, critique_id=cid, annotator_id=owner, **kwargs)
     with pytest.raises(ValueError, match="different"), write_transaction(factory) as s:
-        repo.add_pair_judgement(s, round_a_id=rid, round_b_id=rid, preference="A", judge_id=owner)
+        repo.add_pair_judgement(s, candidate_a_id=rid, candidate_b_id=rid, preference="A", judge_id=owner)
 
 
 def test_list_search_and_paging(factory, owner, new_user_id):
@@ -209,15 +209,15 @@ def test_list_search_and_paging(factory, owner, new_user_id):
            ["a red kite", "a blue whale", "RED barn at 50% zoom", "under_score cat"]]
     with write_transaction(factory) as s:
         other = repo.get_or_create_user(s, new_user_id()).id
-        repo.create_session(s, owner_id=other, task="t2i", prompt="red for someone else")
+        repo.create_session(s, owner_id=other, task="t2i", request="red for someone else")
     with factory() as s:
         listed = repo.list_sessions(s, owner, limit=500)
         assert set(ids) <= {r.id for r in listed} and all(r.owner_id == owner for r in listed)
         assert [r.created_at for r in listed] == sorted((r.created_at for r in listed), reverse=True)
-        assert {r.prompt for r in repo.list_sessions(s, owner, search="red")} == {"a red kite", "RED barn at 50% zoom"}
-        assert [r.prompt for r in repo.list_sessions(s, owner, search="50%")] == ["RED barn at 50% zoom"]
-        assert [r.prompt for r in repo.list_sessions(s, owner, search="a_r")] == []
-        assert [r.prompt for r in repo.list_sessions(s, owner, search="r_s")] == ["under_score cat"]
+        assert {r.request for r in repo.list_sessions(s, owner, search="red")} == {"a red kite", "RED barn at 50% zoom"}
+        assert [r.request for r in repo.list_sessions(s, owner, search="50%")] == ["RED barn at 50% zoom"]
+        assert [r.request for r in repo.list_sessions(s, owner, search="a_r")] == []
+        assert [r.request for r in repo.list_sessions(s, owner, search="r_s")] == ["under_score cat"]
         page1 = repo.list_sessions(s, owner, limit=2)
         page2 = repo.list_sessions(s, owner, limit=2, offset=2)
         assert len(page1) == 2 and not {r.id for r in page1} & {r.id for r in page2}
@@ -228,17 +228,17 @@ def test_delete_session_removes_its_rows(factory, store, owner, make_image, make
     a = _round(factory, store, owner, sid, make_image(501), make_critique())
     b = _round(factory, store, owner, sid, make_image(502), make_critique(), candidate=1)
     with write_transaction(factory) as s:
-        cid = s.scalar(select(CritiqueRow.id).where(CritiqueRow.round_id == a))
+        cid = s.scalar(select(CritiqueRow.id).where(CritiqueRow.candidate_id == a))
         repo.add_annotation(s, critique_id=cid, annotator_id=owner, dimension="text_faithfulness", verdict="accept")
-        repo.add_pair_judgement(s, round_a_id=a, round_b_id=b, preference="A", judge_id=owner)
+        repo.add_pair_judgement(s, candidate_a_id=a, candidate_b_id=b, preference="A", judge_id=owner)
     with write_transaction(factory) as s:
         repo.delete_session(s, sid, owner)
     with factory() as s:
-        assert s.get(StudioSession, sid) is None
-        assert s.scalars(select(Round).where(Round.id.in_([a, b]))).all() == []
+        assert s.get(SessionRow, sid) is None
+        assert s.scalars(select(CandidateRow).where(CandidateRow.id.in_([a, b]))).all() == []
         assert s.get(CritiqueRow, cid) is None
         assert s.scalars(select(Annotation).where(Annotation.critique_id == cid)).all() == []
-        assert s.scalars(select(PairJudgement).where(PairJudgement.round_a_id == a)).all() == []
+        assert s.scalars(select(PairJudgement).where(PairJudgement.candidate_a_id == a)).all() == []
 
 
 def test_failed_critique_is_kept_without_reward(factory, store, owner, make_image):
@@ -248,10 +248,10 @@ def test_failed_critique_is_kept_without_reward(factory, store, owner, make_imag
     failure = Critique.failure(Task.T2I, "server unreachable", raw_text="<html>502</html>", model_id="m")
     rid = _round(factory, store, owner, sid, make_image(601), failure)
     with factory() as s:
-        [row] = s.get(Round, rid).critiques
+        [row] = s.get(CandidateRow, rid).critiques
         assert (row.status, row.reward, row.raw_text) == ("failed", None, "<html>502</html>")
         assert repo.critique_from_row(row).status is ParseStatus.FAILED
-        assert s.get(Round, rid).refined_prompt == ""
+        assert s.get(CandidateRow, rid).refined_request == ""
 
 
 def test_count_sessions_and_round_counts(factory, store, owner, new_user_id, make_image, make_critique):
@@ -271,14 +271,14 @@ def test_count_sessions_and_round_counts(factory, store, owner, new_user_id, mak
 def _brute_force_first_unjudged(s, judge_id):
     """The review queue's rule by hand: of the pairs `judge_id` has not judged, the one with the fewest
     human judgements, then by session, lower id, higher id."""
-    rounds = s.execute(select(Round.session_id, Round.id).order_by(Round.session_id, Round.id)).all()
+    rounds = s.execute(select(CandidateRow.session_id, CandidateRow.id).order_by(CandidateRow.session_id, CandidateRow.id)).all()
     human = [(tuple(sorted((a, b))), judge) for a, b, judge in s.execute(
-        select(PairJudgement.round_a_id, PairJudgement.round_b_id, PairJudgement.judge_id)
+        select(PairJudgement.candidate_a_id, PairJudgement.candidate_b_id, PairJudgement.judge_id)
         .where(PairJudgement.source == PairSource.HUMAN))]
     judged = {pair for pair, judge in human if judge == judge_id}
     by_session: dict[str, list[int]] = {}
-    for session_id, round_id in rounds:
-        by_session.setdefault(session_id, []).append(round_id)
+    for session_id, candidate_id in rounds:
+        by_session.setdefault(session_id, []).append(candidate_id)
     candidates = [(sum(1 for pair, _ in human if pair == (a, b)), session_id, a, b)
                   for session_id, members in by_session.items()
                   for i, a in enumerate(members) for b in members[i + 1:] if (a, b) not in judged]
@@ -296,7 +296,7 @@ def test_pair_queue_matches_the_rule(factory, store, owner, new_user_id, make_im
             found = repo.pair_queue(s, judge_id=judge, now=utcnow(), limit=1)[0]  # none has another judge
             assert found == _brute_force_first_unjudged(s, judge)
         with write_transaction(factory) as s:  # judged in B-A order: still counts as that pair
-            repo.add_pair_judgement(s, round_a_id=found[1], round_b_id=found[0], preference="A", judge_id=judge)
+            repo.add_pair_judgement(s, candidate_a_id=found[1], candidate_b_id=found[0], preference="A", judge_id=judge)
 
 
 def test_critique_keeps_its_prompt_and_reward_spec(factory, store, owner, make_image, make_critique):
@@ -307,9 +307,9 @@ def test_critique_keeps_its_prompt_and_reward_spec(factory, store, owner, make_i
                          reward_spec=spec, prompt_messages=messages)
     without = _round(factory, store, owner, session_id, make_image(91), make_critique(seed=91), index=1)
     with factory() as s:
-        kept = s.scalars(select(CritiqueRow).where(CritiqueRow.round_id == with_prompt)).one()
+        kept = s.scalars(select(CritiqueRow).where(CritiqueRow.candidate_id == with_prompt)).one()
         assert (kept.prompt_messages, kept.reward_spec) == (messages, spec)
-        old = s.scalars(select(CritiqueRow).where(CritiqueRow.round_id == without)).one()
+        old = s.scalars(select(CritiqueRow).where(CritiqueRow.candidate_id == without)).one()
         assert old.prompt_messages is None and old.reward_spec is None
         assert old.id in {row.id for row in repo.critiques_without_prompt(s, limit=10_000)}
         assert kept.id not in {row.id for row in repo.critiques_without_prompt(s, limit=10_000)}

@@ -30,7 +30,7 @@ def refined_by_default(conversation: Conversation) -> str:
 
 
 class ScriptedModels:
-    """What rr_core.presets.Studio gives the services, over the test doubles; `script` decides each
+    """What rr_core.presets.Models gives the services, over the test doubles; `script` decides each
     critique's text and may be replaced by a test."""
 
     def __init__(self, script: Callable[[Conversation], str] = refined_by_default) -> None:

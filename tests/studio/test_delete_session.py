@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import func, select
 
 from storage.errors import NotFound
-from storage.models import Annotation, Image, PairJudgement, Round, StudioSession
+from storage.models import Annotation, Image, PairJudgement, CandidateRow, SessionRow
 from studio.users import AuthSettings, RoleRequired
 from tests.studio.conftest import make_services
 
@@ -28,7 +28,7 @@ def _run(services, prompt: str, seed: int = 0) -> tuple[str, list[str]]:
     """A two-candidate session; returns its id and its images' hashes."""
     view = list(services.run_loop("alice", prompt, {"rounds": 1, "candidates": 2, "seed": seed}))[-1]
     with services.sessions() as db:
-        hashes = list(db.scalars(select(Round.image_sha256).where(Round.session_id == view.session_id)))
+        hashes = list(db.scalars(select(CandidateRow.image_sha256).where(CandidateRow.session_id == view.session_id)))
     return view.session_id, hashes
 
 
@@ -45,8 +45,8 @@ def test_deleting_removes_rows_and_the_files_no_other_session_uses(services):
     assert shared and only_mine
 
     assert services.delete_session("alice", session_id) == "Session deleted."
-    assert _count(services, StudioSession, StudioSession.id == session_id) == 0
-    assert _count(services, Round, Round.session_id == session_id) == 0
+    assert _count(services, SessionRow, SessionRow.id == session_id) == 0
+    assert _count(services, CandidateRow, CandidateRow.session_id == session_id) == 0
     assert _count(services, Image, Image.sha256.in_(only_mine)) == 0
     assert not any(services.store.exists(sha) for sha in only_mine)
     assert all(services.store.exists(sha) for sha in shared)  # the other session still shows them
@@ -59,7 +59,7 @@ def test_a_session_others_reviewed_is_hidden_not_purged(services):
     item = services.next_critique("carol")
     services.annotate("carol", item["critique_id"], {"text_faithfulness": {"verdict": "accept"}})
     pair = services.next_pair("carol")
-    services.pick_pair("carol", pair["round_a"], pair["round_b"], "B")
+    services.pick_pair("carol", pair["candidate_a"], pair["candidate_b"], "B")
 
     assert "kept for training" in services.delete_session("alice", session_id)
     assert services.list_sessions("alice") == []
@@ -80,7 +80,7 @@ def test_a_session_others_reviewed_is_hidden_not_purged(services):
     with pytest.raises(RoleRequired, match="admin"):
         services.purge_session("alice", session_id)
     assert "purged" in services.purge_session("root", session_id)
-    assert _count(services, StudioSession) == 0 and _count(services, Annotation) == 0
+    assert _count(services, SessionRow) == 0 and _count(services, Annotation) == 0
     assert _count(services, PairJudgement) == 0 and _count(services, Image) == 0
     assert not any(services.store.exists(sha) for sha in hashes)
 
@@ -88,12 +88,12 @@ def test_a_session_others_reviewed_is_hidden_not_purged(services):
 def test_the_owners_own_reviews_do_not_keep_a_session(services):
     session_id, hashes = _run(services, "a boat")
     with services.sessions() as db:
-        round_ids = list(db.scalars(select(Round.id).where(Round.session_id == session_id)))
+        candidate_ids = list(db.scalars(select(CandidateRow.id).where(CandidateRow.session_id == session_id)))
     from storage import repository as repo
     from storage.db import write_transaction
 
     with write_transaction(services.sessions) as db:  # a designer's own pick on their own images
-        repo.add_pair_judgement(db, round_a_id=round_ids[0], round_b_id=round_ids[1], preference="A",
+        repo.add_pair_judgement(db, candidate_a_id=candidate_ids[0], candidate_b_id=candidate_ids[1], preference="A",
                                 judge_id="alice")
     assert services.delete_session("alice", session_id) == "Session deleted."
     assert _count(services, PairJudgement) == 0

@@ -35,10 +35,10 @@ def studio_data(tmp_path_factory):
     picks = []
     for preference in ("A", "B", "tie"):
         pair = services.next_pair(None)
-        services.pick_pair(None, pair["round_a"], pair["round_b"], preference)  # A: the left image
+        services.pick_pair(None, pair["candidate_a"], pair["candidate_b"], preference)  # A: the left image
         # Exports orient a pair lower round id first; the sides shown are shuffled, so flip when needed.
-        flipped = pair["round_a"] > pair["round_b"]
-        picks.append((*sorted((pair["round_a"], pair["round_b"])),
+        flipped = pair["candidate_a"] > pair["candidate_b"]
+        picks.append((*sorted((pair["candidate_a"], pair["candidate_b"])),
                       {"A": "B", "B": "A"}.get(preference, preference) if flipped else preference))
     yield {"services": services, "t2i": t2i, "edit": edit, "source": source, "picks": picks}
     services.engine.dispose()
@@ -51,7 +51,7 @@ def _export(studio_data, fmt: str, parquet: bool) -> Path:
 
 
 def _images_by_round(view) -> dict[int, Image.Image]:
-    return {c.round_id: c.image for r in view.rounds for c in r.candidates}
+    return {c.candidate_id: c.image for r in view.rounds for c in r.candidates}
 
 
 @pytest.mark.parametrize("parquet", [False, True], ids=["jsonl", "parquet"])
@@ -72,7 +72,7 @@ def test_preference_exports_read_back_as_pairs(studio_data, fmt, parquet):
         assert pair.label is expected[(a, b)]
         assert pair.request in ("a red kite over a beach", "add a yellow hat")
         if fmt != "dpo":
-            assert pair.provenance["round_a_id"] == a and pair.provenance["round_b_id"] == b
+            assert pair.provenance["candidate_a_id"] == a and pair.provenance["candidate_b_id"] == b
             assert pair.task is (Task.EDIT if pair.request == "add a yellow hat" else Task.T2I)
             assert (source is not None) == (pair.task is Task.EDIT)
         if fmt == "parrot":

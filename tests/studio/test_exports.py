@@ -19,10 +19,10 @@ def _old_critique(services) -> int:
     """A reviewed critique written the way rows were before revision 0003 (no prompt, no reward spec)."""
     services.user(None)
     with write_transaction(services.sessions) as db:
-        session_id = repo.create_session(db, owner_id=LOCAL_USER, task="t2i", prompt="an old lighthouse").id
+        session_id = repo.create_session(db, owner_id=LOCAL_USER, task="t2i", request="an old lighthouse").id
         critique = parse_critique(critique_text("t2i", 3.0), "t2i")
-        row = repo.record_round(db, store=services.store, session_id=session_id, owner_id=LOCAL_USER,
-                                prompt="an old lighthouse", image=Image.new("RGB", (16, 16), (9, 9, 9)),
+        row = repo.record_candidate(db, store=services.store, session_id=session_id, owner_id=LOCAL_USER,
+                                request="an old lighthouse", image=Image.new("RGB", (16, 16), (9, 9, 9)),
                                 critique=critique, round_index=0)
         critique_id = row.critiques[0].id
         repo.add_annotation(db, critique_id=critique_id, annotator_id=LOCAL_USER, dimension="text_faithfulness",

@@ -17,8 +17,8 @@ MISSING_SESSION = "f" * 32
 def studio(tmp_path):
     services = make_services(tmp_path, auth=AuthSettings.parse(AUTH))
     view = list(services.run_loop("alice", "a castle on a hill", {"rounds": 1, "candidates": 2}))[-1]
-    round_ids = [c.round_id for r in view.rounds for c in r.candidates]
-    yield services, view.session_id, round_ids
+    candidate_ids = [c.candidate_id for r in view.rounds for c in r.candidates]
+    yield services, view.session_id, candidate_ids
     services.engine.dispose()
 
 
@@ -44,7 +44,7 @@ SESSION_METHODS = {
 }
 ROUND_METHODS = {
     "retry_critique": lambda s, rid: s.retry_critique("bob", rid),
-    "round_image": lambda s, rid: s.round_image("bob", rid),
+    "candidate_image": lambda s, rid: s.candidate_image("bob", rid),
     "keep": lambda s, rid: s.keep("bob", rid),
     "pick_pair": lambda s, rid: s.pick_pair("bob", rid, rid + 1, "A"),
     "annotate": lambda s, rid: s.annotate("bob", rid, {"text_faithfulness": {"verdict": "accept"}}),
@@ -61,16 +61,16 @@ def test_session_ids_answer_the_same_when_missing_or_not_yours(studio, name):
 
 @pytest.mark.parametrize("name", sorted(ROUND_METHODS))
 def test_round_ids_answer_the_same_when_missing_or_not_yours(studio, name):
-    services, _, round_ids = studio
+    services, _, candidate_ids = studio
     call = ROUND_METHODS[name]
-    _same_answer(lambda: call(services, MISSING_ROUND), lambda: call(services, round_ids[0]),
-                 MISSING_ROUND, round_ids[0])
+    _same_answer(lambda: call(services, MISSING_ROUND), lambda: call(services, candidate_ids[0]),
+                 MISSING_ROUND, candidate_ids[0])
 
 
 def test_the_message_does_not_count_rounds(studio):
-    services, _, round_ids = studio
-    text = str(_error(lambda: services.keep("bob", round_ids[0])))
-    assert text == f"no round {round_ids[0]}"
+    services, _, candidate_ids = studio
+    text = str(_error(lambda: services.keep("bob", candidate_ids[0])))
+    assert text == f"no candidate {candidate_ids[0]}"
 
 
 def test_an_annotator_reads_every_session_but_a_missing_one_is_not_found(studio):
@@ -80,10 +80,10 @@ def test_an_annotator_reads_every_session_but_a_missing_one_is_not_found(studio)
 
 
 def test_designers_see_only_their_own_counts(studio):
-    services, _, round_ids = studio
+    services, _, candidate_ids = studio
     item = services.next_critique("carol")
     services.annotate("carol", item["critique_id"], {"text_faithfulness": {"verdict": "accept"}})
-    services.pick_pair("carol", round_ids[0], round_ids[1], "A")
+    services.pick_pair("carol", candidate_ids[0], candidate_ids[1], "A")
     bob = services.stats("bob")
     assert bob == {"preference_pairs": 0, "annotated_critiques": 0, "my_annotated_critiques": 0, "my_sessions": 0}
     carol = services.stats("carol")

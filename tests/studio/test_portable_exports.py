@@ -37,8 +37,8 @@ def studio_data(tmp_path_factory):
     while (item := services.next_critique(None)) is not None:
         services.annotate(None, item["critique_id"], {"text_faithfulness": {"verdict": "accept"}})
     while (pair := services.next_pair(None)) is not None:
-        services.pick_pair(None, pair["round_a"], pair["round_b"], "A")
-    images = {c.round_id: c.image for view in (t2i, edit) for r in view.rounds for c in r.candidates}
+        services.pick_pair(None, pair["candidate_a"], pair["candidate_b"], "A")
+    images = {c.candidate_id: c.image for view in (t2i, edit) for r in view.rounds for c in r.candidates}
     yield {"services": services, "images": images, "source": source, "root": root}
     services.engine.dispose()
 
@@ -163,7 +163,7 @@ def test_trl_form_interleaves_images_where_the_served_prompt_had_them(studio_dat
         with services.sessions() as db:
             from storage.models import CritiqueRow
 
-            round_ = db.get(CritiqueRow, record["critique_id"]).round
+            round_ = db.get(CritiqueRow, record["critique_id"]).candidate
             image = services.store.open(round_.image_sha256)
             source = services.store.open(round_.source_image_sha256) if round_.source_image_sha256 else None
         served = build_pointwise(Task.EDIT if source else Task.T2I, request, image, source_image=source)

@@ -7,14 +7,14 @@ import pytest
 from sqlalchemy import func, select
 
 from rr_core.errors import InvalidRequest
-from storage.models import Round, StudioSession
+from storage.models import CandidateRow, SessionRow
 from tests.studio.conftest import ScriptedModels, make_services
 
 
 def _counts(services) -> tuple[int, int]:
     with services.sessions() as db:
-        return (db.scalar(select(func.count()).select_from(StudioSession)),
-                db.scalar(select(func.count()).select_from(Round)))
+        return (db.scalar(select(func.count()).select_from(SessionRow)),
+                db.scalar(select(func.count()).select_from(CandidateRow)))
 
 
 class RefusingGenerator:

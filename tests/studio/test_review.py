@@ -17,7 +17,7 @@ from storage.db import make_engine, scratch_postgres_database, write_transaction
 from storage.images import ImageStore
 from storage.migrate import upgrade_to_head
 from storage.export import ExportFilters, aggregate_pairs
-from storage.models import Annotation, PairJudgement, ReviewLease, Round
+from storage.models import Annotation, PairJudgement, ReviewLease, CandidateRow
 from studio import review as review_module
 from studio.review import left_first
 from studio.users import AuthSettings, RoleRequired
@@ -146,19 +146,19 @@ def test_pairs_are_shuffled_reproducibly_and_the_shown_side_is_stored(studio):
     assert pair["request"] == "a red fox in the snow"
     with studio.sessions() as db:  # the gallery's name for each image, never its database id
         for side in (left, right):
-            row = db.get(Round, side["round_id"])
+            row = db.get(CandidateRow, side["candidate_id"])
             assert side["label"] == f"round {row.round_index + 1} · #{row.candidate_index + 1}"
-    low, high = sorted((left["round_id"], right["round_id"]))
-    assert (left["round_id"] == low) is left_first(low, high) is left_first(high, low)
+    low, high = sorted((left["candidate_id"], right["candidate_id"]))
+    assert (left["candidate_id"] == low) is left_first(low, high) is left_first(high, low)
     sides = []
     for _ in range(6):  # four images make six pairs
         pair = studio.next_pair("carol")
-        sides.append(pair["left"]["round_id"] < pair["right"]["round_id"])
-        studio.pick_side("carol", pair["left"]["round_id"], pair["right"]["round_id"], "left")
+        sides.append(pair["left"]["candidate_id"] < pair["right"]["candidate_id"])
+        studio.pick_side("carol", pair["left"]["candidate_id"], pair["right"]["candidate_id"], "left")
     assert studio.next_pair("carol") is None
     assert True in sides and False in sides  # both ways appear
     judged = rows(studio, PairJudgement)
-    assert [(j.judge_id, j.preference, j.left_round_id == j.round_a_id) for j in judged] == [("carol", "A", True)] * 6
+    assert [(j.judge_id, j.preference, j.left_candidate_id == j.candidate_a_id) for j in judged] == [("carol", "A", True)] * 6
     progress = studio.pair_progress("carol")
     assert progress == {"mine": 6, "remaining": 0, "everyone": 6, "total": 6, "left_share": 1.0}
     assert studio.agreement("carol")["position_bias"]["carol"] == {"left": 6, "picks": 6, "left_share": 1.0}
@@ -166,10 +166,10 @@ def test_pairs_are_shuffled_reproducibly_and_the_shown_side_is_stored(studio):
 
 def test_undo_and_skip_a_pick(studio):
     pair = studio.next_pair("carol")
-    studio.skip_pair("carol", pair["left"]["round_id"], pair["right"]["round_id"])
+    studio.skip_pair("carol", pair["left"]["candidate_id"], pair["right"]["candidate_id"])
     other = studio.next_pair("carol", exclude=[pair["key"]])
     assert other["key"] != pair["key"]
-    studio.pick_side("carol", other["left"]["round_id"], other["right"]["round_id"], "right")
+    studio.pick_side("carol", other["left"]["candidate_id"], other["right"]["candidate_id"], "right")
     again = studio.undo_pick("carol")
     assert again["key"] == other["key"] and rows(studio, PairJudgement) == []
     with pytest.raises(Exception, match="left, right or tie"):
@@ -192,19 +192,19 @@ def test_agreement_per_item_and_per_reviewer_pair_and_the_export_reads_the_same_
     assert pair["observed"] == pytest.approx((len(keys) - 1) / len(keys))
 
     with studio.sessions() as db:
-        a, b, c = (r.id for r in repo.session_rounds(db, repo.list_sessions(db, "alice")[0].id, "alice")[:3])
+        a, b, c = (r.id for r in repo.session_candidates(db, repo.list_sessions(db, "alice")[0].id, "alice")[:3])
     for judge, preference in (("carol", "A"), ("dave", "A"), ("erin", "B")):
-        studio.pick_pair(judge, a, b, preference, left_round=a)
-    studio.pick_pair("carol", a, c, "A", left_round=c)
-    studio.pick_pair("dave", c, a, "B", left_round=c)  # the same preference, written the other way round
+        studio.pick_pair(judge, a, b, preference, left_candidate=a)
+    studio.pick_pair("carol", a, c, "A", left_candidate=c)
+    studio.pick_pair("dave", c, a, "B", left_candidate=c)  # the same preference, written the other way round
     pairs = {tuple(item["item"]): item["agreement"] for item in studio.agreement("carol")["pairs"]["items"]}
     assert pairs == {(a, b): pytest.approx(2 / 3), (a, c): 1.0}
     with studio.sessions() as db:
-        exported = {(p.round_a.id, p.round_b.id): p.agreement for p in aggregate_pairs(db, ExportFilters())}
+        exported = {(p.candidate_a.id, p.candidate_b.id): p.agreement for p in aggregate_pairs(db, ExportFilters())}
         kept = aggregate_pairs(db, ExportFilters(min_agreement=0.7))
     for key, share in pairs.items():
         assert exported[key] == pytest.approx(share)
-    assert (a, b) not in {(p.round_a.id, p.round_b.id) for p in kept}
+    assert (a, b) not in {(p.candidate_a.id, p.candidate_b.id) for p in kept}
 
     queue = studio.disagreements("erin")
     assert [(q["kind"], q["agreement"]) for q in queue] == [("critiques", 0.5), ("pairs", pytest.approx(2 / 3))]

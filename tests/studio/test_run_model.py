@@ -7,7 +7,7 @@ from sqlalchemy import func, select
 
 from rr_core.limits import MAX_REQUEST_CHARS
 from rr_core.reward import RewardSpec
-from storage.models import CritiqueRow, Round
+from storage.models import CritiqueRow, CandidateRow
 from tests.scripted import critique_text, request_of
 from tests.studio.conftest import task_of
 
@@ -35,8 +35,8 @@ def test_a_reopened_session_equals_the_live_run(services, models):
     assert ({k: v for k, v in reopened.to_dict().items() if k not in strip}
             == {k: v for k, v in live.to_dict().items() if k not in strip})
     with services.sessions() as db:
-        stored = dict(db.execute(select(Round.id, Round.session_id)).all())
-    ids = [c.round_id for r in live.rounds for c in r.candidates]
+        stored = dict(db.execute(select(CandidateRow.id, CandidateRow.session_id)).all())
+    ids = [c.candidate_id for r in live.rounds for c in r.candidates]
     assert None not in ids and sorted(ids) == sorted(stored)
 
 
@@ -53,13 +53,13 @@ def test_an_over_long_proposal_reloaded_still_lets_one_more_round_run(services, 
     assert more.done and more.stop_reason == "max_rounds" and len(more.rounds) == 2
     assert more.rounds[1].prompt == "a bicycle"
     with services.sessions() as db:
-        assert db.scalar(select(func.count(func.distinct(Round.round_index)))) == 2
+        assert db.scalar(select(func.count(func.distinct(CandidateRow.round_index)))) == 2
 
 
 def test_continuing_a_reopened_session_keeps_ids_and_best(services):
     first = list(services.run_loop(None, "a lighthouse", {"rounds": 1, "candidates": 2}))[-1]
     more = list(services.continue_session(None, first.session_id))[-1]
-    assert [c.round_id for c in more.rounds[0].candidates] == [c.round_id for c in first.rounds[0].candidates]
+    assert [c.candidate_id for c in more.rounds[0].candidates] == [c.candidate_id for c in first.rounds[0].candidates]
     assert more.rounds[1].prompt == "a lighthouse refined"
     assert services.open_session(None, first.session_id).run.summary() == more.run.summary()
 

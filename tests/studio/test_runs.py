@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import select
 
 from rr_core.errors import InvalidRequest
-from storage.models import StudioSession
+from storage.models import SessionRow
 from studio.runs import RunLimitExceeded
 from tests.studio.conftest import ScriptedModels, make_services
 
@@ -31,7 +31,7 @@ def test_runs_per_user_are_limited(tmp_path):
     worker.join()
     assert sum(1 for _ in services.run_loop(None, "after the first", {"rounds": 1})) > 1
     with services.sessions() as db:  # the refused run left no session behind
-        assert sorted(s.prompt for s in db.scalars(select(StudioSession))) == ["a slow one", "after the first"]
+        assert sorted(s.request for s in db.scalars(select(SessionRow))) == ["a slow one", "after the first"]
     services.engine.dispose()
 
 
@@ -49,7 +49,7 @@ def test_a_critique_is_stored_as_a_one_round_session(services):
     from PIL import Image
 
     view = services.critique(None, "a green square", Image.new("RGB", (32, 32), (0, 200, 0)))
-    assert view.done and view.rounds[0].pick == 0 and view.rounds[0].candidates[0].round_id is not None
+    assert view.done and view.rounds[0].pick == 0 and view.rounds[0].candidates[0].candidate_id is not None
     assert services.open_session(None, view.session_id).run.summary() == view.run.summary()
 
 

@@ -16,7 +16,7 @@ def test_start_up_removes_killed_and_expired_exports(tmp_path, monkeypatch, capl
     monkeypatch.setenv("RR_DATA_DIR", str(tmp_path))
     monkeypatch.setenv("RR_EXPORT_RETENTION_DAYS", "7")
     monkeypatch.setattr(presets, "resolve_preset", lambda *args, **kwargs: SimpleNamespace(critic_kind="scripted"))
-    monkeypatch.setattr(presets, "Studio", lambda resolved: ScriptedModels())
+    monkeypatch.setattr(presets, "Models", lambda resolved: ScriptedModels())
     exports = tmp_path / "exports"
     exports.mkdir()
     killed = exports / ".pairs-1.jsonl.k1ll3d.tmp"
