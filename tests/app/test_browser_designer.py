@@ -128,7 +128,9 @@ def test_the_header_is_one_line_and_every_tab_is_reachable(page):
     assert header["height"] <= (50 if one_line else 90), header  # desktop: one line; phone: at most three
     assert page.locator("#rr-health").bounding_box()["width"] > 150  # the models' line is readable
     assert "/" not in page.locator("#rr-health").inner_text().replace("→", "")
-    for name, panel in (("Edit", "#tab-edit"), ("Sessions", "#tab-sessions"), ("Create", "#tab-create")):
+    tabs = (("Edit", "#tab-edit"), ("Annotate", "#tab-annotate"), ("Sessions", "#tab-sessions"),
+            ("Training", "#tab-training"), ("Create", "#tab-create"))  # the local user is an admin: all five
+    for name, panel in tabs:
         page.get_by_role("tab", name=name).click()
         page.wait_for_selector(panel, state="visible")
     assert page.evaluate("() => document.documentElement.scrollWidth") <= page.viewport_size["width"] + 1
