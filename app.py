@@ -63,7 +63,7 @@ def build_app(service: Services) -> gr.Blocks:
             if service.auth.oauth:
                 gr.LoginButton(size="sm")
         with gr.Accordion("Models and setup", open=False, elem_id="rr-details"):
-            gr.Markdown(service.health())
+            gr.Markdown(service.health_check.details())
         health_timer = gr.Timer(1.0)
         with gr.Tabs(elem_id="rr-tabs") as tabs:
             with gr.Tab("Create", id="create", elem_id="tab-create"):

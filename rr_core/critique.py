@@ -164,12 +164,16 @@ class PairDimension:
 class PairwiseCritique:
     """A pairwise critique of image A against image B; `preference` comes from the summed scores.
 
+    `analysis` is the model's reading of the request before it compares the images ("" when the
+    text had none); it never affects the preference.
+
     A critique with an invalid score on any dimension has no preference (and no totals): the rest
     of its scores are not trusted to decide it.
     """
 
     task: Task
     dims: dict[str, PairDimension] = field(default_factory=dict)
+    analysis: str = ""
     summary: str = ""
     preference: Preference | None = None
     total_a: float | None = None

@@ -50,9 +50,13 @@ def render_pointwise(
     return "\n".join(lines)
 
 
-def render_pairwise(task: Task, entries: list[tuple[str, str, str, str]], summary: str) -> str:
-    """Lay out a pairwise critique; `entries` are (justification, score A, score B, winner) per dimension."""
-    lines = [f"# {JUDGEMENT}"]
+def render_pairwise(task: Task, analysis: str, entries: list[tuple[str, str, str, str]], summary: str) -> str:
+    """Lay out a pairwise critique; `entries` are (justification, score A, score B, winner) per dimension.
+
+    It opens with the request analysis, as the pointwise layout does, so the model reads the
+    request before it compares (the reference's pairwise layout has the same section).
+    """
+    lines = [f"# {ANALYSIS}", analysis, f"# {JUDGEMENT}"]
     for number, (dim, (justification, a, b, winner)) in enumerate(zip(dimensions(task), entries), start=1):
         lines += [f"{number}. {dim.heading}:", f"## {JUSTIFICATION}: {justification}",
                   f"## {SCORE_A}: {a}", f"## {SCORE_B}: {b}", f"## {WINNER}: {winner}"]
@@ -88,7 +92,12 @@ def output_format(task: Task, mode: str) -> str:
         entries = [(_placeholder("concrete visual evidence comparing the two images on this aspect"),
                     score_placeholder(dim.na_allowed), score_placeholder(dim.na_allowed), winner)
                    for dim in dimensions(task)]
-        return render_pairwise(task, entries, _placeholder("which image is better overall, and why"))
+        return render_pairwise(
+            task,
+            _placeholder("what the instruction asks for: subjects, attributes, relations, any text, style"),
+            entries,
+            _placeholder("which image is better overall, and why"),
+        )
     raise ValueError(f"unknown mode {mode!r}: expected 'pointwise' or 'pairwise'")
 
 
@@ -115,4 +124,4 @@ def render_pairwise_critique(critique: PairwiseCritique) -> str:
             format_score(entry.score_b, entry.b_not_applicable),
             WINNER_WORDS[entry.winner] if entry.winner else "",
         ))
-    return render_pairwise(critique.task, entries, critique.summary)
+    return render_pairwise(critique.task, critique.analysis, entries, critique.summary)

@@ -114,7 +114,7 @@ def _skeleton(task: Task, mode: str) -> str:
                                     _slot("refined"))
     entries = [(_slot("justification", i), _slot("score", i), _slot("score", i), _slot("winner", i))
                for i in range(count)]
-    return fmt.render_pairwise(task, entries, _slot("summary"))
+    return fmt.render_pairwise(task, _slot("analysis"), entries, _slot("summary"))
 
 
 def _pieces(task: Task, mode: str) -> list[tuple[str, str]]:

@@ -175,6 +175,17 @@ def _clean(text: str | None) -> str:
     return (text or "").strip().strip('"').strip("“”").strip()
 
 
+def _analysis_text(body: str, task: Task, end: int) -> str:
+    """The "User Request Analysis" section: from its heading to the judgement (or first dimension)."""
+    analysis = _ANALYSIS.search(body)
+    if analysis is None:
+        return ""
+    stops = [m.start() for m in [_JUDGEMENT.search(body, analysis.end())] if m]
+    stops += [m.start() for d in dimensions(task)
+              for m in [_heading_line(d.heading, numbered=True).search(body, analysis.end())] if m]
+    return body[analysis.end():min(stops, default=end)].strip()
+
+
 def parse_critique(text: str, task: Task | str) -> Critique:
     """Read a pointwise critique; status ok only when every dimension and the refined request were read."""
     task = Task.parse(task)
@@ -184,12 +195,7 @@ def parse_critique(text: str, task: Task | str) -> Critique:
     end = _section_end(body)
     blocks, critique.problems = _blocks(body, task, end)
 
-    analysis = _ANALYSIS.search(body)
-    if analysis:
-        stops = [m.start() for m in [_JUDGEMENT.search(body, analysis.end())] if m]
-        stops += [m.start() for d in dimensions(task)
-                  for m in [_heading_line(d.heading, numbered=True).search(body, analysis.end())] if m]
-        critique.analysis = body[analysis.end():min(stops, default=end)].strip()
+    critique.analysis = _analysis_text(body, task, end)
 
     for dim in dimensions(task):
         entry = DimensionScore(key=dim.key)
@@ -305,6 +311,7 @@ def parse_pairwise(text: str, task: Task | str, rule: PairRule = PairRule()) -> 
     result = PairwiseCritique(task=task, raw_text=raw)
     end = _section_end(body)
     blocks, result.problems = _blocks(body, task, end)
+    result.analysis = _analysis_text(body, task, end)
     total_a = total_b = 0.0
     complete = 0
     invalid = False

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 from rr_core.presets import cuda_available
+from rr_core.prompts import describe_active_templates
 from rr_core.rubric import Task
 from studio.context import ModelsLike
 
@@ -32,6 +34,11 @@ class Health:
         if described.get("banner"):
             text = f"{text}\n\n⚠️ {described['banner']}"
         return text
+
+    def details(self) -> str:
+        """The "Models and setup" text: `health` and the prompt template each task and mode uses, by
+        the same template_version stored with every critique, so a reader can match the two."""
+        return f"{self.health()}\n\n{templates_text()}"
 
     @property
     def settled(self) -> bool:
@@ -74,6 +81,16 @@ class Health:
         except Exception as exc:  # shown in the UI; runs retry the load
             logger.exception("model warm-up failed")
             self.state = f"❌ Models failed to load: {type(exc).__name__}: {exc}"
+
+
+def templates_text() -> str:
+    """The active prompt templates as a Markdown list: task and mode, recorded version, file name
+    (not its folder on the server)."""
+    lines = ["**Prompt templates**"]
+    for row in describe_active_templates():
+        lines.append(f"- {row['task']} {row['mode']}: `{row['template_version']}` ({row['origin']}, "
+                     f"{Path(row['path']).name})")
+    return "\n".join(lines)
 
 
 def _short(model: str) -> str:

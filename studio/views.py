@@ -266,7 +266,10 @@ def scores_html(critique: Critique | None) -> str:
             f"<div class='rr-level'>{html.escape(row['description'])}</div>"
             f"<div class='rr-why'>{html.escape(row['justification'])}</div></div>")
     reward = "—" if critique.reward is None else f"{critique.reward:.2f}"
-    parts.append(f"<div class='rr-reward'>Reward: <b>{reward}</b> · parse: {critique.status.value}</div></div>")
+    template = (f" · template <code>{html.escape(critique.template_version)}</code>"
+                if critique.template_version else "")
+    parts.append(f"<div class='rr-reward'>Reward: <b>{reward}</b> · parse: {critique.status.value}{template}"
+                 "</div></div>")
     return "".join(parts)
 
 

@@ -168,7 +168,9 @@ RENUMBERED = T2I_OK.replace("1. Text Faithfulness:", "### Text Faithfulness").re
 
 GARBAGE = "I cannot evaluate this image. Here is a poem instead: roses are red."
 
-PAIRWISE_T2I = """# Detailed Judgement
+PAIRWISE_T2I = """# User Request Analysis
+The user wants three red circles on a white background, drawn flat.
+# Detailed Judgement
 1. Text Faithfulness:
 ## Justification: Image A shows three red circles; Image B shows two.
 ## Score A: 4.0
@@ -187,7 +189,9 @@ PAIRWISE_T2I = """# Detailed Judgement
 # Summary: Image A matches the count.
 """
 
-PAIRWISE_EDIT = """# Detailed Judgement
+PAIRWISE_EDIT = """# User Request Analysis
+The user wants the sky turned purple and everything else left as it was.
+# Detailed Judgement
 1. Text Faithfulness:
 ## Justification: Both make the sky purple.
 ## Score A: 3.5

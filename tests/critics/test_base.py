@@ -168,4 +168,4 @@ def test_a_users_template_file_replaces_the_shipped_one(tmp_path):
     assert critique.template_version.startswith("file:t2i_pointwise@7-house#")
     assert "Our house style" in critic.seen[-1].user_text
     critic.compare(PairRequest("t2i", "a fox", image, image))  # pairwise keeps the shipped template
-    assert critic.seen[-1].template_version.startswith("shipped:t2i_pairwise@2.0#")
+    assert critic.seen[-1].template_version.startswith("shipped:t2i_pairwise@2.1#")

@@ -117,6 +117,15 @@ def test_pairwise_winner_words_only(winner):
     assert not accepts(critique_grammar(Task.T2I, "pairwise", WIDE), text)
 
 
+def test_pairwise_grammar_requires_the_analysis_section():
+    """Constrained pairwise critiques open with the request analysis, as pointwise ones do."""
+    g = critique_grammar(Task.T2I, "pairwise")
+    bare = "# Detailed Judgement" + texts.PAIRWISE_T2I.split("# Detailed Judgement", 1)[1]
+    assert accepts(g, texts.PAIRWISE_T2I)
+    assert not accepts(g, bare)
+    assert not accepts(g, texts.PAIRWISE_T2I.replace("drawn flat.", "drawn flat"))
+
+
 def test_pairwise_na_only_where_allowed():
     ok = texts.PAIRWISE_T2I
     bad = ok.replace("## Score B: 2.0", "## Score B: N/A")
@@ -220,7 +229,8 @@ scores = st.one_of(st.just(1.0), st.just(4.0), st.floats(1.0, 4.0).map(lambda x:
 
 
 @st.composite
-def critiques(draw, task):
+def analyses(draw):
+    """An analysis line the default caps allow (pointwise and pairwise share the rule)."""
     caps = SectionCaps()
     analysis = draw(free_text(caps.analysis - len(fmt.REFINEMENT))
                     .filter(lambda s: not re.search(r"[:*_>]", s) and s[0] not in "-"))
@@ -228,6 +238,13 @@ def critiques(draw, task):
     if re.match(re.escape(fmt.REFINEMENT), analysis, re.IGNORECASE):
         # "The " moves the line off the heading's start, which leaves it the shorter cap.
         analysis = ("The " + analysis[:-1])[: caps.analysis - len(fmt.REFINEMENT)] + analysis[-1]
+    return analysis
+
+
+@st.composite
+def critiques(draw, task):
+    caps = SectionCaps()
+    analysis = draw(analyses())
     critique = Critique(task=task, analysis=analysis, summary=draw(free_text(caps.summary)),
                         refinement_comments=draw(free_text(caps.comments)),
                         refined_request=draw(free_text(caps.refined)
@@ -243,7 +260,7 @@ def critiques(draw, task):
 @st.composite
 def pair_critiques(draw, task):
     caps = SectionCaps()
-    pair = PairwiseCritique(task=task, summary=draw(free_text(caps.summary)))
+    pair = PairwiseCritique(task=task, analysis=draw(analyses()), summary=draw(free_text(caps.summary)))
     for dim in dimensions(task):
         na_a, na_b = (dim.na_allowed and draw(st.booleans()) for _ in range(2))
         pair.dims[dim.key] = PairDimension(
@@ -276,6 +293,7 @@ def test_rendered_pairwise_critiques_are_accepted_and_parse(task, data):
     assert accepts(critique_grammar(task, "pairwise"), text), text
     parsed = parse_pairwise(text, task)
     assert parsed.status is ParseStatus.OK, parsed.problems
+    assert parsed.analysis == pair.analysis
     for key, entry in pair.dims.items():
         assert (parsed.dims[key].score_a, parsed.dims[key].score_b) == (entry.score_a, entry.score_b)
         assert parsed.dims[key].winner == entry.winner

@@ -245,6 +245,25 @@ def test_pairwise_t2i():
     assert p.dims["physical_quality"].winner is Preference.TIE
     assert p.total_a == pytest.approx(4.0 + 3.5 + 2.5) and p.total_b == pytest.approx(2.0 + 3.5 + 2.5)
     assert p.preference is Preference.A
+    assert p.analysis == "The user wants three red circles on a white background, drawn flat."
+
+
+def test_pairwise_analysis_is_kept_apart_from_the_judgement_and_optional():
+    """The analysis ends where the judgement starts; a critique written without one still parses ok."""
+    p = parse_pairwise(texts.PAIRWISE_EDIT, Task.EDIT)
+    assert p.analysis == "The user wants the sky turned purple and everything else left as it was."
+    assert "sky turned purple" not in p.dims["text_faithfulness"].justification
+    without = texts.PAIRWISE_EDIT.split("# Detailed Judgement", 1)[1]
+    bare = parse_pairwise("# Detailed Judgement" + without, Task.EDIT)
+    assert bare.status is ParseStatus.OK and bare.analysis == ""
+    assert bare.preference is p.preference
+
+
+def test_pairwise_analysis_round_trips_through_the_renderer():
+    p = parse_pairwise(texts.PAIRWISE_T2I, "t2i")
+    again = parse_pairwise(fmt.render_pairwise_critique(p), "t2i")
+    assert again.analysis == p.analysis and again.status is ParseStatus.OK
+    assert again.to_dict()["analysis"] == p.analysis
 
 
 def test_pairwise_edit_and_tie_tolerance():

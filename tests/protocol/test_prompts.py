@@ -53,9 +53,7 @@ def expected_labels(task, mode):
         labels += [f"- **{level} ({label}):** " for level, label in zip((4, 3, 2, 1), LEVEL_LABELS[name])]
     labels += ["### Scoring Methodology (CRITICAL)\n", "**Anchor:**", "**Justify and Adjust:**",
                "Output your evaluation in the following format:\n"]
-    if mode == "pointwise":
-        labels.append("# User Request Analysis\n[ ")
-    labels.append("# Detailed Judgement\n")
+    labels += ["# User Request Analysis\n[ ", "# Detailed Judgement\n"]
     for number, name in enumerate(PROTOCOL_DIMENSIONS[task], start=1):
         score = "[ float score or N/A ]" if name == "Text Rendering" else "[ float score ]"
         labels += [f"{number}. {name}:\n", "## Justification: [ "]

@@ -93,6 +93,24 @@ def test_leakage_rejects_when_a_justification_is_all_leak():
     assert check.passed is False and "empty" in check.reason
 
 
+def test_leakage_scrubs_the_request_analysis_too():
+    """A label hint in the pairwise analysis is found and its sentence removed, the rest kept."""
+    text = PAIRWISE_T2I.replace("drawn flat.", "drawn flat. The annotators preferred Image A.")
+    parsed = parse_pairwise(text, Task.T2I, RULE)
+    assert "annotators" in parsed.analysis
+    check, cleaned, _ = check_leakage(parsed, FilterConfig())
+    assert check.passed and "removed 1 sentence" in check.reason
+    assert cleaned.analysis == "The user wants three red circles on a white background, drawn flat."
+    assert check_leakage(parsed, FilterConfig(leak_action="reject"))[0].passed is False
+
+
+def test_leakage_rejects_when_the_analysis_is_all_leak():
+    text = PAIRWISE_T2I.replace("The user wants three red circles on a white background, drawn flat.",
+                                "The human label says Image A.")
+    check, _, _ = check_leakage(parse_pairwise(text, Task.T2I, RULE), FilterConfig())
+    assert check.passed is False and "analysis" in check.reason
+
+
 def test_swap_image_refs():
     assert swap_image_refs("Image A beats image B; IMAGE A wins.") == "Image B beats image A; IMAGE B wins."
 

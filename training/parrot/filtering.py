@@ -4,7 +4,8 @@
 2. self_consistency: the preference implied by the rationale's own summed scores equals the label
    (a tie within `tie_tolerance`).
 3. leakage: phrases that reveal the label ("the preferred image", "as the human chose", "ground
-   truth", "label", ...) are removed sentence by sentence (or the sample is rejected).
+   truth", "label", ...) are removed sentence by sentence from the request analysis, the
+   justifications and the summary (or the sample is rejected).
 4. repredict: a judge sees the images and the cleaned justifications, but neither the scores nor
    the label, and must predict the label; optionally in both A/B orders to cancel position bias.
 
@@ -143,6 +144,7 @@ def check_leakage(parsed: PairwiseCritique, config: FilterConfig) -> tuple[Check
         found = find_leaks(entry.justification, config.compiled)
         per_dim[key] = len(found)
         leaks += found
+    leaks += find_leaks(parsed.analysis, config.compiled)
     leaks += find_leaks(parsed.summary, config.compiled)
     if not leaks:
         return Check(True), parsed, per_dim
@@ -157,11 +159,15 @@ def check_leakage(parsed: PairwiseCritique, config: FilterConfig) -> tuple[Check
         if entry.justification.strip() and not text:
             emptied.append(key)
         dims[key] = replace(entry, justification=text)
+    analysis, n = _drop_leaking_sentences(parsed.analysis, config.compiled)
+    removed += n
+    if parsed.analysis.strip() and not analysis:
+        emptied.append("analysis")
     summary, n = _drop_leaking_sentences(parsed.summary, config.compiled)
     removed += n
-    cleaned = replace(parsed, dims=dims, summary=summary)
+    cleaned = replace(parsed, dims=dims, analysis=analysis, summary=summary)
     if emptied:
-        return Check(False, f"justification empty after removing leaks: {emptied}"), cleaned, per_dim
+        return Check(False, f"justification or analysis empty after removing leaks: {emptied}"), cleaned, per_dim
     return Check(True, f"removed {removed} sentence(s) with {sorted(set(leaks))}"), cleaned, per_dim
 
 
