@@ -1,0 +1,45 @@
+"""The app's example lists with a real critic: a click on a cached example shows its finished run in
+the results panel (through the same processing a browser's click goes through)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import app
+from studio.examples import ExampleCache
+from tests.app.conftest import ScriptedModels, make_service, tiny_studio
+from ui.examples import T2I_EXAMPLES, ExampleRuns, edit_examples
+
+
+def click(demo, api_name: str, index: int) -> dict:
+    """What the app returns to a browser that clicked example `index` of a list: component id -> value."""
+    fn = next(f for f in demo.fns.values() if f.api_name == api_name)
+    result = asyncio.run(demo.process_api(block_fn=fn, inputs=[index], state=None))
+    return {block._id: value for block, value in zip(fn.outputs, result["data"], strict=True)}
+
+
+def test_a_cached_example_click_fills_the_results_panel(tmp_path, monkeypatch):
+    monkeypatch.setenv("RR_DATA_DIR", str(tmp_path / "data"))
+    models = ScriptedModels()
+    service = make_service(tmp_path, models)
+    runs = ExampleRuns(ExampleCache(models))
+    runs.start().join(timeout=120)
+    demo = app.build_app(service)  # the default example runs: the service's models, the data folder
+
+    shown = click(demo, "ui_example_create", 1)
+    view = runs.view(T2I_EXAMPLES[1][0])
+    assert view is not None and view.run.done
+    status = next(value for key, value in shown.items() if isinstance(value, str) and value.startswith("Example:"))
+    assert "computed once" in status
+    assert any(isinstance(value, list) and len(value) == len(view.run.state.rounds) for value in shown.values())
+
+    edited = click(demo, "ui_example_edit", 0)
+    assert any(isinstance(value, str) and value.startswith("Example:") for value in edited.values())
+    assert runs.view(edit_examples()[0][1]) is not None
+
+
+def test_the_tiny_preset_wires_no_example_runs(tmp_path, monkeypatch):
+    monkeypatch.setenv("RR_DATA_DIR", str(tmp_path / "data"))
+    demo = app.build_app(make_service(tmp_path, tiny_studio()))
+    assert not [f for f in demo.fns.values() if (f.api_name or "").startswith("ui_example_")]
+    assert not (tmp_path / "data" / "examples").exists()
