@@ -43,3 +43,39 @@ def test_the_tiny_preset_wires_no_example_runs(tmp_path, monkeypatch):
     demo = app.build_app(make_service(tmp_path, tiny_studio()))
     assert not [f for f in demo.fns.values() if (f.api_name or "").startswith("ui_example_")]
     assert not (tmp_path / "data" / "examples").exists()
+
+
+def test_main_warms_the_examples_in_the_background_after_the_models_load(tmp_path, monkeypatch):
+    """`python app.py` with a real critic: the server launches while the models are still loading, and
+    the examples are computed after them, in the same background thread."""
+    import threading
+    from types import SimpleNamespace
+
+    monkeypatch.setenv("RR_DATA_DIR", str(tmp_path / "data"))
+    models = ScriptedModels()
+    models.preset.profile = None
+    service = make_service(tmp_path, models)
+    loading = threading.Event()
+    order: list[str] = []
+
+    def slow_warm_up() -> None:
+        loading.wait(timeout=30)
+        order.append("models loaded")
+
+    monkeypatch.setattr(service, "warm_up", slow_warm_up)
+    monkeypatch.setattr(app, "create_services", lambda preset, **kwargs: service)
+    built: dict = {}
+
+    def fake_build_app(svc, examples=None):
+        built["examples"] = examples
+        return SimpleNamespace(queue=lambda **kw: None, launch=lambda **kw: order.append("launched"))
+
+    monkeypatch.setattr(app, "build_app", fake_build_app)
+    app.main(["--preset", "tiny"])
+    assert order == ["launched"]  # served before the models (and so the examples) were ready
+    loading.set()
+    worker = next(t for t in threading.enumerate() if t.name == "example-runs")
+    worker.join(timeout=120)
+    assert order == ["launched", "models loaded"]
+    runs = built["examples"]
+    assert runs.enabled and all(runs.view(example.prompt) is not None for example in runs.examples)
