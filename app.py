@@ -315,7 +315,7 @@ def main(argv: list[str] | None = None) -> None:
                               gpu_workers=zerogpu.gpu_concurrency(), plan=plan_for(args.profile, env))
     models = service.health_check.models
     zerogpu.install(models)
-    examples = ExampleRuns(ExampleCache(models))  # with a real critic: warmed in the background
+    examples = ExampleRuns(ExampleCache(models), slots=service.runs.slots)  # a real critic's: in the background
     if getattr(models.preset.profile, "load_at_start", False):
         service.warm_up()  # ZeroGPU forks its GPU workers from this process: load before serving
         examples.start()

@@ -17,7 +17,9 @@ from typing import Any
 
 from PIL import Image, ImageDraw
 
+from rr_core.errors import RRError
 from studio.examples import Example, ExampleCache
+from studio.scheduling import FairScheduler
 from studio.views import RunView
 from ui.mappers import Values, result_values, slider_value
 from ui.panels import ResultsPanel
@@ -97,12 +99,21 @@ def default_examples() -> list[Example]:
     return t2i + edits
 
 
-class ExampleRuns:
-    """The examples' cached runs as the UI uses them: warmed in the background, shown on a click."""
+EXAMPLES_USER = "examples"
+"""Whose turn on the GPU an example's loop takes in the scheduler: the app's own start-up job."""
 
-    def __init__(self, cache: ExampleCache, examples: Sequence[Example] | None = None) -> None:
+
+class ExampleRuns:
+    """The examples' cached runs as the UI uses them: warmed in the background, shown on a click.
+
+    With `slots` (the runs' FairScheduler) each example not cached yet takes its turn on the GPU like a
+    visitor's run, so warming never runs beside a visitor's loop on a GPU that holds one at a time."""
+
+    def __init__(self, cache: ExampleCache, examples: Sequence[Example] | None = None,
+                 slots: FairScheduler | None = None) -> None:
         self.cache = cache
         self.examples = list(default_examples() if examples is None else examples)
+        self.slots = slots
 
     @property
     def enabled(self) -> bool:
@@ -126,9 +137,25 @@ class ExampleRuns:
         try:
             if before is not None:
                 before()
-            self.cache.warm(self.examples)
         except Exception:  # a background nicety: the server keeps serving without the examples
-            logger.exception("the example runs could not be warmed")
+            logger.exception("the models could not be loaded; no example runs are computed")
+            return
+        for example in self.examples:
+            try:
+                if self.cache.view(example) is None:
+                    self._compute_in_turn(example)
+            except RRError as error:  # the queue is full of visitors' runs: they come first
+                logger.warning("example %r not computed now: %s", example.prompt, error)
+            except Exception:  # an unreadable stored run: logged, the other examples still computed
+                logger.exception("example %r could not be read or computed", example.prompt)
+
+    def _compute_in_turn(self, example: Example) -> None:
+        if self.slots is None:
+            self.cache.warm([example])
+            return
+        with self.slots.slot(EXAMPLES_USER) as ticket:
+            ticket.wait()
+            self.cache.warm([example])
 
     def view(self, prompt: str) -> RunView | None:
         """The finished run of the example with this prompt (or instruction), None when it is no

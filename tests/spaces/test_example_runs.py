@@ -98,3 +98,34 @@ def test_the_default_examples_are_the_ones_on_screen():
     examples = default_examples()
     assert [e.prompt for e in examples if e.source is None] == [row[0] for row in T2I_EXAMPLES]
     assert [e.prompt for e in examples if e.source is not None] == [row[1] for row in edit_examples()]
+
+
+def test_warming_waits_for_its_turn_on_the_gpu_behind_a_visitors_run(tmp_path):
+    import time
+
+    from studio.scheduling import FairScheduler
+
+    ScriptedRealModels.loops = 0
+    slots = FairScheduler(per_user=2, capacity=4, workers=1)
+    visitor = slots.submit("alice")
+    visitor.wait()  # a visitor's loop holds the one GPU turn
+    runs = ExampleRuns(ExampleCache(real_models(), tmp_path), [EXAMPLE], slots=slots)
+    thread = runs.start()
+    time.sleep(1.0)
+    assert ScriptedRealModels.loops == 0 and slots.jobs("examples") == 1  # queued, not running beside it
+    slots.release(visitor)
+    thread.join(timeout=300)
+    assert ScriptedRealModels.loops == 1 and slots.jobs("examples") == 0
+    assert runs.view(EXAMPLE.prompt) is not None
+
+
+def test_a_full_queue_leaves_the_example_uncached_and_the_thread_ends(tmp_path):
+    from studio.scheduling import FairScheduler
+
+    ScriptedRealModels.loops = 0
+    slots = FairScheduler(per_user=1, capacity=1, workers=1)
+    visitor = slots.submit("alice")
+    runs = ExampleRuns(ExampleCache(real_models(), tmp_path), [EXAMPLE], slots=slots)
+    runs.start().join(timeout=60)
+    assert ScriptedRealModels.loops == 0 and runs.view(EXAMPLE.prompt) is None
+    slots.release(visitor)
