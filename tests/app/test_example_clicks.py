@@ -79,3 +79,30 @@ def test_main_warms_the_examples_in_the_background_after_the_models_load(tmp_pat
     assert order == ["launched", "models loaded"]
     runs = built["examples"]
     assert runs.enabled and all(runs.view(example.prompt) is not None for example in runs.examples)
+
+
+def test_in_a_browser_a_cached_example_shows_its_finished_run_at_once(tmp_path, monkeypatch):
+    """A visitor clicks a prompt example: the prompt fills in and the finished loop appears,
+    with no run started."""
+    from playwright.sync_api import sync_playwright
+
+    from tests.app.conftest import launched
+    from ui import browser
+
+    monkeypatch.setenv("RR_DATA_DIR", str(tmp_path / "data"))
+    models = ScriptedModels()
+    service = make_service(tmp_path, models)
+    ExampleRuns(ExampleCache(models), slots=service.runs.slots).start().join(timeout=120)
+    with launched(service) as url, sync_playwright() as playwright:
+        chromium = browser.launch_chromium(playwright)
+        try:
+            page = chromium.new_page(viewport=browser.VIEWPORT)
+            page.goto(url)
+            page.wait_for_selector("#create-prompt textarea")
+            page.locator("#create-examples").get_by_text(T2I_EXAMPLES[3][0]).click()
+            page.wait_for_function("document.querySelector('#create-status')?.innerText.includes('Example:')",
+                                   timeout=20000)
+            assert page.input_value("#create-prompt textarea") == T2I_EXAMPLES[3][0]
+            assert page.locator("#create-status").inner_text().startswith("Example: a finished loop")
+        finally:
+            chromium.close()
