@@ -76,8 +76,8 @@ def build_app(service: Services, examples: ExampleRuns | None = None) -> gr.Bloc
                                             info="Enter generates; Shift+Enter adds a new line.",
                                             elem_id="create-prompt")
                         negative = gr.Textbox(label="Negative prompt (optional)", elem_id="create-negative")
-                        create_examples = gr.Examples(examples=T2I_EXAMPLES, inputs=[prompt], label="Try a prompt",
-                                                      elem_id="create-examples")
+                        create_examples = gr.Examples(examples=T2I_EXAMPLES, inputs=[prompt],
+                                                      label="Try a prompt", elem_id="create-examples")
                     with gr.Column(scale=2, min_width=280):
                         with gr.Row():
                             seed = gr.Number(label="Seed", value=0, precision=0, elem_id="create-seed")

@@ -29,9 +29,10 @@ def test_a_cached_example_click_fills_the_results_panel(tmp_path, monkeypatch):
     shown = click(demo, "ui_example_create", 1)
     view = runs.view(T2I_EXAMPLES[1][0])
     assert view is not None and view.run.done
-    status = next(value for key, value in shown.items() if isinstance(value, str) and value.startswith("Example:"))
-    assert "computed once" in status
-    assert any(isinstance(value, list) and len(value) == len(view.run.state.rounds) for value in shown.values())
+    texts = [value for value in shown.values() if isinstance(value, str)]
+    assert any(text.startswith("Example: a finished loop, computed once") for text in texts)
+    lists = [value for value in shown.values() if isinstance(value, list)]
+    assert any(len(value) == len(view.run.state.rounds) for value in lists)
 
     edited = click(demo, "ui_example_edit", 0)
     assert any(isinstance(value, str) and value.startswith("Example:") for value in edited.values())
@@ -106,3 +107,19 @@ def test_in_a_browser_a_cached_example_shows_its_finished_run_at_once(tmp_path, 
             assert page.locator("#create-status").inner_text().startswith("Example: a finished loop")
         finally:
             chromium.close()
+
+
+def test_the_examples_run_with_the_forms_defaults(tmp_path, monkeypatch):
+    """A cached run is what the visitor gets from the example and the run button: same settings."""
+    from ui.examples import CREATE_SETTINGS, EDIT_SETTINGS
+
+    monkeypatch.setenv("RR_DATA_DIR", str(tmp_path / "data"))
+    demo = app.build_app(make_service(tmp_path, tiny_studio()))
+    blocks = [block for block in demo.blocks.values() if hasattr(block, "value")]
+    values = {block.elem_id: block.value for block in blocks if block.elem_id}
+    thresholds = [block.value for block in blocks if getattr(block, "label", None) == "Stop threshold"]
+    assert thresholds == [CREATE_SETTINGS["stop_threshold"], EDIT_SETTINGS["stop_threshold"]]
+    for prefix, settings in (("create", CREATE_SETTINGS), ("edit", EDIT_SETTINGS)):
+        for key in ("seed", "steps", "rounds"):
+            assert values[f"{prefix}-{key}"] == settings[key], (prefix, key)
+        assert values[f"{prefix}-stop-early"] is True
