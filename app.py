@@ -23,10 +23,11 @@ import gradio as gr
 from studio.users import AuthSettings
 from rr_core.presets import PRESETS, add_artefact_arguments, artefacts_from_args
 from studio.container import Services, create_services
+from studio.examples import ExampleCache
 from studio.exports import FORMATS
 from ui.api import register_api
 from ui.handlers import StudioHandlers
-from ui.examples import EXAMPLES_DIR, T2I_EXAMPLES, edit_examples
+from ui.examples import EXAMPLES_DIR, T2I_EXAMPLES, ExampleRuns, edit_examples
 from ui.mappers import SESSION_COLUMNS, plan_text
 from ui.panels import RunForm, StudioUI, agreement_panel, annotate_panel, keys_html, pair_panel, results_panel
 from ui.training_panel import training_tab, wire_training
@@ -50,8 +51,10 @@ def launch_kwargs(service: Services) -> dict[str, Any]:
             "auth": service.auth.check if service.auth.users else None}
 
 
-def build_app(service: Services) -> gr.Blocks:
-    """The whole UI and API in one Blocks; `service` holds the models and the database."""
+def build_app(service: Services, examples: ExampleRuns | None = None) -> gr.Blocks:
+    """The whole UI and API in one Blocks; `service` holds the models and the database. `examples` are
+    the cached example runs (by default those of the service's models: none with the tiny preset)."""
+    examples = examples if examples is not None else ExampleRuns(ExampleCache(service.health_check.models))
     gpu_limits = {"concurrency_limit": service.gpu_admission, "concurrency_id": "gpu"}  # turns: studio.scheduling
     critic_limits = {"concurrency_limit": None} if service.remote_critic else gpu_limits
 
@@ -73,8 +76,8 @@ def build_app(service: Services) -> gr.Blocks:
                                             info="Enter generates; Shift+Enter adds a new line.",
                                             elem_id="create-prompt")
                         negative = gr.Textbox(label="Negative prompt (optional)", elem_id="create-negative")
-                        gr.Examples(examples=T2I_EXAMPLES, inputs=[prompt], label="Try a prompt",
-                                    elem_id="create-examples")
+                        create_examples = gr.Examples(examples=T2I_EXAMPLES, inputs=[prompt],
+                                                      label="Try a prompt", elem_id="create-examples")
                     with gr.Column(scale=2, min_width=280):
                         with gr.Row():
                             seed = gr.Number(label="Seed", value=0, precision=0, elem_id="create-seed")
@@ -106,8 +109,8 @@ def build_app(service: Services) -> gr.Blocks:
                         instruction = gr.Textbox(label="Instruction", lines=2, placeholder="make the sky purple",
                                                  info="Enter edits; Shift+Enter adds a new line.",
                                                  elem_id="edit-instruction")
-                        gr.Examples(examples=edit_examples(), inputs=[upload, instruction],
-                                    label="Try an edit", elem_id="edit-examples")
+                        edit_examples_list = gr.Examples(examples=edit_examples(), inputs=[upload, instruction],
+                                                         label="Try an edit", elem_id="edit-examples")
                     with gr.Column(scale=2, min_width=280):
                         with gr.Row():
                             edit_seed = gr.Number(label="Seed", value=0, precision=0, elem_id="edit-seed")
@@ -225,6 +228,11 @@ def build_app(service: Services) -> gr.Blocks:
                                    api_name=f"ui_use_prompt_{name}", **private)
             panel.edit_this.click(h.to_edit, panel.candidate_id, [source, upload_note, tabs],
                                   api_name=f"ui_edit_this_{name}", **private)
+        if examples.enabled:  # a cached example's click shows its finished run; else it only fills inputs
+            for listed, shown, outputs, name in (
+                    (create_examples, examples.show(create), create.outputs, "create"),
+                    (edit_examples_list, examples.show(edit, slider), edit.outputs + [slider], "edit")):
+                listed.dataset.click(shown, listed.dataset, outputs, api_name=f"ui_example_{name}", **private)
         health_timer.tick(h.health_tick, None, [health, health_timer], api_name="ui_health", **private)
 
         listing = [table, sessions_gallery]
@@ -307,11 +315,13 @@ def main(argv: list[str] | None = None) -> None:
                               gpu_workers=zerogpu.gpu_concurrency(), plan=plan_for(args.profile, env))
     models = service.health_check.models
     zerogpu.install(models)
+    examples = ExampleRuns(ExampleCache(models), slots=service.runs.slots)  # a real critic's: in the background
     if getattr(models.preset.profile, "load_at_start", False):
         service.warm_up()  # ZeroGPU forks its GPU workers from this process: load before serving
-    else:
+        examples.start()
+    elif examples.start(before=service.warm_up) is None:
         threading.Thread(target=service.warm_up, name="warm-up", daemon=True).start()
-    demo = build_app(service)
+    demo = build_app(service, examples)
     demo.queue(default_concurrency_limit=8)
     demo.launch(server_name=args.host, server_port=args.port, **launch_kwargs(service))
 
