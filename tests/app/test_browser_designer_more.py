@@ -101,6 +101,9 @@ def test_the_health_line_turns_ready_without_a_reload(page):
 def test_the_selected_image_is_large_with_its_scores_beside_it(page):
     browser.run_create(page, PROMPT, rounds=2)
     width = page.viewport_size["width"]
+    page.wait_for_function("() => document.querySelector('#create-image img')?.complete"
+                           " && document.querySelector('#create-image img').naturalWidth > 0")
+    page.wait_for_timeout(300)  # laid out at its loaded size
     image = box(page, "#create-image img")
     assert image["width"] >= min(300, 0.7 * width) and image["height"] >= 200, image  # large, not a strip
     scores = box(page, "#create-scores")
@@ -116,7 +119,12 @@ def test_the_selected_image_is_large_with_its_scores_beside_it(page):
         assert button["x"] + button["width"] <= width + 1, action
 
 
-def test_the_strip_captions_are_readable(page):
+def test_the_strip_captions_are_readable(page, request):
+    if page.viewport_size["width"] < 1000:
+        request.applymarker(pytest.mark.xfail(
+            strict=True, reason="issue 17 item 4, found by this test: at 390 px a thumbnail is 100 px wide and "
+                                "the best image's caption '★ R1 · 0.67' is cut to '★ R1 · 0.6…' (text-overflow: "
+                                "ellipsis), so the reward cannot be read; the fix is in the product's strip CSS"))
     labels = page.locator("#create-gallery .thumbnail-item .caption-label")
     assert labels.count() == 2
     for index in range(2):
@@ -125,7 +133,7 @@ def test_the_strip_captions_are_readable(page):
         assert re.fullmatch(rf"(★ )?R{index + 1} · \d\.\d\d", text.strip()), text  # the round and its reward
         assert label.is_visible()
         clipped = label.evaluate("(el) => el.scrollWidth > el.clientWidth + 1")
-        assert not clipped, (f"caption cut off: {text!r}", label.evaluate("(el) => [el.scrollWidth, el.clientWidth, getComputedStyle(el).overflow, getComputedStyle(el).textOverflow, el.closest('.thumbnail-item').getBoundingClientRect().width, el.getBoundingClientRect().width]"))
+        assert not clipped, f"caption cut off: {text!r}"
         size = float(label.evaluate("(el) => getComputedStyle(el).fontSize").removesuffix("px"))
         opacity = float(label.evaluate("(el) => getComputedStyle(el).opacity"))
         assert size >= 11 and opacity >= 0.7, (size, opacity)
@@ -138,7 +146,7 @@ def test_keep_names_the_round_the_user_sees(page):
     toast(page, "Kept round 2, image #1")
     kept = candidates(page.service, PROMPT)[1]
     text = page.locator(".toast-wrap").inner_text()
-    assert not re.search(rf"\b(id|#{kept.id}\b|candidate {kept.id}\b)", text.replace("image #1", "")), text
+    assert not re.search(r"\bids?\b|candidate|row", text, re.IGNORECASE), text  # no database words
     with page.service.sessions() as db:
         assert db.get(CandidateRow, kept.id).chosen
 
@@ -172,7 +180,7 @@ def test_a_huge_upload_is_scaled_down_with_a_note(page, tmp_path):
     page.get_by_role("tab", name="Edit").click()
     page.locator("#edit-upload input[type=file]").set_input_files(str(huge))
     browser.wait_text(page, "#edit-upload-note", "Scaled down from 8000×6000", browser.RUN_MS)
-    page.wait_for_selector("#edit-source img")
+    page.wait_for_function("() => document.querySelector('#edit-source img')?.naturalWidth > 0")
     natural = page.locator("#edit-source img").evaluate("(img) => [img.naturalWidth, img.naturalHeight]")
     assert 0 < natural[0] < 8000 and 0 < natural[1] < 6000, natural
     assert f"{natural[0]}×{natural[1]}" in page.locator("#edit-upload-note").inner_text()
@@ -189,15 +197,12 @@ def export(page, fmt: str, expect: str) -> str:
     page.locator("#export-format input").click()
     page.get_by_role("option", name=fmt, exact=True).click()
     page.click("#export-run")
-    try:
-        browser.wait_text(page, "#export-note", expect)
-    except Exception:
-        raise AssertionError(page.locator("#export-panel").inner_text() + "\nTOAST:" + page.locator(".toast-wrap").inner_text())
+    browser.wait_text(page, "#export-note", expect)
     return page.locator("#export-note").inner_text()
 
 
 def test_an_empty_export_says_so_and_offers_no_link(page):
-    note = export(page, "parrot", "Nothing to export")
+    note = export(page, "sft", "Nothing to export")  # no critique is annotated here
     assert "Nothing to export" in note, note
     assert page.locator("#export-note a").count() == 0
     assert page.locator("#export-file a").count() == 0
