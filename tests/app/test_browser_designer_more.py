@@ -1,5 +1,5 @@
-"""Issue 17, items 4, 7, 9, 12 and 16 in a browser, at 1280 px and on a 390 px phone: the large view of
-the selected image with its scores and actions, a huge upload scaled down with a note, the health line
+"""Issue 17, items 4, 7, 9, 12 and 16 in a browser, at 1280 px and on a 390 px phone: the selected image's
+scores, its strip captions and its actions, a huge upload scaled down with a note, the health line
 that turns ready by itself, messages in the user's terms, and the export panel. The wiring and the page
 are under test here, over the test doubles (the models' load is held by a gate, so "loading" is seen)."""
 
