@@ -110,12 +110,7 @@ def test_the_selected_image_has_its_scores_and_actions_on_screen(page):
         assert button["x"] + button["width"] <= width + 1, action
 
 
-def test_the_strip_captions_are_readable(page, request):
-    if page.viewport_size["width"] < 1000:
-        request.applymarker(pytest.mark.xfail(
-            strict=True, reason="issue 17 item 4, found by this test: at 390 px a thumbnail is 100 px wide and "
-                                "the best image's caption '★ R1 · 0.67' is cut to '★ R1 · 0.6…' (text-overflow: "
-                                "ellipsis), so the reward cannot be read; the fix is in the product's strip CSS"))
+def test_the_strip_captions_are_readable(page):
     labels = page.locator("#create-gallery .thumbnail-item .caption-label")
     assert labels.count() == 2
     for index in range(2):
