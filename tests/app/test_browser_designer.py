@@ -29,6 +29,7 @@ def app_url(module_dir):
 
 @pytest.fixture(scope="module", params=[DESKTOP, PHONE], ids=["desktop", "phone"])
 def page(request, app_url):
+    """The app at `app_url` (each test module may give its own) in Chromium, desktop then phone."""
     from playwright.sync_api import sync_playwright
 
     url, service = app_url
@@ -38,6 +39,7 @@ def page(request, app_url):
         page.goto(url)
         page.wait_for_selector("#create-prompt textarea")
         page.service = service
+        page.url_root = url
         yield page
         chromium.close()
 

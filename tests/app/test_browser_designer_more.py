@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from storage.models import CandidateRow, SessionRow
 from tests.app.conftest import launched, make_service
-from tests.app.test_browser_designer import DESKTOP, ERROR_BADGES, PHONE, toast
+from tests.app.test_browser_designer import ERROR_BADGES, page, toast  # noqa: F401 (page: the fixture, over this app_url)
 from tests.app.test_designer import varied_studio
 from ui import browser
 
@@ -40,22 +40,6 @@ def app_url(module_dir):
     service = make_service(module_dir, gated_studio())
     with launched(service) as url:
         yield url, service
-
-
-@pytest.fixture(scope="module", params=[DESKTOP, PHONE], ids=["desktop", "phone"])
-def page(request, app_url):
-    from playwright.sync_api import sync_playwright
-
-    url, service = app_url
-    with sync_playwright() as playwright:
-        chromium = browser.launch_chromium(playwright)
-        page = chromium.new_page(viewport=request.param)
-        page.goto(url)
-        page.wait_for_selector("#create-prompt textarea")
-        page.service = service
-        page.url_root = url
-        yield page
-        chromium.close()
 
 
 def candidates(service, prompt: str) -> list[CandidateRow]:
