@@ -145,26 +145,23 @@ def _text_of(content: object) -> str:
 
 
 def _turns(record: dict) -> tuple[str, str]:
-    """(system, first user turn) of one SFT record in any of the supported shapes."""
+    """(system, first user turn) of one SFT record in any of the supported shapes: OpenAI-style
+    `messages` (role/content) or sharegpt `conversations` (from/value, the user as human or user)."""
     system, user = str(record.get("system") or ""), ""
     if isinstance(record.get("messages"), list):
-        for message in record["messages"]:
-            if not isinstance(message, dict):
-                continue
-            role, text = message.get("role"), _text_of(message.get("content"))
-            if role == "system" and not system:
-                system = text
-            elif role == "user" and not user:
-                user = text
+        turns, role_key, text_key, user_roles = record["messages"], "role", "content", ("user",)
     elif isinstance(record.get("conversations"), list):
-        for turn in record["conversations"]:
-            if not isinstance(turn, dict):
-                continue
-            role, text = turn.get("from"), _text_of(turn.get("value"))
-            if role == "system" and not system:
-                system = text
-            elif role in ("human", "user") and not user:
-                user = text
+        turns, role_key, text_key, user_roles = record["conversations"], "from", "value", ("human", "user")
+    else:
+        return system, user
+    for turn in turns:
+        if not isinstance(turn, dict):
+            continue
+        role, text = turn.get(role_key), _text_of(turn.get(text_key))
+        if role == "system" and not system:
+            system = text
+        elif role in user_roles and not user:
+            user = text
     return system, user
 
 
