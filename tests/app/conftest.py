@@ -8,46 +8,18 @@ import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 
-from rr_core.critics.router import TaskRouter
-from rr_core.loop import RefineLoop
-from storage.db import make_engine
-from storage.images import ImageStore
-from storage.migrate import upgrade_to_head
 from studio.container import Services
 from studio.users import AuthSettings
-from tests.scripted import PaintGenerator, ScriptedCritic, critique_text, request_of
+from tests.studio.conftest import ScriptedModels, make_services  # noqa: F401 (ScriptedModels: for the app tests)
 
 
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-class ScriptedModels:
-    """A Models-like object over the test doubles: each critique proposes "<request> refined"."""
-
-    def __init__(self) -> None:
-        self.preset = SimpleNamespace(describe=lambda: {"preset": "scripted", "critic": {"t2i": "scripted-critic"},
-                                                        "generators": {"t2i": "paint"}, "banner": ""},
-                                      critic_kind="scripted")
-        self.generator_double = PaintGenerator()
-        self.critic_double = ScriptedCritic(
-            lambda conversation: critique_text("edit" if len(conversation.images) > 1 else "t2i", 2.5,
-                                               refined=f"{request_of(conversation)} refined"))
-
-    def critic(self) -> TaskRouter:
-        return TaskRouter({"t2i": self.critic_double, "edit": self.critic_double})
-
-    def generator(self, task):
-        return self.generator_double
-
-    def loop(self, task) -> RefineLoop:
-        return RefineLoop(self.generator_double, self.critic(), task)
 
 
 def tiny_studio():
@@ -57,11 +29,8 @@ def tiny_studio():
 
 
 def make_service(root: Path, studio, auth: AuthSettings | None = None, **kwargs) -> Services:
-    url = f"sqlite:///{root / 'studio.sqlite3'}"
-    engine = make_engine(url)
-    upgrade_to_head(engine)
-    return Services(studio, engine, ImageStore(root / "images"), auth=auth, exports_dir=root / "exports",
-                         database_url_text=url, **kwargs)
+    """The services over `studio` (the models) with a fresh SQLite database under `root`."""
+    return make_services(root, studio, auth=auth, **kwargs)
 
 
 @contextmanager
