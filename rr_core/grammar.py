@@ -35,8 +35,10 @@ logger = logging.getLogger(__name__)
 MODES = ("pointwise", "pairwise")
 
 # Characters no free-text field may hold: line breaks and other control characters (a line break
-# would let the model start a section of its own) and '#', the heading mark.
-_NEVER = r"\0-\x1f\x7f-\x9f#\u2028\u2029"
+# would let the model start a section of its own), '#', the heading mark, and the UTF-16 surrogates
+# (xgrammar matches bytes: without them excluded, byte tokens one by one may spell a surrogate's
+# three bytes, which are not UTF-8 and decode to U+FFFD).
+_NEVER = r"\0-\x1f\x7f-\x9f#\u2028\u2029\ud800-\udfff"
 # The analysis also holds no ':' (every field line the parser reads is "Name:"), no '*' or '_' (the
 # parser deletes "**" and "__" before reading, which could join two words into a heading).
 _NEVER_IN_ANALYSIS = _NEVER + r":*_"

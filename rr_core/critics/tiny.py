@@ -8,18 +8,12 @@ and a byte-level BPE tokenizer carrying Qwen's special tokens and a Qwen-style c
 
 from __future__ import annotations
 
-import logging
-import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from rr_core.model_ids import TINY_CRITIC_NAME
-from rr_core.paths import cache_dir as default_cache_dir
 from rr_core.rubric import DIMENSIONS
-
-logger = logging.getLogger(__name__)
+from rr_core.tiny_cache import build_once, fingerprint
 
 # The special tokens of Qwen2/2.5/3-VL tokenizers, in their upstream order.
 QWEN_SPECIAL_TOKENS = (
@@ -65,6 +59,8 @@ CHAT_TEMPLATE = (
 )
 
 TOKENIZER_VOCAB_SIZE = 2048
+# Bump when the model or processor recipe changes; the tokenizer's text is fingerprinted on its own.
+RECIPE_VERSION = "critic-2"
 TINY_IMAGE_MAX_PIXELS = 128 * 128  # at most 16 merged vision tokens per image: fast tests
 TINY_IMAGE_MIN_PIXELS = 32 * 32
 
@@ -206,32 +202,20 @@ def build_model(tokenizer, seed: int = 0):
     return model
 
 
-def ensure_tiny_critic(cache_dir: Path | str | None = None) -> Path:
-    """The folder of the tiny critic, built once under `cache_dir` (default rr_core.paths.cache_dir()).
+def tokenizer_fingerprint() -> str:
+    """A hash of what the tiny tokenizer is trained on (it follows the rubric's wording)."""
+    return fingerprint([str(TOKENIZER_VOCAB_SIZE), *_corpus()])
 
-    The build happens in a temporary sibling folder that is renamed into place, so two processes
-    building at once both end with one complete checkpoint.
-    """
-    root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    target = root / TINY_CRITIC_NAME
-    if (target / "config.json").is_file():
-        return target
-    root.mkdir(parents=True, exist_ok=True)
-    logger.info("building the tiny offline critic in %s", target)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{TINY_CRITIC_NAME}-", dir=root))
-    try:
+
+def ensure_tiny_critic(cache_dir: Path | str | None = None) -> Path:
+    """The folder of the tiny critic, built once per recipe under `cache_dir` (default rr_core.paths.cache_dir())."""
+
+    def build(folder: Path) -> None:
         tokenizer = build_tokenizer()
-        build_processor(tokenizer).save_pretrained(tmp)
-        build_model(tokenizer).save_pretrained(tmp)
-        try:
-            os.rename(tmp, target)
-        except OSError:
-            if not (target / "config.json").is_file():
-                raise
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-    return target
+        build_processor(tokenizer).save_pretrained(folder)
+        build_model(tokenizer).save_pretrained(folder)
+
+    return build_once(TINY_CRITIC_NAME, build, cache_dir, f"{RECIPE_VERSION}:{tokenizer_fingerprint()}")
 
 
 def tiny_critic_settings(cache_dir: Path | str | None = None) -> dict[str, Any]:

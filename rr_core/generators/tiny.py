@@ -15,16 +15,12 @@ loading (and the RL trainer's adapters) are tested the same way.
 from __future__ import annotations
 
 import logging
-import os
-import shutil
-import tempfile
-from collections.abc import Callable
 from pathlib import Path
 
 from rr_core.generators.base import GeneratorConfig
 from rr_core.model_ids import TINY_EDIT_NAME, TINY_TEXT_TO_IMAGE_NAME
-from rr_core.paths import cache_dir as default_cache_dir
 from rr_core.rubric import Task
+from rr_core.tiny_cache import build_once
 
 logger = logging.getLogger(__name__)
 
@@ -35,7 +31,6 @@ TINY_SOURCE_MAX_SIDE = 128
 LORA_TARGET_MODULES = ("to_q", "to_k", "to_v", "to_out.0")
 # Bump when the recipe changes: a folder built by another recipe is rebuilt, not reused.
 RECIPE_VERSION = "1"
-_MARKER = "rr_tiny_recipe.txt"
 
 CLIP_MAX_LENGTH = 77
 T5_MAX_LENGTH = 512
@@ -150,45 +145,6 @@ def build_flux_components(seed: int = 0) -> dict:
     }
 
 
-def build_once(name: str, build: Callable[[Path], None], cache_dir: Path | str | None) -> Path:
-    """`cache_dir/name`, built by `build(tmp)` in a temporary sibling then renamed into place.
-
-    Two processes building at once both end with one complete folder: the loser of the rename
-    discards its copy. A folder from an older recipe is replaced.
-    """
-    root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    target = root / name
-    if _is_current(target):
-        return target
-    root.mkdir(parents=True, exist_ok=True)
-    logger.info("building %s in %s", name, target)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=root))
-    try:
-        build(tmp)
-        (tmp / _MARKER).write_text(RECIPE_VERSION)
-        if target.exists() and not _is_current(target):
-            stale = Path(tempfile.mkdtemp(prefix=f".{name}-stale-", dir=root))
-            try:
-                os.rename(target, stale / name)
-            except OSError:
-                pass
-            shutil.rmtree(stale, ignore_errors=True)
-        try:
-            os.rename(tmp, target)
-        except OSError:
-            if not _is_current(target):
-                raise
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-    return target
-
-
-def _is_current(folder: Path) -> bool:
-    marker = folder / _MARKER
-    return marker.is_file() and marker.read_text() == RECIPE_VERSION
-
-
 def ensure_tiny_text_to_image(cache_dir: Path | str | None = None) -> Path:
     """The folder of the tiny FluxPipeline (loads with AutoPipelineForText2Image), built once."""
 
@@ -197,7 +153,7 @@ def ensure_tiny_text_to_image(cache_dir: Path | str | None = None) -> Path:
 
         FluxPipeline(**build_flux_components()).save_pretrained(folder)
 
-    return build_once(TINY_TEXT_TO_IMAGE_NAME, build, cache_dir)
+    return build_once(TINY_TEXT_TO_IMAGE_NAME, build, cache_dir, RECIPE_VERSION)
 
 
 def ensure_tiny_edit(cache_dir: Path | str | None = None) -> Path:
@@ -208,7 +164,7 @@ def ensure_tiny_edit(cache_dir: Path | str | None = None) -> Path:
 
         FluxKontextPipeline(**build_flux_components()).save_pretrained(folder)
 
-    return build_once(TINY_EDIT_NAME, build, cache_dir)
+    return build_once(TINY_EDIT_NAME, build, cache_dir, RECIPE_VERSION)
 
 
 def build_qwen_image_edit_components(seed: int = 0) -> dict:
@@ -336,7 +292,9 @@ def ensure_tiny_qwen_image_edit(cache_dir: Path | str | None = None) -> Path:
 
         QwenImageEditPlusPipeline(**build_qwen_image_edit_components()).save_pretrained(folder)
 
-    return build_once(TINY_QWEN_IMAGE_EDIT_NAME, build, cache_dir)
+    from rr_core.critics.tiny import tokenizer_fingerprint
+
+    return build_once(TINY_QWEN_IMAGE_EDIT_NAME, build, cache_dir, f"{RECIPE_VERSION}:{tokenizer_fingerprint()}")
 
 
 def add_lora(transformer, rank: int = 4, seed: int | None = None, target_modules=LORA_TARGET_MODULES) -> None:
@@ -378,7 +336,7 @@ def ensure_tiny_lora(cache_dir: Path | str | None = None, rank: int = 4, seed: i
         add_lora(transformer, rank=rank, seed=seed)
         save_lora(transformer, folder)
 
-    return build_once(f"{TINY_LORA_NAME}-r{rank}-s{seed}", build, cache_dir)
+    return build_once(f"{TINY_LORA_NAME}-r{rank}-s{seed}", build, cache_dir, RECIPE_VERSION)
 
 
 def tiny_generator_config(

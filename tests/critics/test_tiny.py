@@ -41,3 +41,32 @@ def test_concurrent_builders_end_with_one_checkpoint(tmp_path):
     assert paths == [tmp_path / TINY_CRITIC_NAME] * 2
     assert [p.name for p in tmp_path.iterdir()] == [TINY_CRITIC_NAME]
     assert (tmp_path / TINY_CRITIC_NAME / "model.safetensors").is_file()
+
+
+@pytest.mark.slow
+def test_a_checkpoint_built_from_other_rubric_text_is_rebuilt(tmp_path, monkeypatch):
+    """The tokenizer is trained on the rubric's words; when they change, a cached checkpoint is stale.
+
+    Reusing it silently gives tests a tokenizer the current code never built (how a CI-only failure
+    once looked like a local pass)."""
+    from rr_core.critics import tiny
+
+    first = ensure_tiny_critic(tmp_path)
+    before = (first / "tokenizer.json").read_text()
+    assert ensure_tiny_critic(tmp_path) == first  # unchanged inputs: reused
+    assert (first / "tokenizer.json").read_text() == before
+    monkeypatch.setattr(tiny, "_PROTOCOL_TEXT", tiny._PROTOCOL_TEXT + "\nzyxwv zyxwv zyxwv zyxwv\n" * 8)
+    again = ensure_tiny_critic(tmp_path)
+    assert again == first
+    assert (again / "tokenizer.json").read_text() != before
+    assert "zyxwv" in AutoProcessor.from_pretrained(again).tokenizer.get_vocab()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [TINY_CRITIC_NAME]
+
+
+@pytest.mark.slow
+def test_a_checkpoint_without_a_recipe_stamp_is_rebuilt(tmp_path):
+    stale = tmp_path / TINY_CRITIC_NAME
+    stale.mkdir()
+    (stale / "config.json").write_text("{}")
+    path = ensure_tiny_critic(tmp_path)
+    assert json.loads((path / "config.json").read_text())["model_type"] == "qwen3_vl"

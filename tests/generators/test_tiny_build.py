@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import threading
 
-from rr_core.generators.tiny import build_once, ensure_tiny_text_to_image
+from rr_core.generators.tiny import ensure_tiny_text_to_image
+from rr_core.tiny_cache import build_once
 
 
 def test_build_is_idempotent(tiny_cache):
@@ -25,7 +26,7 @@ def test_concurrent_builds_end_with_one_complete_folder(tmp_path):
         all_building.wait(timeout=30)  # every thread has missed the finished folder: a real race
         (folder / "weights.bin").write_bytes(b"x" * 1000)
 
-    threads = [threading.Thread(target=build_once, args=("thing", build, tmp_path)) for _ in range(3)]
+    threads = [threading.Thread(target=build_once, args=("thing", build, tmp_path, "r1")) for _ in range(3)]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -39,6 +40,6 @@ def test_a_folder_from_another_recipe_is_rebuilt(tmp_path):
     stale = tmp_path / "thing"
     stale.mkdir()
     (stale / "old.bin").write_text("old")
-    path = build_once("thing", lambda folder: (folder / "new.bin").write_text("new"), tmp_path)
+    path = build_once("thing", lambda folder: (folder / "new.bin").write_text("new"), tmp_path, "r1")
     assert (path / "new.bin").read_text() == "new" and not (path / "old.bin").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["thing"]

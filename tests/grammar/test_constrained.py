@@ -69,6 +69,34 @@ def test_tokenized_bold_text_is_refused(tokenizer):
     assert not all(results)
 
 
+def _byte_symbol_str(byte: int) -> str:
+    """GPT-2's byte-to-unicode map: printable Latin-1 bytes are themselves, the rest move to 256+."""
+    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
+    if byte in printable:
+        return chr(byte)
+    return chr(256 + [b for b in range(256) if b not in printable].index(byte))
+
+
+@pytest.mark.parametrize("data", [b"\xed\xa8\x80", b"\xed\xbf\xbf", b"\xc0\xaf", b"\xf4\x90\x80\x80"])
+def test_free_text_refuses_bytes_that_are_not_utf8(tokenizer, data):
+    """Byte tokens one by one may not spell a surrogate, an overlong form or a code point past U+10FFFF:
+    Python decodes those to U+FFFD, so the critique would hold text the grammar itself refuses."""
+    import xgrammar as xgr
+
+    def in_analysis(data: bytes) -> bool:
+        matcher = xgr.GrammarMatcher(compiled_grammar(tokenizer, Task.T2I, "pointwise"))
+        for token in tokenizer.encode(f"# {fmt.ANALYSIS}\nA", add_special_tokens=False):
+            assert matcher.accept_token(token)
+        tokens = [tokenizer.convert_tokens_to_ids(_byte_symbol_str(b)) for b in data]
+        assert all(isinstance(t, int) and t >= 0 for t in tokens)
+        return all(matcher.accept_token(t) for t in tokens)
+
+    with pytest.raises(UnicodeDecodeError):
+        data.decode("utf-8")
+    assert not in_analysis(data)
+    assert in_analysis("é€😀\U0010fffd".encode())  # real two-, three- and four-byte characters go through
+
+
 def test_compiled_grammar_is_cached_per_tokenizer(tiny):
     model, processor = tiny
     first = compiled_grammar(processor, Task.T2I, "pointwise", vocab_size=vocab_size(model))
