@@ -9,8 +9,8 @@ has written its file but not committed its row; the grace period keeps that file
 
 Exports (the app's exports folder): temp files and folders of killed exports (their lock is free;
 a running export holds its own, storage/export_files.py), image folders whose export file is gone,
-and export files (with their image folders) older than the retention setting. The app runs this
-part at start-up.
+and export files (with their image folders) older than the retention setting; then the download
+links (database rows) whose file is gone. The app runs this part at start-up.
 
 Every run reports what it removed, or with --dry-run would remove: files and bytes per kind.
 """
@@ -40,7 +40,13 @@ from storage.export_files import (
     remove_entry,
 )
 from storage.images import GC_GRACE_S, ImageStore, default_image_store
-from storage.repository import delete_image_rows, referenced_image_hashes, unreferenced_image_rows
+from storage.repository import (
+    delete_export_links,
+    delete_image_rows,
+    export_link_files,
+    referenced_image_hashes,
+    unreferenced_image_rows,
+)
 
 log = logging.getLogger(__name__)
 
@@ -134,6 +140,22 @@ def collect_export_leftovers(exports_dir: str | os.PathLike[str], retention_days
     return report
 
 
+def forget_dead_export_links(engine_or_factory: Engine | sessionmaker[Session], exports_dir: str | os.PathLike[str],
+                             *, dry_run: bool = False) -> int:
+    """Delete the download links whose export file is no longer in `exports_dir` (retention removed
+    it, or a person did); returns how many were (or, on a dry run, would be) deleted."""
+    factory = (make_session_factory(engine_or_factory) if isinstance(engine_or_factory, Engine)
+               else engine_or_factory)
+    folder = Path(exports_dir)
+    with write_transaction(factory) as session:
+        dead = [token_hash for token_hash, name in export_link_files(session).items()
+                if not (folder / Path(name).name).is_file()]
+        if not dry_run:
+            delete_export_links(session, dead)
+    log.info("export links: %s %d whose file is gone", "would forget" if dry_run else "forgot", len(dead))
+    return len(dead)
+
+
 def collect_garbage(engine_or_factory: Engine | sessionmaker[Session], store: ImageStore, *,
                     grace_s: float = GC_GRACE_S, dry_run: bool = False,
                     report: GcReport | None = None) -> list[str]:
@@ -181,13 +203,14 @@ def main(argv: list[str] | None = None) -> int:
 
     report = GcReport(dry_run=args.dry_run)
     store = ImageStore(args.images_dir) if args.images_dir else default_image_store()
+    exports_dir = args.exports_dir or data_dir() / "exports"
     engine = make_engine(args.database_url)
     try:
         collect_garbage(engine, store, grace_s=args.grace_s, dry_run=args.dry_run, report=report)
+        collect_export_leftovers(exports_dir, retention, dry_run=args.dry_run, report=report)
+        forget_dead_export_links(engine, exports_dir, dry_run=args.dry_run)
     finally:
         engine.dispose()
-    collect_export_leftovers(args.exports_dir or data_dir() / "exports", retention, dry_run=args.dry_run,
-                             report=report)
     report.log()
     return 0
 

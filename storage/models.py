@@ -262,3 +262,17 @@ class ReviewLease(Base):
     item: Mapped[str] = mapped_column(String(64), primary_key=True)
     holder_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     expires_at: Mapped[datetime] = mapped_column()
+
+
+class ExportLink(Base):
+    """A download link of an export: the SHA-256 of its token (never the token), who made it, and the
+    file's name inside the exports folder. In the database so a restart or another worker serves it."""
+
+    __tablename__ = "export_links"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    owner_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    file_name: Mapped[str] = mapped_column(String(255))
+    format: Mapped[str] = mapped_column(String(32))
+    record_count: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

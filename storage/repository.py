@@ -26,6 +26,7 @@ from storage.images import ImageStore, StoredImage
 from storage.models import (
     Annotation,
     CritiqueRow,
+    ExportLink,
     Image,
     PairJudgement,
     PairSource,
@@ -654,3 +655,29 @@ def set_prompt_messages(session: Session, critique_id: int, messages: list[dict[
     if row.prompt_messages is None:
         row.prompt_messages = [dict(m) for m in messages]
         session.flush()
+
+
+# --- export download links ---------------------------------------------------------------------
+
+def add_export_link(session: Session, *, token_hash: str, owner_id: str, file_name: str, fmt: str,
+                    record_count: int) -> ExportLink:
+    row = ExportLink(token_hash=token_hash, owner_id=owner_id, file_name=file_name, format=fmt,
+                     record_count=int(record_count))
+    session.add(row)
+    session.flush()
+    return row
+
+
+def get_export_link(session: Session, token_hash: str) -> ExportLink | None:
+    return session.get(ExportLink, token_hash)
+
+
+def export_link_files(session: Session) -> dict[str, str]:
+    """Every export link's token hash and the file name it serves."""
+    return {token_hash: name for token_hash, name in session.execute(select(ExportLink.token_hash, ExportLink.file_name))}
+
+
+def delete_export_links(session: Session, token_hashes: Sequence[str]) -> int:
+    if not token_hashes:
+        return 0
+    return session.execute(delete(ExportLink).where(ExportLink.token_hash.in_(list(token_hashes)))).rowcount

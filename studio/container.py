@@ -214,14 +214,14 @@ def create_services(preset: str = "auto", *, database_url_text: str | None = Non
                     gpu_workers: int = 1, plan: Any = None) -> Services:
     """The services `python app.py` runs: resolve the preset, upgrade the database (and fill in the
     critic prompts of critiques stored before they were kept), open the image store, and clear what
-    killed or expired exports left in the exports folder (storage.gc). `artefacts`
+    killed or expired exports left in the exports folder and their dead download links (storage.gc). `artefacts`
     (rr_core.presets.Artefacts) loads a critic adapter and generator LoRAs over the preset's models;
     `plan`: the hardware profile's `rr_core.presets.ModelPlan` (studio.profile), None for the preset's
     own rules; `gpu_workers`: GPU jobs that run at once (1 on one GPU; more on ZeroGPU)."""
     from rr_core.paths import data_dir
     from rr_core.presets import Models, resolve_preset
     from storage.db import make_engine
-    from storage.gc import collect_export_leftovers, export_retention_days
+    from storage.gc import collect_export_leftovers, export_retention_days, forget_dead_export_links
     from storage.migrate import upgrade_to_head
 
     url = database_url_text or database_url()
@@ -237,4 +237,5 @@ def create_services(preset: str = "auto", *, database_url_text: str | None = Non
                         database_url_text=url, remote_critic=resolved.critic_kind == "openai")
     services.exports.backfill()
     collect_export_leftovers(services.exports_dir, export_retention_days()).log()
+    forget_dead_export_links(engine, services.exports_dir)
     return services

@@ -4,11 +4,9 @@ line that writes the same from the database for larger data."""
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import secrets
-import threading
-import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +14,7 @@ from sqlalchemy.engine import make_url
 
 from rr_core.errors import InvalidRequest, RRError
 from storage.db import write_transaction
+from storage import repository as repo
 from storage.errors import NotFound
 from storage.export import FORMATS, export_to_file
 from storage.export_files import write_zip
@@ -23,7 +22,7 @@ from storage.models import Role
 from studio import codec
 from studio.context import AppContext
 
-__all__ = ["DOWNLOAD_PREFIX", "FORMATS", "Download", "Exports"]
+__all__ = ["DOWNLOAD_PREFIX", "FORMATS", "Exports"]
 
 log = logging.getLogger(__name__)
 
@@ -34,13 +33,9 @@ NOT_FOUND = "No such export: export again to get a new link."
 """One answer for an unknown token, an expired one and another user's, so tokens cannot be probed."""
 
 
-@dataclass(frozen=True)
-class Download:
-    """One file a user may download: who made it, where it is, when."""
-
-    owner_id: str
-    path: Path
-    created: float
+def token_hash(token: str) -> str:
+    """What the database keeps of a link: its SHA-256, so a copy of the database hands out no links."""
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
 class Exports:
@@ -50,8 +45,6 @@ class Exports:
         self.ctx = ctx
         self.exports_dir = exports_dir
         self.database_url_text = database_url_text
-        self._downloads: dict[str, Download] = {}
-        self._lock = threading.Lock()
 
     def backfill(self) -> int:
         """Store the critic prompt of critiques made before prompts were kept (revision 0003), so that
@@ -87,8 +80,9 @@ class Exports:
         if portable:
             served = write_zip(out)
             result["zip"] = str(served)
-        with self._lock:
-            self._downloads[token] = Download(user_id, served, time.time())
+        with write_transaction(self.ctx.db) as db:
+            repo.add_export_link(db, token_hash=token_hash(token), owner_id=user_id, file_name=served.name,
+                                 fmt=fmt, record_count=count)
         result["download"] = DOWNLOAD_PREFIX + token
         return result
 
@@ -101,13 +95,19 @@ class Exports:
         except RRError:
             log.warning("export download refused: %r is not a reviewer (link %.8s…)", username, str(token))
             raise
-        with self._lock:
-            entry = self._downloads.get(token) if isinstance(token, str) else None
-        allowed = entry is not None and (entry.owner_id == user_id or self.ctx.users.role(username) is Role.ADMIN)
-        if not allowed or not entry.path.is_file():
+        owner_id, file_name = None, None
+        if isinstance(token, str) and token:
+            with self.ctx.db() as db:
+                entry = repo.get_export_link(db, token_hash(token))
+                if entry is not None:
+                    owner_id, file_name = entry.owner_id, entry.file_name
+        allowed = owner_id is not None and (owner_id == user_id or self.ctx.users.role(username) is Role.ADMIN)
+        # The row names a file, never a path: whatever the database holds, only the exports folder is served.
+        path = self.exports_dir / Path(file_name).name if file_name else None
+        if not allowed or path is None or not path.is_file():
             log.warning("export download refused: %s asked for link %.8s… (%s)", user_id, str(token),
-                        "not theirs" if entry is not None and not allowed else "no such file")
+                        "not theirs" if owner_id is not None and not allowed else "no such file")
             raise NotFound(NOT_FOUND)
-        log.info("export download: %s fetched %s (%d bytes, made by %s)", user_id, entry.path.name,
-                 entry.path.stat().st_size, entry.owner_id)
-        return entry.path
+        log.info("export download: %s fetched %s (%d bytes, made by %s)", user_id, path.name,
+                 path.stat().st_size, owner_id)
+        return path

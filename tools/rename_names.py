@@ -14,7 +14,7 @@ The renames (old -> new, and why):
 | old | new | why |
 |---|---|---|
 | `Round` (storage.models, ORM class) | `CandidateRow` | a row is one candidate image of a round, not a round |
-| table `rounds` | table `candidates` | same reason; the migration `names_mean_one_thing` renames it |
+| table `rounds` | table `candidates` | same reason; migration 0006 renames it |
 | `Round.prompt` / `rounds.prompt` | `CandidateRow.request` | it holds the session's request, while "prompt" is the generator's input everywhere else |
 | `Round.refined_prompt` | `CandidateRow.refined_request` | it is the critique's refined request (`Critique.refined_request`) |
 | `StudioSession` (storage.models) | `SessionRow` | a session row; "Studio" is the product's name |

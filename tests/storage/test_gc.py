@@ -128,3 +128,27 @@ def test_retention_setting():
         export_retention_days({"RR_EXPORT_RETENTION_DAYS": "soon"})
     with pytest.raises(ValueError, match="negative"):
         export_retention_days({"RR_EXPORT_RETENTION_DAYS": "-1"})
+
+
+def test_gc_forgets_download_links_whose_export_is_gone(setting):
+    from storage import repository as repo
+    from storage.db import make_session_factory, write_transaction
+
+    engine = make_engine(setting["url"])
+    factory = make_session_factory(engine)
+    kept = setting["exports"] / "pairs-kept.zip"
+    kept.write_bytes(b"PK")
+    with write_transaction(factory) as db:
+        repo.get_or_create_user(db, "ann")
+        for token_hash, name in (("a" * 64, "pairs-kept.zip"), ("b" * 64, "pairs-expired.zip")):
+            repo.add_export_link(db, token_hash=token_hash, owner_id="ann", file_name=name, fmt="pairs",
+                                 record_count=1)
+    dry = _gc(setting, "--dry-run")
+    assert "export links: would forget 1 whose file is gone" in dry.stdout
+    with factory() as db:
+        assert len(repo.export_link_files(db)) == 2
+    run = _gc(setting)
+    assert "export links: forgot 1 whose file is gone" in run.stdout
+    with factory() as db:
+        assert repo.export_link_files(db) == {"a" * 64: "pairs-kept.zip"}
+    engine.dispose()

@@ -1,4 +1,4 @@
-"""The `names_mean_one_thing` migration: a database written at the revision before it is read back,
+"""The names-mean-one-thing migration (0006): a database written at the revision before it is read back,
 every row kept, under the new names (table `candidates`, `request`, `candidate_id`, ...), and the
 downgrade gives the old names back."""
 
@@ -13,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from storage.db import make_engine, writer_engine
-from storage.migrate import MIGRATIONS_DIR, alembic_config, current_revision, head_revision, upgrade
+from storage.migrate import MIGRATIONS_DIR, alembic_config, current_revision, upgrade
 from storage.models import CandidateRow, CritiqueRow, PairJudgement, SessionRow
 
 SHA = "b" * 64
@@ -21,7 +21,7 @@ SHA = "b" * 64
 
 def _migration():
     """The migration module, so the test follows its down_revision when revisions are renumbered."""
-    path = MIGRATIONS_DIR / "versions" / "XXXX_names_mean_one_thing.py"
+    path = MIGRATIONS_DIR / "versions" / "0006_names_mean_one_thing.py"
     spec = importlib.util.spec_from_file_location("names_mean_one_thing", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -53,13 +53,13 @@ def _write_at_previous_revision(connection) -> None:
 
 def test_rows_written_before_the_rename_read_back_under_the_new_names(database_url):
     migration = _migration()
-    assert head_revision() == migration.revision
+    assert migration.revision == "0006"
     engine = make_engine(database_url)
     upgrade(engine, migration.down_revision)
     with writer_engine(engine).begin() as connection:
         _write_at_previous_revision(connection)
 
-    upgrade(engine)
+    upgrade(engine, migration.revision)
     assert current_revision(engine) == migration.revision
     tables = set(inspect(engine).get_table_names())
     assert "candidates" in tables and "rounds" not in tables
@@ -92,6 +92,6 @@ def test_rows_written_before_the_rename_read_back_under_the_new_names(database_u
         assert connection.execute(text("SELECT round_id FROM critiques")).scalar_one() == 2
         assert connection.execute(text("SELECT round_a_id, round_b_id FROM pair_judgements")).one() == (1, 2)
         assert connection.execute(text("SELECT prompt FROM sessions")).scalar_one() == "a red kite"
-    upgrade(engine)
+    upgrade(engine, migration.revision)
     assert current_revision(engine) == migration.revision
     engine.dispose()

@@ -63,3 +63,39 @@ def test_backfill_pages_past_critiques_it_cannot_fill(services, monkeypatch):
     monkeypatch.setattr(codec, "critic_messages", rendered)
     with services.sessions() as db:
         assert codec.backfill_critic_prompts(db, services.store, after_id=first, limit=1) == (1, second)
+
+
+def test_a_download_link_outlives_a_restart_of_the_app(tmp_path):
+    """Links are kept in the database: after a restart (or on another worker) the same link serves
+    the same file, and a link whose file retention removed says to export again."""
+    import pytest
+
+    from storage.errors import NotFound
+    from tests.studio.conftest import make_services
+
+    first = make_services(tmp_path)
+    list(first.run_loop(None, "a kite", {"rounds": 1}))
+    result = first.export(None, "pairs", portable=True)
+    token = result["download"].rsplit("/", 1)[-1]
+    first.engine.dispose()
+
+    restarted = make_services(tmp_path)
+    assert restarted.download(None, token) == tmp_path / "exports" / result["zip"].rsplit("/", 1)[-1]
+    with pytest.raises(NotFound, match="export again"):
+        restarted.download(None, token[:-1] + ("A" if token[-1] != "A" else "B"))
+    (tmp_path / "exports" / result["zip"].rsplit("/", 1)[-1]).unlink()
+    with pytest.raises(NotFound, match="export again"):
+        restarted.download(None, token)
+    restarted.engine.dispose()
+
+
+def test_the_database_holds_a_hash_of_the_link_not_the_link(services):
+    """Whoever reads the database (a backup, a replica) cannot use the links in it."""
+    from sqlalchemy import text
+
+    result = services.export(None, "rl-prompts")
+    token = result["download"].rsplit("/", 1)[-1]
+    with services.sessions() as db:
+        stored = db.execute(text("SELECT token_hash, file_name FROM export_links")).all()
+    assert len(stored) == 1 and token not in stored[0].token_hash
+    assert stored[0].file_name == result["file"].rsplit("/", 1)[-1]

@@ -14,7 +14,7 @@ generator's input everywhere else. Renamed here (data kept, row ids unchanged):
 
 Column renames go through batch mode with `recreate="never"`: an in-place ALTER on both backends.
 
-Revision ID: names_mean_one_thing
+Revision ID: 0006
 Revises: 0005
 Create Date: 2026-11-30
 """
@@ -23,8 +23,7 @@ from __future__ import annotations
 
 from alembic import op
 
-revision = "names_mean_one_thing"
-# The revision this one follows: the only line to change when revisions are renumbered.
+revision = "0006"
 down_revision = "0005"
 branch_labels = None
 depends_on = None
