@@ -7,10 +7,9 @@ from __future__ import annotations
 
 import pytest
 from PIL import Image
-from sqlalchemy import select
 
 from storage.models import Annotation, CritiqueRow, PairJudgement, CandidateRow, SessionRow
-from tests.app.conftest import launched, make_service, tiny_studio
+from tests.app.conftest import launched, make_service, rows, tiny_studio, wait_for_rows
 from ui import browser
 from ui.screenshots import shoot
 
@@ -34,11 +33,6 @@ def page_and_service(module_dir):
         page.wait_for_selector("#create-prompt textarea")
         yield page, service
         chromium.close()
-
-
-def rows(service, model, *where):
-    with service.sessions() as db:
-        return list(db.scalars(select(model).where(*where)))
 
 
 def check_scores_match(page, prefix: str, critique: CritiqueRow) -> None:
@@ -95,11 +89,7 @@ def test_annotate_with_the_keyboard_and_pick(page_and_service, shots):
     assert shoot(page, shots, "compare").stat().st_size > 0
     page.locator("#pair-request").click()
     page.keyboard.press("2")
-    for _ in range(50):
-        judged = rows(service, PairJudgement)
-        if judged:
-            break
-        page.wait_for_timeout(200)
+    judged = wait_for_rows(page, service, PairJudgement, 0)
     assert [(j.preference, j.judge_id) for j in judged] == [("B", "local")]
     browser.wait_text(page, "#pair-request", "No pairs left")
 

@@ -9,40 +9,27 @@ from __future__ import annotations
 
 import pytest
 from PIL import Image
-from sqlalchemy import select
 
-from studio.users import AuthSettings
 from storage.models import Annotation, CritiqueRow, PairJudgement, CandidateRow, SessionRow
-from tests.app.conftest import ScriptedModels, launched, make_service
+from tests.app.conftest import annotator_in_browser, rows, wait_for_rows
 from ui import browser
 from ui.browser import wait_text
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-AUTH = "alice:pa:designer,carol:pc:annotator"
 
 
-@pytest.fixture(scope="module")
-def annotator_page(module_dir):
-    from playwright.sync_api import sync_playwright
-
-    service = make_service(module_dir, ScriptedModels(), auth=AuthSettings.parse(AUTH))
+def designer_sessions(service) -> None:
     source = Image.new("RGB", (40, 32), (30, 144, 255))
     list(service.run_loop("alice", "make the sky purple", {"rounds": 1, "steps": 1}, source_image=source))
     never_stop = {"rounds": 2, "steps": 1, "stop_threshold": None}
     list(service.run_loop("alice", "a red fox in the snow", never_stop))
-    with launched(service) as url, sync_playwright() as playwright:
-        chromium = browser.launch_chromium(playwright)
-        page = chromium.new_page(viewport=browser.VIEWPORT)
-        browser.sign_in(page, url, "carol", "pc")
-        browser.open_annotate(page)
+
+
+@pytest.fixture(scope="module")
+def annotator_page(module_dir):
+    with annotator_in_browser(module_dir, designer_sessions) as (page, service):
         wait_text(page, "#annotate-progress", "Reviewed 0")
         yield page, service
-        chromium.close()
-
-
-def rows(service, model, *where):
-    with service.sessions() as db:
-        return list(db.scalars(select(model).where(*where)))
 
 
 def critique_of(service, prompt: str, round_index: int = 0) -> CritiqueRow:
@@ -123,10 +110,6 @@ def test_digits_in_a_verdict_score_or_comment_pick_nothing(annotator_page):
     page.wait_for_selector("#pair-left img", timeout=browser.STEP_MS)
     page.locator("#pair-request").click()  # outside any field, in the Compare view, the digits pick
     page.keyboard.press("2")
-    for _ in range(50):
-        judged = rows(service, PairJudgement)
-        if judged:
-            break
-        page.wait_for_timeout(200)
+    judged = wait_for_rows(page, service, PairJudgement, 0)
     assert [(j.preference, j.judge_id) for j in judged] == [("B", "carol")]
     no_error_badges(page)

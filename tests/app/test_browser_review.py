@@ -11,41 +11,27 @@ from __future__ import annotations
 
 import pytest
 from PIL import Image
-from sqlalchemy import select
 
 from storage.models import Annotation, CritiqueRow, PairJudgement, ReviewLease, CandidateRow, SessionRow
 from studio.review import left_first
-from studio.users import AuthSettings
-from tests.app.conftest import ScriptedModels, launched, make_service
+from tests.app.conftest import annotator_in_browser, rows, wait_for_rows
 from ui import browser
 from ui.browser import wait_text
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-AUTH = "alice:pa:designer,carol:pc:annotator"
+
+
+def designer_sessions(service) -> None:
+    list(service.run_loop("alice", "make the sky purple", {"rounds": 1, "steps": 1},
+                          source_image=Image.new("RGB", (40, 32), (30, 144, 255))))
+    list(service.run_loop("alice", "a red fox in the snow", {"rounds": 3, "steps": 1, "stop_threshold": None}))
 
 
 @pytest.fixture(scope="module")
 def flow(module_dir):
-    from playwright.sync_api import sync_playwright
-
-    service = make_service(module_dir, ScriptedModels(), auth=AuthSettings.parse(AUTH))
-    list(service.run_loop("alice", "make the sky purple", {"rounds": 1, "steps": 1},
-                          source_image=Image.new("RGB", (40, 32), (30, 144, 255))))
-    list(service.run_loop("alice", "a red fox in the snow", {"rounds": 3, "steps": 1, "stop_threshold": None}))
-    with launched(service) as url, sync_playwright() as playwright:
-        chromium = browser.launch_chromium(playwright)
-        page = chromium.new_page(viewport=browser.VIEWPORT)
-        browser.sign_in(page, url, "carol", "pc")
-        browser.open_annotate(page)
+    with annotator_in_browser(module_dir, designer_sessions) as (page, service):
         wait_text(page, "#annotate-progress", "Reviewed 0 by you · 4 left for you")
         yield page, service
-        chromium.close()
-
-
-def rows(service, model, *where):
-    with service.sessions() as db:
-        order = model.item if model is ReviewLease else model.id
-        return list(db.scalars(select(model).where(*where).order_by(order)))
 
 
 def critiques(service) -> dict[str, int]:
@@ -139,10 +125,7 @@ def test_the_whole_annotator_flow_with_the_keyboard(flow):
         shown.append(labels)
         count = len(rows(service, PairJudgement))
         press(page, key)
-        for _ in range(50):
-            if len(rows(service, PairJudgement)) > count:
-                break
-            page.wait_for_timeout(200)
+        wait_for_rows(page, service, PairJudgement, count)
     wait_text(page, "#pair-request", "No pairs left")
     wait_text(page, "#pair-progress", "Compared 3 by you · 0 left for you")
 
