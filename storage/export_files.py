@@ -61,11 +61,11 @@ def remove_entry(path: Path) -> None:
         path.unlink(missing_ok=True)
 
 
-def _link_or_copy(source: Path, target: Path) -> None:
+def _link_or_copy(source: Path, target: Path, new_file_mode: int) -> None:
     """Hard-link a store file into the export (no copy, and the export outlives the store's garbage
-    collection of it), unless its permissions are not what a new file would get here or the two
-    folders are on different file systems: then copy."""
-    if stat.S_IMODE(source.stat().st_mode) == file_mode():
+    collection of it), unless its permissions are not `new_file_mode` (what a new file gets here) or
+    the two folders are on different file systems: then copy."""
+    if stat.S_IMODE(source.stat().st_mode) == new_file_mode:
         try:
             os.link(source, target)
             return
@@ -83,6 +83,9 @@ class ExportImages:
             raise ValueError("an export that does not embed its images needs a folder to copy them to")
         self.store, self.embed, self.folder, self.prefix = store, embed, folder, prefix
         self.written: set[str] = set()
+        # Made and read once per export, not per image.
+        self._made_folders: set[Path] = set()
+        self._file_mode = file_mode()
 
     def __call__(self, sha256: str | None) -> str | bytes | None:
         """A stored image by its hash (None passes through: an absent source image)."""
@@ -90,7 +93,7 @@ class ExportImages:
             return None
         if self.embed:
             return self.store.read_bytes(sha256)
-        return self._place(sha256, lambda target: _link_or_copy(self.store.path(sha256), target))
+        return self._place(sha256, lambda target: _link_or_copy(self.store.path(sha256), target, self._file_mode))
 
     def picture(self, image: PILImage.Image) -> str | bytes:
         """An image made for the export (the SFT export's prepared critic inputs)."""
@@ -100,10 +103,14 @@ class ExportImages:
         return self._place(hashlib.sha256(data).hexdigest(), lambda target: target.write_bytes(data))
 
     def _place(self, sha256: str, write) -> str:
-        relative = Path(sha256[:2]) / sha256[2:4] / f"{sha256}.png"
+        # One level of 256 folders (the store has two): an export holds far fewer images than the
+        # store, and a folder per image cost a mkdir each, half of a linked export's time.
+        relative = Path(sha256[:2]) / f"{sha256}.png"
         if sha256 not in self.written:
             target = self.folder / relative
-            target.parent.mkdir(parents=True, exist_ok=True)
+            if target.parent not in self._made_folders:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                self._made_folders.add(target.parent)
             write(target)
             self.written.add(sha256)
         return f"{self.prefix}/{relative.as_posix()}"
