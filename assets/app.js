@@ -107,4 +107,26 @@
     event.target.blur();
     setTimeout(() => click(runButtons[box.id]), 50);
   }, true);
+  // Create and Edit results: when a run's first new image arrives, bring the results into view once
+  // (at 1280x900 the form fills the first screen, so the image would land below the fold); after
+  // that the page stays wherever the user scrolls it while the rounds stream in.
+  const resultsOf = { "create-run": "create", "create-more": "create", "edit-run": "edit", "edit-more": "edit" };
+  const shownImage = (prefix) => document.querySelector(`#${prefix}-image img`);
+  let awaiting = null;
+  document.addEventListener("click", (event) => {
+    const button = event.target && event.target.closest ? event.target.closest("#create-run, #create-more, #edit-run, #edit-more") : null;
+    if (!button) return;
+    const prefix = resultsOf[button.id];
+    const img = shownImage(prefix);
+    awaiting = { prefix, src: img ? img.src : null };
+  }, true);
+  new MutationObserver(() => {
+    if (!awaiting) return;
+    const img = shownImage(awaiting.prefix);
+    if (!img || !img.src || img.src === awaiting.src) return;
+    const status = document.querySelector(`#${awaiting.prefix}-status`);
+    awaiting = null;
+    const box = img.getBoundingClientRect();
+    if (box.top < 0 || box.bottom > window.innerHeight) (status || img).scrollIntoView({ block: "start", behavior: "smooth" });
+  }).observe(document.body, { childList: true, subtree: true, attributes: true, attributeFilter: ["src"] });
 }

@@ -83,9 +83,17 @@ def test_the_health_line_turns_ready_without_a_reload(page):
 # --- 4. the large view, the strip and the image's actions --------------------------------------------
 
 def test_the_selected_image_has_its_scores_and_actions_on_screen(page):
+    page.evaluate("() => window.scrollTo(0, 0)")  # where a designer starts: the form fills the first screen
     browser.run_create(page, PROMPT, rounds=2)
     width = page.viewport_size["width"]
     assert page.locator("#create-image img").count() == 1
+    # The run brought its result into view, and the image (loading="lazy") loaded, large.
+    page.wait_for_function("""() => { const img = document.querySelector('#create-image img');
+        const box = img && img.getBoundingClientRect();
+        return img && img.naturalWidth > 0 && box.top >= 0 && box.bottom <= window.innerHeight + 1; }""",
+                           timeout=browser.STEP_MS)
+    shown = box(page, "#create-image img")
+    assert shown["width"] >= 300 and shown["height"] >= 300, shown
     assert re.search(r"Reward: \d", page.locator("#create-scores").inner_text())
     scores = box(page, "#create-scores")
     assert scores["x"] + scores["width"] <= width + 1
