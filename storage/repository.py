@@ -321,6 +321,14 @@ def set_chosen(session: Session, *, candidate_id: int, user_id: str, chosen: boo
 
 # --- annotations -------------------------------------------------------------------------------
 
+def get_critique(session: Session, critique_id: int) -> CritiqueRow:
+    """A critique row by id, for callers that have already checked access (a lease, a review item)."""
+    row = session.get(CritiqueRow, critique_id)
+    if row is None:
+        raise NotFound(f"no critique {critique_id}")
+    return row
+
+
 def get_critique_for_user(session: Session, critique_id: int, user_id: str) -> CritiqueRow:
     row = session.get(CritiqueRow, critique_id)
     try:
@@ -403,10 +411,7 @@ def count_preference_pairs(session: Session, *, task: Task | str | None = None,
 
 
 def _pair_key_query(task: Task | str | None, source: PairSource | str | None, owner_id: str | None = None) -> Any:
-    low = case((PairJudgement.candidate_a_id < PairJudgement.candidate_b_id, PairJudgement.candidate_a_id),
-               else_=PairJudgement.candidate_b_id)
-    high = case((PairJudgement.candidate_a_id < PairJudgement.candidate_b_id, PairJudgement.candidate_b_id),
-                else_=PairJudgement.candidate_a_id)
+    low, high = _pair_ends()
     query = select(low.label("low"), high.label("high")).distinct()
     if task is not None or owner_id is not None:
         query = (query.join(CandidateRow, PairJudgement.candidate_a_id == CandidateRow.id)
@@ -436,6 +441,14 @@ def count_annotated_critiques(session: Session, *, task: Task | str | None = Non
         query = query.where(SessionRow.owner_id == owner_id)
     return int(session.scalar(query) or 0)
 
+
+
+def count_requests_by_task(session: Session) -> dict[str, int]:
+    """Distinct requests per task ("t2i", "edit"): the prompts an RL run could train on."""
+    rows = session.execute(select(SessionRow.task, func.count(distinct(CandidateRow.request)))
+                           .join(SessionRow, CandidateRow.session_id == SessionRow.id)
+                           .group_by(SessionRow.task)).all()
+    return {str(task): int(count) for task, count in rows}
 
 # --- review queues, leases and undo ----------------------------------------------------------
 
@@ -593,6 +606,12 @@ def last_pair_judgement(session: Session, judge_id: str) -> PairJudgement | None
     """`judge_id`'s most recent pick, or None."""
     return session.scalar(select(PairJudgement).where(PairJudgement.judge_id == judge_id)
                           .order_by(PairJudgement.created_at.desc(), PairJudgement.id.desc()).limit(1))
+
+
+def delete_pair_judgement(session: Session, row: PairJudgement) -> None:
+    """Take a pick back (undo); flushed, so a lease taken next in the same transaction sees it gone."""
+    session.delete(row)
+    session.flush()
 
 
 def human_pair_judgements(session: Session) -> list[PairJudgement]:

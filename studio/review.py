@@ -25,7 +25,7 @@ from rr_core.rubric import dimensions
 from storage import repository as repo
 from storage.agreement import majority, reviewer_pairs
 from storage.db import write_transaction
-from storage.models import Annotation, CritiqueRow, PairJudgement, Role, CandidateRow
+from storage.models import Annotation, PairJudgement, Role, CandidateRow
 from studio.context import AppContext
 from studio.users import RoleRequired
 from studio.views import score_rows
@@ -87,7 +87,7 @@ class Review:
     def _critique_item(self, critique_id: int, user_id: str) -> dict[str, Any]:
         store = self.ctx.store
         with self.ctx.db() as db:
-            row = db.get(CritiqueRow, critique_id)
+            row = repo.get_critique(db, critique_id)
             round_ = row.candidate
             critique = repo.critique_from_row(row)
             mine = {a.dimension: {"verdict": a.verdict.value, "score": a.corrected_score, "comment": a.comment}
@@ -218,8 +218,7 @@ class Review:
             if row is None:
                 return None
             low, high = sorted((row.candidate_a_id, row.candidate_b_id))
-            db.delete(row)
-            db.flush()
+            repo.delete_pair_judgement(db, row)
             now = _now()
             repo.release_leases(db, user_id, kind="pair")
             repo.take_lease(db, item=repo.pair_item(low, high), holder_id=user_id, now=now, until=now + LEASE)
@@ -270,7 +269,7 @@ def _item_label(db: Any, kind: str, item: list[Any]) -> str:
     """How the UI names a review item: the request, the image(s) as the gallery names them and, for a
     critique, the dimension."""
     if kind == "critiques":
-        row = db.get(CritiqueRow, item[0])
+        row = repo.get_critique(db, item[0])
         heading = next((d.heading for d in dimensions(row.candidate.session.task) if d.key == item[1]), item[1])
         return f"“{row.candidate.session.request}” · {round_label(row.candidate)} · {heading}"
     rounds = repo.candidates_by_ids(db, item)

@@ -17,11 +17,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import distinct, func, select
 from sqlalchemy.engine import make_url
 
+from storage import repository as repo
 from storage.db import database_url
-from storage.models import Annotation, PairJudgement, PairSource, Role, CandidateRow, SessionRow
+from storage.models import PairSource, Role
 from studio.context import AppContext
 from studio.users import RoleRequired
 
@@ -158,15 +158,11 @@ class Training:
         """What is ready for training: pairs with a human judgement, reviewed critiques, and the
         distinct prompts per task."""
         with self.ctx.db() as db:
-            judged = (select(PairJudgement.candidate_a_id, PairJudgement.candidate_b_id)
-                      .where(PairJudgement.source == PairSource.HUMAN).distinct().subquery())
-            pairs = db.scalar(select(func.count()).select_from(judged)) or 0
-            reviewed = db.scalar(select(func.count(distinct(Annotation.critique_id)))) or 0
-            prompts = dict(db.execute(select(SessionRow.task, func.count(distinct(CandidateRow.request)))
-                                      .join(SessionRow, CandidateRow.session_id == SessionRow.id)
-                                      .group_by(SessionRow.task)).all())
-        return {"pairs": int(pairs), "reviewed_critiques": int(reviewed),
-                "prompts_t2i": int(prompts.get("t2i", 0)), "prompts_edit": int(prompts.get("edit", 0))}
+            pairs = repo.count_preference_pairs(db, source=PairSource.HUMAN)
+            reviewed = repo.count_annotated_critiques(db)
+            prompts = repo.count_requests_by_task(db)
+        return {"pairs": pairs, "reviewed_critiques": reviewed,
+                "prompts_t2i": prompts.get("t2i", 0), "prompts_edit": prompts.get("edit", 0)}
 
     def _database_flag(self) -> str:
         if self.database_url_text == database_url():

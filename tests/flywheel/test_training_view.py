@@ -8,6 +8,9 @@ import shlex
 
 import pytest
 from PIL import Image
+from sqlalchemy import select
+
+from storage.models import PairJudgement
 
 from studio.users import AuthSettings, RoleRequired
 from tests.studio.conftest import ScriptedModels, make_services
@@ -57,6 +60,17 @@ def test_counts_commands_and_runs(filled, tmp_path):
     assert runs["rl-t2i"].step == 4 and runs["rl-t2i"].finished and runs["rl-t2i"].artefact == str(rl / "final")
     assert runs["rl-t2i"].metrics["reward/mean"] == pytest.approx(0.4)
     assert runs["rl-t2i"].row()[2] == "4/4 (done)"
+
+
+def test_a_pair_judged_from_either_side_counts_once(filled):
+    """The view counts pairs as the pairs export writes them: one unordered pair of images, whichever
+    side each judge was shown (the API takes either order)."""
+    with filled.sessions() as db:
+        first = db.scalars(select(PairJudgement)).one()
+        a, b = first.candidate_a_id, first.candidate_b_id
+    filled.pick_pair(None, b, a, "B")  # the same verdict, the pair the other way round
+    assert filled.export(None, "pairs")["count"] == 1
+    assert filled.training_overview(None).counts["pairs"] == 1
 
 
 def test_the_view_is_for_admins_only(tmp_path):
