@@ -85,7 +85,7 @@ class ExportFilters:
 
 @dataclass
 class AggregatedPair:
-    """All judgements of one unordered pair of rounds, oriented so that A is the lower round id."""
+    """All judgements of one unordered pair of candidates, oriented so that A is the lower candidate id."""
 
     candidate_a: CandidateRow
     candidate_b: CandidateRow

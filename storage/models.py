@@ -255,7 +255,7 @@ class PairJudgement(Base):
 class ReviewLease(Base):
     """An item of a review queue handed to one reviewer until `expires_at`: while it holds, no other
     reviewer is given the same item. Kept in the database so every app worker sees it. `item` is
-    "critique:<id>" or "pair:<low round id>-<high round id>"."""
+    "critique:<id>" or "pair:<low candidate id>-<high candidate id>"."""
 
     __tablename__ = "review_leases"
 

@@ -233,7 +233,7 @@ def record_candidate(session: Session, *, store: ImageStore, session_id: str, ow
                  parent_candidate_id: int | None = None, chosen: bool = False,
                  reward_spec: dict[str, Any] | None = None,
                  prompt_messages: list[dict[str, str]] | None = None) -> CandidateRow:
-    """Record one candidate of one round: its image (and source image) in the store, the round row and
+    """Record one candidate of one round: its image (and source image) in the store, the candidate row and
     the critique row. Commit once per round (write_transaction): a crash then loses at most this round.
 
     `refined_request` defaults to the critique's refined request; `used_prompt` to `prompt`.
@@ -380,7 +380,7 @@ def add_pair_judgement(session: Session, *, candidate_a_id: int, candidate_b_id:
     source = PairSource(source)
     preference = Preference(preference).value
     if candidate_a_id == candidate_b_id:
-        raise ValueError("a pair needs two different rounds")
+        raise ValueError("a pair needs two different candidates")
     if source is PairSource.HUMAN and not judge_id:
         raise ValueError("a human judgement needs its judge")
     if source is PairSource.DERIVED and not derived_from:
@@ -561,7 +561,7 @@ def _pair_ends() -> tuple[Any, Any]:
 
 def pair_queue(session: Session, *, judge_id: str, now: datetime, exclude: Sequence[str] = (),
                limit: int = 20) -> list[tuple[int, int]]:
-    """Image pairs of one session for `judge_id` to compare, as (lower, higher) round ids: ones they
+    """Image pairs of one session for `judge_id` to compare, as (lower, higher) candidate ids: ones they
     have not judged in either order, not in `exclude` (pair_item keys they skipped), not leased to
     another reviewer now; those with the fewest human judgements first, then by session and ids."""
     user = get_user(session, judge_id)
@@ -585,7 +585,7 @@ def pair_queue(session: Session, *, judge_id: str, now: datetime, exclude: Seque
 
 
 def count_pairs(session: Session, user_id: str) -> int:
-    """Image pairs (two rounds of one session) `user_id` may compare."""
+    """Image pairs (two candidates of one session) `user_id` may compare."""
     user = get_user(session, user_id)
     a, b = aliased(CandidateRow), aliased(CandidateRow)
     query = (select(func.count()).select_from(a).join(b, (b.session_id == a.session_id) & (b.id > a.id))

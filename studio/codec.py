@@ -27,7 +27,7 @@ from studio.run_model import Run
 
 
 def generator_settings(config: LoopConfig, model: str = "") -> dict[str, Any]:
-    """What a round row records of how its images were made, `model` being the generator's id (with
+    """What a candidate row records of how its images were made, `model` being the generator's id (with
     its LoRA's artefact id when one is loaded, rr_core.presets.generator_id)."""
     settings = {"steps": config.steps, "guidance": config.guidance, "width": config.width,
                 "height": config.height, "negative_prompt": config.negative_prompt}
@@ -46,7 +46,7 @@ def critic_messages(task: Task | str, request: str, image: Image.Image,
 
 def write_round(db: Session, store: ImageStore, run: Run, result: RoundResult, owner_id: str,
                 config: LoopConfig) -> dict[tuple[int, int], int]:
-    """Store every candidate of a finished round (image, round row, critique with its prompt and reward
+    """Store every candidate of a finished round (image, candidate row, critique with its prompt and reward
     spec). Returns the new row ids by (round, candidate); the caller sets them on the run once the
     transaction has committed."""
     request = result.request or result.prompt

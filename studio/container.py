@@ -105,13 +105,13 @@ class Services:
     def retry_critique(self, username: str | None, candidate_id: int) -> RunView:
         """Critique a stored image again and show its session."""
         return self.library.open_session(
-            username, self.runs.retry_critique(username, checked.record_id(candidate_id, "round id")))
+            username, self.runs.retry_critique(username, checked.record_id(candidate_id, "candidate id")))
 
     def candidate_image(self, username: str | None, candidate_id: int) -> Image.Image:
-        return self.runs.candidate_image(username, checked.record_id(candidate_id, "round id"))
+        return self.runs.candidate_image(username, checked.record_id(candidate_id, "candidate id"))
 
     def keep(self, username: str | None, candidate_id: int) -> str:
-        return self.runs.keep(username, checked.record_id(candidate_id, "round id"))
+        return self.runs.keep(username, checked.record_id(candidate_id, "candidate id"))
 
     def generate(self, username: str | None, prompt: str, settings: dict[str, Any] | None = None,
                  source_image: Any = None) -> RunView:
@@ -164,17 +164,17 @@ class Services:
 
     def pick_pair(self, username: str | None, candidate_a: int, candidate_b: int, preference: str,
                   left_candidate: int | None = None) -> str:
-        left = None if left_candidate is None else checked.record_id(left_candidate, "round id")
-        return self.review.pick_pair(username, checked.record_id(candidate_a, "round id"),
-                                     checked.record_id(candidate_b, "round id"), preference, left)
+        left = None if left_candidate is None else checked.record_id(left_candidate, "candidate id")
+        return self.review.pick_pair(username, checked.record_id(candidate_a, "candidate id"),
+                                     checked.record_id(candidate_b, "candidate id"), preference, left)
 
     def pick_side(self, username: str | None, left_candidate: int, right_candidate: int, side: str) -> str:
-        return self.review.pick_side(username, checked.record_id(left_candidate, "round id"),
-                                     checked.record_id(right_candidate, "round id"), side)
+        return self.review.pick_side(username, checked.record_id(left_candidate, "candidate id"),
+                                     checked.record_id(right_candidate, "candidate id"), side)
 
     def skip_pair(self, username: str | None, candidate_a: int, candidate_b: int) -> str:
-        return self.review.skip_pair(username, checked.record_id(candidate_a, "round id"),
-                                     checked.record_id(candidate_b, "round id"))
+        return self.review.skip_pair(username, checked.record_id(candidate_a, "candidate id"),
+                                     checked.record_id(candidate_b, "candidate id"))
 
     def undo_pick(self, username: str | None) -> dict[str, Any] | None:
         return self.review.undo_pick(username)

@@ -41,7 +41,7 @@ def round_label(row: CandidateRow) -> str:
 
 
 def left_first(candidate_a: int, candidate_b: int) -> bool:
-    """Whether the lower round id of a pair is shown on the left: a coin seeded by the pair itself,
+    """Whether the lower candidate id of a pair is shown on the left: a coin seeded by the pair itself,
     so the same pair always shows the same way and half the pairs show each way."""
     return random.Random(repo.pair_item(candidate_a, candidate_b)).random() < 0.5
 
@@ -175,7 +175,7 @@ class Review:
                 row = repo.get_candidate_for_user(db, candidate_id, user_id)
                 sides[side] = {"candidate_id": row.id, "label": round_label(row), "prompt": row.used_prompt,
                                "image": self.ctx.store.open(row.image_sha256)}
-            # candidate_a / candidate_b: the left and right round ids, for pick_pair callers (A = left).
+            # candidate_a / candidate_b: the left and right candidate ids, for pick_pair callers (A = left).
             return {"key": repo.pair_item(low, high), "request": row.session.request, **sides,
                     "candidate_a": left_id, "candidate_b": right_id, "progress": self._pair_progress(db, user_id)}
 
@@ -186,6 +186,8 @@ class Review:
         user_id = self.ctx.users.reviewer(username)
         if preference not in PREFERENCES:
             raise InvalidRequest(f"Pick A, B or tie, not {preference!r}.")
+        if int(candidate_a) == int(candidate_b):
+            raise InvalidRequest(f"A pair is two different images; both ids are {candidate_a}.")
         if left_candidate is not None and int(left_candidate) not in (int(candidate_a), int(candidate_b)):
             raise InvalidRequest(f"The left image must be one of the pair, not {left_candidate}.")
         with write_transaction(self.ctx.db) as db:
@@ -288,7 +290,8 @@ def _verdict_labels(annotations: list[Annotation]) -> dict[str, dict[tuple[int, 
 
 
 def _pair_labels(judgements: list[PairJudgement]) -> dict[str, dict[tuple[int, int], str]]:
-    """reviewer -> (lower, higher round id) -> preference for the lower id's image (A), the other (B), tie."""
+    """reviewer -> (lower, higher candidate id) -> preference for the lower id's image (A), the other
+    (B), tie."""
     labels: dict[str, dict[tuple[int, int], str]] = defaultdict(dict)
     for j in judgements:
         if j.judge_id is None:

@@ -31,7 +31,7 @@ class Run:
     session_id: str
     state: LoopState
     candidate_ids: dict[tuple[int, int], int] = field(default_factory=dict)
-    """(round index, candidate index) -> the `rounds` row id of that stored image."""
+    """(round index, candidate index) -> the `candidates` row id of that stored image."""
     current: RoundResult | None = None
     done: bool = False
     stop_reason: str | None = None

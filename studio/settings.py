@@ -88,7 +88,7 @@ def optional_text(value: Any, name: str) -> str | None:
 
 
 def record_id(value: Any, what: str) -> int:
-    """A row id (`what`: "round id", "critique id") as sent by a caller."""
+    """A row id (`what`: "candidate id", "critique id") as sent by a caller."""
     return whole_number(value, what, 1, MAX_ID)
 
 

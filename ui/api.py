@@ -129,7 +129,7 @@ def register_api(service: Services, gpu_limits: dict[str, Any], critic_limits: d
     @shown_errors
     def next_pair(skipped: list | None = None, request: gr.Request = None) -> dict:
         """Two images of one request you have not compared, sides shuffled per pair ("left", "right",
-        each with its round id and gallery label), leased to you; {} when none are left."""
+        each with its candidate id and gallery label), leased to you; {} when none are left."""
         return pair_json(service.next_pair(username_of(request), [str(k) for k in skipped or []]))
 
     @shown_errors

@@ -77,14 +77,24 @@ BAD_IDS = [(2**63, "between 1 and"), (2**64 + 5, "between 1 and"), (1.5, "whole 
 
 @pytest.mark.parametrize("value, message", BAD_IDS)
 def test_bad_ids_get_a_specific_message(services, value, message):
-    for what, call in (("round id", lambda: services.keep(None, value)),
-                       ("round id", lambda: services.retry_critique(None, value)),
-                       ("round id", lambda: services.candidate_image(None, value)),
+    for what, call in (("candidate id", lambda: services.keep(None, value)),
+                       ("candidate id", lambda: services.retry_critique(None, value)),
+                       ("candidate id", lambda: services.candidate_image(None, value)),
                        ("critique id", lambda: services.annotate(None, value, {"text_faithfulness": {"verdict": "accept"}})),
-                       ("round id", lambda: services.pick_pair(None, value, 1, "A")),
-                       ("round id", lambda: services.pick_pair(None, 1, value, "A"))):
+                       ("candidate id", lambda: services.pick_pair(None, value, 1, "A")),
+                       ("candidate id", lambda: services.pick_pair(None, 1, value, "A"))):
         text = _message(call)
         assert what in text and message in text, text
+
+
+def test_a_pair_of_one_image_is_refused_in_words(services):
+    """An A/B pick names two different images; the same id twice is the caller's mistake, said in the
+    API's terms (candidate ids), and nothing is stored."""
+    view = list(services.run_loop(None, "a fox", {"rounds": 1}))[-1]
+    same = view.rounds[0].candidates[0].candidate_id
+    text = _message(lambda: services.pick_pair(None, same, same, "A"))
+    assert "two different images" in text and "round" not in text
+    assert services.pair_progress(None)["everyone"] == 0
 
 
 @pytest.mark.parametrize("session_id", [["x"], 5, None, {"a": 1}, "x" * 10_000])

@@ -66,15 +66,15 @@ def test_gradio_routes_are_tied_to_the_signed_in_user(app_url):
 
 
 @pytest.mark.parametrize("api_name, kwargs, message", [
-    ("/keep", {"candidate_id": 2**63}, "round id must be between 1 and"),
-    ("/keep", {"candidate_id": 1.5}, "round id must be a whole number"),
+    ("/keep", {"candidate_id": 2**63}, "candidate id must be between 1 and"),
+    ("/keep", {"candidate_id": 1.5}, "candidate id must be a whole number"),
     ("/annotate", {"critique_id": 1, "verdicts": "accept"}, "verdicts must be a mapping"),
     ("/annotate", {"critique_id": 1, "verdicts": ["accept"]}, "verdicts must be a mapping"),
     ("/run_loop", {"prompt": "a fox", "seed": 1.5}, "seed must be a whole number"),
     ("/run_loop", {"prompt": "a fox", "steps": 2.5}, "steps must be a whole number"),
     ("/generate", {"prompt": "a fox", "seed": 2**64}, "seed must be between"),
     ("/export", {"format": "pairs", "parquet": "yes"}, "parquet must be true or false"),
-    ("/pick_pair", {"candidate_a": 2**63, "candidate_b": 1, "preference": "A"}, "round id must be between"),
+    ("/pick_pair", {"candidate_a": 2**63, "candidate_b": 1, "preference": "A"}, "candidate id must be between"),
     ("/session", {"session_id": 12}, "session id"),
     ("/refine_round", {"session_id": ["x"]}, "session id"),
     ("/refine_round", {"session_id": "f" * 32, "prompt": 7}, "prompt must be text"),

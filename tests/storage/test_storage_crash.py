@@ -21,7 +21,7 @@ from storage.models import CandidateRow
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
-# The child writes rounds forever, printing each committed round id. With SUICIDE_AT=n it kills itself
+# The child writes rounds forever, printing each committed candidate id. With SUICIDE_AT=n it kills itself
 # while round n's image file is written and its rows are flushed but not committed.
 WRITER = textwrap.dedent("""
     import os, signal, sys

@@ -36,7 +36,7 @@ def studio_data(tmp_path_factory):
     for preference in ("A", "B", "tie"):
         pair = services.next_pair(None)
         services.pick_pair(None, pair["candidate_a"], pair["candidate_b"], preference)  # A: the left image
-        # Exports orient a pair lower round id first; the sides shown are shuffled, so flip when needed.
+        # Exports orient a pair lower candidate id first; the sides shown are shuffled, so flip when needed.
         flipped = pair["candidate_a"] > pair["candidate_b"]
         picks.append((*sorted((pair["candidate_a"], pair["candidate_b"])),
                       {"A": "B", "B": "A"}.get(preference, preference) if flipped else preference))
