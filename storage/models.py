@@ -116,6 +116,8 @@ class SessionRow(Base):
     # Set when the owner deleted the session but other users' annotations or A/B picks hang on it:
     # hidden from the owner, kept for training until an admin purges it.
     hidden_at: Mapped[datetime | None] = mapped_column(default=None)
+    # Rounds that ran but made no image (generation failed), so no candidate row holds them.
+    skipped_rounds: Mapped[list[int] | None] = mapped_column(JSON, default=None)
 
     owner: Mapped[User] = relationship()
     candidates: Mapped[list[CandidateRow]] = relationship(

@@ -203,6 +203,15 @@ def _purge(session: Session, row: SessionRow) -> list[str]:
 
 # --- images and rounds -------------------------------------------------------------------------
 
+def note_skipped_round(session: Session, session_id: str, round_index: int) -> None:
+    """Remember that round `round_index` ran and made no image, so a reopened session keeps it."""
+    row = session.get(SessionRow, session_id)
+    if row is None:
+        raise NotFound(f"no session {session_id}")
+    row.skipped_rounds = sorted({*(row.skipped_rounds or []), int(round_index)})  # a new list: the change is seen
+    session.flush()
+
+
 def store_image(session: Session, store: ImageStore, image: PILImage.Image) -> Image:
     """Write `image` to the store (file first) and make sure its row exists; safe under concurrency."""
     stored = store.put(image)

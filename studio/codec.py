@@ -74,8 +74,8 @@ def add_critique(db: Session, candidate_id: int, critique: Critique, spec: Rewar
 
 def read_run(db: Session, store: ImageStore, row: SessionRow, user_id: str) -> Run:
     """A stored session as the run model, equal to the live run that wrote it (ids, picks, proposals,
-    best, scores). A round index with no stored image (its generation failed) is kept as a skipped
-    round, as the loop keeps it."""
+    best, scores). A round with no stored image (its generation failed: a gap in the indices, or one
+    the session row lists as skipped) is kept as a skipped round, as the loop keeps it."""
     rounds = repo.session_candidates(db, row.id, user_id)
     source = store.open(rounds[0].source_image_sha256) if rounds and rounds[0].source_image_sha256 else None
     run = Run.new(row.id, Task.parse(row.task), row.request, source)
@@ -84,7 +84,8 @@ def read_run(db: Session, store: ImageStore, row: SessionRow, user_id: str) -> R
     by_index: dict[int, list[CandidateRow]] = {}
     for candidate_row in rounds:
         by_index.setdefault(candidate_row.round_index, []).append(candidate_row)
-    for index in range(max(by_index) + 1 if by_index else 0):
+    ran = [*by_index, *(row.skipped_rounds or [])]
+    for index in range(max(ran) + 1 if ran else 0):
         members = by_index.get(index, [])
         if not members:
             prompt = run.next_prompt

@@ -199,6 +199,9 @@ class Runs:
         """One write transaction for the whole round (with the session row when `pending` has not
         been written yet); returns the status line."""
         if not result.candidates:
+            if pending is None or pending.written:
+                with write_transaction(self.ctx.db) as db:
+                    repo.note_skipped_round(db, run.session_id, result.index)
             return f"Round {result.index + 1} produced no image."
         # The generator's id (a LoRA's content hash included) is worked out before the write lock is taken.
         run.generator_id = self.ctx.models.preset.describe()["generators"].get(run.task.value, "")

@@ -76,11 +76,13 @@ class PaintGenerator:
         self.size = size
         self.requests = []
         self.fail_times = fail_times
+        self.fail_from_call: int | None = None  # every call from this one on (1-based) fails
 
     def generate(self, request) -> list[Image.Image]:
         self.requests.append(request)
-        if self.fail_times > 0:
-            self.fail_times -= 1
+        failing_from = self.fail_from_call is not None and len(self.requests) >= self.fail_from_call
+        if self.fail_times > 0 or failing_from:
+            self.fail_times = max(0, self.fail_times - 1)
             raise RuntimeError("CUDA out of memory (simulated)")
         images = []
         for seed in request.candidate_seeds():

@@ -34,7 +34,7 @@ def test_upgrade_from_empty_and_from_previous_revision(database_url):
             "'[\"text_faithfulness\"]', '2025-01-01 00:00:00')"))
 
     upgrade_to_head(engine)
-    assert current_revision(engine) == head_revision() == "0007"
+    assert current_revision(engine) == head_revision() == "0008"
     from sqlalchemy.orm import Session
 
     with Session(engine) as session:

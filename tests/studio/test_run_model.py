@@ -92,3 +92,17 @@ def test_a_round_whose_generation_failed_keeps_its_place_when_reopened(services,
     assert any("generate failed" in m for m in live.messages)
     reopened = services.open_session(None, live.session_id)
     assert reopened.run.summary() == live.run.summary()
+
+
+def test_a_last_round_whose_generation_failed_is_kept_when_reopened(services, models):
+    """Nothing is stored for a round that made no image; the session remembers it was run, so the
+    reopened run has the same rounds as the live one and one more round gets the same number."""
+    models.generator_double.fail_from_call = 2  # round 1 runs; round 2 fails (with its retries)
+    live = list(services.run_loop(None, "a lighthouse", {"rounds": 2, "stop_threshold": None}))[-1]
+    assert [r.skipped for r in live.run.state.rounds] == [False, True]
+    reopened = services.open_session(None, live.session_id)
+    assert [r.skipped for r in reopened.run.state.rounds] == [False, True]
+    assert reopened.run.summary() == live.run.summary()
+    models.generator_double.fail_from_call = None
+    more = list(services.continue_session(None, live.session_id, rounds=1))[-1]
+    assert [r.index for r in more.run.state.rounds] == [0, 1, 2]
