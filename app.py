@@ -28,7 +28,7 @@ from studio.exports import FORMATS
 from ui.api import register_api
 from ui.handlers import StudioHandlers
 from ui.examples import EXAMPLES_DIR, T2I_EXAMPLES, ExampleRuns, edit_examples
-from ui.mappers import SESSION_COLUMNS, plan_text
+from ui.mappers import SESSION_COLUMN_WIDTHS, SESSION_COLUMNS, plan_text
 from ui.panels import RunForm, StudioUI, agreement_panel, annotate_panel, keys_html, pair_panel, results_panel
 from ui.training_panel import training_tab, wire_training
 from ui.security import app_kwargs
@@ -147,6 +147,7 @@ def build_app(service: Services, examples: ExampleRuns | None = None) -> gr.Bloc
                                               columns=6, height=230, object_fit="contain", allow_preview=False, fit_columns=False,
                                               elem_id="sessions-gallery")
                 table = gr.Dataframe(headers=list(SESSION_COLUMNS), interactive=False, wrap=True,
+                                     column_widths=list(SESSION_COLUMN_WIDTHS),
                                      elem_id="sessions-table")
                 chosen = gr.State("")
                 selected_note = gr.Markdown("Click a session (its image or its row) to open or delete it.",

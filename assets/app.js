@@ -6,7 +6,8 @@
   // Compare A/B: 1 or Left picks the left image, 2 or Right the right one, 3 or t a tie; s skips,
   //   u undoes the last pick. ? shows the help overlay in both, Esc closes it.
   // Letter and digit keys belong to the field that has focus: they never fire while focus is in a
-  // text box, a number box or a verdict radio (typing "2" into a comment changes nothing else).
+  // text box, a number box or a verdict radio (typing "2" into a comment changes nothing else);
+  // Esc leaves the field, and the keys act again.
   // Enter submits the review from anywhere in the Review view, fields included; Shift+Enter, and
   // Enter on a button, keep their usual meaning.
   let current = 0;
@@ -79,7 +80,17 @@
       submit();
       return;
     }
-    if (inField(target)) return;
+    if (inField(target)) {
+      // Esc leaves the field (a typed score, a comment, a verdict clicked with the mouse) and makes
+      // its dimension the current one, so the keys act again without reaching for the mouse.
+      if (event.key === "Escape") {
+        const at = rows().findIndex((r) => r.contains(target));
+        if (at >= 0) current = at;
+        target.blur();
+        mark();
+      }
+      return;
+    }
     if (event.key === "?") { event.preventDefault(); window.rrToggleHelp(); return; }
     if (event.shiftKey && event.key !== "+") return;
     const action = (review ? reviewKeys : compareKeys)[event.key];

@@ -255,6 +255,10 @@ def counts_text(stats: dict[str, int]) -> str:
 
 SESSION_COLUMNS = ("request", "best reward", "rounds", "task", "date", "id")
 """The sessions table, what a designer recognises first; the id comes last (opening needs it)."""
+SESSION_COLUMN_WIDTHS = ("28%", "18%", "10%", "12%", "16%", "16%")
+"""Shares of the table's width, so a long request wraps instead of pushing the reward, rounds and
+date out of a 390 px phone's view (left alone, the table sizes columns by their longest text);
+a reward ("0.67") keeps one line at 390 px, and the id wraps in a few lines, not one character a line."""
 
 
 def sessions_frame(cards: list[SessionCard]) -> pd.DataFrame:

@@ -179,8 +179,8 @@ def keys_html() -> str:
         return f"<h4>{title}</h4><table>{rows}</table>"
     return ("<div id='rr-help' class='rr-help' role='dialog' aria-label='Keyboard shortcuts' hidden>"
             "<div class='rr-help-box'>" + table("Review critiques", REVIEW_KEYS) + table("Compare A/B", COMPARE_KEYS)
-            + "<p>Keys never act while you type in a text, number or verdict field; Enter still submits. "
-              "Esc or ? closes this.</p></div></div>")
+            + "<p>Keys never act while you type in a text, number or verdict field; Enter still submits, "
+              "and Esc leaves the field so the keys act again. Esc or ? closes this.</p></div></div>")
 
 
 def annotate_panel() -> AnnotatePanel:

@@ -51,16 +51,27 @@ def no_error_badges(page) -> None:
     assert "Error" not in page.locator("#annotate-panel").inner_text()
 
 
-def test_review_an_edit_critique_with_the_keyboard(annotator_page):
+def test_review_an_edit_critique_with_the_keyboard_leaving_fields_with_esc(annotator_page):
     page, service = annotator_page
     critique = critique_of(service, "make the sky purple")
     assert page.locator(".rr-dim:visible").count() == 4
-    browser.review_with_keys(page, ["a", "a", "r", "a"])
+    page.locator("#annotate-progress").click()
+    for key in ("a", "c"):  # accept the first; correct the second: its score box takes focus
+        page.keyboard.press(key)
+    page.keyboard.type("2.5")
+    page.keyboard.press("Escape")  # Esc leaves the field, so the keys act again
+    assert page.evaluate("document.activeElement.type") != "number"
+    for key in ("j", "m"):  # down to the third, into its comment
+        page.keyboard.press(key)
+    page.keyboard.type("seam")
+    page.keyboard.press("Escape")
+    for key in ("r", "a", "Enter"):  # reject the third, accept the fourth, submit
+        page.keyboard.press(key)
     wait_reviewed(page, 1)
     assert saved(service, critique) == {
         "text_faithfulness": ("carol", "accept", None, ""),
-        "image_faithfulness": ("carol", "accept", None, ""),
-        "physical_quality": ("carol", "reject", None, ""), "text_rendering": ("carol", "accept", None, "")}
+        "image_faithfulness": ("carol", "correct", 2.5, ""),
+        "physical_quality": ("carol", "reject", None, "seam"), "text_rendering": ("carol", "accept", None, "")}
     assert page.locator(".rr-dim:visible").count() == 3
     no_error_badges(page)
 

@@ -161,6 +161,22 @@ def test_sessions_show_images_and_delete_asks_first(page):
     page.get_by_role("tab", name="Create").click()
 
 
+def test_the_sessions_table_shows_reward_rounds_and_date_without_scrolling(page):
+    request = "a very long request about a harbour at dusk with fishing boats, gulls and warm lamplight"
+    if not page.service.list_sessions(None, "harbour at dusk"):
+        list(page.service.run_loop(None, request, {"rounds": 1, "steps": 1}))
+    page.get_by_role("tab", name="Sessions").click()
+    page.fill("#sessions-search textarea, #sessions-search input", "harbour")
+    page.click("#sessions-search-btn")
+    browser.wait_text(page, "#sessions-table", "harbour at dusk")
+    table = page.locator("#sessions-table").bounding_box()
+    for name in ("request", "best reward", "rounds", "date"):  # what a designer scans a list by
+        header = page.locator("#sessions-table th").filter(has_text=name).first.bounding_box()
+        assert header["x"] >= table["x"] - 1 and header["x"] + header["width"] <= table["x"] + table["width"] + 1, \
+            (name, header, table)
+    page.get_by_role("tab", name="Create").click()
+
+
 def test_examples_fill_the_forms(page):
     page.get_by_role("tab", name="Create").click()
     page.locator("#create-examples").get_by_text("a watercolour of a lighthouse in a storm").click()
