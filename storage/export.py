@@ -35,6 +35,7 @@ from rr_core.parser import render_critique
 from rr_core.rubric import Task
 from storage.agreement import majority
 from storage.db import make_engine, make_session_factory
+from storage.errors import ImageNotFound
 from storage.export_files import ExportImages, ExportTarget
 from storage.images import ImageStore, default_image_store
 from storage.models import Annotation, CritiqueRow, PairJudgement, PairSource, CandidateRow, SessionRow, Verdict
@@ -488,6 +489,12 @@ def main(argv: list[str] | None = None) -> int:
             count = export_to_file(session, store, args.format, args.out, parquet=parquet,
                                    embed_images=args.embed_images, filters=filters,
                                    include_ties=args.include_ties)
+    except ImageNotFound as exc:
+        # Most often a --database-url of another data folder read with this one's image store.
+        log.error("error: the image store at %s: %s that the database names; point --images-dir (or "
+                  "RR_DATA_DIR) at this database's image store (the app keeps it at <data folder>/images)",
+                  store.root, exc)
+        return 1
     finally:
         engine.dispose()
     log.info("wrote %d %s records to %s", count, args.format, args.out)

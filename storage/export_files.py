@@ -25,11 +25,13 @@ import shutil
 import stat
 import tempfile
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 
 from PIL import Image as PILImage
 
+from storage.errors import ImageNotFound
 from storage.file_modes import file_mode, folder_mode
 from storage.images import ImageStore, encode_png
 
@@ -93,7 +95,15 @@ class ExportImages:
             return None
         if self.embed:
             return self.store.read_bytes(sha256)
-        return self._place(sha256, lambda target: _link_or_copy(self.store.path(sha256), target, self._file_mode))
+        return self._place(sha256, self._linker(sha256))
+
+    def _linker(self, sha256: str) -> Callable[[Path], None]:
+        def link(target: Path) -> None:
+            try:
+                _link_or_copy(self.store.path(sha256), target, self._file_mode)
+            except FileNotFoundError:
+                raise ImageNotFound(f"no image file for {sha256}") from None
+        return link
 
     def picture(self, image: PILImage.Image) -> str | bytes:
         """An image made for the export (the SFT export's prepared critic inputs)."""

@@ -20,7 +20,6 @@ from typing import Any
 from sqlalchemy.engine import make_url
 
 from storage import repository as repo
-from storage.db import database_url
 from storage.models import PairSource, Role
 from studio.context import AppContext
 from studio.users import RoleRequired
@@ -165,23 +164,27 @@ class Training:
                 "prompts_t2i": prompts.get("t2i", 0), "prompts_edit": prompts.get("edit", 0)}
 
     def _database_flag(self) -> str:
-        if self.database_url_text == database_url():
-            return ""
+        """Always spelled out, the app's default included: the command runs in another shell, whose
+        RR_DATA_DIR / RR_DATABASE_URL may name another database (a password is shown as ***)."""
         shown = make_url(self.database_url_text).render_as_string(hide_password=True)
         return f" --database-url {shlex.quote(shown)}"
+
+    def _data_dir_prefix(self) -> str:
+        """`RR_DATA_DIR=<this data folder> `: the export a --from-db run makes reads images from its store."""
+        return f"RR_DATA_DIR={shlex.quote(str(self.data_dir))} "
 
     def commands(self) -> str:
         """The command lines that train on this database into the data folder (where this view finds
         the runs again), and the app flags that load what they produce."""
-        db, runs = self._database_flag(), self.runs_dir
+        db, env, runs = self._database_flag(), self._data_dir_prefix(), self.runs_dir
         parrot, student = runs / "parrot", runs / "parrot" / "student"
         lines = ["# PARROT: the database's A/B pairs and reviewed critiques -> a student critic",
-                 f"python -m training.parrot run --config {PARROT_CONFIG} --from-db{db} "
+                 f"{env}python -m training.parrot run --config {PARROT_CONFIG} --from-db{db} "
                  f"--set work_dir={shlex.quote(str(parrot))}"]
         for task, config in RL_CONFIGS.items():
             out = runs / f"rl-{task}"
             lines += [f"# RL ({task}): the database's {task} prompts -> a generator LoRA",
-                      f"python -m training.rl --config {config} --from-db{db} output_dir={shlex.quote(str(out))}"]
+                      f"{env}python -m training.rl --config {config} --from-db{db} output_dir={shlex.quote(str(out))}"]
         lines += ["# Load the results back into the app",
                   f"python app.py --critic-adapter {shlex.quote(str(student / 'adapter'))} "
                   f"--t2i-lora {shlex.quote(str(runs / 'rl-t2i' / 'final'))} "

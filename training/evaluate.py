@@ -58,6 +58,8 @@ from training.parrot.records import JsonlWriter, latest_by_id, write_json
 logger = logging.getLogger(__name__)
 
 TABLE_COLUMNS = ("MMRB2-T2I", "MMRB2-Edit", "EditReward-Bench", "GenAI-Bench-T2I", "GenAI-Bench-Edit")
+# The studio's own pairs (python -m storage.export --format pairs): a column each, after the paper's.
+OWN_DATA_FORMAT = "storage"
 TABLE_METRICS = {"strict": "accuracy_without_ties", "reference": "reference_accuracy"}
 # Aspects scored from a sum of rubric dimensions (EditReward-Bench's visual quality, as the reference scores it).
 COMPOSITE_ASPECTS = {"visual_quality": ("image_faithfulness", "physical_quality")}
@@ -350,16 +352,19 @@ def compute_metrics(results: list[dict[str, Any]], pairs: dict[str, PreferencePa
 
 def paper_table(rows: dict[str, dict[str, Any]], source_formats: dict[str, str],
                 metric: str = "accuracy_without_ties") -> str:
-    """A Markdown table in the paper's columns (MMRB2-T2I ... GenAI-Bench-Edit), one row per critic.
+    """A Markdown table in the paper's columns (MMRB2-T2I ... GenAI-Bench-Edit), then one column per set
+    of the studio's own pairs (format storage, headed by the set's name), one row per critic.
 
     rows: critic name -> metrics from `evaluate_critic`; source_formats: data source name -> format
     (which column it reports under). A column without data shows "-".
     """
-    lines = ["| critic | " + " | ".join(TABLE_COLUMNS) + " |", "|---" * (len(TABLE_COLUMNS) + 1) + "|"]
+    own = sorted(s for s, f in source_formats.items() if f == OWN_DATA_FORMAT)
+    columns = [(c, [s for s, f in source_formats.items() if BENCHMARK_OF.get(f) == c]) for c in TABLE_COLUMNS]
+    columns += [(s, [s]) for s in own]
+    lines = ["| critic | " + " | ".join(c for c, _ in columns) + " |", "|---" * (len(columns) + 1) + "|"]
     for name, metrics in rows.items():
         cells = []
-        for column in TABLE_COLUMNS:
-            sources = [s for s, f in source_formats.items() if BENCHMARK_OF.get(f) == column]
+        for _, sources in columns:
             values = [metrics["by_source"][s].get(metric) for s in sources if s in metrics["by_source"]]
             values = [v for v in values if v is not None]
             cells.append(f"{100 * values[0]:.1f}" if values else "-")

@@ -50,9 +50,10 @@ def test_counts_commands_and_runs(filled, tmp_path):
     lines = [line for line in overview.commands.splitlines() if line and not line.startswith("#")]
     url = str(filled.engine.url)
     parrot = shlex.split(lines[0])
-    assert parrot[:4] == ["python", "-m", "training.parrot", "run"] and "--from-db" in parrot
+    assert parrot[0] == f"RR_DATA_DIR={tmp_path}"  # where the export finds the images
+    assert parrot[1:5] == ["python", "-m", "training.parrot", "run"] and "--from-db" in parrot
     assert parrot[parrot.index("--database-url") + 1] == url
-    assert any(shlex.split(line)[:3] == ["python", "-m", "training.rl"] and "--from-db" in line for line in lines)
+    assert any(shlex.split(line)[1:4] == ["python", "-m", "training.rl"] and "--from-db" in line for line in lines)
     assert any(line.startswith("python app.py --critic-adapter") for line in lines)
     runs = {run.name: run for run in overview.runs}
     assert runs["parrot"].kind == "parrot" and runs["parrot"].step == 3 and runs["parrot"].total == 10
@@ -91,3 +92,21 @@ def test_the_app_has_a_training_tab(filled):
     demo = build_app(filled)
     ids = {c.get("props", {}).get("elem_id") for c in demo.config["components"]}
     assert {"tab-training", "training-counts", "training-commands", "training-runs"} <= ids
+
+
+def test_commands_name_this_database_and_its_images_whatever_the_shell(tmp_path, monkeypatch):
+    """The app's own default database (RR_DATA_DIR set where the app runs) is still named in full: the
+    commands are pasted into another shell, where RR_DATA_DIR may be unset or another folder, and the
+    export they run reads images from RR_DATA_DIR's store."""
+    monkeypatch.setenv("RR_DATA_DIR", str(tmp_path))
+    monkeypatch.delenv("RR_DATABASE_URL", raising=False)
+    services = make_services(tmp_path, ScriptedModels())
+    try:
+        commands = services.training_overview(None).commands
+    finally:
+        services.engine.dispose()
+    training = [shlex.split(line) for line in commands.splitlines() if " -m training." in line]
+    assert len(training) == 3
+    for words in training:
+        assert words[0] == f"RR_DATA_DIR={tmp_path}", words
+        assert words[words.index("--database-url") + 1] == f"sqlite:///{tmp_path / 'studio.sqlite3'}"

@@ -259,6 +259,21 @@ def test_cli_and_atomic_replace(engine, data, tmp_path, monkeypatch):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["pairs.jsonl", "pairs.jsonl.images"]  # no temp left
 
 
+@pytest.mark.parametrize("embed", ["--image-paths", "--embed-images"])
+def test_an_image_store_that_is_not_the_databases_is_named_not_a_traceback(engine, data, tmp_path, caplog, embed):
+    """`--database-url` of another data folder with the default image store (./data/images, or the wrong
+    --images-dir): a message naming the store and how to point at the right one, exit 1, nothing left."""
+    url = engine.url.render_as_string(hide_password=False)
+    out = tmp_path / "out" / "pairs.jsonl"
+    wrong = tmp_path / "elsewhere" / "images"
+    assert export.main(["--format", "pairs", "--out", str(out), "--database-url", url, "--images-dir", str(wrong),
+                        embed]) == 1
+    message = caplog.text
+    assert f"the image store at {wrong}: no image file for " in message
+    assert "--images-dir" in message and "RR_DATA_DIR" in message
+    assert list((tmp_path / "out").iterdir()) == []  # no export, no temp file or folder left
+
+
 def test_a_correction_turns_an_invalid_dimension_into_a_score():
     """The critic wrote "17"; the annotator's corrected 3.0 is the score. Storage does not score, so the
     reward is left to whoever reads the export (each record carries its reward spec)."""

@@ -180,3 +180,20 @@ def test_editreward_visual_quality_is_image_faithfulness_plus_physical_quality(t
     assert metrics["dimension_agreement"] == {"text_faithfulness": 0.0, "visual_quality": 1.0,
                                               "physical_quality": 1.0}
     assert metrics["reference_dimension_accuracy"] == metrics["dimension_agreement"]
+
+
+def test_paper_table_has_the_projects_own_data_as_a_column(tmp_path):
+    """The studio's own pairs (format storage) get a column beside the paper's, headed by the set's name;
+    a critic not evaluated on a set shows "-" there."""
+    data = [PreferencePair(f"{source}-{p.pair_id}", p.task, p.request, p.image_a, p.image_b, p.label, source=source)
+            for source in ("mmrb", "studio") for p in pairs()]
+    perfect = evaluate_critic(ScriptedCritic(sees_red), data, tmp_path / "r.jsonl", EvaluateConfig(progress=False))
+    always_a = evaluate_critic(ScriptedCritic(lambda c: pair_text(Task.T2I, Preference.A)),
+                               [p for p in data if p.source == "mmrb"], tmp_path / "a.jsonl",
+                               EvaluateConfig(progress=False))
+    table = paper_table({"student": perfect, "base": always_a}, {"mmrb": "mmrb2-t2i", "studio": "storage"})
+    header, _, student, base = table.splitlines()
+    assert header == ("| critic | MMRB2-T2I | MMRB2-Edit | EditReward-Bench | GenAI-Bench-T2I | GenAI-Bench-Edit "
+                      "| studio |")
+    assert student == "| student | 100.0 | - | - | - | - | 100.0 |"
+    assert base == "| base | 66.7 | - | - | - | - | - |"
