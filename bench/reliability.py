@@ -41,9 +41,12 @@ def bad_input_probes(root: Path) -> list[tuple[str, bool]]:
     calls += [(f"{name} id={v!r}", lambda f=f, v=v: f(v)) for v, _ in BAD_IDS for name, f in (
         ("keep", lambda v: services.keep(None, v)), ("retry", lambda v: services.retry_critique(None, v)),
         ("annotate", lambda v: services.annotate(None, v, {"text_faithfulness": {"verdict": "accept"}})),
-        ("pick_pair", lambda v: services.pick_pair(None, v, 1, "A")))]
+        ("pick_pair", lambda v: services.pick_pair(None, v, 1, "A")),
+        ("review_critique", lambda v: services.critique_for_review(None, v)),
+        ("skip_critique", lambda v: services.skip_critique(None, v)))]
     calls += [(f"annotate verdicts={v!r}", lambda v=v: services.annotate(None, 1, v)) for v in BAD_VERDICTS]
     calls += [("export parquet='yes'", lambda: services.export(None, "pairs", "yes"))]
+    calls += [("run_loop request with a NUL", lambda: list(services.run_loop(None, "a fox\x00", {"rounds": 1})))]
     results = []
     for what, call in calls:
         try:

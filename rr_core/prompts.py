@@ -45,11 +45,21 @@ ORIGINS = ("shipped", "imported", "file")
 MAX_NAME_VERSION = 40
 
 
+def refuse_nul(text: str, name: str) -> str:
+    """`text` unchanged, or a specific error when it holds a NUL character (U+0000): no model wants
+    one, and PostgreSQL cannot store one in a text column (it reached the user as a database error)."""
+    if "\x00" in text:
+        raise InvalidRequest(f"{name} holds a NUL character (U+0000 at position {text.index(chr(0))}); "
+                             "remove it.")
+    return text
+
+
 def validate_request(text: str) -> str:
-    """The user's request, stripped; empty or over-long requests get a specific error."""
+    """The user's request, stripped; empty or over-long requests, and requests holding a NUL
+    character, get a specific error."""
     if not isinstance(text, str):
         raise InvalidRequest(f"The request must be text, got {type(text).__name__}.")
-    text = text.strip()
+    text = refuse_nul(text.strip(), "The request")
     if not text:
         raise InvalidRequest("The request is empty: describe the image you want (or the edit to make).")
     if len(text) > MAX_REQUEST_CHARS:

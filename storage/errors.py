@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+
 from rr_core.errors import InvalidImage, RRError
 
 
@@ -27,3 +29,12 @@ class ImageTooLarge(InvalidImage):
 
 class StorageFull(RRError, OSError):
     """The disk is full (ENOSPC): nothing partial was left behind."""
+
+
+def disk_full(error: OSError, what: str) -> OSError:
+    """`error` as a StorageFull that names `what` could not be written when it is ENOSPC (the user
+    then reads what to do, not Gradio's generic "Error"), else `error` itself."""
+    if error.errno == errno.ENOSPC and not isinstance(error, StorageFull):
+        return StorageFull(errno.ENOSPC, f"{what}'s disk is full: free space (python -m storage.gc removes "
+                                         "old exports and unused images) or move RR_DATA_DIR")
+    return error

@@ -3,7 +3,7 @@
     python -m storage.export --format {pairs,parrot,sft,sft-trl,dpo,rl-prompts} --out PATH
         [--jsonl|--parquet] [--embed-images|--image-paths] [--since DATE] [--until DATE]
         [--task t2i|edit] [--annotator ID] [--status ok|partial|failed] [--min-agreement 0.75]
-        [--include-ties]
+        [--include-ties] [--include-invalid]
 
 Every export is written to a temp file beside PATH and renamed over it at the end, so a crash mid-export
 leaves the previous file (or none), never half of one (storage/export_files.py). Images are embedded
@@ -60,6 +60,10 @@ class ExportFilters:
     annotator_id: str | None = None
     status: str | None = None
     min_agreement: float | None = None
+    include_invalid: bool = False
+    """Keep reviewed critiques that still hold an invalid score (one written outside 1-4 or not as a
+    score, and not corrected by the reviewer): left out by default, since their text would teach a
+    model to write such a value."""
 
     def __post_init__(self) -> None:
         if self.task is not None:
@@ -200,9 +204,11 @@ class ReviewedCritique:
     annotators: list[str]
 
 
-def review(row: CritiqueRow, annotator_id: str | None = None) -> ReviewedCritique | None:
+def review(row: CritiqueRow, annotator_id: str | None = None,
+           include_invalid: bool = False) -> ReviewedCritique | None:
     """Apply the annotations of `row` (the latest per dimension wins; only `annotator_id`'s if given).
-    None when it has no annotation or a dimension was rejected. Corrected critiques are re-rendered
+    None when it has no annotation, a dimension was rejected, or (unless `include_invalid`) a
+    dimension still holds an invalid score after the corrections. Corrected critiques are re-rendered
     with the corrected scores and no reward: the stored reward was made from the critic's scores, and
     storage does not score (a reader that wants one applies `reward_spec(row)` to the scores)."""
     notes = [a for a in row.annotations if annotator_id is None or a.annotator_id == annotator_id]
@@ -221,6 +227,8 @@ def review(row: CritiqueRow, annotator_id: str | None = None) -> ReviewedCritiqu
             scores[key] = replace(scores[key], score=value, not_applicable=False, raw_score=f"{value:g}", invalid="")
         critique = replace(critique, scores=scores, reward=None)
         critique = replace(critique, raw_text=render_critique(critique))
+    if critique.invalid_keys() and not include_invalid:
+        return None
     return ReviewedCritique(row, critique, critique.raw_text, bool(corrections),
                             sorted({n.annotator_id for n in latest.values()}))
 
@@ -264,7 +272,7 @@ def export_sft(session: Session, image: ExportImages, filters: ExportFilters = E
         raise ValueError(f"unknown SFT layout {layout!r}: expected sharegpt or trl")
     without_prompt = 0
     for row in session.scalars(_critique_query(filters)):
-        reviewed = review(row, filters.annotator_id)
+        reviewed = review(row, filters.annotator_id, filters.include_invalid)
         if reviewed is None:
             continue
         if not row.prompt_messages:
@@ -313,7 +321,7 @@ def export_parrot(session: Session, image: ExportImages,
             for row in round_.critiques:
                 if filters.status and row.status != filters.status:
                     continue
-                reviewed = review(row, filters.annotator_id)
+                reviewed = review(row, filters.annotator_id, filters.include_invalid)
                 if reviewed is None:
                     continue
                 parsed = reviewed.critique.to_dict()
@@ -470,13 +478,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--status", choices=("ok", "partial", "failed"), help="critique parse status")
     parser.add_argument("--min-agreement", type=float, help="minimum annotator agreement on a pair, 0-1")
     parser.add_argument("--include-ties", action="store_true", help="dpo: keep ties with label_0 = 0.5")
+    parser.add_argument("--include-invalid", action="store_true",
+                        help="sft, parrot: keep reviewed critiques that still hold an invalid score")
     parser.add_argument("--database-url", help="default: RR_DATABASE_URL or the SQLite file under RR_DATA_DIR")
     parser.add_argument("--images-dir", type=Path, help="image store root (default: <data dir>/images)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
     filters = ExportFilters(since=args.since, until=args.until, task=args.task, annotator_id=args.annotator,
-                            status=args.status, min_agreement=args.min_agreement)
+                            status=args.status, min_agreement=args.min_agreement,
+                            include_invalid=args.include_invalid)
     parquet = args.parquet or (not args.jsonl and args.out.suffix == ".parquet")
     missing = _missing_database(args.database_url)
     if missing:

@@ -14,7 +14,6 @@ Why this shape:
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import io
 import logging
@@ -29,7 +28,7 @@ from pathlib import Path
 from PIL import Image as PILImage
 
 from rr_core.paths import data_dir
-from storage.errors import ImageNotFound, ImageTooLarge, InvalidImageHash, StorageFull
+from storage.errors import ImageNotFound, ImageTooLarge, InvalidImageHash, disk_full
 from storage.file_modes import file_mode
 
 log = logging.getLogger(__name__)
@@ -178,7 +177,7 @@ class ImageStore:
             target.parent.mkdir(parents=True, exist_ok=True)
             fd, temp_name = tempfile.mkstemp(prefix=_TEMP_PREFIX, dir=target.parent)
         except OSError as error:
-            raise _storage_error(error) from error
+            raise disk_full(error, "the image store") from error
         try:
             os.fchmod(fd, file_mode())  # mkstemp's 0600 would keep the group's trainers out
             with os.fdopen(fd, "wb") as handle:
@@ -189,7 +188,7 @@ class ImageStore:
         except BaseException as error:
             Path(temp_name).unlink(missing_ok=True)
             if isinstance(error, OSError):
-                raise _storage_error(error) from error
+                raise disk_full(error, "the image store") from error
             raise
         _fsync_dir(target.parent)
 
@@ -197,12 +196,6 @@ class ImageStore:
 def default_image_store() -> ImageStore:
     """The store the app and the exporter share: <data dir>/images."""
     return ImageStore(data_dir() / "images")
-
-
-def _storage_error(error: OSError) -> OSError:
-    if error.errno == errno.ENOSPC:
-        return StorageFull(errno.ENOSPC, "the image store's disk is full: free space or move RR_DATA_DIR")
-    return error
 
 
 def _mtime(path: Path) -> float:

@@ -141,17 +141,17 @@ class Services:
     # --- review ---
 
     def next_critique(self, username: str | None, exclude: Sequence[int] = ()) -> dict[str, Any] | None:
-        return self.review.next_critique(username, exclude)
+        return self.review.next_critique(username, checked.record_ids(exclude, "critique id"))
 
     def critique_for_review(self, username: str | None, critique_id: int) -> dict[str, Any]:
-        return self.review.critique(username, critique_id)
+        return self.review.critique(username, checked.record_id(critique_id, "critique id"))
 
     def annotate(self, username: str | None, critique_id: int, verdicts: dict[str, dict[str, Any]]) -> str:
         return self.review.annotate(username, checked.record_id(critique_id, "critique id"),
                                     checked.verdicts(verdicts))
 
     def skip_critique(self, username: str | None, critique_id: int) -> str:
-        return self.review.skip_critique(username, critique_id)
+        return self.review.skip_critique(username, checked.record_id(critique_id, "critique id"))
 
     def undo_annotation(self, username: str | None) -> dict[str, Any] | None:
         return self.review.undo_annotation(username)
@@ -160,7 +160,7 @@ class Services:
         return self.review.critique_progress(username)
 
     def next_pair(self, username: str | None, exclude: Sequence[str] = ()) -> dict[str, Any] | None:
-        return self.review.next_pair(username, exclude)
+        return self.review.next_pair(username, checked.pair_keys(exclude))
 
     def pick_pair(self, username: str | None, candidate_a: int, candidate_b: int, preference: str,
                   left_candidate: int | None = None) -> str:

@@ -15,9 +15,9 @@ from sqlalchemy.engine import make_url
 from rr_core.errors import InvalidRequest, RRError
 from storage.db import write_transaction
 from storage import repository as repo
-from storage.errors import NotFound
+from storage.errors import NotFound, disk_full
 from storage.export import FORMATS, export_to_file
-from storage.export_files import write_zip
+from storage.export_files import images_folder, remove_entry, write_zip
 from storage.models import Role
 from studio import codec
 from studio.context import AppContext
@@ -68,17 +68,21 @@ class Exports:
         self.exports_dir.mkdir(parents=True, exist_ok=True)
         token = secrets.token_urlsafe(24)
         out = self.exports_dir / f"{fmt}-{token}.{'parquet' if parquet else 'jsonl'}"
-        with self.ctx.db() as db:
-            count = export_to_file(db, self.ctx.store, fmt, out, parquet=parquet)
+        try:
+            with self.ctx.db() as db:
+                count = export_to_file(db, self.ctx.store, fmt, out, parquet=parquet)
+            served = write_zip(out) if portable else out
+        except OSError as error:  # a full disk: the file and its images go, so no half export stays
+            for made in (out, images_folder(out)):
+                remove_entry(made)
+            raise disk_full(error, "the exports folder") from error
         command = f"python -m storage.export --format {fmt} --out {out.name}"
         # Always name the database: a pasted command runs in a shell without the server's environment.
         shown = make_url(self.database_url_text).render_as_string(hide_password=True)
         command += f" --database-url '{shown}'"
         command += f" --images-dir {self.ctx.store.root}"
         result: dict[str, Any] = {"file": str(out), "count": count, "command": command}
-        served = out
         if portable:
-            served = write_zip(out)
             result["zip"] = str(served)
         with write_transaction(self.ctx.db) as db:
             repo.add_export_link(db, token_hash=token_hash(token), owner_id=user_id, file_name=served.name,

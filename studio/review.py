@@ -200,7 +200,7 @@ class Review:
 
     def pick_side(self, username: str | None, left_candidate: int, right_candidate: int, side: str) -> str:
         """The Compare view's pick: "left", "right" or "tie" of the pair as shown."""
-        preference = {"left": "A", "right": "B", "tie": "tie"}.get(side)
+        preference = {"left": "A", "right": "B", "tie": "tie"}.get(side) if isinstance(side, str) else None
         if preference is None:
             raise InvalidRequest(f"Pick left, right or tie, not {side!r}.")
         return self.pick_pair(username, left_candidate, right_candidate, preference, left_candidate=left_candidate)

@@ -11,10 +11,12 @@ refused with an `InvalidRequest` that names the field and the value.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from typing import Any
 
 from rr_core.errors import InvalidRequest
+from rr_core.prompts import refuse_nul
 from rr_core.limits import (
     MAX_CANDIDATES,
     MAX_COMMENT_CHARS,
@@ -71,25 +73,55 @@ def flag(value: Any, name: str) -> bool:
 
 
 def text(value: Any, name: str, max_chars: int, shown_as: str | None = None) -> str:
-    """`value` as a str of at most `max_chars` characters (`shown_as` names it in the length message)."""
+    """`value` as a str of at most `max_chars` characters (`shown_as` names it in the length message)
+    with no NUL character (PostgreSQL cannot store one)."""
     if not isinstance(value, str):
         raise InvalidRequest(f"{name} must be text, got {_shown(value)}.")
     if len(value) > max_chars:
         raise InvalidRequest(f"{shown_as or name} is over {max_chars} characters; shorten it.")
-    return value
+    return refuse_nul(value, shown_as or name)
 
 
 def optional_text(value: Any, name: str) -> str | None:
-    """`value` as a str or None; how long it may be is the receiver's rule (a request's length is
-    rr_core.prompts.validate_request's)."""
+    """`value` as a str (with no NUL character) or None; how long it may be is the receiver's rule (a
+    request's length is rr_core.prompts.validate_request's)."""
     if value is not None and not isinstance(value, str):
         raise InvalidRequest(f"{name} must be text, got {_shown(value)}.")
-    return value
+    return None if value is None else refuse_nul(value, name)
 
 
 def record_id(value: Any, what: str) -> int:
     """A row id (`what`: "candidate id", "critique id") as sent by a caller."""
     return whole_number(value, what, 1, MAX_ID)
+
+
+MAX_SKIPPED = 10_000
+"""Items a reviewer may leave out of one visit's queue (the Review view's trail)."""
+PAIR_KEY = re.compile(r"pair:[1-9][0-9]{0,18}-[1-9][0-9]{0,18}")
+
+
+def _skipped(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    if not isinstance(value, (list, tuple)):
+        raise InvalidRequest(f"skipped must be a list, got {_shown(value)}.")
+    if len(value) > MAX_SKIPPED:
+        raise InvalidRequest(f"skipped holds {len(value)} items; the limit is {MAX_SKIPPED}.")
+    return list(value)
+
+
+def record_ids(value: Any, what: str) -> list[int]:
+    """A list of row ids (the critiques a reviewer skipped), each checked as `record_id`."""
+    return [record_id(item, what) for item in _skipped(value)]
+
+
+def pair_keys(value: Any) -> list[str]:
+    """A list of pair keys ("pair:<low>-<high>", as next_pair answers) a reviewer skipped."""
+    keys = _skipped(value)
+    for key in keys:
+        if not isinstance(key, str) or not PAIR_KEY.fullmatch(key):
+            raise InvalidRequest(f'skipped must hold pair keys such as "pair:3-7", got {_shown(key)}.')
+    return keys
 
 
 def session_id(value: Any) -> str:

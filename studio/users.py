@@ -53,7 +53,7 @@ class AuthSettings:
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> AuthSettings:
         env = dict(os.environ if env is None else env)
-        settings = cls.parse(env.get("RR_AUTH", ""), oauth=env.get("RR_OAUTH", "") in ("1", "true", "yes"))
+        settings = cls.parse(env.get("RR_AUTH", ""), oauth=oauth_wanted(env))
         settings.oauth_role = Role(env.get("RR_OAUTH_ROLE", Role.DESIGNER.value))
         settings.admins = frozenset(filter(None, env.get("RR_ADMINS", "").split(",")))
         return settings
@@ -76,6 +76,21 @@ class AuthSettings:
         if username not in self.users:
             raise SessionAccessDenied(f"Unknown user {username!r}: sign in again.")
         return Role.ADMIN if username in self.admins else self.users[username][1]
+
+
+def oauth_wanted(env: dict[str, str]) -> bool:
+    """Whether Hugging Face sign-in is on: RR_OAUTH when set (1/true/yes or 0/false/no, anything else
+    refused); unset, on exactly when this is a Space with an OAuth app (`hf_oauth: true` in the README
+    makes the platform set OAUTH_CLIENT_ID). Why the default: on a first push nobody has set RR_OAUTH
+    yet, and without sign-in every visitor of a public Space would be the one local admin."""
+    value = env.get("RR_OAUTH", "").strip().lower()
+    if value in ("1", "true", "yes"):
+        return True
+    if value in ("0", "false", "no"):
+        return False
+    if value:
+        raise ValueError(f"RR_OAUTH must be 1 or 0 (true/false, yes/no), got {value!r}")
+    return bool(env.get("SPACE_ID") and env.get("OAUTH_CLIENT_ID"))
 
 
 LOCAL_USER = "local"

@@ -98,7 +98,7 @@ def register_api(service: Services, gpu_limits: dict[str, Any], critic_limits: d
     def annotation_queue(skipped: list | None = None, request: gr.Request = None) -> dict:
         """The next critique to review (annotators/admins), leased to you for a while so no one else
         gets it; `skipped` lists critique ids to leave out. {} when the queue is empty."""
-        return critique_json(service.next_critique(username_of(request), [int(i) for i in skipped or []]))
+        return critique_json(service.next_critique(username_of(request), skipped))
 
     @shown_errors
     def review_critique(critique_id: int, request: gr.Request = None) -> dict:
@@ -130,7 +130,7 @@ def register_api(service: Services, gpu_limits: dict[str, Any], critic_limits: d
     def next_pair(skipped: list | None = None, request: gr.Request = None) -> dict:
         """Two images of one request you have not compared, sides shuffled per pair ("left", "right",
         each with its candidate id and gallery label), leased to you; {} when none are left."""
-        return pair_json(service.next_pair(username_of(request), [str(k) for k in skipped or []]))
+        return pair_json(service.next_pair(username_of(request), skipped))
 
     @shown_errors
     def pick_pair(candidate_a: int, candidate_b: int, preference: str, left_candidate: int = 0,

@@ -101,6 +101,18 @@ def framework_probes(url: str) -> list[tuple[str, bool]]:
     return results
 
 
+def critique_of(url: str, candidate_id: int) -> int:
+    """The id of the critique of round `candidate_id`, found through an admin's review queue (whose
+    lease it then gives back)."""
+    admin, skipped = client(url, "erin"), []
+    while item := admin.predict(skipped=skipped, api_name="/annotation_queue"):
+        admin.predict(critique_id=item["critique_id"], api_name="/skip_critique")
+        if item["candidate_id"] == candidate_id:
+            return item["critique_id"]
+        skipped.append(item["critique_id"])
+    raise LookupError(f"no critique of round {candidate_id} in the review queue")
+
+
 def cross_user_api_probes(url: str) -> list[tuple[str, bool]]:
     """Bob (a designer) and dave (an annotator, who may read but not change) go at alice's session
     through every named endpoint that takes an id or needs a role; held when refused."""
@@ -108,14 +120,20 @@ def cross_user_api_probes(url: str) -> list[tuple[str, bool]]:
     run = alice.predict(prompt="alice's private castle", rounds=2, steps=1, stop_threshold=0, api_name="/run_loop")
     sid = run["session_id"]
     rid, rid2 = (r["candidates"][0]["candidate_id"] for r in run["rounds"])
+    cid = critique_of(url, rid)
     attempts = {
         "bob": [("/session", {"session_id": sid}), ("/refine_round", {"session_id": sid, "prompt": "x"}),
                 ("/delete_session", {"session_id": sid}), ("/keep", {"candidate_id": rid}),
                 ("/pick_pair", {"candidate_a": rid, "candidate_b": rid2, "preference": "A"}),
                 ("/annotate", {"critique_id": 1, "verdicts": {"text_faithfulness": {"verdict": "reject"}}}),
-                ("/annotation_queue", {}), ("/next_pair", {}), ("/export", {"format": "pairs"})],
+                ("/annotation_queue", {}), ("/next_pair", {}), ("/export", {"format": "pairs"}),
+                ("/review_critique", {"critique_id": cid}), ("/skip_critique", {"critique_id": cid}),
+                ("/undo_annotation", {}), ("/critique_progress", {}),
+                ("/pick_side", {"left_candidate": rid, "right_candidate": rid2, "side": "left"}),
+                ("/skip_pair", {"candidate_a": rid, "candidate_b": rid2}), ("/undo_pick", {}),
+                ("/pair_progress", {}), ("/agreement", {}), ("/disagreements", {})],
         "dave": [("/refine_round", {"session_id": sid, "prompt": "x"}), ("/delete_session", {"session_id": sid}),
-                 ("/keep", {"candidate_id": rid})],
+                 ("/keep", {"candidate_id": rid}), ("/disagreements", {})],
     }
     results = []
     for user, calls in attempts.items():

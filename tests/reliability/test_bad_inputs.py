@@ -134,3 +134,41 @@ def test_export_flags_are_booleans_not_truthy_values(services, kwargs, message):
 @pytest.mark.parametrize("preference", [["A"], {"A": 1}, 1])
 def test_bad_preferences_get_a_specific_message(services, preference):
     assert "Pick A, B or tie" in _message(lambda: services.pick_pair(None, 1, 2, preference))
+
+
+@pytest.mark.parametrize("value, message", BAD_IDS)
+def test_review_ids_are_checked_like_every_other_id(services, value, message):
+    """Back (review_critique) and Skip once ran int(id): 1.5 opened critique 1, 2**63 overflowed."""
+    list(services.run_loop(None, "a fox", {"rounds": 1}))
+    for call in (lambda: services.critique_for_review(None, value),
+                 lambda: services.skip_critique(None, value),
+                 lambda: services.next_critique(None, [value])):
+        text = _message(call)
+        assert "critique id" in text and message in text, text
+
+
+@pytest.mark.parametrize("skipped", ["abc", 5, {"pair:1-2": 1}])
+def test_skipped_lists_must_be_lists(services, skipped):
+    assert "skipped must be a list" in _message(lambda: services.next_critique(None, skipped))
+    assert "skipped must be a list" in _message(lambda: services.next_pair(None, skipped))
+
+
+def test_skipped_pairs_are_pair_keys(services):
+    assert "pair key" in _message(lambda: services.next_pair(None, [{"a": 1}]))
+
+
+@pytest.mark.parametrize("side", [["left"], 1, None])
+def test_bad_sides_get_a_specific_message(services, side):
+    assert "Pick left, right or tie" in _message(lambda: services.pick_side(None, 1, 2, side))
+
+
+@pytest.mark.parametrize("call", [
+    lambda s: list(s.run_loop(None, "a fox\x00", {"rounds": 1})),
+    lambda s: s.generate(None, "a fox", {"negative_prompt": "blur\x00"}),
+    lambda s: s.list_sessions(None, "fo\x00x"),
+])
+def test_a_nul_character_is_refused_by_name(services, call):
+    """PostgreSQL cannot store U+0000 in text: it reached the user as a database error."""
+    assert "NUL" in _message(lambda: call(services))
+    with services.sessions() as db:
+        assert list(db.scalars(select(SessionRow))) == []

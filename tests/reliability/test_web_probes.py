@@ -86,6 +86,14 @@ def test_gradio_routes_are_tied_to_the_signed_in_user(app_url):
     ("/run_loop", {"prompt": "a fox", "stop_threshold": "high"}, "stop_threshold must be a number"),
     ("/pick_pair", {"candidate_a": 1, "candidate_b": 2, "preference": ["A"]}, "Pick A, B or tie"),
     ("/export", {"format": 3}, "Unknown export format"),
+    ("/review_critique", {"critique_id": 1.5}, "critique id must be a whole number"),
+    ("/review_critique", {"critique_id": 2**63}, "critique id must be between 1 and"),
+    ("/skip_critique", {"critique_id": "abc"}, "critique id must be a whole number"),
+    ("/annotation_queue", {"skipped": "abc"}, "skipped must be a list"),
+    ("/annotation_queue", {"skipped": [1.5]}, "critique id must be a whole number"),
+    ("/next_pair", {"skipped": [{"a": 1}]}, "pair keys"),
+    ("/pick_side", {"left_candidate": 1, "right_candidate": 2, "side": ["left"]}, "Pick left, right or tie"),
+    ("/run_loop", {"prompt": "a fox\x00"}, "NUL character"),
 ])
 def test_bad_inputs_through_the_api_get_specific_messages(app_url, api_name, kwargs, message):
     from tests.reliability.probes import client

@@ -168,3 +168,15 @@ def test_data_lands_under_the_persistent_folder_on_a_space(monkeypatch):
 
 def test_a_space_without_a_profile_flag_chooses_one():
     assert plan_for(None, {**SPACE, "SPACE_HARDWARE": "a100-large"}).name == "task-bf16"
+
+
+def test_a_space_with_sign_in_in_its_front_matter_signs_visitors_in_without_a_variable():
+    """On a first push nobody has set RR_OAUTH yet: with `hf_oauth: true` (the platform then sets
+    OAUTH_CLIENT_ID) the studio must not serve every visitor as the one local admin."""
+    space = {**SPACE, "OAUTH_CLIENT_ID": "client-id"}
+    assert AuthSettings.from_env(space).oauth
+    assert not AuthSettings.from_env({**space, "RR_OAUTH": "0"}).oauth  # turned off on purpose
+    assert not AuthSettings.from_env(SPACE).oauth  # no OAuth app on this Space: nothing to sign in with
+    assert not AuthSettings.from_env({"OAUTH_CLIENT_ID": "client-id"}).oauth  # not a Space
+    with pytest.raises(ValueError, match="RR_OAUTH must be 1 or 0"):
+        AuthSettings.from_env({**space, "RR_OAUTH": "on"})
