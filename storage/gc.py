@@ -28,9 +28,10 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from sqlalchemy import Engine
+from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-from storage.db import make_engine, make_session_factory, write_transaction
+from storage.db import database_url, make_engine, make_session_factory, write_transaction
 from storage.export_files import (
     IMAGES_SUFFIX,
     TEMP_SUFFIX,
@@ -182,6 +183,14 @@ def collect_garbage(engine_or_factory: Engine | sessionmaker[Session], store: Im
     return deleted
 
 
+def _same_database(first: str, second: str) -> bool:
+    """Whether two URLs name the same database (SQLite paths compared resolved)."""
+    one, two = make_url(first), make_url(second)
+    if one.get_backend_name() == two.get_backend_name() == "sqlite":
+        return bool(one.database) and bool(two.database) and Path(one.database).resolve() == Path(two.database).resolve()
+    return one.render_as_string(hide_password=False) == two.render_as_string(hide_password=False)
+
+
 def main(argv: list[str] | None = None) -> int:
     from rr_core.paths import data_dir
 
@@ -200,6 +209,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.retention_days is not None and args.retention_days < 0:
         parser.error("--retention-days cannot be negative")
     retention = export_retention_days() if args.retention_days is None else (args.retention_days or None)
+    if (args.database_url and not _same_database(args.database_url, database_url())
+            and (args.images_dir is None or args.exports_dir is None)):
+        # Files are judged by the database: another database's gc over this folder would delete them all.
+        parser.error(f"--database-url names another database than this data folder's ({data_dir()}); give its "
+                     "--images-dir and --exports-dir too, so only the files that database owns are judged by it")
 
     report = GcReport(dry_run=args.dry_run)
     store = ImageStore(args.images_dir) if args.images_dir else default_image_store()

@@ -152,3 +152,20 @@ def test_gc_forgets_download_links_whose_export_is_gone(setting):
     with factory() as db:
         assert repo.export_link_files(db) == {"a" * 64: "pairs-kept.zip"}
     engine.dispose()
+
+
+def test_gc_of_another_database_without_its_folders_deletes_nothing(setting, tmp_path, monkeypatch):
+    """`--database-url` naming a database other than this data folder's, without `--images-dir`,
+    would judge this folder's images by a database that does not list them, and delete them all."""
+    here = tmp_path / "here"
+    store = ImageStore(here / "images")
+    sha = store.put(Image.new("RGB", (8, 8), (1, 2, 3))).sha256
+    old = time.time() - 10 * 86400
+    os.utime(store.path(sha), (old, old))
+    env = {**os.environ, "RR_DATA_DIR": str(here)}
+    env.pop("RR_DATABASE_URL", None)
+    done = subprocess.run([sys.executable, "-m", "storage.gc", "--database-url", setting["url"]], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert "--images-dir" in done.stderr and "--exports-dir" in done.stderr
+    assert store.exists(sha)
