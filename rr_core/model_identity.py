@@ -52,6 +52,21 @@ def artefact_id(path: str | Path) -> str:
     return f"{name}@{_content_hash(str(path.resolve()), stamp)}"
 
 
+def model_label(model_id: str) -> str:
+    """How a model is named in records and tables: a local checkpoint folder (or file) by its
+    `artefact_id`, since its path names neither the weights in it nor anything on another machine;
+    anything else (a Hub id, a server's model name, an id that is already an artefact id) as given."""
+    if not model_id:
+        return model_id
+    path = Path(model_id).expanduser()
+    if not path.exists():
+        return model_id
+    try:
+        return artefact_id(path)
+    except FileNotFoundError:  # an empty folder: nothing in it to name
+        return model_id
+
+
 def with_lora(model_id: str, lora_path: str | Path | None) -> str:
     """A generator's recorded id: the base model's id, plus `+<LoRA artefact id>` when a LoRA is loaded."""
     if not lora_path:

@@ -125,6 +125,12 @@ class Services:
     def open_session(self, username: str | None, session_id: str) -> RunView:
         return self.library.open_session(username, checked.session_id(session_id))
 
+    def session_dict(self, username: str | None, session_id: str, images: bool = False) -> dict[str, Any]:
+        """A stored session as API clients read it; `images` is checked as a real bool first, so
+        images="yes" or 1 is refused in words rather than read as true."""
+        with_images = checked.flag(images, "images")
+        return self.open_session(username, session_id).to_dict(images=with_images)
+
     def list_sessions(self, username: str | None, search: str = "", limit: int = 50) -> list[dict[str, Any]]:
         return self.library.list_sessions(username, checked.optional_text(search, "search") or "",
                                           checked.whole_number(limit, "limit", 1, 500))

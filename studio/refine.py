@@ -86,8 +86,10 @@ def run_item(services: Services, user: str | None, item: BatchItem, settings: di
     """One session through the app's run job; returns its summary (session id, stop reason, rewards)."""
     source = read_image_ref(Path(item.image), "source image") if item.image is not None else None
     view = None
+    logged = ""  # the run view is re-yielded for every streamed critique token: log only changes
     for view in services.run_loop(user, item.prompt, settings, source):
-        if not quiet and view.status:
+        if not quiet and view.status and view.status != logged:
+            logged = view.status
             logger.info("%s: %s", item.id, view.status)
     if view is None or not view.run.candidate_ids:
         raise RRError(f"{item.id}: no round was stored (every generation failed)")

@@ -2,7 +2,8 @@
 upload, so that a bad or huge file is answered at once and in words, never after Run.
 
 A file that is not an image, is empty or too large in bytes is refused with what is wrong with it. A
-picture larger than the models work at is scaled down (its note says from what to what); only a
+picture larger than the models work at is scaled down, and one whose sides are not multiples of the
+models' patch size is rounded to them (its note says which, from what to what); only a
 picture so large that decoding it could exhaust memory (a decompression bomb) is refused.
 """
 
@@ -70,7 +71,17 @@ def prepare_upload(path: str | Path, max_side: int = CRITIC_MAX_SIDE) -> Prepare
     except (OSError, SyntaxError, ValueError) as exc:
         raise InvalidImage(f"“{name}” is corrupt or truncated and cannot be decoded ({exc}).") from exc
     fitted = fit_to_grid(rgb, max_side, GRID)
-    if fitted.size == (width, height):
-        return PreparedUpload(fitted, "")
-    return PreparedUpload(fitted, f"Scaled down from {width}×{height} to {fitted.width}×{fitted.height}, the size "
-                                  "the models work at.")
+    return PreparedUpload(fitted, fit_note((width, height), fitted.size, max_side, GRID))
+
+
+def fit_note(original: tuple[int, int], fitted: tuple[int, int], max_side: int, multiple: int) -> str:
+    """Say what bringing the picture to the working size really did, so a designer is never told an
+    image was "scaled down" when it was only nudged onto the model's size grid ("" when unchanged)."""
+    if fitted == original:
+        return ""
+    (width, height), (new_w, new_h) = original, fitted
+    if max(width, height) > max_side:
+        return (f"Scaled down from {width}×{height} to {new_w}×{new_h}: the models work at most {max_side} "
+                f"pixels on the long side, in multiples of {multiple}.")
+    return (f"Rounded from {width}×{height} to {new_w}×{new_h}: the models read images in {multiple}-pixel "
+            f"patches, so each side is rounded down to a multiple of {multiple}.")

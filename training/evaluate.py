@@ -50,6 +50,7 @@ from tqdm import tqdm
 
 from rr_core.critics.base import Critic, PairRequest
 from rr_core.critique import PairwiseCritique, ParseStatus, Preference
+from rr_core.model_identity import model_label
 from rr_core.parser import PairRule, parse_pairwise, preference_from_totals
 from rr_core.rubric import Task, dimensions
 from training.data import BENCHMARK_OF, FORMATS, DataSource, PreferencePair, read_all
@@ -129,11 +130,13 @@ def critic_identity(critic: Any) -> str:
 
 
 def critic_name(critic: Any) -> str:
-    """A short name for tables: the model id, or the per-task model ids of a TaskRouter."""
+    """A short name for tables and results: the model id, or the per-task model ids of a TaskRouter;
+    a local checkpoint (a PARROT student's merged folder, the tiny critic's cache folder) by its
+    `name@hash8` identity (rr_core.model_identity.model_label), never by its path."""
     if hasattr(critic, "critics"):
-        ids = sorted({c.model_id for c in critic.critics.values()})
+        ids = sorted({model_label(c.model_id) for c in critic.critics.values()})
         return " + ".join(ids)
-    return critic.model_id
+    return model_label(critic.model_id)
 
 
 def _image_stamp(image: Any) -> bytes:

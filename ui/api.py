@@ -59,7 +59,7 @@ def register_api(service: Services, gpu_limits: dict[str, Any], critic_limits: d
     @shown_errors
     def session(session_id: str, images: bool = False, request: gr.Request = None) -> dict:
         """One of your sessions, with every round, critique and (optionally) image."""
-        return service.open_session(username_of(request), session_id).to_dict(images=images)
+        return service.session_dict(username_of(request), session_id, images)
 
     @shown_errors
     def sessions(search: str = "", request: gr.Request = None) -> list:

@@ -222,7 +222,7 @@ class StudioHandlers:
     @shown_errors
     def upload_source(self, path: str | None, request: gr.Request) -> Values:
         """Read a dropped file as the Edit source at once: a specific message for a file that is not
-        a usable image, and a note when it was scaled down to the working size."""
+        a usable image, and a note when it was scaled down or rounded to the working size."""
         if not path:
             return {}
         prepared = prepare_upload(path)

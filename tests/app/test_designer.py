@@ -293,6 +293,23 @@ def test_a_large_image_is_scaled_down_with_a_note(tmp_path, service, ui):
     assert "Scaled down from 7000×6000" in shown[ui.upload_note]
 
 
+def test_an_image_within_the_limit_is_said_to_be_rounded_not_scaled_down(tmp_path, service, ui):
+    odd = tmp_path / "odd.png"
+    Image.new("RGB", (600, 400), (30, 200, 30)).save(odd)  # under 1024: only 600 is off the 16-pixel grid
+    shown = StudioHandlers(service, ui).upload_source(str(odd), request=signed_in())
+    note = shown[ui.upload_note]
+    assert shown[ui.source].size == (592, 400)
+    assert "Scaled down" not in note
+    assert "Rounded from 600×400 to 592×400" in note and "multiple of 16" in note
+
+
+def test_an_image_already_on_the_grid_gets_no_note(tmp_path, service, ui):
+    exact = tmp_path / "exact.png"
+    Image.new("RGB", (640, 400), (30, 30, 200)).save(exact)
+    shown = StudioHandlers(service, ui).upload_source(str(exact), request=signed_in())
+    assert shown[ui.source].size == (640, 400) and shown[ui.upload_note] == ""
+
+
 def test_a_decompression_bomb_is_refused(tmp_path):
     bomb = tmp_path / "bomb.png"
     side = int(HARD_CAP_PIXELS ** 0.5) + 100

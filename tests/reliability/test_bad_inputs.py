@@ -131,6 +131,14 @@ def test_export_flags_are_booleans_not_truthy_values(services, kwargs, message):
     assert not services.exports_dir.exists() or not any(services.exports_dir.iterdir())
 
 
+@pytest.mark.parametrize("images", ["yes", "false", 1, 0, None])
+def test_the_session_images_flag_is_a_boolean_not_a_truthy_value(services, images):
+    view = list(services.run_loop(None, "a fox", {"rounds": 1, "stop_threshold": None}))[-1]
+    refused = _message(lambda: services.session_dict(None, view.session_id, images))
+    assert "images must be true or false" in refused
+    assert services.session_dict(None, view.session_id, False)["session_id"] == view.session_id
+
+
 @pytest.mark.parametrize("preference", [["A"], {"A": 1}, 1])
 def test_bad_preferences_get_a_specific_message(services, preference):
     assert "Pick A, B or tie" in _message(lambda: services.pick_pair(None, 1, 2, preference))

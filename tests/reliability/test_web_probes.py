@@ -76,6 +76,8 @@ def test_gradio_routes_are_tied_to_the_signed_in_user(app_url):
     ("/export", {"format": "pairs", "parquet": "yes"}, "parquet must be true or false"),
     ("/pick_pair", {"candidate_a": 2**63, "candidate_b": 1, "preference": "A"}, "candidate id must be between"),
     ("/session", {"session_id": 12}, "session id"),
+    ("/session", {"session_id": "f" * 32, "images": "yes"}, "images must be true or false"),
+    ("/session", {"session_id": "f" * 32, "images": 1}, "images must be true or false"),
     ("/refine_round", {"session_id": ["x"]}, "session id"),
     ("/refine_round", {"session_id": "f" * 32, "prompt": 7}, "prompt must be text"),
     ("/delete_session", {"session_id": {"id": 1}}, "session id"),

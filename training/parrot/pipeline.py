@@ -179,7 +179,7 @@ def run_evaluate(config: PipelineConfig, critic: Critic | None = None) -> dict[s
     out = config.root / "eval"
     metrics = evaluate_critic(critic, pairs, out / "results.jsonl", config.evaluate)
     write_json(out / "metrics.json", metrics)
-    table = paper_table({critic.model_id: metrics}, {s.name: s.format for s in sources})
+    table = paper_table({metrics["model_id"]: metrics}, {s.name: s.format for s in sources})
     (out / "table.md").write_text(table + "\n", encoding="utf-8")
     metrics["table"] = table
     return metrics
