@@ -85,7 +85,8 @@ class ModelPlan:
     remote_critic: bool = False
     """The GPU cannot hold a critic: preset auto picks the server critic (tiny without a URL)."""
     gpu_size: str | None = None
-    """The ZeroGPU size each GPU call asks for (None: the default half H200; "xlarge": a whole one)."""
+    """The ZeroGPU size each GPU call asks for: "large" (half an RTX Pro 6000 Blackwell, 48 GB) or "xlarge"
+    (a whole one, 96 GB, twice the quota); None off ZeroGPU. studio.fit chooses it."""
     load_at_start: bool = False
     """Load every model before serving (ZeroGPU forks its GPU workers from the loaded process)."""
     zero_gpu: bool = False

@@ -6,10 +6,15 @@ sets SPACES_ZERO_GPU), else the flavour named in SPACE_HARDWARE (set it as a Spa
 without a GPU probe), else the GPU memory torch reports. Elsewhere it is chosen by `--profile` /
 RR_PROFILE ("auto" probes the same way; unset keeps the preset's own rules and `--low-memory`).
 
-Weight sizes behind the thresholds (bf16): a RationalRewards-8B critic is about 17 GB; FLUX.1-schnell
-or FLUX.1-Kontext-dev with their text encoders about 34 GB each, so all four about 103 GB, one task's
-pair about 51 GB. In 4-bit NF4 a critic is about 6 GB and a FLUX pipeline with CPU offload peaks near
-12 GB (rr_core.presets). Activations and the critic's KV cache need headroom on top.
+Weight sizes behind the thresholds come from the models' parameter counts (studio.fit): in bf16 a
+RationalRewards-8B critic is about 17.5 GB, FLUX.1-schnell or FLUX.1-Kontext-dev with their text
+encoders about 33.7 GB each, so all four about 103 GB and one task's pair about 51 GB. In 4-bit NF4 a
+critic is about 6.7 GB and a FLUX pipeline with CPU offload peaks near 12 GB (rr_core.presets).
+Activations and the critic's KV cache need headroom on top (studio.fit.HEADROOM_GB).
+
+ZeroGPU is planned by studio.fit: every model stays resident (the platform copies all of them into
+each call), so their precision and the call size (`large` 48 GB or `xlarge` 96 GB on an RTX Pro 6000
+Blackwell) are chosen so the four fit one call.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from rr_core.presets import ModelPlan
+from studio.fit import DEFAULT_LINEUP, HEADROOM_GB, ZEROGPU_SIZES, fit_zerogpu
 
 PROFILES = ("auto", "all-bf16", "task-bf16", "task-4bit", "remote-critic", "zerogpu", "cpu")
 
@@ -29,15 +35,15 @@ HARDWARE_GPU_GB: dict[str, float] = {
     "l40sx1": 48, "l40sx4": 48, "l40sx8": 48,
     "a100-large": 80, "a100x4": 80, "a100x8": 80,
     "h100": 80, "h100x8": 80,
-    "zero-a10g": 70,
+    "zero-a10g": ZEROGPU_SIZES["xlarge"],
 }
 """GPU memory per device of each Space hardware flavour (the Hub's hardware table). Multi-GPU flavours
 count one device: the models are not split across GPUs. ZeroGPU ("zero-a10g" is its historical
-flavour name) lends half an H200, 70 GB, per call."""
+flavour name) lends per call half or all of an RTX Pro 6000 Blackwell (studio.fit.ZEROGPU_SIZES)."""
 
-ALL_BF16_GB = 120
+ALL_BF16_GB = DEFAULT_LINEUP.weights_gb(False, False) + HEADROOM_GB
 """All four models in bf16 (about 103 GB) plus headroom."""
-TASK_BF16_GB = 60
+TASK_BF16_GB = DEFAULT_LINEUP.weights_gb(False, False) / 2 + HEADROOM_GB
 """One task's critic and generator in bf16 (about 51 GB) plus headroom."""
 TASK_4BIT_GB = 20
 """One task's pair in 4-bit with offload (about 18 GB at the peak)."""
@@ -53,7 +59,8 @@ class Hardware:
 
     def describe(self) -> str:
         if self.zero_gpu:
-            return "ZeroGPU (a 70 GB share of an H200 per call)"
+            return ("ZeroGPU (an RTX Pro 6000 Blackwell per call: `large` half, 48 GB, or `xlarge` whole, "
+                    "96 GB)")
         if not self.gpu_gb:
             return f"{self.flavour}: no GPU"
         return f"{self.flavour}: {self.gpu_gb:g} GB GPU"
@@ -63,7 +70,7 @@ def detect_hardware(env: Mapping[str, str], measured_gpu_gb: float | None = None
     """ZeroGPU from SPACES_ZERO_GPU; else SPACE_HARDWARE's flavour; else the measured GPU memory
     (`measured_gpu_gb`, probed with torch when None)."""
     if env.get("SPACES_ZERO_GPU", "").lower() in ("1", "t", "true"):
-        return Hardware("zero-gpu", 70, zero_gpu=True)
+        return Hardware("zero-gpu", ZEROGPU_SIZES["xlarge"], zero_gpu=True)
     flavour = env.get("SPACE_HARDWARE", "").strip().lower()
     if flavour:
         if flavour not in HARDWARE_GPU_GB:
@@ -96,8 +103,9 @@ def requested_profile(flag: str | None, env: Mapping[str, str]) -> str | None:
     return name
 
 
-def choose_profile(name: str, hardware: Hardware) -> ModelPlan:
-    """The plan for profile `name` ("auto": the largest one the hardware holds), with the reason."""
+def choose_profile(name: str, hardware: Hardware, env: Mapping[str, str] | None = None) -> ModelPlan:
+    """The plan for profile `name` ("auto": the largest one the hardware holds), with the reason. `env`
+    (the model overrides, RR_ZEROGPU_SIZE, ZEROGPU_CUDA_TOTAL_MEMORY) sizes the zerogpu plan."""
     if name not in PROFILES:
         raise ValueError(f"unknown profile {name!r}; choose one of {', '.join(PROFILES)}")
     seen = hardware.describe()
@@ -106,6 +114,8 @@ def choose_profile(name: str, hardware: Hardware) -> ModelPlan:
         why = f"chosen for {seen}"
     else:
         why = f"asked for on {seen}"
+    if name == "zerogpu":
+        return _zerogpu(why, {} if env is None else env)
     return _PLANS[name](why)
 
 
@@ -137,11 +147,17 @@ _PLANS = {
     "cpu": lambda why: ModelPlan(
         "cpu", f"{why}: the critic is a server (RR_CRITIC_URL); without one the tiny offline models",
         residency="task", remote_critic=True),
-    "zerogpu": lambda why: ModelPlan(
-        "zerogpu", f"{why}: all four models loaded at start in bf16 (about 103 GB), so each GPU call asks "
-        "for a whole H200 (size xlarge); one generation or one critique batch per call",
-        residency="all", gpu_size="xlarge", load_at_start=True, zero_gpu=True),
 }
+
+
+def _zerogpu(why: str, env: Mapping[str, str]) -> ModelPlan:
+    """All four models loaded at start (ZeroGPU copies every one into each call), in the precision and
+    call size studio.fit finds to hold them; one generation or one critique batch per call."""
+    fit = fit_zerogpu(env)
+    return ModelPlan("zerogpu", f"{why}: all four models loaded at start, {fit.summary}; one generation or "
+                     "one critique batch per call", quantize_critics=fit.quantize_critics,
+                     quantize_generators=fit.quantize_generators, residency="all", gpu_size=fit.gpu_size,
+                     load_at_start=True, zero_gpu=True)
 
 
 def plan_for(flag: str | None, env: Mapping[str, str], measured_gpu_gb: float | None = None) -> ModelPlan | None:
@@ -149,4 +165,4 @@ def plan_for(flag: str | None, env: Mapping[str, str], measured_gpu_gb: float | 
     name = requested_profile(flag, env)
     if name is None:
         return None
-    return choose_profile(name, detect_hardware(env, measured_gpu_gb))
+    return choose_profile(name, detect_hardware(env, measured_gpu_gb), env)

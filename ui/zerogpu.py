@@ -16,10 +16,11 @@ arguments cross into ZeroGPU's worker process by pickling, so a proxy passes the
 or a progress callback. Off ZeroGPU `spaces.GPU` returns the function unchanged: the proxies then
 cost one extra call.
 
-The per-call figures are estimates for the Spaces GPUs, not measurements (bench/README.md has CPU
-figures only; see `GpuFigures`). They are deliberately on the slow side of published figures for
-FLUX.1 (12B) and an 8B VLM decoding with transformers' `generate` in bf16 on an A100; an H200 is
-faster, so the declared durations hold on both.
+Each call asks for the ZeroGPU size the plan chose (studio.fit: `large`, half an NVIDIA RTX Pro 6000
+Blackwell with 48 GB, or `xlarge`, the whole card with 96 GB, which costs twice the quota; hub docs,
+spaces-zerogpu.md). The per-call figures are estimates for that card, not measurements (bench/README.md
+has CPU figures only; see `GpuFigures`); tests/spaces/test_durations.py holds them against published
+figures. Nothing here has been run on a real ZeroGPU Space.
 """
 
 from __future__ import annotations
@@ -49,14 +50,18 @@ DEFAULT_SIDE = 1024
 class GpuFigures:
     """Seconds per unit of GPU work, used to declare each call's duration. Estimates, not measurements:
 
-    - FLUX.1 (12B) at 1024x1024 in 16-bit: a published RTX 4090 benchmark renders 30 steps, text
-      encoding and VAE decode included, in 6.2 s (about 0.2 s per step); an A100 or an H200 is at least
-      as fast. We take 0.6 s per step per image, three times that. Time scales with the pixel count
-      and, in one batched call, with the number of candidates.
-    - Qwen3-VL-8B with transformers' plain `generate` in bf16: the weights (about 17 GB) bound a decode
-      step at about 4 ms on an H200 and 8 ms on an A100 by memory bandwidth; per-step Python and
-      kernel-launch overhead put plain `generate` nearer 25 ms. We take 30 ms per token. A batch of K
-      critiques decodes together; each extra row adds about 15%.
+    - FLUX.1 (12B) at 1024x1024: a published RTX 4090 benchmark renders 30 steps in 16-bit, text
+      encoding and VAE decode included, in 6.2 s (about 0.2 s per step). ZeroGPU's RTX Pro 6000
+      Blackwell is the larger chip of the next generation, so a whole card is at least as fast; the
+      zerogpu plan runs the transformer in 4-bit NF4, whose dequantisation costs up to about 1.5x.
+      We take 0.6 s per step per image, twice that. On a `large` (half-card) call the `spaces`
+      package itself stretches the declared duration by 1.5 (0.51.3, `duration_factor` in
+      spaces/zero/configs.json). Time scales with the pixel count and, in one batched call, with the
+      number of candidates.
+    - Qwen3-VL-8B with transformers' plain `generate` in bf16: the weights (about 17.5 GB) bound a
+      decode step at about 10 ms on the card's 1.8 TB/s of memory bandwidth (4 ms on an H200);
+      per-step Python and kernel-launch overhead put plain `generate` nearer 25 ms. We take 30 ms per
+      token. A batch of K critiques decodes together; each extra row adds about 15%.
     - Fixed costs: text encoders, VAE decode and moving weights onto the lent GPU (ZeroGPU copies the
       packed weights in at the start of a call): 15 s for a generation, 15 s for a critique batch.
     - `margin` multiplies the estimate, for a busy host and the first call's kernel warm-up.
@@ -73,9 +78,13 @@ class GpuFigures:
 FIGURES = GpuFigures()
 
 MAX_DURATION_S = 600
-"""The longest duration one call may declare here. ZeroGPU refuses a call that asks for more than a
-visitor's allowance ("illegal duration"), so a request that would need more is refused up front with
-the setting to lower, rather than queued and cut off."""
+"""The most quota seconds one call may ask for here: its duration times its size's quota cost
+(`xlarge` counts twice, as the `spaces` package counts it when it checks the request). ZeroGPU
+refuses a call that asks for more than a visitor's allowance ("illegal duration"), so a request that
+would need more is refused up front with the setting to lower, rather than queued and cut off."""
+
+QUOTA_COST = {"large": 1, "xlarge": 2}
+"""Quota seconds per second of each ZeroGPU size (hub docs: `xlarge` consumes 2x)."""
 
 
 def generation_seconds(steps: int | None, candidates: int, width: int | None = None, height: int | None = None,
@@ -150,14 +159,23 @@ def _decorate(fn: Callable, duration: Callable, size: str | None) -> Callable:
     return decorated
 
 
-GPU_CALLS: dict[str | None, dict[str, Callable]] = {
+GPU_CALLS: dict[str, dict[str, Callable]] = {
     size: {"generate": _decorate(_generate, _generation_duration, size),
            "critique_many": _decorate(_critique_many, _critique_duration, size),
            "stream": _decorate(_stream, _stream_duration, size)}
-    for size in (None, "xlarge")
+    for size in QUOTA_COST
 }
-"""Each GPU entry point, decorated once per ZeroGPU size: None is the default half H200 (70 GB),
-"xlarge" a whole one (141 GB, twice the quota), for profiles whose weights need it."""
+"""Each GPU entry point, decorated once per ZeroGPU size: "large" (the platform's default, half an RTX
+Pro 6000 Blackwell, 48 GB) and "xlarge" (the whole card, 96 GB, twice the quota). The size is always
+passed: the package would otherwise switch to xlarge by itself above its own weight threshold."""
+
+
+def _size(size: str | None) -> str:
+    """The size a proxy's calls ask for: the plan's, "large" when it names none (off ZeroGPU)."""
+    size = size or "large"
+    if size not in GPU_CALLS:
+        raise ValueError(f"unknown ZeroGPU size {size!r}; expected one of {', '.join(GPU_CALLS)}")
+    return size
 
 
 def on_zero_gpu() -> bool:
@@ -189,10 +207,12 @@ def gpu(fn: Callable) -> Callable:
 # --- the proxies --------------------------------------------------------------------------------
 
 
-def _check(duration: int, what: str) -> None:
-    if duration > MAX_DURATION_S:
-        raise InvalidRequest(f"This {what} would need about {duration} s of GPU time in one call, more than "
-                             f"the {MAX_DURATION_S} s a ZeroGPU call may ask for; lower {_LOWER[what]}.")
+def _check(duration: int, what: str, size: str) -> None:
+    cost = duration * QUOTA_COST[size]
+    if cost > MAX_DURATION_S:
+        note = f" ({duration} s on an `{size}` GPU, which counts {QUOTA_COST[size]}x)" if cost > duration else ""
+        raise InvalidRequest(f"This {what} would need about {cost} s of GPU quota in one call{note}, "
+                             f"more than the {MAX_DURATION_S} s a ZeroGPU call may ask for; lower {_LOWER[what]}.")
 
 
 _LOWER = {"generation": "the steps, the candidates per round or the image size",
@@ -205,11 +225,12 @@ class GpuGenerator:
     def __init__(self, generator: Any, size: str | None = None) -> None:
         self._model = generator
         self._key = _register(generator)
-        self._calls = GPU_CALLS[size]
+        self._size = _size(size)
+        self._calls = GPU_CALLS[self._size]
 
     def generate(self, request: Any, progress: Callable | None = None) -> list:
         """`progress` is not forwarded: a callback cannot cross into ZeroGPU's worker process."""
-        _check(_generation_duration(self._key, request), "generation")
+        _check(_generation_duration(self._key, request), "generation", self._size)
         return self._calls["generate"](self._key, request)
 
     def __getattr__(self, name: str) -> Any:
@@ -225,17 +246,18 @@ class GpuCritic:
     def __init__(self, critic: Any, size: str | None = None) -> None:
         self._model = critic
         self._key = _register(critic)
-        self._calls = GPU_CALLS[size]
+        self._size = _size(size)
+        self._calls = GPU_CALLS[self._size]
 
     def critique_many(self, requests: Sequence[Any], cancel: threading.Event | None = None) -> list:
-        _check(_critique_duration(self._key, requests), "critique batch")
+        _check(_critique_duration(self._key, requests), "critique batch", self._size)
         return self._calls["critique_many"](self._key, list(requests))
 
     def critique(self, request: Any, cancel: threading.Event | None = None) -> Any:
         return self.critique_many([request], cancel)[0]
 
     def stream(self, request: Any, cancel: threading.Event | None = None) -> Iterator[Any]:
-        _check(_stream_duration(self._key, request), "critique batch")
+        _check(_stream_duration(self._key, request), "critique batch", self._size)
         yield from self._calls["stream"](self._key, request)
 
     def __getattr__(self, name: str) -> Any:

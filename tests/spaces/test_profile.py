@@ -42,10 +42,11 @@ def test_off_a_space_the_flag_decides_and_unset_keeps_the_preset_rules():
         detect_hardware({"SPACE_HARDWARE": "a9000"})
 
 
-def test_zerogpu_loads_everything_at_start_and_asks_for_a_whole_h200():
+def test_zerogpu_loads_everything_at_start_on_a_whole_blackwell_card():
     plan = choose_profile("auto", detect_hardware({"SPACES_ZERO_GPU": "true"}))
     assert plan.load_at_start and plan.gpu_size == "xlarge" and plan.residency == "all"
-    assert not plan.quantize_critics and not plan.cpu_offload  # ZeroGPU moves weights per call itself
+    assert not plan.cpu_offload  # ZeroGPU moves weights per call itself
+    assert "RTX Pro 6000 Blackwell" in plan.reason  # sizes: tests/spaces/test_zerogpu_fit.py
     preset = resolve_preset("tiny", plan=plan)  # in-process critics: no torch.compile on ZeroGPU
     assert {(s["fast_decode"], s["device_map"]) for s in preset.critic_settings.values()} == {("off", "cuda")}
     assert "fast_decode" not in resolve_preset("tiny").critic_settings[Task.T2I]

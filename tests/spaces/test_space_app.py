@@ -101,8 +101,8 @@ def recorded_calls(monkeypatch):
             return iter(result) if name == "stream" else result
         return call
 
-    for name, fn in list(zerogpu.GPU_CALLS[None].items()):
-        monkeypatch.setitem(zerogpu.GPU_CALLS[None], name, recorder(name, fn))
+    for name, fn in list(zerogpu.GPU_CALLS["large"].items()):
+        monkeypatch.setitem(zerogpu.GPU_CALLS["large"], name, recorder(name, fn))
     return calls
 
 

@@ -35,6 +35,10 @@ def test_front_matter_enables_sign_in_and_runs_app_py():
     assert set(meta.get("hf_oauth_scopes", [])) <= {"openid", "profile"}  # the app reads only who signed in
 
 
+def test_front_matter_asks_for_a_python_zerogpu_runs():
+    assert front_matter()["python_version"] in {"3.12.12", "3.10.13"}  # hub docs, spaces-zerogpu.md
+
+
 def test_the_space_installs_a_build_of_the_same_pinned_torch():
     local, space = pins(ROOT / "requirements.txt"), pins(ROOT / "pre-requirements.txt")
     assert set(local) == set(space) == {"torch", "torchvision"}
