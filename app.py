@@ -308,12 +308,17 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     auth = AuthSettings.from_env({**env, "RR_AUTH": args.auth})
+    # Presets auto and remote use a configured critic server; then no critic takes GPU memory.
+    remote_critics = args.preset in ("auto", "remote") and any(
+        [args.critic_url, args.critic_t2i_url, args.critic_edit_url, env.get("RR_CRITIC_URL"),
+         env.get("RR_CRITIC_T2I_URL"), env.get("RR_CRITIC_EDIT_URL")])
     service = create_services(args.preset, database_url_text=args.database_url, critic_url=args.critic_url,
                               critic_t2i_url=args.critic_t2i_url, critic_edit_url=args.critic_edit_url,
                               critic_timeout=args.critic_timeout, critic_retries=args.critic_retries,
                               low_memory=args.low_memory, auth=auth, max_runs_per_user=args.max_runs_per_user,
                               artefacts=artefacts_from_args(args), max_queued=args.max_queued,
-                              gpu_workers=zerogpu.gpu_concurrency(), plan=plan_for(args.profile, env))
+                              gpu_workers=zerogpu.gpu_concurrency(),
+                              plan=plan_for(args.profile, env, remote_critics=remote_critics))
     models = service.health_check.models
     zerogpu.install(models)
     examples = ExampleRuns(ExampleCache(models), slots=service.runs.slots)  # a real critic's: in the background

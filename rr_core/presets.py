@@ -10,7 +10,7 @@ Presets:
   (RR_CRITIC_T2I_URL / RR_CRITIC_EDIT_URL, each falling back to RR_CRITIC_URL).
 - tiny: random-weight models built offline. Output is meaningless; it exists for wiring, tests and
   demos without downloads. Its critic decodes under the critique grammar so its critiques parse.
-- auto: a CUDA GPU -> rationalrewards; else a critic URL configured -> remote; else tiny, with a
+- auto: a critic URL configured -> remote; else a CUDA GPU -> rationalrewards; else tiny, with a
   banner saying how to get real critiques.
 
 A `ModelPlan` (chosen from the hardware by `studio.profile`, e.g. on a Space) says how the models fit
@@ -281,8 +281,10 @@ def _resolve(name: str, critic_url: str | None, task_urls: dict[Task, str | None
     task_urls = {task: task_urls.get(task) or env.get(f"RR_CRITIC_{task.name}_URL") or critic_url for task in Task}
     requested = name
     if name == "auto":
+        # A configured server is an explicit choice, so it wins over a local GPU (which then keeps its
+        # memory for the generators).
         local = cuda_available() and not (plan and plan.remote_critic)
-        name = "rationalrewards" if local else ("remote" if any(task_urls.values()) else "tiny")
+        name = "remote" if any(task_urls.values()) else ("rationalrewards" if local else "tiny")
     if name == "tiny":
         return _tiny(cache_dir, requested)
 

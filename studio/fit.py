@@ -154,13 +154,22 @@ class ZeroGpuFit:
     summary: str
 
 
-def fit_zerogpu(env: Mapping[str, str]) -> ZeroGpuFit:
+def fit_zerogpu(env: Mapping[str, str], remote_critics: bool = False) -> ZeroGpuFit:
     """The best precision (PRECISIONS order) whose weights plus HEADROOM_GB fit a call, on the smallest
-    size that holds it. Raises when nothing fits, with what would be needed."""
+    size that holds it. Raises when nothing fits, with what would be needed. With `remote_critics`
+    (the preset uses a critic server) only the generators are loaded."""
     lineup, unknown = Lineup.from_env(env)
+    if remote_critics:
+        lineup = Lineup((), lineup.generators)
     budgets = zerogpu_budgets(env)
+    seen: set[float] = set()
     for quantize_critics, quantize_generators, label in PRECISIONS:
         weights = lineup.weights_gb(quantize_critics, quantize_generators)
+        if not lineup.critics:
+            if weights in seen:  # the critics' precision does not matter when none is loaded
+                continue
+            seen.add(weights)
+            label = "the generators' transformers in 4-bit" if quantize_generators else "the generators in bf16"
         for size, budget in budgets.items():
             if weights + HEADROOM_GB <= budget:
                 note = (f" (sizes unknown for {', '.join(unknown)}: counted as the defaults)"
@@ -170,6 +179,7 @@ def fit_zerogpu(env: Mapping[str, str]) -> ZeroGpuFit:
                 return ZeroGpuFit(quantize_critics, quantize_generators, size, weights, budget, summary)
     least = lineup.weights_gb(True, True)
     sizes = ", ".join(f"{size} {gb:g} GB" for size, gb in budgets.items())
-    raise ValueError(f"No ZeroGPU plan fits: the four models need at least {least:.1f} GB + "
+    what = "the two generators need" if not lineup.critics else "the four models need"
+    raise ValueError(f"No ZeroGPU plan fits: {what} at least {least:.1f} GB + "
                      f"{HEADROOM_GB:g} GB headroom in one call, and the sizes allowed give {sizes}. Allow `xlarge` (unset "
                      "RR_ZEROGPU_SIZE) or use a dedicated GPU Space.")

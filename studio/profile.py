@@ -103,9 +103,11 @@ def requested_profile(flag: str | None, env: Mapping[str, str]) -> str | None:
     return name
 
 
-def choose_profile(name: str, hardware: Hardware, env: Mapping[str, str] | None = None) -> ModelPlan:
+def choose_profile(name: str, hardware: Hardware, env: Mapping[str, str] | None = None,
+                   remote_critics: bool = False) -> ModelPlan:
     """The plan for profile `name` ("auto": the largest one the hardware holds), with the reason. `env`
-    (the model overrides, RR_ZEROGPU_SIZE, ZEROGPU_CUDA_TOTAL_MEMORY) sizes the zerogpu plan."""
+    (the model overrides, RR_ZEROGPU_SIZE, ZEROGPU_CUDA_TOTAL_MEMORY) sizes the zerogpu plan;
+    `remote_critics` (the preset uses a critic server) leaves the critics out of it."""
     if name not in PROFILES:
         raise ValueError(f"unknown profile {name!r}; choose one of {', '.join(PROFILES)}")
     seen = hardware.describe()
@@ -115,7 +117,7 @@ def choose_profile(name: str, hardware: Hardware, env: Mapping[str, str] | None 
     else:
         why = f"asked for on {seen}"
     if name == "zerogpu":
-        return _zerogpu(why, {} if env is None else env)
+        return _zerogpu(why, {} if env is None else env, remote_critics)
     return _PLANS[name](why)
 
 
@@ -150,19 +152,22 @@ _PLANS = {
 }
 
 
-def _zerogpu(why: str, env: Mapping[str, str]) -> ModelPlan:
-    """All four models loaded at start (ZeroGPU copies every one into each call), in the precision and
-    call size studio.fit finds to hold them; one generation or one critique batch per call."""
-    fit = fit_zerogpu(env)
-    return ModelPlan("zerogpu", f"{why}: all four models loaded at start, {fit.summary}; one generation or "
-                     "one critique batch per call", quantize_critics=fit.quantize_critics,
-                     quantize_generators=fit.quantize_generators, residency="all", gpu_size=fit.gpu_size,
-                     load_at_start=True, zero_gpu=True)
+def _zerogpu(why: str, env: Mapping[str, str], remote_critics: bool = False) -> ModelPlan:
+    """Every model the preset loads placed on the GPU at start (ZeroGPU copies every one into each
+    call), in the precision and call size studio.fit finds to hold them; one generation or one
+    critique batch per call."""
+    fit = fit_zerogpu(env, remote_critics)
+    loaded = "the two generators loaded at start (the critic is a critic server)" if remote_critics else \
+        "all four models loaded at start"
+    return ModelPlan("zerogpu", f"{why}: {loaded}, {fit.summary}; one generation or one critique batch per call",
+                     quantize_critics=fit.quantize_critics, quantize_generators=fit.quantize_generators,
+                     residency="all", gpu_size=fit.gpu_size, load_at_start=True, zero_gpu=True)
 
 
-def plan_for(flag: str | None, env: Mapping[str, str], measured_gpu_gb: float | None = None) -> ModelPlan | None:
+def plan_for(flag: str | None, env: Mapping[str, str], measured_gpu_gb: float | None = None,
+             remote_critics: bool = False) -> ModelPlan | None:
     """The plan `python app.py` uses: None off a Space without --profile / RR_PROFILE."""
     name = requested_profile(flag, env)
     if name is None:
         return None
-    return choose_profile(name, detect_hardware(env, measured_gpu_gb), env)
+    return choose_profile(name, detect_hardware(env, measured_gpu_gb), env, remote_critics)

@@ -23,6 +23,16 @@ def test_auto_with_a_critic_url_is_remote(monkeypatch):
     assert preset.generators[Task.T2I].model_id == TEXT_TO_IMAGE_ID
 
 
+def test_auto_with_a_gpu_and_a_critic_url_uses_the_server(monkeypatch):
+    """A configured critic server is an explicit choice: a GPU machine then keeps its memory for the
+    generators instead of loading two 8B critics beside them (a Space with RR_CRITIC_URL set did)."""
+    monkeypatch.setattr("rr_core.presets.cuda_available", lambda: True)
+    preset = resolve_preset("auto", env={"RR_CRITIC_URL": "http://127.0.0.1:8000/v1"})
+    assert preset.name == "remote" and preset.critic_kind == "openai"
+    edit_only = resolve_preset("auto", env={"RR_CRITIC_EDIT_URL": "http://127.0.0.1:8001/v1"})
+    assert edit_only.name == "remote"
+
+
 def test_auto_with_a_gpu_is_rationalrewards_and_low_memory_fits_24_gb(monkeypatch):
     monkeypatch.setattr("rr_core.presets.cuda_available", lambda: True)
     preset = resolve_preset("auto", env={})

@@ -93,3 +93,21 @@ def test_every_size_the_planner_may_choose_has_decorated_calls():
     from ui.zerogpu import GPU_CALLS, QUOTA_COST
 
     assert set(ZEROGPU_SIZES) == set(QUOTA_COST) == set(GPU_CALLS)
+
+
+def test_with_a_critic_server_only_the_generators_are_loaded_and_fit_a_large_call():
+    """Preset auto uses a configured critic server, so the critics take no GPU memory: the plan counts
+    the generators only (and so keeps them in bf16 where, with the critics, it had to quantize them)."""
+    from studio.fit import fit_zerogpu
+    from studio.profile import plan_for
+
+    from studio.fit import DEFAULT_LINEUP, model_gb
+
+    served = fit_zerogpu({}, remote_critics=True)
+    generators_bf16 = sum(model_gb(g, False) for g in DEFAULT_LINEUP.generators)
+    assert served.weights_gb == pytest.approx(generators_bf16)  # the two 8B critics are not counted
+    assert not served.quantize_generators and "four" not in served.summary and "generators in bf16" in served.summary
+    assert served.weights_gb + 8 <= {"large": 48, "xlarge": 96}[served.gpu_size]
+    env = {"SPACES_ZERO_GPU": "true", "SPACE_ID": "me/studio", "RR_CRITIC_URL": "http://critic:8000/v1"}
+    plan = plan_for(None, env, remote_critics=True)
+    assert plan.gpu_size == served.gpu_size and "critic server" in plan.reason
