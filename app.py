@@ -28,8 +28,9 @@ from studio.exports import FORMATS
 from ui.api import register_api
 from ui.handlers import StudioHandlers
 from ui.examples import EXAMPLES_DIR, T2I_EXAMPLES, ExampleRuns, edit_examples
-from ui.mappers import SESSION_COLUMN_WIDTHS, SESSION_COLUMNS, plan_text
-from ui.panels import RunForm, StudioUI, agreement_panel, annotate_panel, keys_html, pair_panel, results_panel
+from ui.mappers import HIDDEN_COLUMN_WIDTHS, HIDDEN_COLUMNS, SESSION_COLUMN_WIDTHS, SESSION_COLUMNS, plan_text
+from ui.panels import (RunForm, StudioUI, agreement_panel, annotate_panel, keys_html, pair_panel, purge_panel,
+                       results_panel)
 from ui.training_panel import training_tab, wire_training
 from ui.security import app_kwargs
 from studio.profile import PROFILES, plan_for
@@ -170,6 +171,7 @@ def build_app(service: Services, examples: ExampleRuns | None = None) -> gr.Bloc
                     export_note = gr.Markdown(elem_id="export-note")
                     export_cmd = gr.Code(label="The same export from a shell on the server, in the app's folder "
                                                "(for larger data)", language="shell", elem_id="export-command")
+                purge = purge_panel(HIDDEN_COLUMNS, HIDDEN_COLUMN_WIDTHS)
             training = training_tab()
 
         ui = StudioUI(create=create, edit=edit, annotate=annotate, pair=pair, agreement=agreement, create_seed=seed,
@@ -184,7 +186,7 @@ def build_app(service: Services, examples: ExampleRuns | None = None) -> gr.Bloc
                                         stop_early=edit_stop_early, plan=edit_plan),
                       health_timer=health_timer, upload_note=upload_note, sessions_gallery=sessions_gallery,
                       selected_note=selected_note, confirm_row=confirm_row, confirm_text=confirm_text,
-                      export_group=export_group)
+                      export_group=export_group, purge=purge)
         h = StudioHandlers(service, ui)
 
         # --- wiring (UI events are private; the documented API is ui.api) -------------------------
@@ -240,7 +242,8 @@ def build_app(service: Services, examples: ExampleRuns | None = None) -> gr.Bloc
         search_btn.click(h.sessions, search, listing, api_name="ui_sessions", **private)
         search.submit(h.sessions, search, listing, api_name="ui_sessions_submit", **private)
         sessions_tab.select(h.sessions, search, listing, api_name="ui_sessions_tab", **private) \
-            .then(h.counts, None, counts, api_name="ui_counts", **private)
+            .then(h.counts, None, counts, api_name="ui_counts", **private) \
+            .then(h.hidden, None, purge.outputs, api_name="ui_hidden_tab", **private)
         picked = [chosen, selected_note, confirm_row]
         table.select(h.pick_session, table, picked, api_name="ui_pick_session", **private)
         sessions_gallery.select(h.pick_session, table, picked, api_name="ui_pick_card", **private)
@@ -251,7 +254,15 @@ def build_app(service: Services, examples: ExampleRuns | None = None) -> gr.Bloc
         delete_btn.click(h.ask_delete, [chosen, table], [confirm_row, confirm_text], api_name="ui_ask_delete",
                          **private)
         confirm_no.click(h.cancel_delete, None, confirm_row, api_name="ui_cancel_delete", **private)
-        confirm_yes.click(h.delete, [chosen, search], listing + picked, api_name="ui_delete", **private)
+        confirm_yes.click(h.delete, [chosen, search], listing + picked, api_name="ui_delete", **private) \
+            .then(h.hidden, None, purge.outputs, api_name="ui_hidden_after_delete", **private)
+        purge.refresh.click(h.hidden, None, purge.outputs, api_name="ui_hidden", **private)
+        purge.table.select(h.pick_hidden, purge.table, [purge.chosen, purge.note, purge.confirm_row],
+                           api_name="ui_pick_hidden", **private)
+        purge.ask.click(h.ask_purge, purge.chosen, [purge.confirm_row, purge.confirm_text],
+                        api_name="ui_ask_purge", **private)
+        purge.cancel.click(h.cancel_purge, None, purge.confirm_row, api_name="ui_cancel_purge", **private)
+        purge.confirm.click(h.purge, purge.chosen, purge.outputs, api_name="ui_purge", **private)
         export_btn.click(h.export, [fmt, parquet], [export_file, export_note, export_cmd, counts],
                          api_name="ui_export", **private)
 
@@ -271,8 +282,8 @@ def build_app(service: Services, examples: ExampleRuns | None = None) -> gr.Bloc
         pair.undo.click(h.undo_pick, pair.trail, pair.outputs, api_name="ui_undo_pick", **private)
         agreement.refresh.click(h.agreement, None, agreement.text, api_name="ui_agreement", **private)
         help_btn.click(None, None, None, js="() => window.rrToggleHelp && window.rrToggleHelp()")
-        demo.load(h.load, None, [who, health, annotate_tab, sessions_tab, export_group], api_name="ui_load",
-                  **private)
+        demo.load(h.load, None, [who, health, annotate_tab, sessions_tab, export_group, purge.group],
+                  api_name="ui_load", **private)
 
         wire_training(training, service, demo)
         register_api(service, gpu_limits, critic_limits)

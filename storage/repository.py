@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from PIL import Image as PILImage
-from sqlalchemy import String, case, cast, delete, distinct, func, literal, or_, select, update
+from sqlalchemy import String, case, cast, delete, distinct, func, literal, or_, select, union, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, aliased
@@ -170,19 +170,103 @@ def delete_session(session: Session, session_id: str, user_id: str) -> SessionRe
     return SessionRemoval(hidden=False, freed_images=_purge(session, row))
 
 
+def _require_admin(session: Session, user_id: str, what: str) -> None:
+    user = session.get(User, user_id)
+    if user is None or user.role is not Role.ADMIN:
+        raise SessionAccessDenied(f"only an admin can {what}")
+
+
 def purge_session(session: Session, session_id: str, admin_id: str) -> list[str]:
     """An admin's explicit removal of a session with everything on it, other users' annotations and
     picks included. Returns the freed image hashes (as delete_session)."""
-    user = session.get(User, admin_id)
-    if user is None or user.role is not Role.ADMIN:
-        raise SessionAccessDenied("only an admin can purge a session")
+    _require_admin(session, admin_id, "purge a session")
     return _purge(session, get_session_for_user(session, session_id, admin_id, write=True))
+
+
+def hidden_sessions(session: Session, admin_id: str, limit: int = MAX_PAGE) -> list[SessionRow]:
+    """The sessions their owners deleted but other users' annotations or picks kept (hidden_at set),
+    most recently hidden first: what an admin may purge."""
+    _require_admin(session, admin_id, "list hidden sessions")
+    limit = max(1, min(int(limit), MAX_PAGE))
+    return list(session.scalars(select(SessionRow).where(SessionRow.hidden_at.is_not(None))
+                                .order_by(SessionRow.hidden_at.desc(), SessionRow.id).limit(limit)))
+
+
+def annotation_counts(session: Session, session_ids: Sequence[str]) -> dict[str, int]:
+    """Per session id, how many annotations (one per critique dimension judged) its critiques have."""
+    if not session_ids:
+        return {}
+    query = (select(CandidateRow.session_id, func.count(Annotation.id))
+             .join(CritiqueRow, Annotation.critique_id == CritiqueRow.id)
+             .join(CandidateRow, CritiqueRow.candidate_id == CandidateRow.id)
+             .where(CandidateRow.session_id.in_(list(session_ids))).group_by(CandidateRow.session_id))
+    return {session_id: int(count) for session_id, count in session.execute(query)}
+
+
+def pick_counts(session: Session, session_ids: Sequence[str]) -> dict[str, int]:
+    """Per session id, how many A/B picks involve one of its images (each pick once; a pick counts for
+    every session whose purge would remove it, as `_purge` removes a pick with either image)."""
+    if not session_ids:
+        return {}
+    ends = union(*(select(PairJudgement.id.label("pick"), CandidateRow.session_id.label("session_id"))
+                   .join(CandidateRow, CandidateRow.id == column) for column in
+                   (PairJudgement.candidate_a_id, PairJudgement.candidate_b_id))).subquery()
+    query = (select(ends.c.session_id, func.count()).where(ends.c.session_id.in_(list(session_ids)))
+             .group_by(ends.c.session_id))
+    return {session_id: int(count) for session_id, count in session.execute(query)}
+
+
+@dataclass(frozen=True)
+class SessionContents:
+    """What purging a session removes: its rows, the annotations and picks on it (by `reviewers`),
+    and `freed_images`, the hashes of images no other session uses."""
+
+    row: SessionRow
+    rounds: int
+    images: int
+    critiques: int
+    annotations: int
+    picks: int
+    reviewers: list[str]
+    freed_images: list[str]
+
+
+def session_contents(session: Session, session_id: str, admin_id: str) -> SessionContents:
+    """Everything `purge_session` would remove from this session, counted (admins only)."""
+    _require_admin(session, admin_id, "purge a session")
+    row = get_session_for_user(session, session_id, admin_id, write=True)
+    candidate_ids = select(CandidateRow.id).where(CandidateRow.session_id == row.id)
+    critiques = select(CritiqueRow.id).where(CritiqueRow.candidate_id.in_(candidate_ids))
+    annotators = select(Annotation.annotator_id).where(Annotation.critique_id.in_(critiques))
+    judges = select(PairJudgement.judge_id).where(
+        or_(PairJudgement.candidate_a_id.in_(candidate_ids), PairJudgement.candidate_b_id.in_(candidate_ids)),
+        PairJudgement.judge_id.is_not(None))
+    return SessionContents(
+        row=row, rounds=round_counts(session, [row.id]).get(row.id, 0),
+        images=int(session.scalar(select(func.count()).select_from(candidate_ids.subquery())) or 0),
+        critiques=int(session.scalar(select(func.count()).select_from(critiques.subquery())) or 0),
+        annotations=annotation_counts(session, [row.id]).get(row.id, 0),
+        picks=pick_counts(session, [row.id]).get(row.id, 0),
+        reviewers=sorted(set(session.scalars(union(annotators, judges)))),
+        freed_images=_images_only_in(session, row.id))
+
+
+def _images_only_in(session: Session, session_id: str) -> list[str]:
+    """The hashes of the images (results and edit sources) of this session that no other session uses:
+    the image rows and files a purge frees."""
+    columns = (CandidateRow.image_sha256, CandidateRow.source_image_sha256)
+    here = session.execute(select(*columns).where(CandidateRow.session_id == session_id))
+    used = {sha for pair in here for sha in pair if sha}
+    if not used:
+        return []
+    elsewhere = union(*(select(column).where(CandidateRow.session_id != session_id, column.in_(used))
+                        for column in columns))
+    return sorted(used - set(session.scalars(elsewhere)))
 
 
 def _purge(session: Session, row: SessionRow) -> list[str]:
     candidate_ids = select(CandidateRow.id).where(CandidateRow.session_id == row.id)
-    used = {sha for pair in session.execute(select(CandidateRow.image_sha256, CandidateRow.source_image_sha256)
-                                            .where(CandidateRow.session_id == row.id)) for sha in pair if sha}
+    freed = _images_only_in(session, row.id)
     # Explicit deletes so the result does not depend on the backend enforcing ON DELETE CASCADE.
     session.execute(delete(PairJudgement).where(
         or_(PairJudgement.candidate_a_id.in_(candidate_ids), PairJudgement.candidate_b_id.in_(candidate_ids))))
@@ -193,9 +277,6 @@ def _purge(session: Session, row: SessionRow) -> list[str]:
         synchronize_session=False))
     session.delete(row)
     session.flush()
-    still_used = (select(CandidateRow.image_sha256).where(CandidateRow.image_sha256.in_(used))
-                  .union(select(CandidateRow.source_image_sha256).where(CandidateRow.source_image_sha256.in_(used))))
-    freed = sorted(used - set(session.scalars(still_used)))
     if freed:
         session.execute(delete(Image).where(Image.sha256.in_(freed)).execution_options(synchronize_session=False))
     return freed

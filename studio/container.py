@@ -141,6 +141,12 @@ class Services:
     def purge_session(self, username: str | None, session_id: str) -> str:
         return self.library.purge_session(username, checked.session_id(session_id))
 
+    def hidden_sessions(self, username: str | None) -> list[dict[str, Any]]:
+        return self.library.hidden_sessions(username)
+
+    def purge_preview(self, username: str | None, session_id: str) -> dict[str, Any]:
+        return self.library.purge_preview(username, checked.session_id(session_id))
+
     def stats(self, username: str | None) -> dict[str, int]:
         return self.library.stats(username)
 

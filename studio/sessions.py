@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import time
+from datetime import datetime
 from typing import Any
 
 from storage import repository as repo
@@ -16,6 +17,9 @@ from studio.users import RoleRequired
 from studio.views import RunView
 
 log = logging.getLogger(__name__)
+
+ADMINS_ONLY = "Only an admin can see hidden sessions or purge one."
+"""The one answer a non-admin gets from every hidden-session call, whatever the id."""
 
 
 class SessionLibrary:
@@ -57,17 +61,42 @@ class SessionLibrary:
         self._remove_files(session_id, removal.freed_images, started)
         return "Session deleted."
 
-    def purge_session(self, username: str | None, session_id: str) -> str:
-        """An admin's explicit removal of a session and everything on it, other users' annotations and
-        picks included (for a session hidden by its owner, or any other)."""
+    def _admin(self, username: str | None) -> str:
+        """The caller's id if they are an admin; otherwise one refusal whatever they asked about, so
+        it never tells whether a session id exists (anonymous callers are asked to sign in first)."""
         user_id = self.ctx.users.user(username)
         if self.ctx.users.role(username) is not Role.ADMIN:
-            raise RoleRequired("Purging a session needs the admin role.")
+            raise RoleRequired(ADMINS_ONLY)
+        return user_id
+
+    def hidden_sessions(self, username: str | None, limit: int = 100) -> list[dict[str, Any]]:
+        """Admins: sessions their owners deleted while other users' reviews hung on them, with how many
+        annotations and A/B picks each holds (what a purge would take from the training data)."""
+        user_id = self._admin(username)
+        with self.ctx.db() as db:
+            rows = repo.hidden_sessions(db, user_id, limit)
+            ids = [row.id for row in rows]
+            annotations, picks = repo.annotation_counts(db, ids), repo.pick_counts(db, ids)
+            return [{"id": row.id, "request": row.request or row.title, "owner": row.owner_id,
+                     "hidden_at": _when(row.hidden_at), "annotations": annotations.get(row.id, 0),
+                     "picks": picks.get(row.id, 0)} for row in rows]
+
+    def purge_preview(self, username: str | None, session_id: str) -> dict[str, Any]:
+        """Admins: what purging this session would remove, counted; nothing is changed."""
+        user_id = self._admin(username)
+        with self.ctx.db() as db:
+            return _contents_dict(repo.session_contents(db, session_id, user_id))
+
+    def purge_session(self, username: str | None, session_id: str) -> str:
+        """An admin's explicit removal of a session and everything on it, other users' annotations and
+        picks included (for a session hidden by its owner, or any other); says what it removed."""
+        user_id = self._admin(username)
         started = time.time()
         with write_transaction(self.ctx.db) as db:
+            removed = _contents_dict(repo.session_contents(db, session_id, user_id))
             freed = repo.purge_session(db, session_id, user_id)
         self._remove_files(session_id, freed, started)
-        return "Session purged with every annotation and pick on it."
+        return f"Purged {contents_text(removed)}."
 
     def _remove_files(self, session_id: str, hashes: list[str], started: float) -> None:
         """Delete the files of image rows the committed delete removed, unless a round of another
@@ -87,3 +116,31 @@ class SessionLibrary:
                     "annotated_critiques": repo.count_annotated_critiques(db, owner_id=owner),
                     "my_annotated_critiques": repo.count_annotated_critiques(db, annotator_id=user_id),
                     "my_sessions": repo.count_sessions(db, user_id)}
+
+
+def _when(moment: datetime | None) -> str | None:
+    """A stored UTC time as the Sessions view shows dates."""
+    return moment.strftime("%Y-%m-%d %H:%M") if moment is not None else None
+
+
+def _contents_dict(contents: repo.SessionContents) -> dict[str, Any]:
+    row = contents.row
+    return {"id": row.id, "request": row.request or row.title, "owner": row.owner_id,
+            "hidden_at": _when(row.hidden_at), "rounds": contents.rounds, "images": contents.images,
+            "critiques": contents.critiques, "annotations": contents.annotations, "picks": contents.picks,
+            "reviewers": contents.reviewers, "freed_images": len(contents.freed_images)}
+
+
+def _counted(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
+def contents_text(contents: dict[str, Any]) -> str:
+    """What a purge removes, in words (from `purge_preview`'s dict): the purge's answer and the
+    confirmation question say the same thing."""
+    by = f" (by {', '.join(contents['reviewers'])})" if contents["reviewers"] else ""
+    rounds, images = _counted(contents["rounds"], "round"), _counted(contents["images"], "image")
+    critiques, annotations = _counted(contents["critiques"], "critique"), _counted(contents["annotations"], "annotation")
+    picks, files = _counted(contents["picks"], "A/B pick"), _counted(contents["freed_images"], "image file")
+    return (f"“{contents['request']}” ({contents['owner']}'s session): its {rounds}, {images} and {critiques}; "
+            f"{annotations} and {picks} made on it{by}; and {files} no other session uses")

@@ -72,6 +72,18 @@ def register_api(service: Services, gpu_limits: dict[str, Any], critic_limits: d
         return service.delete_session(username_of(request), session_id)
 
     @shown_errors
+    def hidden_sessions(request: gr.Request = None) -> list:
+        """Admins: sessions their owners deleted while other users' annotations or A/B picks hung on them
+        (kept for training), with how many of each; what /purge_session may remove."""
+        return service.hidden_sessions(username_of(request))
+
+    @shown_errors
+    def purge_session(session_id: str, request: gr.Request = None) -> str:
+        """Admins: remove a session for good with its rounds, critiques, every annotation and A/B pick
+        on it, and the images no other session uses; says what it removed."""
+        return service.purge_session(username_of(request), session_id)
+
+    @shown_errors
     def keep(candidate_id: int, request: gr.Request = None) -> str:
         """Mark a round's image as kept."""
         return service.keep(username_of(request), candidate_id)
@@ -187,7 +199,7 @@ def register_api(service: Services, gpu_limits: dict[str, Any], critic_limits: d
     for fn, limits in ((generate, gpu_limits), (critique, critic_limits), (run_loop, gpu_limits),
                        (refine_round, gpu_limits)):
         gr.api(fn, api_name=fn.__name__, **limits)
-    for fn in (session, sessions, delete_session, keep, annotation_queue, review_critique, annotate, skip_critique,
+    for fn in (session, sessions, delete_session, hidden_sessions, purge_session, keep, annotation_queue, review_critique, annotate, skip_critique,
                undo_annotation, critique_progress, next_pair, pick_pair, pick_side, skip_pair, undo_pick,
                pair_progress, agreement, disagreements, export, stats, health):
         gr.api(fn, api_name=fn.__name__, concurrency_limit=None)

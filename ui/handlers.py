@@ -30,6 +30,7 @@ from ui.panels import ResultsPanel, StudioUI
 
 TOKEN_REFRESH_S = 0.25
 NO_SESSION = "That session is not in your sessions list any more (deleted, or someone else's)."
+PURGED_ALREADY = "That session is no longer stored (purged already?): refresh the list."
 Values = mappers.Values
 
 
@@ -315,6 +316,56 @@ class StudioHandlers:
             values[self.ui.confirm_row] = gr.Row(visible=False)
         return values
 
+    # --- sessions: an admin's purge ------------------------------------------------------------
+
+    def _admin(self, request: gr.Request) -> bool:
+        try:
+            return self.service.role(username_of(request)).value == "admin"
+        except RRError:
+            return False
+
+    @shown_errors
+    def hidden(self, request: gr.Request) -> Values:
+        """Admins: the sessions their owners hid. Anyone else gets nothing (their panel stays hidden)."""
+        if self.ui.purge is None or not self._admin(request):
+            return {}
+        return mappers.hidden_values(self.ui.purge, self.service.hidden_sessions(username_of(request)))
+
+    @shown_errors
+    def pick_hidden(self, table: pd.DataFrame | None, evt: gr.SelectData, request: gr.Request) -> Values:
+        """A click on a hidden session selects it, names it, and withdraws a pending question."""
+        panel = self.ui.purge
+        index = evt.index[0] if isinstance(evt.index, (list, tuple)) else evt.index
+        session_id = mappers.picked_session(table, index)
+        return {panel.chosen: session_id, panel.note: mappers.hidden_selected_text(table, session_id),
+                panel.confirm_row: gr.Row(visible=False)}
+
+    @shown_errors
+    def ask_purge(self, session_id: str, request: gr.Request) -> Values:
+        """Ask before purging, saying exactly what the purge removes."""
+        if not (session_id or "").strip():
+            raise gr.Error("Pick a hidden session first: click its row in the table.")
+        try:
+            preview = self.service.purge_preview(username_of(request), session_id.strip())
+        except NotFound as exc:
+            raise gr.Error(PURGED_ALREADY) from exc
+        return mappers.purge_question(self.ui.purge, preview)
+
+    def cancel_purge(self, request: gr.Request) -> Values:
+        """Keep the session; hide the question."""
+        return {self.ui.purge.confirm_row: gr.Row(visible=False)}
+
+    @shown_errors
+    def purge(self, session_id: str, request: gr.Request) -> Values:
+        """Purge the selected hidden session (after the question), say what went, refresh the list."""
+        if not (session_id or "").strip():
+            raise gr.Error("Pick a hidden session first: click its row in the table.")
+        try:
+            gr.Info(self.service.purge_session(username_of(request), session_id.strip()))
+        except NotFound as exc:
+            raise gr.Error(PURGED_ALREADY) from exc
+        return self.hidden(request)
+
     @shown_errors
     def counts(self, request: gr.Request) -> Values:
         """The export panel's counts."""
@@ -479,12 +530,18 @@ class StudioHandlers:
             role = self.service.role(user)
             who = f"Signed in as **{self.service.user(user)}** ({role.value})"
         except RRError as exc:
-            return {self.ui.who: str(exc), self.ui.health: health,
-                    self.ui.annotate_tab: gr.Tab(visible=False), self.ui.sessions_tab: gr.Tab(visible=False),
-                    self.ui.export_group: gr.Column(visible=False)}
+            values = {self.ui.who: str(exc), self.ui.health: health,
+                      self.ui.annotate_tab: gr.Tab(visible=False), self.ui.sessions_tab: gr.Tab(visible=False),
+                      self.ui.export_group: gr.Column(visible=False)}
+            return {**values, **self._purge_shown(False)}
         reviewer = role.value in ("annotator", "admin")
         return {self.ui.who: who, self.ui.health: health, self.ui.annotate_tab: gr.Tab(visible=reviewer),
-                self.ui.sessions_tab: gr.Tab(visible=True), self.ui.export_group: gr.Column(visible=reviewer)}
+                self.ui.sessions_tab: gr.Tab(visible=True), self.ui.export_group: gr.Column(visible=reviewer),
+                **self._purge_shown(role.value == "admin")}
+
+    def _purge_shown(self, admin: bool) -> Values:
+        """The admins' purge panel: shown to admins only (designers and annotators never see it)."""
+        return {self.ui.purge.group: gr.Column(visible=admin)} if self.ui.purge is not None else {}
 
 
 def _trail(trail: dict[str, list[Any]] | None) -> dict[str, list[Any]]:

@@ -16,8 +16,9 @@ from PIL import Image
 
 from rr_core.critique import ParseStatus
 from studio.session_cards import SessionCard
+from studio.sessions import contents_text
 from studio.views import RunView, focus_caption, gallery_items, history_svg, prompt_diff, scores_html
-from ui.panels import AnnotatePanel, PairPanel, ResultsPanel, RunForm
+from ui.panels import AnnotatePanel, PairPanel, PurgePanel, ResultsPanel, RunForm
 
 Values = dict[Any, Any]
 
@@ -288,3 +289,40 @@ def picked_session(table: pd.DataFrame | None, index: int | list[int] | tuple[in
     """The session id of the clicked table row ("" outside the table)."""
     row = index[0] if isinstance(index, (list, tuple)) else index
     return str(table.iloc[row]["id"]) if table is not None and 0 <= row < len(table) else ""
+
+
+HIDDEN_COLUMNS = ("request", "owner", "hidden (UTC)", "annotations", "A/B picks", "id")
+"""The admins' table of sessions hidden by their owners: what it was, whose, when, what hangs on it."""
+HIDDEN_COLUMN_WIDTHS = ("30%", "12%", "18%", "12%", "12%", "16%")
+
+
+def hidden_frame(hidden: list[dict[str, Any]]) -> pd.DataFrame:
+    """The hidden sessions (service.hidden_sessions) as the admins' table."""
+    return pd.DataFrame([{"request": h["request"], "owner": h["owner"], "hidden (UTC)": h["hidden_at"],
+                          "annotations": h["annotations"], "A/B picks": h["picks"], "id": h["id"]} for h in hidden],
+                        columns=list(HIDDEN_COLUMNS))
+
+
+def hidden_selected_text(table: pd.DataFrame | None, session_id: str) -> str:
+    """What the admins' panel says is selected (request and owner, never the id), or what to do."""
+    if table is None or len(table) == 0:
+        return "No session is hidden by its owner: nothing to purge."
+    if not session_id or not (table["id"] == session_id).any():
+        return f"{len(table)} hidden session(s). Click one to purge it."
+    row = table[table["id"] == session_id].iloc[0]
+    return (f"Selected: “{row['request']}” by {row['owner']} · {row['annotations']} annotation(s) · "
+            f"{row['A/B picks']} A/B pick(s)")
+
+
+def hidden_values(panel: PurgePanel, hidden: list[dict[str, Any]]) -> Values:
+    """The admins' panel refreshed: the table, nothing selected, no question pending."""
+    table = hidden_frame(hidden)
+    return {panel.table: table, panel.chosen: "", panel.note: hidden_selected_text(table, ""),
+            panel.confirm_row: gr.Row(visible=False)}
+
+
+def purge_question(panel: PurgePanel, preview: dict[str, Any]) -> Values:
+    """The question before a purge, saying exactly what goes (service.purge_preview's counts)."""
+    return {panel.confirm_row: gr.Row(visible=True),
+            panel.confirm_text: (f"**Purge {contents_text(preview)}?** This removes them for good: exports "
+                                 "made after it no longer hold that training data.")}

@@ -248,6 +248,50 @@ def agreement_panel() -> AgreementPanel:
 
 
 @dataclass(eq=False)
+class PurgePanel:
+    """The Sessions tab's admin part: the sessions owners deleted while other users' reviews kept
+    them, and a purge that asks first (the delete flow's ask / confirm row). Hidden until the page
+    load shows it to an admin, as the export panel is shown to reviewers."""
+
+    group: gr.Column
+    table: gr.Dataframe
+    chosen: gr.State
+    note: gr.Markdown
+    refresh: gr.Button
+    ask: gr.Button
+    confirm_row: gr.Row
+    confirm_text: gr.Markdown
+    confirm: gr.Button
+    cancel: gr.Button
+
+    @property
+    def outputs(self) -> list[gr.components.Component]:
+        """Every component `hidden_values` sets."""
+        return [self.table, self.chosen, self.note, self.confirm_row]
+
+
+def purge_panel(columns: tuple[str, ...], widths: tuple[str, ...]) -> PurgePanel:
+    """The admins' hidden sessions table with Refresh and Purge…, and the question before a purge."""
+    with gr.Column(visible=False, elem_id="purge-panel") as group:
+        gr.Markdown("### Sessions hidden by their owners (admins)\nDeleted by their owners, kept because other "
+                    "users annotated them or picked between their images. Purging one removes that training "
+                    "data for good.")
+        table = gr.Dataframe(headers=list(columns), interactive=False, wrap=True, column_widths=list(widths),
+                             elem_id="purge-table")
+        chosen = gr.State("")
+        note = gr.Markdown(elem_id="purge-selected")
+        with gr.Row():
+            refresh = gr.Button("Refresh", elem_id="purge-refresh")
+            ask = gr.Button("Purge…", variant="stop", elem_id="purge-ask")
+        with gr.Row(visible=False, elem_id="purge-confirm") as confirm_row:
+            confirm_text = gr.Markdown(elem_id="purge-confirm-text")
+            confirm = gr.Button("Yes, purge it", variant="stop", elem_id="purge-confirm-yes")
+            cancel = gr.Button("Cancel", elem_id="purge-cancel")
+    return PurgePanel(group=group, table=table, chosen=chosen, note=note, refresh=refresh, ask=ask,
+                      confirm_row=confirm_row, confirm_text=confirm_text, confirm=confirm, cancel=cancel)
+
+
+@dataclass(eq=False)
 class RunForm:
     """The settings a run starts from (Create has them all; Edit has no negative prompt and one
     candidate), so a reopened session can fill them back in."""
@@ -297,3 +341,4 @@ class StudioUI:
     selected_note: gr.Markdown | None = None
     confirm_row: gr.Row | None = None
     confirm_text: gr.Markdown | None = None
+    purge: PurgePanel | None = None

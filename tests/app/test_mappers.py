@@ -19,10 +19,10 @@ from storage.models import Annotation, PairJudgement
 from tests.app.conftest import ScriptedModels, make_service
 from ui import mappers
 from ui.handlers import StudioHandlers
-from ui.panels import StudioUI, agreement_panel, annotate_panel, pair_panel, results_panel
+from ui.panels import StudioUI, agreement_panel, annotate_panel, pair_panel, purge_panel, results_panel
 
 ROOT = Path(__file__).resolve().parents[2]
-AUTH = "alice:pa:designer,bob:pb:designer,carol:pc:annotator"
+AUTH = "alice:pa:designer,bob:pb:designer,carol:pc:annotator,root:pr:admin"
 NEVER_STOP = {"rounds": 2, "steps": 1, "stop_threshold": None}
 
 
@@ -54,12 +54,14 @@ def panels() -> StudioUI:
                 table, chosen = gr.Dataframe(), gr.Textbox()
                 with gr.Column() as export_group:
                     counts, export_file, export_note, export_command = gr.Markdown(), gr.File(), gr.Markdown(), gr.Code()
+                purge = purge_panel(mappers.HIDDEN_COLUMNS, mappers.HIDDEN_COLUMN_WIDTHS)
         yield StudioUI(create=create, edit=edit, annotate=annotate, pair=pair, agreement=agreement,
                        create_seed=create_seed,
                        edit_seed=edit_seed, source=source, slider=slider, tabs=tabs, table=table, chosen=chosen,
                        counts=counts, export_file=export_file, export_note=export_note,
                        export_command=export_command, who=gr.Markdown(), health=gr.Markdown(),
-                       annotate_tab=annotate_tab, sessions_tab=sessions_tab, export_group=export_group)
+                       annotate_tab=annotate_tab, sessions_tab=sessions_tab, export_group=export_group,
+                       purge=purge)
 
 
 def t2i_view(service):
@@ -281,6 +283,36 @@ def test_load_shows_who_and_the_tabs_their_role_may_see(service, panels, name, w
     assert shown[panels.who] == who
     assert shown[panels.annotate_tab].visible is annotate_tab and shown[panels.sessions_tab].visible is sessions_tab
     assert shown[panels.export_group].visible is annotate_tab  # the export panel: reviewers only, hidden
+
+
+@pytest.mark.parametrize("name, shown", [("root", True), ("carol", False), ("alice", False), (None, False)])
+def test_the_purge_panel_is_shown_to_admins_only(service, panels, name, shown):
+    assert StudioHandlers(service, panels).load(request=signed_in(name))[panels.purge.group].visible is shown
+
+
+def test_an_admin_is_asked_what_a_purge_removes_then_the_list_refreshes(service, panels):
+    view = t2i_view(service)
+    handlers = StudioHandlers(service, panels)
+    critique_id = handlers.next_critique(None, request=signed_in("carol"))[panels.annotate.loaded]["id"]
+    service.annotate("carol", critique_id, {"text_faithfulness": {"verdict": "accept"}})
+    service.delete_session("alice", view.session_id)  # hidden: carol's annotation hangs on it
+    assert handlers.hidden(request=signed_in("carol")) == {}  # a reviewer's tab select sets nothing
+    listed = handlers.hidden(request=signed_in("root"))
+    table = listed[panels.purge.table]
+    assert list(table["id"]) == [view.session_id] and list(table["owner"]) == ["alice"]
+    assert list(table["annotations"]) == [1] and listed[panels.purge.confirm_row].visible is False
+    with pytest.raises(gr.Error, match="Only an admin"):
+        handlers.ask_purge(view.session_id, request=signed_in("carol"))
+    asked = handlers.ask_purge(view.session_id, request=signed_in("root"))
+    assert asked[panels.purge.confirm_row].visible is True
+    text = asked[panels.purge.confirm_text]
+    assert text.startswith("**Purge “a red fox in the snow” (alice's session): its 2 rounds")
+    assert "1 annotation and 0 A/B picks made on it (by carol)" in text
+    after = handlers.purge(view.session_id, request=signed_in("root"))
+    assert after[panels.purge.table].empty and after[panels.purge.chosen] == ""
+    assert after[panels.purge.note] == "No session is hidden by its owner: nothing to purge."
+    with pytest.raises(gr.Error, match="no longer stored"):
+        handlers.purge(view.session_id, request=signed_in("root"))
 
 
 def test_a_designer_gets_the_role_message_from_the_queue(service, panels):

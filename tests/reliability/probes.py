@@ -131,9 +131,11 @@ def cross_user_api_probes(url: str) -> list[tuple[str, bool]]:
                 ("/undo_annotation", {}), ("/critique_progress", {}),
                 ("/pick_side", {"left_candidate": rid, "right_candidate": rid2, "side": "left"}),
                 ("/skip_pair", {"candidate_a": rid, "candidate_b": rid2}), ("/undo_pick", {}),
-                ("/pair_progress", {}), ("/agreement", {}), ("/disagreements", {})],
+                ("/pair_progress", {}), ("/agreement", {}), ("/disagreements", {}),
+                ("/hidden_sessions", {}), ("/purge_session", {"session_id": sid})],
         "dave": [("/refine_round", {"session_id": sid, "prompt": "x"}), ("/delete_session", {"session_id": sid}),
-                 ("/keep", {"candidate_id": rid}), ("/disagreements", {})],
+                 ("/keep", {"candidate_id": rid}), ("/disagreements", {}), ("/hidden_sessions", {}),
+                 ("/purge_session", {"session_id": sid})],
     }
     results = []
     for user, calls in attempts.items():

@@ -81,6 +81,7 @@ def test_gradio_routes_are_tied_to_the_signed_in_user(app_url):
     ("/refine_round", {"session_id": ["x"]}, "session id"),
     ("/refine_round", {"session_id": "f" * 32, "prompt": 7}, "prompt must be text"),
     ("/delete_session", {"session_id": {"id": 1}}, "session id"),
+    ("/purge_session", {"session_id": ["x"]}, "session id"),
     ("/sessions", {"search": 5}, "search must be text"),
     ("/critique", {"prompt": "a fox", "image": 5}, "image"),
     ("/critique", {"prompt": ["a fox"], "image": ""}, "must be text"),

@@ -314,3 +314,46 @@ def test_critique_keeps_its_prompt_and_reward_spec(factory, store, owner, make_i
         assert old.id in {row.id for row in repo.critiques_without_prompt(s, limit=10_000)}
         assert kept.id not in {row.id for row in repo.critiques_without_prompt(s, limit=10_000)}
         assert old.id not in {row.id for row in repo.critiques_without_prompt(s, after_id=old.id, limit=10_000)}
+
+
+def test_session_contents_count_what_a_purge_removes(factory, store, owner, new_user_id, make_image, make_critique):
+    """On both backends: the counts an admin is shown before a purge (each pick once), an edit source
+    shared with another session kept, and admins only."""
+    with write_transaction(factory) as s:
+        admin = repo.get_or_create_user(s, new_user_id("admin"), role="admin").id
+        reviewer = repo.get_or_create_user(s, new_user_id("annotator"), role="annotator").id
+    source = make_image(701)
+    sid = _session(factory, owner, task="edit")
+    a = _round(factory, store, owner, sid, make_image(702), make_critique("edit"), source_image=source)
+    b = _round(factory, store, owner, sid, make_image(703), make_critique("edit"), index=1, source_image=source)
+    other = _session(factory, owner, task="edit")
+    c = _round(factory, store, owner, other, make_image(704), make_critique("edit"), source_image=source)
+    with write_transaction(factory) as s:
+        cid = s.scalar(select(CritiqueRow.id).where(CritiqueRow.candidate_id == a))
+        for dimension in ("text_faithfulness", "physical_quality"):
+            repo.add_annotation(s, critique_id=cid, annotator_id=reviewer, dimension=dimension, verdict="accept")
+        repo.add_pair_judgement(s, candidate_a_id=a, candidate_b_id=b, preference="A", judge_id=reviewer)
+        repo.add_pair_judgement(s, candidate_a_id=b, candidate_b_id=a, preference="B", judge_id=owner)
+        assert repo.delete_session(s, sid, owner).hidden
+    with factory() as s:
+        assert sid in [row.id for row in repo.hidden_sessions(s, admin)]
+        assert other not in [row.id for row in repo.hidden_sessions(s, admin)]
+        assert repo.annotation_counts(s, [sid, other]) == {sid: 2}
+        assert repo.pick_counts(s, [sid, other]) == {sid: 2}
+        contents = repo.session_contents(s, sid, admin)
+        assert (contents.rounds, contents.images, contents.critiques, contents.annotations, contents.picks) == (
+            2, 2, 2, 2, 2)
+        assert contents.reviewers == sorted([owner, reviewer])
+        assert set(contents.freed_images) == {_sha(store, make_image(702)), _sha(store, make_image(703))}
+        for call in (lambda: repo.hidden_sessions(s, reviewer), lambda: repo.session_contents(s, sid, owner)):
+            with pytest.raises(SessionAccessDenied, match="only an admin"):
+                call()
+    with write_transaction(factory) as s:
+        assert repo.purge_session(s, sid, admin) == contents.freed_images
+    with factory() as s:
+        assert s.get(SessionRow, sid) is None and s.get(Image, _sha(store, source)) is not None
+        assert repo.pick_counts(s, [sid]) == {} and s.get(CandidateRow, c) is not None
+
+
+def _sha(store, image) -> str:
+    return store.put(image).sha256
