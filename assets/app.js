@@ -118,26 +118,27 @@
     event.target.blur();
     setTimeout(() => click(runButtons[box.id]), 50);
   }, true);
-  // Create and Edit results: when a run's first new image arrives, bring the results into view once
-  // (at 1280x900 the form fills the first screen, so the image would land below the fold); after
-  // that the page stays wherever the user scrolls it while the rounds stream in.
+  // Create and Edit results: when a run starts (its status line first changes after the click, which
+  // happens only once the run's checks have passed), bring the results into view once: at 1280x900
+  // the form fills the first screen, so the image would land below the fold. After that the page
+  // stays wherever the user scrolls it while the rounds stream in.
   const resultsOf = { "create-run": "create", "create-more": "create", "edit-run": "edit", "edit-more": "edit" };
-  const shownImage = (prefix) => document.querySelector(`#${prefix}-image img`);
+  const statusLine = (prefix) => document.querySelector(`#${prefix}-status`);
   let awaiting = null;
   document.addEventListener("click", (event) => {
     const button = event.target && event.target.closest ? event.target.closest("#create-run, #create-more, #edit-run, #edit-more") : null;
     if (!button) return;
     const prefix = resultsOf[button.id];
-    const img = shownImage(prefix);
-    awaiting = { prefix, src: img ? img.src : null };
+    const status = statusLine(prefix);
+    awaiting = { prefix, text: status ? status.textContent : "" };
   }, true);
   new MutationObserver(() => {
     if (!awaiting) return;
-    const img = shownImage(awaiting.prefix);
-    if (!img || !img.src || img.src === awaiting.src) return;
-    const status = document.querySelector(`#${awaiting.prefix}-status`);
+    const status = statusLine(awaiting.prefix);
+    if (!status || !status.textContent.trim() || status.textContent === awaiting.text) return;
     awaiting = null;
-    const box = img.getBoundingClientRect();
-    if (box.top < 0 || box.bottom > window.innerHeight) (status || img).scrollIntoView({ block: "start", behavior: "smooth" });
-  }).observe(document.body, { childList: true, subtree: true, attributes: true, attributeFilter: ["src"] });
+    const results = document.querySelector(`#${status.id.replace("-status", "-image")}`);
+    const box = (results || status).getBoundingClientRect();
+    if (box.top < 0 || box.bottom > window.innerHeight) status.scrollIntoView({ block: "start", behavior: "smooth" });
+  }).observe(document.body, { childList: true, subtree: true, characterData: true });
 }
