@@ -69,3 +69,35 @@ def services(tmp_path, models) -> Iterator[Services]:
     built = make_services(tmp_path, models)
     yield built
     built.engine.dispose()
+
+
+TEAM_AUTH = "alice:pa:designer,carol:pc:annotator,dave:pd:annotator,root:pr:admin"
+"""Sign-in for a team: a designer, two annotators and an admin."""
+
+
+@pytest.fixture
+def team_services(tmp_path) -> Iterator[Services]:
+    """The services under sign-in for TEAM_AUTH."""
+    built = make_services(tmp_path, auth=AuthSettings.parse(TEAM_AUTH))
+    yield built
+    built.engine.dispose()
+
+
+def alices_session(services: Services, prompt: str, seed: int = 0) -> tuple[str, list[str]]:
+    """A one-round, two-candidate session of alice's; its id and its images' hashes."""
+    from sqlalchemy import select
+
+    from storage.models import CandidateRow
+
+    view = list(services.run_loop("alice", prompt, {"rounds": 1, "candidates": 2, "seed": seed}))[-1]
+    with services.sessions() as db:
+        hashes = list(db.scalars(select(CandidateRow.image_sha256).where(CandidateRow.session_id == view.session_id)))
+    return view.session_id, hashes
+
+
+def count_rows(services: Services, model, *where) -> int:
+    """How many rows of `model` match `where`."""
+    from sqlalchemy import func, select
+
+    with services.sessions() as db:
+        return db.scalar(select(func.count()).select_from(model).where(*where))

@@ -7,44 +7,28 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from storage.errors import NotFound
 from storage.models import Annotation, CandidateRow, CritiqueRow, Image, PairJudgement, SessionRow
-from studio.users import AuthSettings, SessionAccessDenied
-from tests.studio.conftest import make_services
+from studio.users import SessionAccessDenied
+from tests.studio.conftest import alices_session, count_rows
 
-AUTH = "alice:pa:designer,carol:pc:annotator,dave:pd:annotator,root:pr:admin"
 UNKNOWN = "f" * 32
 
 
 @pytest.fixture
-def services(tmp_path):
-    built = make_services(tmp_path, auth=AuthSettings.parse(AUTH))
-    yield built
-    built.engine.dispose()
-
-
-def _run(services, prompt: str, seed: int = 0) -> tuple[str, list[str]]:
-    """A one-round, two-candidate session of alice's; its id and its images' hashes."""
-    view = list(services.run_loop("alice", prompt, {"rounds": 1, "candidates": 2, "seed": seed}))[-1]
-    with services.sessions() as db:
-        hashes = list(db.scalars(select(CandidateRow.image_sha256)
-                                 .where(CandidateRow.session_id == view.session_id)))
-    return view.session_id, hashes
-
-
-def _count(services, model, *where) -> int:
-    with services.sessions() as db:
-        return db.scalar(select(func.count()).select_from(model).where(*where))
+def services(team_services):
+    """Every test here runs under sign-in (tests.studio.conftest.TEAM_AUTH)."""
+    return team_services
 
 
 @pytest.fixture
 def hidden(services):
     """alice's "a lighthouse" (hidden: carol gave two verdicts, dave picked between its images) and
     her visible second "a lighthouse", which shares one of its two images."""
-    session_id, hashes = _run(services, "a lighthouse")
-    other_id, other_hashes = _run(services, "a lighthouse", seed=1)  # seed 1 repeats candidate 1 above
+    session_id, hashes = alices_session(services, "a lighthouse")
+    other_id, other_hashes = alices_session(services, "a lighthouse", seed=1)  # seed 1 repeats candidate 1 above
     with services.sessions() as db:
         own = list(db.scalars(select(CandidateRow.id).where(CandidateRow.session_id == session_id)))
         critique_id = db.scalar(select(CritiqueRow.id).where(CritiqueRow.candidate_id == own[0]))
@@ -73,7 +57,7 @@ def test_the_question_says_exactly_what_a_purge_removes(services, hidden):
                        "hidden_at": preview["hidden_at"], "rounds": 1, "images": 2, "critiques": 2,
                        "annotations": 2, "picks": 1, "reviewers": ["carol", "dave"], "freed_images": 1}
     assert preview["hidden_at"] is not None
-    assert _count(services, SessionRow, SessionRow.id == session_id) == 1  # asking removes nothing
+    assert count_rows(services, SessionRow, SessionRow.id == session_id) == 1  # asking removes nothing
 
     said = services.purge_session("root", session_id)
     assert said.startswith("Purged") and "a lighthouse" in said and "alice" in said
@@ -81,19 +65,19 @@ def test_the_question_says_exactly_what_a_purge_removes(services, hidden):
                  "1 image file"):
         assert part in said, (part, said)
     assert services.hidden_sessions("root") == []
-    assert _count(services, SessionRow, SessionRow.id == session_id) == 0
-    assert _count(services, CandidateRow, CandidateRow.session_id == session_id) == 0
-    assert _count(services, CritiqueRow) == 2  # the other session's two
-    assert _count(services, Annotation) == 0 and _count(services, PairJudgement) == 0
+    assert count_rows(services, SessionRow, SessionRow.id == session_id) == 0
+    assert count_rows(services, CandidateRow, CandidateRow.session_id == session_id) == 0
+    assert count_rows(services, CritiqueRow) == 2  # the other session's two
+    assert count_rows(services, Annotation) == 0 and count_rows(services, PairJudgement) == 0
     only_here = set(hashes) - shared
-    assert _count(services, Image, Image.sha256.in_(only_here)) == 0
+    assert count_rows(services, Image, Image.sha256.in_(only_here)) == 0
     assert not any(services.store.exists(sha) for sha in only_here)
     assert all(services.store.exists(sha) for sha in shared)  # the other session still shows it
     assert services.open_session("alice", other_id).session_id == other_id
 
 
 def test_a_visible_session_is_not_listed_as_hidden(services):
-    _run(services, "a kite")
+    alices_session(services, "a kite")
     assert services.hidden_sessions("root") == []
 
 
@@ -110,8 +94,8 @@ def test_no_one_else_lists_asks_or_purges_and_the_answer_never_depends_on_the_id
         services.hidden_sessions(who)
     texts.add(str(listing.value))
     assert texts == {"Only an admin can see hidden sessions or purge one."}
-    assert _count(services, SessionRow) == 2 and _count(services, Annotation) == 2
-    assert _count(services, PairJudgement) == 1
+    assert count_rows(services, SessionRow) == 2 and count_rows(services, Annotation) == 2
+    assert count_rows(services, PairJudgement) == 1
 
 
 def test_anonymous_callers_are_asked_to_sign_in_whatever_the_id(services, hidden):
@@ -119,11 +103,11 @@ def test_anonymous_callers_are_asked_to_sign_in_whatever_the_id(services, hidden
     for sid in (session_id, UNKNOWN):
         with pytest.raises(SessionAccessDenied, match="^Sign in to use the studio.$"):
             services.purge_session(None, sid)
-    assert _count(services, SessionRow) == 2
+    assert count_rows(services, SessionRow) == 2
 
 
 def test_an_admin_purging_an_unknown_id_is_told_it_is_not_found(services, hidden):
     for call in (services.purge_session, services.purge_preview):
         with pytest.raises(NotFound, match="no session"):
             call("root", UNKNOWN)
-    assert _count(services, SessionRow) == 2
+    assert count_rows(services, SessionRow) == 2
