@@ -111,3 +111,12 @@ def test_with_a_critic_server_only_the_generators_are_loaded_and_fit_a_large_cal
     env = {"SPACES_ZERO_GPU": "true", "SPACE_ID": "me/studio", "RR_CRITIC_URL": "http://critic:8000/v1"}
     plan = plan_for(None, env, remote_critics=True)
     assert plan.gpu_size == served.gpu_size and "critic server" in plan.reason
+
+
+def test_with_a_critic_server_a_large_call_holds_the_generators_in_4bit():
+    from studio.fit import fit_zerogpu
+
+    fit = fit_zerogpu({"RR_ZEROGPU_SIZE": "large"}, remote_critics=True)
+    assert fit.gpu_size == "large" and fit.quantize_generators and fit.weights_gb + 8 <= 48
+    with pytest.raises(ValueError, match="four models need"):
+        fit_zerogpu({"RR_ZEROGPU_SIZE": "large"})
