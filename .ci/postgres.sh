@@ -34,6 +34,9 @@ as_postgres() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else su
   if ! as_postgres psql -p "$PG_PORT" -tAc "SELECT 1 FROM pg_roles WHERE rolname = '$PG_USER'" | grep -q 1; then
     as_postgres psql -p "$PG_PORT" -v ON_ERROR_STOP=1 -c "CREATE ROLE \"$PG_USER\" LOGIN CREATEDB PASSWORD '$PG_PASSWORD'"
   fi
+  # pg_signal_backend: DROP DATABASE ... WITH (FORCE) of a scratch database may have to end an
+  # autovacuum worker in it, which needs this role.
+  as_postgres psql -p "$PG_PORT" -v ON_ERROR_STOP=1 -qc "GRANT pg_signal_backend TO \"$PG_USER\""
   if ! as_postgres psql -p "$PG_PORT" -tAc "SELECT 1 FROM pg_database WHERE datname = '$PG_DB'" | grep -q 1; then
     as_postgres createdb -p "$PG_PORT" -O "$PG_USER" "$PG_DB"
   fi

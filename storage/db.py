@@ -124,6 +124,27 @@ def scratch_postgres_database(base_url: str, prefix: str) -> Iterator[str]:
     try:
         yield base.set(database=name).render_as_string(hide_password=False)
     finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+        try:
+            _drop_database(admin, name)
+        finally:
+            admin.dispose()
+
+
+def _drop_database(admin: Engine, name: str, tries: int = 20, wait_s: float = 0.5) -> None:
+    """DROP ... WITH (FORCE), retried: FORCE must also end an autovacuum worker that happens to be in
+    the database, which a role without pg_signal_backend may not do ("must be a member of the role
+    whose process is being terminated"); the worker is gone a moment later."""
+    import time
+
+    from sqlalchemy import text
+    from sqlalchemy.exc import DBAPIError
+
+    for attempt in range(tries):
+        try:
+            with admin.connect() as connection:
+                connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            return
+        except DBAPIError:
+            if attempt == tries - 1:
+                raise
+            time.sleep(wait_s)

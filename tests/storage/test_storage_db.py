@@ -82,3 +82,37 @@ def test_gc_removes_rows_and_files_of_deleted_sessions(engine, factory, store, m
     assert store.exists(kept) and store.exists(in_flight) and not store.exists(gone)
     with factory() as s:
         assert s.get(Image, gone) is None and s.get(Image, kept) is not None
+
+
+def test_dropping_a_scratch_database_waits_out_a_passing_refusal(monkeypatch):
+    """DROP ... WITH (FORCE) is refused while an autovacuum worker the role may not end is in the
+    database; the drop is tried again instead of failing the teardown, and a lasting refusal is raised."""
+    from sqlalchemy.exc import DBAPIError
+
+    from storage import db as storage_db
+
+    refusals = {"left": 2, "drops": 0}
+
+    class Connection:
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def execute(self, statement):
+            refusals["drops"] += 1
+            if refusals["left"]:
+                refusals["left"] -= 1
+                raise DBAPIError(str(statement), None, Exception("must be a member of the role whose process is being terminated"))
+
+    class Admin:
+        def connect(self):
+            return Connection()
+
+    storage_db._drop_database(Admin(), "rr_scratch", wait_s=0)
+    assert refusals["drops"] == 3
+    refusals.update(left=100, drops=0)
+    with pytest.raises(DBAPIError):
+        storage_db._drop_database(Admin(), "rr_scratch", tries=3, wait_s=0)
+    assert refusals["drops"] == 3
