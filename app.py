@@ -21,7 +21,7 @@ from typing import Any
 import gradio as gr
 
 from studio.users import AuthSettings
-from rr_core.presets import PRESETS, add_artefact_arguments, artefacts_from_args
+from rr_core.presets import PRESETS, add_artefact_arguments, artefacts_from_args, uses_critic_server
 from studio.container import Services, create_services
 from studio.examples import ExampleCache
 from studio.exports import FORMATS
@@ -319,10 +319,8 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     auth = AuthSettings.from_env({**env, "RR_AUTH": args.auth})
-    # Presets auto and remote use a configured critic server; then no critic takes GPU memory.
-    remote_critics = args.preset in ("auto", "remote") and any(
-        [args.critic_url, args.critic_t2i_url, args.critic_edit_url, env.get("RR_CRITIC_URL"),
-         env.get("RR_CRITIC_T2I_URL"), env.get("RR_CRITIC_EDIT_URL")])
+    remote_critics = uses_critic_server(args.preset, env, critic_url=args.critic_url,
+                                        critic_t2i_url=args.critic_t2i_url, critic_edit_url=args.critic_edit_url)
     service = create_services(args.preset, database_url_text=args.database_url, critic_url=args.critic_url,
                               critic_t2i_url=args.critic_t2i_url, critic_edit_url=args.critic_edit_url,
                               critic_timeout=args.critic_timeout, critic_retries=args.critic_retries,

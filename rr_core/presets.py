@@ -273,12 +273,27 @@ def resolve_preset(name: str = "auto", *, critic_url: str | None = None, low_mem
     return preset
 
 
+def critic_server_urls(critic_url: str | None, task_urls: Mapping[Task, str | None],
+                       env: Mapping[str, str]) -> dict[Task, str | None]:
+    """Each task's critic server: its own URL (argument, then RR_CRITIC_<TASK>_URL), else the shared
+    one (argument, then RR_CRITIC_URL); None where none is configured."""
+    shared = critic_url or env.get("RR_CRITIC_URL") or None
+    return {task: task_urls.get(task) or env.get(f"RR_CRITIC_{task.name}_URL") or shared for task in Task}
+
+
+def uses_critic_server(name: str, env: Mapping[str, str], *, critic_url: str | None = None,
+                       critic_t2i_url: str | None = None, critic_edit_url: str | None = None) -> bool:
+    """Whether preset `name` critiques through a server (auto and remote do when one is configured),
+    so that no critic takes GPU memory; the same rule `resolve_preset` applies."""
+    urls = critic_server_urls(critic_url, {Task.T2I: critic_t2i_url, Task.EDIT: critic_edit_url}, env)
+    return name in ("auto", "remote") and any(urls.values())
+
+
 def _resolve(name: str, critic_url: str | None, task_urls: dict[Task, str | None], low_memory: bool,
              env: Mapping[str, str], cache_dir: str | None, plan: ModelPlan | None = None) -> Preset:
     if name not in PRESETS:
         raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
-    critic_url = critic_url or env.get("RR_CRITIC_URL") or None
-    task_urls = {task: task_urls.get(task) or env.get(f"RR_CRITIC_{task.name}_URL") or critic_url for task in Task}
+    task_urls = critic_server_urls(critic_url, task_urls, env)
     requested = name
     if name == "auto":
         # A configured server is an explicit choice, so it wins over a local GPU (which then keeps its

@@ -145,10 +145,8 @@ def forget_dead_export_links(engine_or_factory: Engine | sessionmaker[Session], 
                              *, dry_run: bool = False) -> int:
     """Delete the download links whose export file is no longer in `exports_dir` (retention removed
     it, or a person did); returns how many were (or, on a dry run, would be) deleted."""
-    factory = (make_session_factory(engine_or_factory) if isinstance(engine_or_factory, Engine)
-               else engine_or_factory)
     folder = Path(exports_dir)
-    with write_transaction(factory) as session:
+    with write_transaction(engine_or_factory) as session:
         dead = [token_hash for token_hash, name in export_link_files(session).items()
                 if not (folder / Path(name).name).is_file()]
         if not dry_run:

@@ -124,6 +124,12 @@ PRECISIONS: tuple[tuple[bool, bool, str], ...] = (
 """(quantize critics, quantize generators, what it means), best first: the critic's judgement is what
 the studio is for, so it keeps bf16 before the generators do."""
 
+GENERATOR_PRECISIONS: tuple[tuple[bool, bool, str], ...] = (
+    (False, False, "the generators in bf16"),
+    (False, True, "the generators' transformers in 4-bit"),
+)
+"""The choices when no critic is loaded (a critic server): only the generators' precision matters."""
+
 
 def zerogpu_budgets(env: Mapping[str, str]) -> dict[str, float]:
     """GB per call for each size allowed: the documented share, lowered to ZEROGPU_CUDA_TOTAL_MEMORY
@@ -162,14 +168,8 @@ def fit_zerogpu(env: Mapping[str, str], remote_critics: bool = False) -> ZeroGpu
     if remote_critics:
         lineup = Lineup((), lineup.generators)
     budgets = zerogpu_budgets(env)
-    seen: set[float] = set()
-    for quantize_critics, quantize_generators, label in PRECISIONS:
+    for quantize_critics, quantize_generators, label in (PRECISIONS if lineup.critics else GENERATOR_PRECISIONS):
         weights = lineup.weights_gb(quantize_critics, quantize_generators)
-        if not lineup.critics:
-            if weights in seen:  # the critics' precision does not matter when none is loaded
-                continue
-            seen.add(weights)
-            label = "the generators' transformers in 4-bit" if quantize_generators else "the generators in bf16"
         for size, budget in budgets.items():
             if weights + HEADROOM_GB <= budget:
                 note = (f" (sizes unknown for {', '.join(unknown)}: counted as the defaults)"

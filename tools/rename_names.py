@@ -135,15 +135,20 @@ def _apply(text: str, edits: list[Edit]) -> str:
     return "".join(out)
 
 
+def _rename_column_references(text: str) -> str:
+    """Qualified references to the renamed columns and to the `rounds` table's columns."""
+    text = re.sub(r"\brounds\.(?=(?:id|prompt|refined_prompt|used_prompt|session_id)\b)", "candidates.", text)
+    text = re.sub(r"\bCandidateRow\.prompt\b", "CandidateRow.request", text)
+    text = re.sub(r"\bCandidateRow\.refined_prompt\b", "CandidateRow.refined_request", text)
+    return re.sub(r"\bSessionRow\.prompt\b", "SessionRow.request", text)
+
+
 def rename_string(body: str, path: str, storage_file: bool, presets_aware: bool,
                   unclassified: list[str], where: str) -> str:
     """Rename inside the text of a string literal (or a docstring)."""
     body = IDENTIFIER_TEXT_RE.sub(lambda m: IDENTIFIERS[m.group(1)], body)
     body = re.sub(r"\bRound\.(?=\w)", "CandidateRow.", body)
-    body = re.sub(r"\brounds\.(?=(?:id|prompt|refined_prompt|used_prompt|session_id)\b)", "candidates.", body)
-    body = re.sub(r"\bCandidateRow\.prompt\b", "CandidateRow.request", body)
-    body = re.sub(r"\bCandidateRow\.refined_prompt\b", "CandidateRow.refined_request", body)
-    body = re.sub(r"\bSessionRow\.prompt\b", "SessionRow.request", body)
+    body = _rename_column_references(body)
     body = re.sub(r"name = 'rounds'", "name = 'candidates'", body)
     body = body.replace("`refined_prompt`", "`refined_request`")  # only the column had that name
     # The not-found message for a candidate id, and regexes that match it ("no session|no round").
@@ -328,11 +333,8 @@ def _rename_prose_part(text: str) -> str:
     new = IDENTIFIER_TEXT_RE.sub(lambda m: IDENTIFIERS[m.group(1)], text)
     new = re.sub(r"`Round`", "`CandidateRow`", new)
     new = re.sub(r"\bRound\.(?=[a-z_])", "CandidateRow.", new)
-    new = re.sub(r"\bCandidateRow\.prompt\b", "CandidateRow.request", new)
-    new = re.sub(r"\bCandidateRow\.refined_prompt\b", "CandidateRow.refined_request", new)
-    new = re.sub(r"\bSessionRow\.prompt\b", "SessionRow.request", new)
+    new = _rename_column_references(new)
     new = re.sub(r"`rounds`", "`candidates`", new)
-    new = re.sub(r"\brounds\.(?=(?:id|prompt|refined_prompt|used_prompt|session_id)\b)", "candidates.", new)
     new = re.sub(r"\bround ([AB] )?id\b", lambda m: f"candidate {m.group(1) or ''}id", new)
     return re.sub(r"`(rr_core\.presets\.)?Studio`", lambda m: f"`{m.group(1) or ''}Models`", new)
 

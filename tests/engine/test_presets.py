@@ -147,3 +147,16 @@ def _raised(call):
     except Exception as exc:
         return exc
     return None
+
+
+def test_which_presets_critique_through_a_server():
+    """app.py sizes the GPU plan by this rule; it is the one resolve_preset applies."""
+    from rr_core.presets import uses_critic_server
+
+    url = "http://127.0.0.1:8000/v1"
+    assert uses_critic_server("auto", {"RR_CRITIC_URL": url})
+    assert uses_critic_server("auto", {}, critic_edit_url=url)
+    assert uses_critic_server("remote", {"RR_CRITIC_T2I_URL": url})
+    assert not uses_critic_server("auto", {})
+    assert not uses_critic_server("rationalrewards", {"RR_CRITIC_URL": url})
+    assert not uses_critic_server("tiny", {}, critic_url=url)
