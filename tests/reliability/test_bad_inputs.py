@@ -12,7 +12,7 @@ from sqlalchemy import select
 from rr_core.errors import RRError
 from storage.models import SessionRow
 from studio.settings import run_settings
-from tests.studio.conftest import make_services
+from tests.studio.conftest import make_services, raised
 
 BAD_RUN_SETTINGS = [
     ({"seed": 1.5}, "seed must be a whole number"),
@@ -42,11 +42,7 @@ def services(tmp_path):
 
 
 def _message(call) -> str:
-    with pytest.raises(RRError) as caught:
-        result = call()
-        if hasattr(result, "__next__"):
-            list(result)
-    return str(caught.value)
+    return str(raised(call, RRError))
 
 
 @pytest.mark.parametrize("settings, message", BAD_RUN_SETTINGS)

@@ -101,3 +101,13 @@ def count_rows(services: Services, model, *where) -> int:
 
     with services.sessions() as db:
         return db.scalar(select(func.count()).select_from(model).where(*where))
+
+
+def raised(call: Callable[[], object], kind: type[BaseException] = Exception) -> BaseException:
+    """What `call()` raises; a generator it returns is run to its end (a streaming service method
+    checks its input when it is iterated)."""
+    with pytest.raises(kind) as caught:
+        result = call()
+        if hasattr(result, "__next__"):
+            list(result)
+    return caught.value

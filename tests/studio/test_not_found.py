@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from studio.users import AuthSettings
-from tests.studio.conftest import make_services
+from tests.studio.conftest import make_services, raised
 
 AUTH = "alice:pa:designer,bob:pb:designer,carol:pc:annotator"
 MISSING_ROUND = 10_000
@@ -22,16 +22,8 @@ def studio(tmp_path):
     services.engine.dispose()
 
 
-def _error(call) -> BaseException:
-    with pytest.raises(Exception) as caught:
-        result = call()
-        if hasattr(result, "__next__"):
-            list(result)
-    return caught.value
-
-
 def _same_answer(call_missing, call_others, missing_id, others_id) -> None:
-    missing, others = _error(call_missing), _error(call_others)
+    missing, others = raised(call_missing), raised(call_others)
     assert type(missing) is type(others)
     assert str(missing).replace(str(missing_id), "ID") == str(others).replace(str(others_id), "ID")
     assert "another user" not in str(others) and "belongs" not in str(others)
@@ -69,14 +61,14 @@ def test_round_ids_answer_the_same_when_missing_or_not_yours(studio, name):
 
 def test_the_message_does_not_count_rounds(studio):
     services, _, candidate_ids = studio
-    text = str(_error(lambda: services.keep("bob", candidate_ids[0])))
+    text = str(raised(lambda: services.keep("bob", candidate_ids[0])))
     assert text == f"no candidate {candidate_ids[0]}"
 
 
 def test_an_annotator_reads_every_session_but_a_missing_one_is_not_found(studio):
     services, session_id, _ = studio
     assert services.open_session("carol", session_id).session_id == session_id
-    assert "no session" in str(_error(lambda: services.open_session("carol", MISSING_SESSION)))
+    assert "no session" in str(raised(lambda: services.open_session("carol", MISSING_SESSION)))
 
 
 def test_designers_see_only_their_own_counts(studio):
